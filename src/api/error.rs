@@ -1,0 +1,94 @@
+//! One error type for the whole HTTP API. Every variant documents its status code; the body
+//! is always JSON `{"error": CODE, "message": TEXT, "field": FIELD?}`. Internal errors are
+//! logged with their cause and shown to the client only as a generic message.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body is not JSON (or not an object).
+    #[error("{0}")]
+    BadRequest(String),
+    /// 422: a field is missing, of the wrong type or out of range; names the field.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    /// 404: no such job (or route).
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: an idempotency key reused with a different body.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413: the body exceeds the configured limit.
+    #[error("request body is larger than the limit of {0} bytes (max_body_bytes)")]
+    TooLarge(usize),
+    /// 503: the store cannot be reached.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: a bug or an unexpected failure; details only in the log.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// A 422 naming `field`.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::Invalid { .. } => "validation_failed",
+            Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::TooLarge(_) => "payload_too_large",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            Self::Internal(e) => {
+                tracing::error!(error = %format!("{e:#}"), "internal error");
+                "internal error; see the server log".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut body = json!({"error": self.code(), "message": message});
+        if let Self::Invalid { field, .. } = &self {
+            body["field"] = json!(field);
+        }
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<crate::manager::StoreError> for ApiError {
+    fn from(e: crate::manager::StoreError) -> Self {
+        match e {
+            crate::manager::StoreError::Conflict(_) => ApiError::Conflict(e.to_string()),
+            crate::manager::StoreError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! `POST /api/interactions`: store one turn (Tier 1) and its reflection job.
+//!
+//! Body (JSON object; unknown fields are ignored):
+//! `user_id` (string, required), `session_id` (string, required), `user_message` (string,
+//! required, non-empty), `assistant_response` (string, may be empty or absent), `timestamp`
+//! (RFC 3339; without a zone it means UTC; default now), `metadata` (object: `speaker`,
+//! `timezone` (IANA name or UTC offset), `dia_id`, `image_caption`, anything else is kept),
+//! `interaction_id` (string, optional idempotency key).
+//!
+//! Answers 202 (fast path) or 200 (traditional path) with `interaction_id`,
+//! `reflection_job_id`, `priority`, `status`; 400 for a body that is not a JSON object, 422
+//! naming the bad field, 409 when `interaction_id` was used for a different turn, 413 above
+//! `max_body_bytes`.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Map, Value};
+
+use super::{ApiContext, ApiError, check_user_id};
+use crate::manager::Interaction;
+
+pub fn router() -> Router<ApiContext> {
+    Router::new().route("/api/interactions", post(store_interaction))
+}
+
+async fn store_interaction(
+    State(ctx): State<ApiContext>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(ctx.config.max_body_bytes)
+        } else {
+            ApiError::BadRequest(e.body_text())
+        }
+    })?;
+    let interaction = parse_interaction(&body)?;
+    let stored = ctx.manager.store_interaction(interaction).await?;
+    let status = if stored.results.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(stored)).into_response())
+}
+
+/// Validate the body, naming the first bad field.
+pub fn parse_interaction(body: &[u8]) -> Result<Interaction, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
+    let Value::Object(obj) = value else {
+        return Err(ApiError::BadRequest("body must be a JSON object".into()));
+    };
+    let user_id = required_str(&obj, "user_id")?;
+    check_user_id("user_id", &user_id)?;
+    let session_id = required_str(&obj, "session_id")?;
+    if session_id.len() > 256 {
+        return Err(ApiError::invalid("session_id", "must be at most 256 bytes"));
+    }
+    let user_message = required_str(&obj, "user_message")?;
+    if user_message.trim().is_empty() {
+        return Err(ApiError::invalid("user_message", "must not be empty"));
+    }
+    let assistant_response = optional_str(&obj, "assistant_response")?.unwrap_or_default();
+    let timestamp = match optional_str(&obj, "timestamp")? {
+        None => None,
+        Some(s) => Some(crate::job::parse_timestamp(&s).ok_or_else(|| {
+            ApiError::invalid(
+                "timestamp",
+                format!("{s:?} is not an RFC 3339 timestamp (e.g. 2024-05-08T13:56:00Z)"),
+            )
+        })?),
+    };
+    let metadata = match obj.get("metadata") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => return Err(ApiError::invalid("metadata", "must be a JSON object")),
+    };
+    for key in ["speaker", "timezone", "dia_id", "image_caption"] {
+        if let Some(v) = metadata.get(key) {
+            if !v.is_string() && !v.is_null() {
+                return Err(ApiError::invalid(
+                    format!("metadata.{key}"),
+                    "must be a string",
+                ));
+            }
+        }
+    }
+    if let Some(tz) = metadata.get("timezone").and_then(|v| v.as_str()) {
+        crate::extract::time::to_local(chrono::Utc::now(), Some(tz))
+            .map_err(|e| ApiError::invalid("metadata.timezone", e))?;
+    }
+    let interaction_id = optional_str(&obj, "interaction_id")?;
+    if let Some(id) = &interaction_id {
+        if id.is_empty()
+            || id.len() > 200
+            || id.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(ApiError::invalid(
+                "interaction_id",
+                "must be 1 to 200 bytes without spaces or control characters",
+            ));
+        }
+    }
+    Ok(Interaction {
+        interaction_id,
+        user_id,
+        session_id,
+        user_message,
+        assistant_response,
+        timestamp,
+        metadata,
+    })
+}
+
+fn required_str(obj: &Map<String, Value>, field: &str) -> Result<String, ApiError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Err(ApiError::invalid(field, "is required")),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Err(ApiError::invalid(
+            field,
+            format!("must be a string, got {}", type_name(other)),
+        )),
+    }
+}
+
+fn optional_str(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, ApiError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(ApiError::invalid(
+            field,
+            format!("must be a string, got {}", type_name(other)),
+        )),
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(body: &str) -> String {
+        match parse_interaction(body.as_bytes()) {
+            Err(ApiError::Invalid { field, .. }) => field,
+            other => panic!("expected a 422, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_the_bad_field() {
+        assert_eq!(
+            field_of(r#"{"session_id":"s","user_message":"m"}"#),
+            "user_id"
+        );
+        assert_eq!(
+            field_of(r#"{"user_id":1,"session_id":"s","user_message":"m"}"#),
+            "user_id"
+        );
+        assert_eq!(
+            field_of(r#"{"user_id":"u","session_id":"s","user_message":"  "}"#),
+            "user_message"
+        );
+        assert_eq!(
+            field_of(r#"{"user_id":"u","session_id":"s","user_message":"m","timestamp":"soon"}"#),
+            "timestamp"
+        );
+        assert_eq!(
+            field_of(r#"{"user_id":"u","session_id":"s","user_message":"m","metadata":[1]}"#),
+            "metadata"
+        );
+        assert_eq!(
+            field_of(
+                r#"{"user_id":"u","session_id":"s","user_message":"m","metadata":{"timezone":"Mars/Base"}}"#
+            ),
+            "metadata.timezone"
+        );
+        assert!(matches!(
+            parse_interaction(b"[1]"),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse_interaction(b"{"),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn accepts_a_minimal_turn_and_naive_timestamps() {
+        let i = parse_interaction(
+            br#"{"user_id":"a.b","session_id":"s","user_message":"hello","timestamp":"2024-01-02T03:04:05","extra":1}"#,
+        )
+        .unwrap();
+        assert_eq!(i.assistant_response, "");
+        assert_eq!(
+            i.timestamp.unwrap().to_rfc3339(),
+            "2024-01-02T03:04:05+00:00"
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! `/api/memory/...`: recall, browsing each tier, per-user stats, forgetting a user.
+//!
+//! - `GET /api/memory/context/{user_id}?query=&limit=&include_invalid=` — the context for the
+//!   next prompt (see `crate::recall`). `limit` 1..=100, default 10.
+//! - `GET /api/memory/{short-term|episodic|semantic|procedural}/{user_id}?limit=&offset=` —
+//!   browse a tier, newest first. `semantic` returns `entities` and `facts`; `procedural`
+//!   takes `include_superseded=true`.
+//! - `GET /api/memory/stats/{user_id}` — row counts per tier and jobs by state.
+//! - `DELETE /api/memory/user/{user_id}` — forget the user everywhere; reports rows removed.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::routing::{delete, get};
+use serde_json::{Value, json};
+
+use super::{ApiContext, ApiError, check_user_id, page, parse_param};
+use crate::recall::{Context, RecallQuery};
+
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/api/memory/context/{user_id}", get(context))
+        .route("/api/memory/short-term/{user_id}", get(short_term))
+        .route("/api/memory/episodic/{user_id}", get(episodic))
+        .route("/api/memory/semantic/{user_id}", get(semantic))
+        .route("/api/memory/procedural/{user_id}", get(procedural))
+        .route("/api/memory/stats/{user_id}", get(stats))
+        .route("/api/memory/user/{user_id}", delete(forget))
+}
+
+async fn context(
+    State(ctx): State<ApiContext>,
+    Path(user_id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Context>, ApiError> {
+    check_user_id("user_id", &user_id)?;
+    let limit = parse_param(&q, "limit", 10usize)?;
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be between 1 and 100"));
+    }
+    let query = q.get("query").cloned().unwrap_or_default();
+    if query.len() > 4096 {
+        return Err(ApiError::invalid("query", "must be at most 4096 bytes"));
+    }
+    let include_invalid = parse_param(&q, "include_invalid", false)?;
+    let start = std::time::Instant::now();
+    let out = ctx
+        .recall
+        .context(RecallQuery {
+            user_id,
+            query,
+            limit,
+            include_invalid,
+        })
+        .await?;
+    metrics::histogram!("reflector_recall_seconds").record(start.elapsed().as_secs_f64());
+    Ok(Json(out))
+}
+
+async fn short_term(
+    State(ctx): State<ApiContext>,
+    Path(user_id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    check_user_id("user_id", &user_id)?;
+    let (limit, offset) = page(&q)?;
+    let u = user_id.clone();
+    let turns = ctx
+        .store
+        .run(move |s| s.list_turns(&u, limit, offset))
+        .await?;
+    Ok(Json(
+        json!({"user_id": user_id, "tier": "short_term", "limit": limit, "offset": offset, "turns": turns}),
+    ))
+}
+
+async fn episodic(
+    State(ctx): State<ApiContext>,
+    Path(user_id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    check_user_id("user_id", &user_id)?;
+    let (limit, offset) = page(&q)?;
+    let u = user_id.clone();
+    let episodes = ctx
+        .store
+        .run(move |s| s.list_episodes(&u, limit, offset))
+        .await?;
+    Ok(Json(
+        json!({"user_id": user_id, "tier": "episodic", "limit": limit, "offset": offset, "episodes": episodes}),
+    ))
+}
+
+async fn semantic(
+    State(ctx): State<ApiContext>,
+    Path(user_id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    check_user_id("user_id", &user_id)?;
+    let (limit, offset) = page(&q)?;
+    let u = user_id.clone();
+    let (entities, facts) = ctx
+        .store
+        .run(move |s| {
+            Ok((
+                s.list_entities(&u, limit, offset)?,
+                s.list_facts(&u, limit, offset)?,
+            ))
+        })
+        .await?;
+    Ok(Json(
+        json!({"user_id": user_id, "tier": "semantic", "limit": limit, "offset": offset,
+                   "entities": entities, "facts": facts}),
+    ))
+}
+
+async fn procedural(
+    State(ctx): State<ApiContext>,
+    Path(user_id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    check_user_id("user_id", &user_id)?;
+    let (limit, offset) = page(&q)?;
+    let all = parse_param(&q, "include_superseded", false)?;
+    let u = user_id.clone();
+    let rules = ctx
+        .store
+        .run(move |s| s.list_rules(&u, all, limit, offset))
+        .await?;
+    Ok(Json(
+        json!({"user_id": user_id, "tier": "procedural", "limit": limit, "offset": offset, "rules": rules}),
+    ))
+}
+
+async fn stats(
+    State(ctx): State<ApiContext>,
+    Path(user_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_user_id("user_id", &user_id)?;
+    Ok(Json(ctx.store.run(move |s| s.user_stats(&user_id)).await?))
+}
+
+async fn forget(
+    State(ctx): State<ApiContext>,
+    Path(user_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_user_id("user_id", &user_id)?;
+    let u = user_id.clone();
+    let removed = ctx.store.run(move |s| s.forget_user(&u)).await?;
+    ctx.recall.vectors().evict(&user_id);
+    tracing::info!(user_id = %user_id, "user forgotten");
+    Ok(Json(json!({"user_id": user_id, "removed": removed})))
+}

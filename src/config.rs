@@ -1,0 +1,333 @@
+//! Configuration: one [`Config`] built from defaults, an optional TOML file, environment
+//! variables and command-line flags.
+//!
+//! Precedence, highest first: **flag > environment variable > TOML file > default**.
+//! Every setting has a flag (`--workers 4`), an environment variable (`REFLECTOR_WORKERS=4`)
+//! and a TOML key (`workers = 4`), except the original service's two switches, which keep
+//! their names (`MEMORY_FAST_MODE`, `REFLECTION_ENABLED`), and the conventional
+//! `RABBITMQ_URL`, `DATABASE_URL` and `OPENAI_API_KEY`. The TOML file is given by `--config`
+//! or `REFLECTOR_CONFIG`; unknown keys in it are an error, so a typo never goes unnoticed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::Deserialize;
+
+/// The service's settings after merging all sources.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HTTP listen address. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Directory holding the SQLite database (`reflector.db`). Default `./data`.
+    pub data_dir: PathBuf,
+    /// Concurrent reflection jobs per process (async worker tasks). Default 4.
+    pub workers: usize,
+    /// Fast path: store the turn and a job, reflect later (default true). When false, or when
+    /// `reflection_enabled` is false, `POST /api/interactions` reflects inline (traditional path).
+    pub fast_mode: bool,
+    /// The original service's switch for asynchronous reflection. Default true.
+    pub reflection_enabled: bool,
+    /// Largest accepted request body in bytes; larger bodies get 413. Default 1 MiB.
+    pub max_body_bytes: usize,
+    /// How long a worker's lease on a job lasts before another worker may take it (s). Default 60.
+    pub lease_secs: u64,
+    /// First retry delay (ms); doubles per attempt up to `retry_max_ms`. Default 1000.
+    pub retry_base_ms: u64,
+    /// Longest retry delay (ms). Default 300000 (5 min).
+    pub retry_max_ms: u64,
+    /// Retries after the first attempt before a job is dead (the original's default, 3).
+    pub max_retries: u32,
+    /// `minilm` (default; all-MiniLM-L6-v2 on CPU) or `hash` (fast feature hashing, for
+    /// tests and smoke runs only — it does not understand meaning).
+    pub embedder: String,
+    /// Where the MiniLM files live. Default: `reflector model fetch`'s cache directory.
+    pub model_dir: PathBuf,
+    /// OS threads computing embeddings (each single-threaded). Default 2.
+    pub embed_threads: usize,
+    /// Tier 1 window: recent turns shown in recall. Default 10.
+    pub short_term_turns: usize,
+    /// SQLite `synchronous` mode: `normal` (default; a commit survives a process crash, the
+    /// last commits may be lost on power failure) or `full` (survives power failure too).
+    pub sqlite_synchronous: String,
+    /// Seconds a queued job may wait before health reports reflection as degraded. Default 120.
+    pub lag_degraded_secs: u64,
+    /// `RABBITMQ_URL`: the production queue (not in this build yet; see the README).
+    pub rabbitmq_url: Option<String>,
+    /// `DATABASE_URL`: the production store (not in this build yet; see the README).
+    pub database_url: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("static address"),
+            data_dir: PathBuf::from("./data"),
+            workers: 4,
+            fast_mode: true,
+            reflection_enabled: true,
+            max_body_bytes: 1024 * 1024,
+            lease_secs: 60,
+            retry_base_ms: 1000,
+            retry_max_ms: 300_000,
+            max_retries: crate::job::default_max_retries(),
+            embedder: "minilm".into(),
+            model_dir: crate::embed::fetch::default_model_dir(),
+            embed_threads: 2,
+            short_term_turns: 10,
+            sqlite_synchronous: "normal".into(),
+            lag_degraded_secs: 120,
+            rabbitmq_url: None,
+            database_url: None,
+        }
+    }
+}
+
+impl Config {
+    /// True when turns are reflected by workers after a 202 (the fast path).
+    pub fn async_reflection(&self) -> bool {
+        self.fast_mode && self.reflection_enabled
+    }
+
+    /// The SQLite database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("reflector.db")
+    }
+
+    /// Merge: defaults, then the TOML file (if any), then flags/environment (already merged
+    /// by clap, flags winning). Errors name the file and key that is wrong.
+    pub fn load(args: &ConfigArgs) -> anyhow::Result<Config> {
+        let mut cfg = Config::default();
+        if let Some(path) = &args.config {
+            let file = ConfigFile::read(path)?;
+            cfg.apply(file.into_overrides());
+        }
+        cfg.apply(args.overrides.clone());
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn apply(&mut self, o: Overrides) {
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = o.$f { self.$f = v; } )* };
+        }
+        set!(
+            listen,
+            data_dir,
+            workers,
+            fast_mode,
+            reflection_enabled,
+            max_body_bytes,
+            lease_secs,
+            retry_base_ms,
+            retry_max_ms,
+            max_retries,
+            embedder,
+            model_dir,
+            embed_threads,
+            short_term_turns,
+            sqlite_synchronous,
+            lag_degraded_secs
+        );
+        if o.rabbitmq_url.is_some() {
+            self.rabbitmq_url = o.rabbitmq_url;
+        }
+        if o.database_url.is_some() {
+            self.database_url = o.database_url;
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.workers == 0 {
+            bail!("workers must be at least 1");
+        }
+        if self.embed_threads == 0 {
+            bail!("embed_threads must be at least 1");
+        }
+        if !matches!(self.embedder.as_str(), "minilm" | "hash") {
+            bail!(
+                "embedder must be `minilm` or `hash`, got {:?}",
+                self.embedder
+            );
+        }
+        if !matches!(self.sqlite_synchronous.as_str(), "normal" | "full") {
+            bail!(
+                "sqlite_synchronous must be `normal` or `full`, got {:?}",
+                self.sqlite_synchronous
+            );
+        }
+        if self.max_body_bytes < 1024 {
+            bail!("max_body_bytes must be at least 1024");
+        }
+        if self.rabbitmq_url.is_some() {
+            bail!(
+                "RABBITMQ_URL is set, but this build has only the embedded queue (RabbitMQ support is tracked separately); unset it to run on embedded defaults"
+            );
+        }
+        if self.database_url.is_some() {
+            bail!(
+                "DATABASE_URL is set, but this build has only the SQLite store (PostgreSQL support is tracked separately); unset it to run on embedded defaults"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Optional values from one source; `None` means "not set here".
+#[derive(Debug, Clone, Default, Args)]
+pub struct Overrides {
+    /// HTTP listen address [default: 127.0.0.1:8080]
+    #[arg(long, env = "REFLECTOR_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory for the SQLite database [default: ./data]
+    #[arg(long, env = "REFLECTOR_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Concurrent reflection jobs [default: 4]
+    #[arg(long, env = "REFLECTOR_WORKERS")]
+    pub workers: Option<usize>,
+    /// Fast path: answer 202 and reflect later [default: true]
+    #[arg(long, env = "MEMORY_FAST_MODE", value_parser = clap::builder::BoolishValueParser::new())]
+    pub fast_mode: Option<bool>,
+    /// Asynchronous reflection on/off [default: true]
+    #[arg(long, env = "REFLECTION_ENABLED", value_parser = clap::builder::BoolishValueParser::new())]
+    pub reflection_enabled: Option<bool>,
+    /// Largest request body in bytes [default: 1048576]
+    #[arg(long, env = "REFLECTOR_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Job lease in seconds [default: 60]
+    #[arg(long, env = "REFLECTOR_LEASE_SECS")]
+    pub lease_secs: Option<u64>,
+    /// First retry delay in ms [default: 1000]
+    #[arg(long, env = "REFLECTOR_RETRY_BASE_MS")]
+    pub retry_base_ms: Option<u64>,
+    /// Longest retry delay in ms [default: 300000]
+    #[arg(long, env = "REFLECTOR_RETRY_MAX_MS")]
+    pub retry_max_ms: Option<u64>,
+    /// Retries before a job is dead [default: 3]
+    #[arg(long, env = "REFLECTOR_MAX_RETRIES")]
+    pub max_retries: Option<u32>,
+    /// Embedder: minilm or hash [default: minilm]
+    #[arg(long, env = "REFLECTOR_EMBEDDER")]
+    pub embedder: Option<String>,
+    /// Directory with the MiniLM model files [default: the model cache]
+    #[arg(long, env = "REFLECTOR_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// Embedding threads [default: 2]
+    #[arg(long, env = "REFLECTOR_EMBED_THREADS")]
+    pub embed_threads: Option<usize>,
+    /// Recent turns shown from Tier 1 [default: 10]
+    #[arg(long, env = "REFLECTOR_SHORT_TERM_TURNS")]
+    pub short_term_turns: Option<usize>,
+    /// SQLite synchronous mode: normal or full [default: normal]
+    #[arg(long, env = "REFLECTOR_SQLITE_SYNCHRONOUS")]
+    pub sqlite_synchronous: Option<String>,
+    /// Queue age in seconds after which health says degraded [default: 120]
+    #[arg(long, env = "REFLECTOR_LAG_DEGRADED_SECS")]
+    pub lag_degraded_secs: Option<u64>,
+    /// RabbitMQ URL (production queue)
+    #[arg(long, env = "RABBITMQ_URL", hide_env_values = true)]
+    pub rabbitmq_url: Option<String>,
+    /// PostgreSQL URL (production store)
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+/// Flags shared by every command that runs the service.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigArgs {
+    /// TOML configuration file (keys as in `reflector.example.toml`)
+    #[arg(long, env = "REFLECTOR_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+/// The TOML file's shape: the same keys as [`Config`], all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ConfigFile {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    workers: Option<usize>,
+    fast_mode: Option<bool>,
+    reflection_enabled: Option<bool>,
+    max_body_bytes: Option<usize>,
+    lease_secs: Option<u64>,
+    retry_base_ms: Option<u64>,
+    retry_max_ms: Option<u64>,
+    max_retries: Option<u32>,
+    embedder: Option<String>,
+    model_dir: Option<PathBuf>,
+    embed_threads: Option<usize>,
+    short_term_turns: Option<usize>,
+    sqlite_synchronous: Option<String>,
+    lag_degraded_secs: Option<u64>,
+}
+
+impl ConfigFile {
+    fn read(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    fn into_overrides(self) -> Overrides {
+        Overrides {
+            listen: self.listen,
+            data_dir: self.data_dir,
+            workers: self.workers,
+            fast_mode: self.fast_mode,
+            reflection_enabled: self.reflection_enabled,
+            max_body_bytes: self.max_body_bytes,
+            lease_secs: self.lease_secs,
+            retry_base_ms: self.retry_base_ms,
+            retry_max_ms: self.retry_max_ms,
+            max_retries: self.max_retries,
+            embedder: self.embedder,
+            model_dir: self.model_dir,
+            embed_threads: self.embed_threads,
+            short_term_turns: self.short_term_turns,
+            sqlite_synchronous: self.sqlite_synchronous,
+            lag_degraded_secs: self.lag_degraded_secs,
+            rabbitmq_url: None,
+            database_url: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_beat_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.toml");
+        std::fs::write(&path, "workers = 7\nlease_secs = 9\n").unwrap();
+        let args = ConfigArgs {
+            config: Some(path),
+            overrides: Overrides {
+                workers: Some(2),
+                ..Default::default()
+            },
+        };
+        let cfg = Config::load(&args).unwrap();
+        assert_eq!(cfg.workers, 2);
+        assert_eq!(cfg.lease_secs, 9);
+        assert_eq!(cfg.max_retries, 3);
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.toml");
+        std::fs::write(&path, "wrokers = 7\n").unwrap();
+        let args = ConfigArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        let err = format!("{:#}", Config::load(&args).unwrap_err());
+        assert!(err.contains("wrokers"), "{err}");
+    }
+}

@@ -1,0 +1,530 @@
+//! [`EmbedService`]: the async, cloneable embedding front end shared by reflector workers
+//! and recall requests.
+//!
+//! Behind it, [`PoolConfig::threads`] OS threads each own one [`Embedder`] and take work
+//! from one shared queue. A thread that becomes free drains every request waiting (up to
+//! [`PoolConfig::max_batch`] texts), embeds them in one call (MiniLM then sorts by token
+//! length and runs padded sub-batches, see [`super::minilm`]), and answers each caller
+//! through its own oneshot channel. Requests larger than `max_batch` are split so several
+//! threads work on them at once. Callers that gave up (dropped future) are skipped. A
+//! failing or panicking batch is retried request by request, so one bad request cannot fail
+//! the others; threads survive panics.
+//!
+//! # Threads and candle's CPU parallelism
+//!
+//! candle 0.11 sizes its CPU parallelism process-wide, from the environment:
+//! - matrix products (gemm) split over `candle_core::utils::get_num_threads()` rayon tasks:
+//!   `RAYON_NUM_THREADS` (re-read on every call), else the number of *physical* cores;
+//! - element-wise ops on ≥ 64 Ki elements use candle's global spinning "barrier pool" of
+//!   `CANDLE_NUM_THREADS` (else `RAYON_NUM_THREADS`, else physical cores) − 1 workers,
+//!   sized once at first use, with a lock serialising concurrent callers.
+//!
+//! There is no per-thread setting, so "each pool thread single-threaded" means setting
+//! `RAYON_NUM_THREADS=1` for the process (which covers both) before any embedding runs:
+//! in the environment, or with [`set_single_threaded_kernels`] at the start of `main`.
+//!
+//! Measured on this 2-core box (KVM, Xeon with AVX-512), 512 sentences of ~19 tokens, see
+//! `bench_throughput` below for the command:
+//!
+//! | configuration | sentences/s |
+//! |---|---|
+//! | 1 thread, single-threaded kernels | MEASURE_1 |
+//! | 1 embedder, candle default (2 intra-op threads) | MEASURE_2 |
+//! | pool of 2 threads, single-threaded kernels | MEASURE_3 |
+//! | pool of 2 threads, candle default (4 threads on 2 cores) | MEASURE_4 |
+//!
+//! Hence the defaults: one thread per available core ([`PoolConfig::default`]) with
+//! single-threaded kernels.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail};
+use tokio::sync::oneshot;
+
+use super::Embedder;
+
+/// Sizing of an [`EmbedService`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Number of embedding threads, each owning one embedder. Default: the number of
+    /// available cores (`std::thread::available_parallelism`, 2 here).
+    pub threads: usize,
+    /// Most texts one thread takes from the queue for one embedder call. Larger requests
+    /// are split into parts of this size. Default 64.
+    pub max_batch: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_batch: 64,
+        }
+    }
+}
+
+/// Makes candle's CPU kernels single-threaded for the whole process by setting
+/// `RAYON_NUM_THREADS=1` unless it is already set (then it is left alone). Returns the
+/// value in effect. With one [`EmbedService`] thread per core this is the fastest setting
+/// (see the module docs); it also makes the global rayon pool single-threaded.
+///
+/// # Safety
+/// Same contract as [`std::env::set_var`]: call it at the start of `main`, before any other
+/// thread (tokio runtime, logging, …) is started, and before the first embedding.
+pub unsafe fn set_single_threaded_kernels() -> String {
+    match std::env::var("RAYON_NUM_THREADS") {
+        Ok(v) if !v.is_empty() => v,
+        _ => {
+            // SAFETY: the caller guarantees no other thread is running.
+            unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
+            "1".to_owned()
+        }
+    }
+}
+
+type Reply = oneshot::Sender<anyhow::Result<Vec<Vec<f32>>>>;
+
+/// One caller's request (or a `max_batch`-sized part of it).
+struct Job {
+    texts: Vec<String>,
+    reply: Reply,
+}
+
+/// The shared queue. `carry` holds a job taken from the channel that did not fit the
+/// batch being assembled; the next free thread takes it first.
+struct Queue {
+    rx: mpsc::Receiver<Job>,
+    carry: Option<Job>,
+}
+
+struct Inner {
+    tx: mpsc::Sender<Job>,
+    model_id: String,
+    dim: usize,
+    max_batch: usize,
+}
+
+/// Async, cloneable handle to a pool of embedding threads. Clones share the pool; the
+/// threads exit once every clone is dropped and the queue is empty.
+#[derive(Clone)]
+pub struct EmbedService {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EmbedService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbedService")
+            .field("model_id", &self.inner.model_id)
+            .field("dim", &self.inner.dim)
+            .finish()
+    }
+}
+
+impl EmbedService {
+    /// Starts `config.threads` threads, each with its own embedder from `factory` (called
+    /// `threads` times, here, on the caller's thread).
+    ///
+    /// # Errors
+    /// `threads` or `max_batch` is 0, the factory fails, the embedders disagree on model id
+    /// or dimension, or a thread cannot be spawned.
+    pub fn new<F>(config: PoolConfig, factory: F) -> anyhow::Result<EmbedService>
+    where
+        F: Fn() -> anyhow::Result<Box<dyn Embedder>>,
+    {
+        if config.threads == 0 || config.max_batch == 0 {
+            bail!("embedding pool needs threads >= 1 and max_batch >= 1, got {config:?}");
+        }
+        let embedders = (0..config.threads).map(|_| factory()).collect::<anyhow::Result<Vec<_>>>()?;
+        let (model_id, dim) = (embedders[0].model_id().to_owned(), embedders[0].dim());
+        if let Some(e) = embedders.iter().find(|e| e.model_id() != model_id || e.dim() != dim) {
+            bail!(
+                "embedding pool factory made different models: {model_id}/{dim} and {}/{}",
+                e.model_id(),
+                e.dim()
+            );
+        }
+        let intra_op = candle_core::utils::get_num_threads();
+        if config.threads > 1 && intra_op > 1 {
+            tracing::debug!(
+                threads = config.threads,
+                intra_op,
+                "candle kernels are multi-threaded; with several embedding threads \
+                 RAYON_NUM_THREADS=1 is faster (see embed::pool docs)"
+            );
+        }
+
+        let (tx, rx) = mpsc::channel();
+        let queue = Arc::new(Mutex::new(Queue { rx, carry: None }));
+        for (i, embedder) in embedders.into_iter().enumerate() {
+            let queue = Arc::clone(&queue);
+            let max_batch = config.max_batch;
+            std::thread::Builder::new()
+                .name(format!("embed-{i}"))
+                .spawn(move || worker(&*embedder, &queue, max_batch))?;
+        }
+        tracing::info!(model_id, dim, threads = config.threads, intra_op, "embedding pool started");
+        Ok(EmbedService {
+            inner: Arc::new(Inner {
+                tx,
+                model_id,
+                dim,
+                max_batch: config.max_batch,
+            }),
+        })
+    }
+
+    /// [`EmbedService::new`] with each thread owning a clone of `embedder` (for
+    /// [`super::MiniLm`], clones share the weights).
+    ///
+    /// # Errors
+    /// As [`EmbedService::new`].
+    pub fn from_clones<E>(embedder: E, config: PoolConfig) -> anyhow::Result<EmbedService>
+    where
+        E: Embedder + Clone + 'static,
+    {
+        Self::new(config, || Ok(Box::new(embedder.clone())))
+    }
+
+    /// Model id of the vectors (see [`Embedder::model_id`]).
+    pub fn model_id(&self) -> &str {
+        &self.inner.model_id
+    }
+
+    /// Dimensions of the vectors.
+    pub fn dim(&self) -> usize {
+        self.inner.dim
+    }
+
+    /// Embeds `texts`: one L2-normalised vector of [`EmbedService::dim`] `f32`s per text, in
+    /// order. Waits behind earlier requests; cancel-safe (a dropped future's texts are
+    /// skipped if not started yet).
+    ///
+    /// # Errors
+    /// The embedder failed on these texts (e.g. tokenizer error), or the pool is gone.
+    pub async fn embed(&self, texts: Vec<String>) -> anyhow::Result<Vec<Vec<f32>>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = texts.len();
+        let mut pending = Vec::with_capacity(n.div_ceil(self.inner.max_batch));
+        let mut texts = texts.into_iter().peekable();
+        while texts.peek().is_some() {
+            let part: Vec<String> = texts.by_ref().take(self.inner.max_batch).collect();
+            let (reply, rx) = oneshot::channel();
+            self.inner
+                .tx
+                .send(Job { texts: part, reply })
+                .map_err(|_| anyhow!("embedding pool has stopped"))?;
+            pending.push(rx);
+        }
+        let mut out = Vec::with_capacity(n);
+        for rx in pending {
+            out.extend(rx.await.map_err(|_| anyhow!("embedding thread exited"))??);
+        }
+        Ok(out)
+    }
+
+    /// Embeds one text (see [`EmbedService::embed`]).
+    ///
+    /// # Errors
+    /// As [`EmbedService::embed`].
+    pub async fn embed_one(&self, text: String) -> anyhow::Result<Vec<f32>> {
+        let mut v = self.embed(vec![text]).await?;
+        v.pop().ok_or_else(|| anyhow!("embedder returned no vector"))
+    }
+}
+
+/// Loop of one pool thread: take a batch of waiting jobs, embed, reply; exit when the
+/// channel is closed (every [`EmbedService`] clone dropped).
+fn worker(embedder: &dyn Embedder, queue: &Mutex<Queue>, max_batch: usize) {
+    while let Some(mut jobs) = next_batch(queue, max_batch) {
+        jobs.retain(|j| !j.reply.is_closed());
+        if jobs.is_empty() {
+            continue;
+        }
+        let start = Instant::now();
+        let n: usize = jobs.iter().map(|j| j.texts.len()).sum();
+        let texts: Vec<&str> = jobs.iter().flat_map(|j| j.texts.iter().map(String::as_str)).collect();
+        match embed_checked(embedder, &texts) {
+            Ok(mut vectors) => {
+                // Split back per job, last job first so `split_off` is cheap.
+                for job in jobs.into_iter().rev() {
+                    let rest = vectors.split_off(vectors.len() - job.texts.len());
+                    let _ = job.reply.send(Ok(rest));
+                }
+            }
+            Err(e) if jobs.len() == 1 => {
+                if let Some(job) = jobs.pop() {
+                    let _ = job.reply.send(Err(e));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "embedding batch failed; retrying per request");
+                for job in jobs {
+                    let texts: Vec<&str> = job.texts.iter().map(String::as_str).collect();
+                    let _ = job.reply.send(embed_checked(embedder, &texts));
+                }
+            }
+        }
+        tracing::debug!(texts = n, ms = start.elapsed().as_secs_f64() * 1e3, "embedded batch");
+    }
+}
+
+/// Takes the next batch: blocks for the first job, then adds jobs already waiting while
+/// they fit in `max_batch` texts. `None` once the channel is closed and drained.
+fn next_batch(queue: &Mutex<Queue>, max_batch: usize) -> Option<Vec<Job>> {
+    // A poisoned lock only means another thread panicked while holding it; the queue
+    // itself is still consistent.
+    let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+    let first = match q.carry.take() {
+        Some(job) => job,
+        None => q.rx.recv().ok()?,
+    };
+    let mut n = first.texts.len();
+    let mut jobs = vec![first];
+    while n < max_batch {
+        match q.rx.try_recv() {
+            Ok(job) if n + job.texts.len() <= max_batch => {
+                n += job.texts.len();
+                jobs.push(job);
+            }
+            Ok(job) => {
+                q.carry = Some(job);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    Some(jobs)
+}
+
+/// `embedder.embed`, with panics turned into errors and the output count checked.
+fn embed_checked(embedder: &dyn Embedder, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
+    let vectors = catch_unwind(AssertUnwindSafe(|| embedder.embed(texts))).map_err(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        anyhow!("embedder panicked: {msg}")
+    })??;
+    if vectors.len() != texts.len() {
+        bail!("embedder returned {} vectors for {} texts", vectors.len(), texts.len());
+    }
+    Ok(vectors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embed::{HashEmbedder, cosine, test_minilm};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    /// Hash embedder that records batch sizes, can be slowed down, and fails or panics on
+    /// texts "FAIL" / "PANIC".
+    #[derive(Clone, Default)]
+    struct Probe {
+        calls: Arc<Mutex<Vec<usize>>>,
+        delay: Duration,
+    }
+
+    impl Embedder for Probe {
+        fn model_id(&self) -> &str {
+            "probe"
+        }
+        fn dim(&self) -> usize {
+            384
+        }
+        fn embed(&self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
+            self.calls.lock().unwrap().push(texts.len());
+            std::thread::sleep(self.delay);
+            if texts.contains(&"FAIL") {
+                bail!("bad text");
+            }
+            if texts.contains(&"PANIC") {
+                panic!("boom");
+            }
+            HashEmbedder.embed(texts)
+        }
+    }
+
+    fn strings(prefix: &str, n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{prefix} text number {i}")).collect()
+    }
+
+    #[tokio::test]
+    async fn results_match_direct_embedding_in_order() {
+        let svc = EmbedService::from_clones(HashEmbedder, PoolConfig { threads: 2, max_batch: 8 })
+            .unwrap();
+        assert_eq!((svc.model_id(), svc.dim()), ("hash-384", 384));
+        let texts = strings("a", 50); // split into 7 parts over 2 threads
+        let got = svc.embed(texts.clone()).await.unwrap();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        assert_eq!(got, HashEmbedder.embed(&refs).unwrap());
+        assert_eq!(svc.embed_one("a text number 3".into()).await.unwrap(), got[3]);
+        assert!(svc.embed(vec![]).await.unwrap().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_callers_are_batched_and_answered_correctly() {
+        let probe = Probe { delay: Duration::from_millis(20), ..Default::default() };
+        let svc =
+            EmbedService::from_clones(probe.clone(), PoolConfig { threads: 1, max_batch: 16 }).unwrap();
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let svc = svc.clone();
+                tokio::spawn(async move {
+                    let texts = strings(&format!("caller {i}"), 1 + i % 3);
+                    (svc.embed(texts.clone()).await.unwrap(), texts)
+                })
+            })
+            .collect();
+        for t in tasks {
+            let (got, texts) = t.await.unwrap();
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            assert_eq!(got, HashEmbedder.embed(&refs).unwrap());
+        }
+        let calls = probe.calls.lock().unwrap().clone();
+        assert_eq!(calls.iter().sum::<usize>(), (0..40).map(|i| 1 + i % 3).sum::<usize>());
+        assert!(calls.iter().all(|&n| n <= 16), "{calls:?}");
+        assert!(calls.len() < 40, "waiting requests must be batched: {calls:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_failing_request_does_not_fail_its_batch_mates() {
+        let probe = Probe { delay: Duration::from_millis(30), ..Default::default() };
+        let svc =
+            EmbedService::from_clones(probe.clone(), PoolConfig { threads: 1, max_batch: 64 }).unwrap();
+        // Occupy the thread so the next requests queue up and are batched together.
+        let busy = tokio::spawn({
+            let svc = svc.clone();
+            async move { svc.embed_one("warm up".into()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let ok = svc.embed(vec!["fine".into()]);
+        let bad = svc.embed(vec!["FAIL".into()]);
+        let boom = svc.embed(vec!["x".into(), "PANIC".into()]);
+        let (ok, bad, boom) = tokio::join!(ok, bad, boom);
+        assert!(busy.await.unwrap().is_ok());
+        assert_eq!(ok.unwrap(), HashEmbedder.embed(&["fine"]).unwrap());
+        assert!(format!("{:#}", bad.unwrap_err()).contains("bad text"));
+        assert!(format!("{:#}", boom.unwrap_err()).contains("panicked: boom"));
+        // The thread survived the panic.
+        assert_eq!(svc.embed_one("fine".into()).await.unwrap().len(), 384);
+    }
+
+    #[test]
+    fn rejects_bad_config_and_mixed_models() {
+        let zero = EmbedService::from_clones(HashEmbedder, PoolConfig { threads: 0, max_batch: 1 });
+        assert!(zero.is_err());
+        let n = AtomicUsize::new(0);
+        let mixed = EmbedService::new(PoolConfig { threads: 2, max_batch: 4 }, || {
+            Ok(if n.fetch_add(1, Ordering::SeqCst) == 0 {
+                Box::new(HashEmbedder)
+            } else {
+                Box::new(Probe::default())
+            })
+        });
+        assert!(format!("{:#}", mixed.unwrap_err()).contains("different models"));
+    }
+
+    #[tokio::test]
+    async fn minilm_through_the_pool() {
+        let svc =
+            EmbedService::from_clones(test_minilm().clone(), PoolConfig { threads: 2, max_batch: 4 })
+                .unwrap();
+        let v = svc
+            .embed(vec![
+                "A man is eating food.".into(),
+                "A man is eating a piece of bread.".into(),
+                "The girl is carrying a baby.".into(),
+            ])
+            .await
+            .unwrap();
+        assert!((cosine(&v[0], &v[1]) - 0.7553).abs() < 1e-3);
+        assert!((cosine(&v[0], &v[2]) - -0.1050).abs() < 1e-3);
+    }
+
+    /// User + system CPU time of this process, from `/proc/self/stat` (Linux; 0 elsewhere).
+    fn process_cpu_seconds() -> f64 {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+        if f.len() < 13 {
+            return 0.0;
+        }
+        (f[11] + f[12]) / 100.0 // USER_HZ is 100 on Linux
+    }
+
+    /// Throughput benchmark (not run by default). Reproduce the module-doc table with:
+    ///
+    /// ```text
+    /// cd <crate> && for t in "1 1" "1 " "2 1" "2 "; do set -- $t; \
+    ///   REFLECTOR_BENCH_THREADS=$1 RAYON_NUM_THREADS=$2 \
+    ///   cargo test --release --lib embed::pool::tests::bench_throughput -- --ignored --nocapture; done
+    /// ```
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark: run explicitly"]
+    async fn bench_throughput() {
+        let threads: usize = std::env::var("REFLECTOR_BENCH_THREADS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(2);
+        let model = test_minilm().clone();
+        let cities = ["Berlin", "Lisbon", "Osaka", "Toronto", "Nairobi", "Lima", "Oslo", "Hanoi"];
+        let things = ["tea", "jazz", "hiking", "chess", "sushi", "poetry", "cycling", "opera"];
+        let texts: Vec<String> = (0..512)
+            .map(|i| {
+                format!(
+                    "On day {i} the user said they like {} and want to visit {} next summer.",
+                    things[i % 8],
+                    cities[(i / 8) % 8]
+                )
+            })
+            .collect();
+        let tokens: usize = texts.iter().map(|t| model.token_count(t).unwrap()).sum();
+        let svc = EmbedService::from_clones(model, PoolConfig { threads, max_batch: 64 }).unwrap();
+        svc.embed(texts[..64].to_vec()).await.unwrap(); // warm up
+
+        // Many concurrent callers, 8 texts each (reflector workers).
+        let cpu0 = process_cpu_seconds();
+        let start = Instant::now();
+        let tasks: Vec<_> = texts
+            .chunks(8)
+            .map(|c| {
+                let (svc, c) = (svc.clone(), c.to_vec());
+                tokio::spawn(async move { svc.embed(c).await.unwrap() })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let cpu = process_cpu_seconds() - cpu0;
+
+        // Sequential single-sentence latency (recall requests on an idle pool).
+        let mut lat: Vec<f64> = Vec::new();
+        for t in texts.iter().take(30) {
+            let s = Instant::now();
+            svc.embed_one(t.clone()).await.unwrap();
+            lat.push(s.elapsed().as_secs_f64() * 1e3);
+        }
+        lat.sort_by(f64::total_cmp);
+        println!(
+            "BENCH threads={threads} RAYON_NUM_THREADS={:?} get_num_threads={}: {:.0} sentences/s \
+             ({} sentences, {:.1} tokens avg, {secs:.2} s, {:.1} CPU-ms/sentence); \
+             embed_one p50 {:.1} ms",
+            std::env::var("RAYON_NUM_THREADS").ok(),
+            candle_core::utils::get_num_threads(),
+            texts.len() as f64 / secs,
+            texts.len(),
+            tokens as f64 / texts.len() as f64,
+            cpu * 1e3 / texts.len() as f64,
+            lat[lat.len() / 2],
+        );
+    }
+}

@@ -1,0 +1,117 @@
+//! Extraction: turning one turn into drafts for the three reflected tiers.
+//!
+//! Everything here is a pure function of the turn (text, speaker, timestamp, time zone):
+//! no I/O, no clock, no randomness. The reflector's processors (`crate::reflect`) call these
+//! and then commit the drafts to the store, so the same turn always yields the same drafts
+//! and re-processing a job can never produce something new.
+//!
+//! - [`time`]: relative time expressions ("yesterday", "last Friday", "next month") resolved
+//!   to absolute dates against the turn's own timestamp, never the processing time.
+//! - [`curate`]: Tier 2 — which turns are worth remembering, and the self-contained episode text.
+//! - [`graph`]: Tier 3 — entities and relations (facts) of the per-user knowledge graph.
+//! - [`rules`]: Tier 4 — preferences, instructions and constraints.
+//! - [`words`]: whole-word tokenisation and matching shared by all of the above (never substrings:
+//!   "hi" must not match "this").
+
+pub mod curate;
+pub mod graph;
+pub mod rules;
+pub mod time;
+pub mod words;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+
+/// One turn as the processors see it.
+#[derive(Debug, Clone)]
+pub struct TurnView {
+    /// The user whose memory this is. Every draft belongs to this user only.
+    pub user_id: String,
+    /// Who "I" is in `text`: `metadata.speaker` when given, else the user id.
+    pub speaker: String,
+    /// What the speaker said (the turn's `user_message`), with an image caption appended as
+    /// ` [shares a photo: CAPTION]` when the turn carried one.
+    pub text: String,
+    /// The assistant's reply; may be empty (LoCoMo-style dialogue between two people).
+    pub assistant_response: String,
+    /// When the turn happened (UTC).
+    pub timestamp: DateTime<Utc>,
+    /// The same instant in the user's time zone (`metadata.timezone`: IANA name or UTC offset),
+    /// UTC when none was given. Relative dates are resolved against `local.date_naive()`.
+    pub local: DateTime<FixedOffset>,
+}
+
+impl TurnView {
+    /// The calendar date of the turn in the user's time zone.
+    pub fn local_date(&self) -> NaiveDate {
+        self.local.date_naive()
+    }
+}
+
+/// A Tier 2 episode before it is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpisodeDraft {
+    /// Self-contained text: who (the speaker's name, not "I"), what, and when, with relative
+    /// times followed by their absolute date, e.g.
+    /// `"[8 May 2023] Caroline: I went to a LGBTQ support group yesterday (7 May 2023)."`.
+    pub text: String,
+    /// One short line for listings (≤ 200 characters).
+    pub summary: String,
+    /// 0.0 ..= 1.0; higher for events, decisions, plans and facts about people.
+    pub importance: f32,
+    /// Lower-case topical tags (e.g. `"family"`, `"work"`, `"plan"`), de-duplicated.
+    pub tags: Vec<String>,
+    /// Event time: the date the turn talks about when it names one ("yesterday" → the day
+    /// before the turn, at noon local time), else the turn's own timestamp.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A Tier 3 entity mention before resolution against the user's graph.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityDraft {
+    /// Canonical display name ("Sarah", "Berlin", "Google").
+    pub name: String,
+    /// `person`, `place`, `organization`, `event`, `thing` or `other`.
+    pub kind: String,
+    /// Other names for the same thing stated in this turn ("my mom Sarah" → `["mom"]`).
+    pub aliases: Vec<String>,
+}
+
+/// A Tier 3 relation (fact) before it is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelationDraft {
+    /// Entity name of the subject (the speaker's name for "I").
+    pub subject: String,
+    /// UPPER_SNAKE predicate, e.g. `LIVES_IN`, `WORKS_AT`, `HAS_PET`.
+    pub predicate: String,
+    /// Entity name of the object.
+    pub object: String,
+    /// The fact as a sentence that stands alone ("Caroline lives in Berlin.").
+    pub fact: String,
+    /// When the fact became true: the turn's timestamp unless the text dates it.
+    pub valid_at: DateTime<Utc>,
+    /// True when the slot (subject, predicate) holds one value at a time — where someone
+    /// lives, their job, their relationship status — so a newer fact of the slot invalidates
+    /// the older one. False for facts that accumulate (likes, has visited, has a pet).
+    pub exclusive: bool,
+}
+
+/// Everything Tier 3 learns from one turn.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GraphDraft {
+    pub entities: Vec<EntityDraft>,
+    pub relations: Vec<RelationDraft>,
+}
+
+/// A Tier 4 rule before it is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleDraft {
+    /// `preference`, `instruction` or `constraint`.
+    pub kind: String,
+    /// The rule as a sentence about the user ("Caroline prefers answers in Spanish.").
+    pub statement: String,
+    /// 0.0 ..= 1.0: how sure the extractor is.
+    pub confidence: f32,
+    /// The slot this rule fills ("language", "diet", "coffee", "contact_time"): a newer rule
+    /// of the same topic with a different statement supersedes the older one.
+    pub topic: String,
+}

@@ -1,0 +1,28 @@
+//! Memory Reflector: a memory service for conversational AI assistants.
+//!
+//! A chat backend posts every turn; the request path stores it in short-term memory (Tier 1)
+//! and records a reflection job in one transaction, then answers. Reflector workers turn each
+//! job into episodic (Tier 2), semantic (Tier 3) and procedural (Tier 4) memory, and recall
+//! assembles context from all four tiers. Modules follow that flow:
+//!
+//! - [`api`]: HTTP routes (axum) — interactions, memory, reflection, metrics.
+//! - [`manager`]: `store_interaction`, the fast and the traditional path.
+//! - [`store`]: SQLite tables for every tier and the job ledger, which is also the embedded queue.
+//! - [`reflect`]: the worker loop and the three processors.
+//! - [`extract`]: pure extraction rules — curation, graph, rules, time grounding.
+//! - [`embed`]: all-MiniLM-L6-v2 on CPU (candle), the model cache, the embedding pool.
+//! - [`recall`]: hybrid search and context assembly.
+//! - [`job`]: the reflection job and its wire format.
+//! - [`config`], [`server`], [`cli`]: settings, wiring, and the command-line tools.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod embed;
+pub mod extract;
+pub mod job;
+pub mod manager;
+pub mod recall;
+pub mod reflect;
+pub mod server;
+pub mod store;

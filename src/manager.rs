@@ -1,0 +1,217 @@
+//! `MemoryManager::store_interaction`: the request path for one turn.
+//!
+//! Fast path (default): append the turn to Tier 1 and insert its reflection job in ONE
+//! transaction, wake a worker, answer. Nothing else happens on the request path — no
+//! embedding, no extraction — so it costs one small SQLite transaction.
+//! Traditional path (`MEMORY_FAST_MODE=false` or `REFLECTION_ENABLED=false`): the same
+//! transaction, then the three processors run inline before the answer.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+
+use crate::job::{JobState, Priority, ReflectionJob};
+use crate::reflect::worker::{WorkerConfig, settle};
+use crate::reflect::{JobOutcome, Reflector};
+use crate::store::Store;
+use crate::store::sqlite::{ClaimedJob, InsertOutcome, NewTurn};
+
+/// A validated turn from the API.
+#[derive(Debug, Clone)]
+pub struct Interaction {
+    /// Client-chosen idempotency key, if any.
+    pub interaction_id: Option<String>,
+    pub user_id: String,
+    pub session_id: String,
+    pub user_message: String,
+    pub assistant_response: String,
+    /// When the turn happened; `None` = now.
+    pub timestamp: Option<DateTime<Utc>>,
+    pub metadata: Map<String, Value>,
+}
+
+/// What `store_interaction` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stored {
+    pub interaction_id: String,
+    pub reflection_job_id: String,
+    /// `low`, `normal`, `high` or `urgent`.
+    pub priority: &'static str,
+    /// `queued` (fast path), or the job's state after inline reflection (traditional path),
+    /// or its current state for a replayed request.
+    pub status: &'static str,
+    /// True when this request repeated an earlier one with the same interaction id.
+    pub idempotent_replay: bool,
+    /// Traditional path only: what each tier did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results: Option<JobOutcome>,
+}
+
+/// Why a turn was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "interaction_id {0:?} was already used for a different turn; use a new id, or resend exactly the same body to retry"
+    )]
+    Conflict(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+#[derive(Clone)]
+pub struct MemoryManager {
+    store: Store,
+    reflector: Reflector,
+    wake: Arc<Notify>,
+    async_reflection: bool,
+    max_retries: u32,
+    worker_cfg: WorkerConfig,
+}
+
+impl MemoryManager {
+    pub fn new(
+        store: Store,
+        reflector: Reflector,
+        wake: Arc<Notify>,
+        async_reflection: bool,
+        max_retries: u32,
+        worker_cfg: WorkerConfig,
+    ) -> Self {
+        Self {
+            store,
+            reflector,
+            wake,
+            async_reflection,
+            max_retries,
+            worker_cfg,
+        }
+    }
+
+    /// Store one turn; see the module docs for the two paths.
+    pub async fn store_interaction(&self, i: Interaction) -> Result<Stored, StoreError> {
+        let request_hash = request_hash(&i);
+        let interaction_id = i
+            .interaction_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let priority = priority_of(&i.user_message);
+        let timestamp = i.timestamp.unwrap_or_else(Utc::now);
+        let mut metadata = i.metadata.clone();
+        metadata.insert(
+            "interaction_id".into(),
+            Value::String(interaction_id.clone()),
+        );
+        let job = ReflectionJob {
+            job_id: uuid::Uuid::now_v7().to_string(),
+            user_id: i.user_id.clone(),
+            session_id: i.session_id.clone(),
+            user_message: i.user_message.clone(),
+            assistant_response: i.assistant_response.clone(),
+            timestamp,
+            priority,
+            metadata: Value::Object(metadata),
+            retry_count: 0,
+            max_retries: self.max_retries,
+            created_at: Utc::now(),
+        };
+        let turn = NewTurn {
+            interaction_id: interaction_id.clone(),
+            user_id: i.user_id,
+            session_id: i.session_id,
+            user_message: i.user_message,
+            assistant_response: i.assistant_response,
+            ts_ms: timestamp.timestamp_millis(),
+            metadata: Value::Object(i.metadata),
+            request_hash,
+        };
+        let state = if self.async_reflection {
+            JobState::Queued
+        } else {
+            JobState::Processing
+        };
+        let (t, j) = (turn, job.clone());
+        let outcome = self
+            .store
+            .run(move |s| s.insert_turn_and_job(&t, &j, state))
+            .await?;
+        match outcome {
+            InsertOutcome::Conflict => Err(StoreError::Conflict(interaction_id)),
+            InsertOutcome::Replay {
+                job_id,
+                priority,
+                state,
+            } => Ok(Stored {
+                interaction_id,
+                reflection_job_id: job_id,
+                priority: priority.name(),
+                status: state.as_str(),
+                idempotent_replay: true,
+                results: None,
+            }),
+            InsertOutcome::Created if self.async_reflection => {
+                self.wake.notify_one();
+                metrics::counter!("reflector_turns_stored_total", "path" => "fast").increment(1);
+                Ok(Stored {
+                    interaction_id,
+                    reflection_job_id: job.job_id,
+                    priority: priority.name(),
+                    status: JobState::Queued.as_str(),
+                    idempotent_replay: false,
+                    results: None,
+                })
+            }
+            InsertOutcome::Created => {
+                metrics::counter!("reflector_turns_stored_total", "path" => "traditional")
+                    .increment(1);
+                let outcome = self.reflector.process(&job).await;
+                let claimed = ClaimedJob {
+                    job: job.clone(),
+                    attempts: 1,
+                    max_retries: job.max_retries,
+                };
+                settle(&self.reflector, &claimed, &outcome, &self.worker_cfg).await?;
+                let status = if outcome.all_committed() {
+                    JobState::Completed
+                } else if outcome.permanent || claimed.exhausted() {
+                    JobState::Dead
+                } else {
+                    // Left for the workers to retry, if any run.
+                    self.wake.notify_one();
+                    JobState::Retrying
+                };
+                Ok(Stored {
+                    interaction_id,
+                    reflection_job_id: job.job_id,
+                    priority: priority.name(),
+                    status: status.as_str(),
+                    idempotent_replay: false,
+                    results: Some(outcome),
+                })
+            }
+        }
+    }
+}
+
+/// Priority from the content, by whole words (never substrings).
+pub fn priority_of(text: &str) -> Priority {
+    Priority::from_i64(crate::extract::curate::priority(text) as i64).unwrap_or(Priority::Normal)
+}
+
+/// sha256 of what makes two requests "the same turn": every client-supplied field.
+fn request_hash(i: &Interaction) -> String {
+    let canonical = serde_json::json!({
+        "user_id": i.user_id,
+        "session_id": i.session_id,
+        "user_message": i.user_message,
+        "assistant_response": i.assistant_response,
+        "timestamp": i.timestamp.map(|t| t.timestamp_millis()),
+        "metadata": i.metadata,
+    });
+    let mut h = Sha256::new();
+    h.update(canonical.to_string().as_bytes());
+    format!("{:x}", h.finalize())
+}

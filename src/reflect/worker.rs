@@ -1,0 +1,172 @@
+//! The worker loop over the embedded queue (the `jobs` table).
+//!
+//! A worker leases one due job at a time (highest priority first), runs the reflector on it
+//! and settles it: **completed** when every tier committed; **retrying** with exponential
+//! backoff when a tier failed and retries remain (the job row waits with a due time — no
+//! worker sleeps holding a job); **dead** with the reason when retries are exhausted or the
+//! job can never succeed. A worker that dies mid-job leaves a lease that expires, and the job
+//! becomes due again for any worker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+use super::{JobOutcome, Reflector};
+use crate::store::now_ms;
+
+/// Settings of the worker pool.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Concurrent jobs in this process.
+    pub workers: usize,
+    /// Lease length (ms).
+    pub lease_ms: i64,
+    /// First retry delay (ms), doubled per attempt: base x 2^(attempt-1), capped.
+    pub retry_base_ms: u64,
+    /// Longest retry delay (ms).
+    pub retry_max_ms: u64,
+    /// How often an idle worker looks for due jobs when nobody woke it (ms).
+    pub idle_poll_ms: u64,
+}
+
+/// Delay before retry number `attempt` (1-based): `base * 2^(attempt-1)`, capped at `max`,
+/// with ±10 % jitter so retries of many jobs that failed together spread out.
+pub fn backoff_ms(attempt: u32, base: u64, max: u64) -> u64 {
+    let exp = base.saturating_mul(1u64 << attempt.saturating_sub(1).min(30));
+    let d = exp.min(max) as f64;
+    (d * (0.9 + 0.2 * fastrand::f64())) as u64
+}
+
+/// Start `cfg.workers` worker tasks. They stop taking jobs when `shutdown` turns true and
+/// return after finishing the job in hand. `wake` is notified when new jobs are queued.
+pub fn spawn_workers(
+    reflector: Reflector,
+    cfg: WorkerConfig,
+    wake: Arc<Notify>,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..cfg.workers)
+        .map(|i| {
+            let owner = format!("{}-{}-{i}", hostname(), std::process::id());
+            let r = reflector.clone();
+            let cfg = cfg.clone();
+            let wake = wake.clone();
+            let mut shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    if *shutdown.borrow() {
+                        break;
+                    }
+                    match run_once(&r, &owner, &cfg).await {
+                        Ok(true) => continue,
+                        Ok(false) => {}
+                        Err(e) => tracing::error!(error = %format!("{e:#}"), "worker could not lease a job"),
+                    }
+                    tokio::select! {
+                        _ = wake.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(cfg.idle_poll_ms)) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                tracing::debug!(worker = %owner, "worker stopped");
+            })
+        })
+        .collect()
+}
+
+/// Lease and settle at most one job. Ok(true) when a job was processed.
+pub async fn run_once(r: &Reflector, owner: &str, cfg: &WorkerConfig) -> anyhow::Result<bool> {
+    let owner_s = owner.to_string();
+    let lease = cfg.lease_ms;
+    let claimed = r
+        .store()
+        .run(move |s| s.claim_jobs(&owner_s, 1, lease))
+        .await?;
+    let Some(c) = claimed.into_iter().next() else {
+        return Ok(false);
+    };
+    let job_id = c.job.job_id.clone();
+    let budget = c.max_retries + 1;
+    if c.attempts > budget {
+        // Its earlier leases expired (worker crashes) until the attempts ran out.
+        let reason = format!(
+            "gave up after {} attempts: leases expired without the job finishing",
+            c.attempts - 1
+        );
+        r.store().run(move |s| s.dead_job(&job_id, &reason)).await?;
+        metrics::counter!("reflector_jobs_total", "outcome" => "dead").increment(1);
+        return Ok(true);
+    }
+    let start = std::time::Instant::now();
+    let outcome: JobOutcome = r.process(&c.job).await;
+    metrics::histogram!("reflector_job_seconds").record(start.elapsed().as_secs_f64());
+    settle(r, &c, &outcome, cfg).await?;
+    Ok(true)
+}
+
+/// Turn an outcome into the job's next state.
+pub async fn settle(
+    r: &Reflector,
+    c: &crate::store::sqlite::ClaimedJob,
+    outcome: &JobOutcome,
+    cfg: &WorkerConfig,
+) -> anyhow::Result<()> {
+    let job_id = c.job.job_id.clone();
+    if outcome.all_committed() {
+        r.store().run(move |s| s.complete_job(&job_id)).await?;
+        metrics::counter!("reflector_jobs_total", "outcome" => "completed").increment(1);
+        let lag = (now_ms()
+            - c.job
+                .timestamp
+                .timestamp_millis()
+                .max(c.job.created_at.timestamp_millis())) as f64;
+        metrics::histogram!("reflector_job_lag_seconds").record(lag.max(0.0) / 1000.0);
+        return Ok(());
+    }
+    let error = outcome.error_summary();
+    if outcome.permanent || c.exhausted() {
+        let reason = if outcome.permanent {
+            format!("cannot be processed: {error}")
+        } else {
+            format!("retries exhausted after {} attempts: {error}", c.attempts)
+        };
+        tracing::warn!(job_id = %c.job.job_id, attempts = c.attempts, reason = %reason, "job dead");
+        r.store().run(move |s| s.dead_job(&job_id, &reason)).await?;
+        metrics::counter!("reflector_jobs_total", "outcome" => "dead").increment(1);
+    } else {
+        let delay = backoff_ms(c.attempts, cfg.retry_base_ms, cfg.retry_max_ms);
+        tracing::info!(job_id = %c.job.job_id, attempt = c.attempts, delay_ms = delay, error = %error, "tier failed; retrying");
+        let due = now_ms() + delay as i64;
+        r.store()
+            .run(move |s| s.retry_job(&job_id, due, &error))
+            .await?;
+        metrics::counter!("reflector_jobs_total", "outcome" => "retrying").increment(1);
+    }
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "host".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        for _ in 0..20 {
+            let a = backoff_ms(1, 1000, 60_000);
+            let b = backoff_ms(2, 1000, 60_000);
+            let c = backoff_ms(3, 1000, 60_000);
+            let z = backoff_ms(30, 1000, 60_000);
+            assert!((900..=1100).contains(&a), "{a}");
+            assert!((1800..=2200).contains(&b), "{b}");
+            assert!((3600..=4400).contains(&c), "{c}");
+            assert!((54_000..=66_000).contains(&z), "{z}");
+        }
+    }
+}

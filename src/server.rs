@@ -1,0 +1,175 @@
+//! Wiring: build the store, embedder, reflector, workers and API from a [`Config`], serve
+//! until a shutdown signal, then stop taking jobs and let the jobs in hand finish.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio::sync::{Notify, watch};
+
+use crate::api::{self, ApiContext};
+use crate::config::Config;
+use crate::embed::{EmbedService, HashEmbedder, MiniLm, PoolConfig, fetch};
+use crate::manager::MemoryManager;
+use crate::recall::Recall;
+use crate::reflect::worker::{WorkerConfig, spawn_workers};
+use crate::reflect::{FaultInjector, Reflector};
+use crate::store::{SqliteStore, Store};
+
+/// Extra knobs for embedding the service in tests.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Make tiers fail on purpose (tests of retry and dead-lettering).
+    pub fault: Option<FaultInjector>,
+    /// Do not start reflection workers in this process.
+    pub no_workers: bool,
+}
+
+/// A running service.
+pub struct Service {
+    pub addr: std::net::SocketAddr,
+    pub store: Store,
+    shutdown: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Load the embedder named by the config.
+pub fn embed_service(cfg: &Config) -> anyhow::Result<EmbedService> {
+    let pool = PoolConfig {
+        threads: cfg.embed_threads,
+        ..PoolConfig::default()
+    };
+    match cfg.embedder.as_str() {
+        "hash" => EmbedService::from_clones(HashEmbedder::new(), pool),
+        _ => {
+            fetch::verify(&cfg.model_dir).with_context(|| {
+                format!(
+                    "the MiniLM model is not ready in {}; run `reflector model fetch` (or set REFLECTOR_MODEL_DIR)",
+                    cfg.model_dir.display()
+                )
+            })?;
+            EmbedService::from_clones(MiniLm::load(&cfg.model_dir)?, pool)
+        }
+    }
+}
+
+pub fn worker_config(cfg: &Config) -> WorkerConfig {
+    WorkerConfig {
+        workers: cfg.workers,
+        lease_ms: (cfg.lease_secs * 1000) as i64,
+        retry_base_ms: cfg.retry_base_ms,
+        retry_max_ms: cfg.retry_max_ms,
+        idle_poll_ms: 200,
+    }
+}
+
+impl Service {
+    /// Open everything and start serving on `cfg.listen` (port 0 picks a free port).
+    pub async fn start(cfg: Config, opts: Options) -> anyhow::Result<Service> {
+        let cfg = Arc::new(cfg);
+        let sqlite = SqliteStore::open(&cfg.db_path(), &cfg.sqlite_synchronous)?;
+        let store = Store::new(sqlite);
+        let embed = embed_service(&cfg)?;
+        let model = embed.model_id().to_string();
+        let mut reflector = Reflector::new(store.clone(), embed.clone());
+        if let Some(f) = opts.fault.clone() {
+            reflector = reflector.with_fault_injector(f);
+        }
+        let wake = Arc::new(Notify::new());
+        let wcfg = worker_config(&cfg);
+        let manager = MemoryManager::new(
+            store.clone(),
+            reflector.clone(),
+            wake.clone(),
+            cfg.async_reflection(),
+            cfg.max_retries,
+            wcfg.clone(),
+        );
+        let recall = Recall::new(store.clone(), embed.clone(), cfg.short_term_turns);
+        let (tx, rx) = watch::channel(false);
+        let run_workers = !opts.no_workers;
+        let workers = if run_workers {
+            spawn_workers(reflector, wcfg, wake, rx.clone())
+        } else {
+            Vec::new()
+        };
+        let ctx = ApiContext {
+            config: cfg.clone(),
+            store: store.clone(),
+            manager,
+            recall,
+            metrics: api::metrics_handle(),
+            started: Instant::now(),
+            workers_running: run_workers,
+            embedder: model,
+        };
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        let addr = listener.local_addr()?;
+        let app = api::router(ctx);
+        let mut stop = rx;
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|v| *v).await;
+                })
+                .await
+                .context("HTTP server failed")
+        });
+        tracing::info!(%addr, workers = cfg.workers, fast_mode = cfg.async_reflection(), db = %cfg.db_path().display(), "memory reflector serving");
+        Ok(Service {
+            addr,
+            store,
+            shutdown: tx,
+            server,
+            workers,
+        })
+    }
+
+    /// Stop accepting requests and jobs; wait up to `grace` for jobs in hand to finish.
+    /// A job still running after that keeps its lease, which expires, and it runs again later.
+    pub async fn shutdown(self, grace: Duration) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        let workers = futures_join(self.workers);
+        if tokio::time::timeout(grace, workers).await.is_err() {
+            tracing::warn!(
+                "jobs still running after the grace period; their leases will expire and they will be retried"
+            );
+        }
+        match tokio::time::timeout(grace, self.server).await {
+            Ok(r) => r.map_err(|e| anyhow::anyhow!("server task: {e}"))??,
+            Err(_) => tracing::warn!("HTTP connections still open after the grace period"),
+        }
+        Ok(())
+    }
+}
+
+async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
+/// Wait for SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,1279 @@
+//! SQLite store (the embedded default): one file in WAL mode, one writer connection behind a
+//! mutex (SQLite admits one writer at a time anyway) and a small pool of reader connections.
+//!
+//! Durability: a commit returns after the WAL append; with `synchronous = NORMAL` that survives
+//! a crash of this process (the OS holds the pages) but not a power failure, with `FULL` both.
+//! Migrations are numbered files under `migrations/`, applied in order and tracked in
+//! `PRAGMA user_version`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::{Context, bail};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::extract::{EpisodeDraft, GraphDraft, RuleDraft};
+use crate::job::{JobState, Priority, ReflectionJob, Tier};
+
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "001_turns_and_jobs",
+        include_str!("../../migrations/001_turns_and_jobs.sql"),
+    ),
+    (
+        "002_episodes",
+        include_str!("../../migrations/002_episodes.sql"),
+    ),
+    ("003_graph", include_str!("../../migrations/003_graph.sql")),
+    ("004_rules", include_str!("../../migrations/004_rules.sql")),
+];
+
+/// A turn to append to Tier 1, with its idempotency fingerprint.
+#[derive(Debug, Clone)]
+pub struct NewTurn {
+    pub interaction_id: String,
+    pub user_id: String,
+    pub session_id: String,
+    pub user_message: String,
+    pub assistant_response: String,
+    pub ts_ms: i64,
+    pub metadata: Value,
+    /// sha256 (hex) of the request's content: equal for a retry, different for a conflict.
+    pub request_hash: String,
+}
+
+/// What `insert_turn_and_job` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InsertOutcome {
+    /// New turn and job committed.
+    Created,
+    /// The interaction id was already stored with the same content: nothing written.
+    Replay {
+        job_id: String,
+        priority: Priority,
+        state: JobState,
+    },
+    /// The interaction id is taken by different content (or another user).
+    Conflict,
+}
+
+/// A job leased to a worker.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub job: ReflectionJob,
+    /// Attempts started, including this one.
+    pub attempts: u32,
+    pub max_retries: u32,
+}
+
+impl ClaimedJob {
+    /// This attempt was the last one allowed: `attempts >= max_retries + 1`.
+    pub fn exhausted(&self) -> bool {
+        self.attempts > self.max_retries
+    }
+}
+
+/// Counts and ages for `/api/reflection/queue-status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueStatus {
+    /// Waiting jobs (queued or retrying) by priority name.
+    pub depth_by_priority: HashMap<String, i64>,
+    pub waiting: i64,
+    /// Age of the oldest waiting job that is already due, in seconds.
+    pub oldest_waiting_age_s: f64,
+    pub leased: i64,
+    pub dead: i64,
+}
+
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    path: std::path::PathBuf,
+    synchronous: String,
+}
+
+fn configure(conn: &Connection, synchronous: &str) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Open (creating the directory and file when missing) and migrate.
+    /// `synchronous` is `normal` or `full`.
+    pub fn open(path: &Path, synchronous: &str) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+            }
+        }
+        let mut conn = Connection::open(path)
+            .with_context(|| format!("cannot open SQLite database {}", path.display()))?;
+        configure(&conn, synchronous)?;
+        migrate(&mut conn)?;
+        Ok(Self {
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+            path: path.to_path_buf(),
+            synchronous: synchronous.to_string(),
+        })
+    }
+
+    /// Run `f` in one write transaction; it commits when `f` returns Ok.
+    pub fn write<T>(&self, f: impl FnOnce(&Transaction) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Run `f` on a reader connection (sees every committed write).
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let conn = {
+            let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+            pool.pop()
+        };
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = Connection::open(&self.path)?;
+                configure(&c, &self.synchronous)?;
+                c
+            }
+        };
+        let out = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        out
+    }
+
+    /// Is the database answering? (`SELECT 1` on a reader.)
+    pub fn ping(&self) -> anyhow::Result<()> {
+        self.read(|c| {
+            c.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(())
+        })
+    }
+
+    // ---------------------------------------------------------------- request path
+
+    /// Tier 1 append and job insert in ONE transaction (the fast path's only work).
+    /// `state` is `queued` for the fast path, `processing` for the traditional path.
+    pub fn insert_turn_and_job(
+        &self,
+        turn: &NewTurn,
+        job: &ReflectionJob,
+        state: JobState,
+    ) -> anyhow::Result<InsertOutcome> {
+        let payload = serde_json::to_string(job)?;
+        let metadata = serde_json::to_string(&turn.metadata)?;
+        self.write(|tx| {
+            let existing: Option<(String, String, String)> = tx
+                .query_row(
+                    "SELECT user_id, request_hash, job_id FROM turns WHERE id = ?1",
+                    [&turn.interaction_id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            if let Some((user, hash, job_id)) = existing {
+                if user != turn.user_id || hash != turn.request_hash {
+                    return Ok(InsertOutcome::Conflict);
+                }
+                let (prio, st): (i64, String) = tx.query_row(
+                    "SELECT priority, state FROM jobs WHERE job_id = ?1",
+                    [&job_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                return Ok(InsertOutcome::Replay {
+                    job_id,
+                    priority: Priority::from_i64(prio).unwrap_or(Priority::Normal),
+                    state: JobState::parse(&st).unwrap_or(JobState::Queued),
+                });
+            }
+            let now = now_ms();
+            tx.prepare_cached(
+                "INSERT INTO turns (id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, request_hash, job_id, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                turn.interaction_id,
+                turn.user_id,
+                turn.session_id,
+                turn.user_message,
+                turn.assistant_response,
+                turn.ts_ms,
+                metadata,
+                turn.request_hash,
+                job.job_id,
+                now
+            ])?;
+            insert_job(tx, job, &payload, state, now)?;
+            Ok(InsertOutcome::Created)
+        })
+    }
+
+    /// Record a job that did not come through our API (another producer), as queued.
+    /// Returns false when the job id is already known.
+    pub fn insert_job(&self, job: &ReflectionJob) -> anyhow::Result<bool> {
+        let payload = serde_json::to_string(job)?;
+        self.write(|tx| {
+            let n = tx.query_row(
+                "SELECT count(*) FROM jobs WHERE job_id = ?1",
+                [&job.job_id],
+                |r| r.get::<_, i64>(0),
+            )?;
+            if n > 0 {
+                return Ok(false);
+            }
+            insert_job(tx, job, &payload, JobState::Queued, now_ms())?;
+            Ok(true)
+        })
+    }
+
+    // ---------------------------------------------------------------- embedded queue
+
+    /// Lease up to `n` due jobs to `owner` for `lease_ms`, highest priority first. Jobs whose
+    /// lease expired (their worker died) are made due again first. Increments `attempts`.
+    pub fn claim_jobs(
+        &self,
+        owner: &str,
+        n: usize,
+        lease_ms: i64,
+    ) -> anyhow::Result<Vec<ClaimedJob>> {
+        let now = now_ms();
+        self.write(|tx| {
+            tx.prepare_cached(
+                "UPDATE jobs SET state = 'retrying', lease_owner = NULL, lease_expires_ms = NULL,
+                        available_ms = ?1, updated_ms = ?1,
+                        last_error = 'lease expired: the worker stopped or crashed while processing'
+                 WHERE state = 'processing' AND lease_expires_ms < ?1",
+            )?
+            .execute([now])?;
+            let mut stmt = tx.prepare_cached(
+                "UPDATE jobs SET state = 'processing', lease_owner = ?1, lease_expires_ms = ?2,
+                        attempts = attempts + 1, updated_ms = ?3
+                 WHERE job_id IN (SELECT job_id FROM jobs
+                                  WHERE state IN ('queued', 'retrying') AND available_ms <= ?3
+                                  ORDER BY priority DESC, available_ms LIMIT ?4)
+                 RETURNING payload, attempts, max_retries",
+            )?;
+            let rows = stmt.query_map(params![owner, now + lease_ms, now, n as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (payload, attempts, max_retries) = row?;
+                let job: ReflectionJob = serde_json::from_str(&payload)
+                    .context("a stored job payload does not decode")?;
+                out.push(ClaimedJob {
+                    job,
+                    attempts: attempts as u32,
+                    max_retries: max_retries as u32,
+                });
+            }
+            // Highest priority first, as the subquery chose them (RETURNING order is unspecified).
+            out.sort_by(|a, b| b.job.priority.cmp(&a.job.priority));
+            Ok(out)
+        })
+    }
+
+    /// Tiers of a job that already committed (skipped on a retry or re-delivery).
+    pub fn completed_tiers(&self, job_id: &str) -> anyhow::Result<Vec<Tier>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT tier FROM job_tiers WHERE job_id = ?1 AND status = 'completed'",
+            )?;
+            let rows = stmt.query_map([job_id], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for r in rows {
+                if let Some(t) = Tier::parse(&r?) {
+                    out.push(t);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Record that a tier failed for a job (its data was not written).
+    pub fn record_tier_failure(
+        &self,
+        job_id: &str,
+        tier: Tier,
+        error: &str,
+        latency_ms: f64,
+    ) -> anyhow::Result<()> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO job_tiers (job_id, tier, status, error, attempts, latency_ms, updated_ms)
+                 VALUES (?1, ?2, 'failed', ?3, 1, ?4, ?5)
+                 ON CONFLICT (job_id, tier) DO UPDATE SET status = 'failed', error = ?3,
+                     attempts = attempts + 1, latency_ms = ?4, updated_ms = ?5
+                 WHERE status <> 'completed'",
+            )?
+            .execute(params![job_id, tier.as_str(), error, latency_ms, now_ms()])?;
+            Ok(())
+        })
+    }
+
+    /// Every tier committed: the job is completed and its turn marked reflected.
+    pub fn complete_job(&self, job_id: &str) -> anyhow::Result<()> {
+        let now = now_ms();
+        self.write(|tx| {
+            tx.prepare_cached(
+                "UPDATE jobs SET state = 'completed', completed_ms = ?2, updated_ms = ?2,
+                        lease_owner = NULL, lease_expires_ms = NULL, last_error = NULL
+                 WHERE job_id = ?1 AND state <> 'completed'",
+            )?
+            .execute(params![job_id, now])?;
+            tx.prepare_cached("UPDATE turns SET reflected = 1 WHERE job_id = ?1")?
+                .execute([job_id])?;
+            Ok(())
+        })
+    }
+
+    /// A tier failed and retries remain: due again at `available_ms`.
+    pub fn retry_job(&self, job_id: &str, available_ms: i64, error: &str) -> anyhow::Result<()> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "UPDATE jobs SET state = 'retrying', available_ms = ?2, updated_ms = ?3, last_error = ?4,
+                        lease_owner = NULL, lease_expires_ms = NULL
+                 WHERE job_id = ?1 AND state = 'processing'",
+            )?
+            .execute(params![job_id, available_ms, now_ms(), error])?;
+            Ok(())
+        })
+    }
+
+    /// Retries exhausted (or the job cannot be processed): dead, with the reason.
+    pub fn dead_job(&self, job_id: &str, reason: &str) -> anyhow::Result<()> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "UPDATE jobs SET state = 'dead', dead_reason = ?2, last_error = ?2, updated_ms = ?3,
+                        lease_owner = NULL, lease_expires_ms = NULL
+                 WHERE job_id = ?1 AND state <> 'completed'",
+            )?
+            .execute(params![job_id, reason, now_ms()])?;
+            Ok(())
+        })
+    }
+
+    /// Put dead jobs back in the queue with fresh attempts (failed tiers only will run, the
+    /// committed ones are skipped). `job_ids` empty = every dead job. Returns how many.
+    pub fn replay_dead(&self, job_ids: &[String]) -> anyhow::Result<usize> {
+        let now = now_ms();
+        self.write(|tx| {
+            let sql = "UPDATE jobs SET state = 'queued', attempts = 0, available_ms = ?1, updated_ms = ?1,
+                              dead_reason = NULL
+                       WHERE state = 'dead'";
+            if job_ids.is_empty() {
+                return Ok(tx.execute(sql, [now])?);
+            }
+            let mut n = 0;
+            let mut stmt = tx.prepare(&format!("{sql} AND job_id = ?2"))?;
+            for id in job_ids {
+                n += stmt.execute(params![now, id])?;
+            }
+            Ok(n)
+        })
+    }
+
+    /// One job with its per-tier records.
+    pub fn get_job(&self, job_id: &str) -> anyhow::Result<Option<JobRecord>> {
+        self.read(|c| {
+            let row = c
+                .query_row(
+                    "SELECT job_id, user_id, state, priority, attempts, max_retries, last_error, dead_reason,
+                            created_ms, updated_ms, completed_ms, available_ms, payload
+                     FROM jobs WHERE job_id = ?1",
+                    [job_id],
+                    job_from_row,
+                )
+                .optional()?;
+            let Some(mut job) = row else { return Ok(None) };
+            job.tiers = tiers_of(c, job_id)?;
+            Ok(Some(job))
+        })
+    }
+
+    /// Dead jobs, newest first.
+    pub fn list_dead(&self, limit: usize, offset: usize) -> anyhow::Result<Vec<JobRecord>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT job_id, user_id, state, priority, attempts, max_retries, last_error, dead_reason,
+                        created_ms, updated_ms, completed_ms, available_ms, payload
+                 FROM jobs WHERE state = 'dead' ORDER BY updated_ms DESC LIMIT ?1 OFFSET ?2",
+            )?;
+            let rows = stmt.query_map(params![limit as i64, offset as i64], job_from_row)?;
+            let mut out = Vec::new();
+            for r in rows {
+                let mut j = r?;
+                j.tiers = tiers_of(c, &j.job_id)?;
+                out.push(j);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Jobs by state (every state present as a key, zero when none). `user_id` narrows.
+    pub fn job_counts(&self, user_id: Option<&str>) -> anyhow::Result<HashMap<String, i64>> {
+        self.read(|c| {
+            let mut out: HashMap<String, i64> = JobState::ALL
+                .iter()
+                .map(|s| (s.as_str().to_string(), 0))
+                .collect();
+            let mut stmt = match user_id {
+                Some(_) => c.prepare_cached(
+                    "SELECT state, count(*) FROM jobs WHERE user_id = ?1 GROUP BY state",
+                )?,
+                None => c.prepare_cached(
+                    "SELECT state, count(*) FROM jobs WHERE ?1 IS NULL GROUP BY state",
+                )?,
+            };
+            let rows = stmt.query_map([user_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?;
+            for r in rows {
+                let (s, n) = r?;
+                out.insert(s, n);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Mean latency (ms) and count of committed tier runs, by tier.
+    pub fn tier_latencies(&self) -> anyhow::Result<HashMap<String, Value>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT tier, status, count(*), avg(latency_ms) FROM job_tiers GROUP BY tier, status",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<f64>>(3)?))
+            })?;
+            let mut out: HashMap<String, Value> = HashMap::new();
+            for r in rows {
+                let (tier, status, n, avg) = r?;
+                let e = out.entry(tier).or_insert_with(|| json!({}));
+                e[status] = json!({"count": n, "mean_latency_ms": avg});
+            }
+            Ok(out)
+        })
+    }
+
+    /// Completed jobs per second over the last `window_ms`.
+    pub fn completion_rate(&self, window_ms: i64) -> anyhow::Result<f64> {
+        let since = now_ms() - window_ms;
+        self.read(|c| {
+            let n: i64 = c.query_row(
+                "SELECT count(*) FROM jobs WHERE state = 'completed' AND completed_ms >= ?1",
+                [since],
+                |r| r.get(0),
+            )?;
+            Ok(n as f64 * 1000.0 / window_ms as f64)
+        })
+    }
+
+    pub fn queue_status(&self) -> anyhow::Result<QueueStatus> {
+        let now = now_ms();
+        self.read(|c| {
+            let mut depth: HashMap<String, i64> = [Priority::Low, Priority::Normal, Priority::High, Priority::Urgent]
+                .iter()
+                .map(|p| (p.name().to_string(), 0))
+                .collect();
+            let mut stmt = c.prepare(
+                "SELECT priority, count(*) FROM jobs WHERE state IN ('queued', 'retrying') GROUP BY priority",
+            )?;
+            let mut waiting = 0;
+            for r in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
+                let (p, n) = r?;
+                waiting += n;
+                if let Some(p) = Priority::from_i64(p) {
+                    depth.insert(p.name().to_string(), n);
+                }
+            }
+            let oldest: Option<i64> = c.query_row(
+                "SELECT min(available_ms) FROM jobs WHERE state IN ('queued', 'retrying') AND available_ms <= ?1",
+                [now],
+                |r| r.get(0),
+            )?;
+            let leased: i64 = c.query_row("SELECT count(*) FROM jobs WHERE state = 'processing'", [], |r| r.get(0))?;
+            let dead: i64 = c.query_row("SELECT count(*) FROM jobs WHERE state = 'dead'", [], |r| r.get(0))?;
+            Ok(QueueStatus {
+                depth_by_priority: depth,
+                waiting,
+                oldest_waiting_age_s: oldest.map(|o| (now - o).max(0) as f64 / 1000.0).unwrap_or(0.0),
+                leased,
+                dead,
+            })
+        })
+    }
+
+    // ---------------------------------------------------------------- tier commits
+
+    /// Run `f` (the tier's writes) and the tier's `completed` record in one transaction,
+    /// unless the tier already committed for this job; then return the stored result.
+    fn commit_tier(
+        &self,
+        job_id: &str,
+        tier: Tier,
+        latency_ms: f64,
+        f: impl FnOnce(&Transaction) -> anyhow::Result<Value>,
+    ) -> anyhow::Result<Value> {
+        self.write(|tx| {
+            let done: Option<Option<String>> = tx
+                .query_row(
+                    "SELECT result FROM job_tiers WHERE job_id = ?1 AND tier = ?2 AND status = 'completed'",
+                    params![job_id, tier.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(result) = done {
+                let mut v: Value = result.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Value::Null);
+                if let Value::Object(m) = &mut v {
+                    m.insert("already_committed".into(), Value::Bool(true));
+                }
+                return Ok(v);
+            }
+            let result = f(tx)?;
+            tx.prepare_cached(
+                "INSERT INTO job_tiers (job_id, tier, status, result, attempts, latency_ms, updated_ms)
+                 VALUES (?1, ?2, 'completed', ?3, 1, ?4, ?5)
+                 ON CONFLICT (job_id, tier) DO UPDATE SET status = 'completed', result = ?3, error = NULL,
+                     attempts = attempts + 1, latency_ms = ?4, updated_ms = ?5",
+            )?
+            .execute(params![job_id, tier.as_str(), result.to_string(), latency_ms, now_ms()])?;
+            Ok(result)
+        })
+    }
+
+    /// Tier 2 commit: the episode (or the decision to keep none) for a job.
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit_episode(
+        &self,
+        job: &ReflectionJob,
+        speaker: &str,
+        draft: Option<&EpisodeDraft>,
+        embedding: Option<&[f32]>,
+        latency_ms: f64,
+    ) -> anyhow::Result<Value> {
+        self.commit_tier(&job.job_id, Tier::Episodic, latency_ms, |tx| {
+            let (Some(d), Some(e)) = (draft, embedding) else {
+                return Ok(json!({"episode_id": null, "skipped": "small talk: nothing worth remembering"}));
+            };
+            tx.prepare_cached(
+                "INSERT INTO episodes (user_id, job_id, speaker, text, summary, importance, tags, occurred_ms,
+                                       observed_ms, embedding, evidence, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?
+            .execute(params![
+                job.user_id,
+                job.job_id,
+                speaker,
+                d.text,
+                d.summary,
+                d.importance,
+                serde_json::to_string(&d.tags)?,
+                d.occurred_at.timestamp_millis(),
+                job.timestamp.timestamp_millis(),
+                vec_to_blob(e),
+                serde_json::to_string(&job.evidence())?,
+                now_ms()
+            ])?;
+            Ok(json!({"episode_id": tx.last_insert_rowid(), "importance": d.importance, "tags": d.tags}))
+        })
+    }
+
+    /// Tier 3 commit: resolve entities to one node per real thing for this user, then add the
+    /// relations and re-derive validity of every exclusive slot they touch.
+    pub fn commit_graph(
+        &self,
+        job: &ReflectionJob,
+        draft: &GraphDraft,
+        latency_ms: f64,
+    ) -> anyhow::Result<Value> {
+        let user = job.user_id.as_str();
+        let evidence = job.evidence();
+        self.commit_tier(&job.job_id, Tier::Semantic, latency_ms, |tx| {
+            let now = now_ms();
+            let mut kinds: HashMap<String, &str> = HashMap::new();
+            let mut entity_ids = BTreeSet::new();
+            for e in &draft.entities {
+                kinds.insert(norm_name(&e.name), e.kind.as_str());
+                let id = resolve_entity(tx, user, &e.name, &e.kind, now)?;
+                entity_ids.insert(id);
+                for a in &e.aliases {
+                    let an = norm_name(a);
+                    if !an.is_empty() {
+                        tx.prepare_cached(
+                            "INSERT OR IGNORE INTO entity_aliases (user_id, alias_norm, entity_id) VALUES (?1, ?2, ?3)",
+                        )?
+                        .execute(params![user, an, id])?;
+                    }
+                }
+            }
+            let mut relation_ids = Vec::new();
+            for r in &draft.relations {
+                let kind_of = |n: &str| kinds.get(&norm_name(n)).copied().unwrap_or("other");
+                let s = resolve_entity(tx, user, &r.subject, kind_of(&r.subject), now)?;
+                let o = resolve_entity(tx, user, &r.object, kind_of(&r.object), now)?;
+                entity_ids.insert(s);
+                entity_ids.insert(o);
+                let valid = r.valid_at.timestamp_millis();
+                if r.exclusive {
+                    tx.prepare_cached(
+                        "INSERT OR IGNORE INTO relations (user_id, subject_id, predicate, object_id, fact, exclusive,
+                                                          valid_ms, evidence, job_id, created_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8, ?9)",
+                    )?
+                    .execute(params![user, s, r.predicate, o, r.fact, valid, serde_json::to_string(&evidence)?, job.job_id, now])?;
+                    rederive_slot(tx, user, s, &r.predicate)?;
+                } else {
+                    // Accumulating facts: one row per (subject, predicate, object), valid from the
+                    // earliest turn that stated it; evidence is the union. Both are commutative, so
+                    // the processing order does not matter.
+                    let existing: Option<(i64, i64, String)> = tx
+                        .query_row(
+                            "SELECT id, valid_ms, evidence FROM relations
+                             WHERE user_id = ?1 AND subject_id = ?2 AND predicate = ?3 AND object_id = ?4",
+                            params![user, s, r.predicate, o],
+                            |x| Ok((x.get(0)?, x.get(1)?, x.get(2)?)),
+                        )
+                        .optional()?;
+                    match existing {
+                        Some((id, v, ev)) => {
+                            let ev = union_json(&ev, &evidence);
+                            if valid < v {
+                                tx.execute(
+                                    "UPDATE relations SET valid_ms = ?2, fact = ?3, evidence = ?4 WHERE id = ?1",
+                                    params![id, valid, r.fact, ev],
+                                )?;
+                            } else {
+                                tx.execute("UPDATE relations SET evidence = ?2 WHERE id = ?1", params![id, ev])?;
+                            }
+                        }
+                        None => {
+                            tx.execute(
+                                "INSERT INTO relations (user_id, subject_id, predicate, object_id, fact, exclusive,
+                                                        valid_ms, evidence, job_id, created_ms)
+                                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9)",
+                                params![user, s, r.predicate, o, r.fact, valid, serde_json::to_string(&evidence)?, job.job_id, now],
+                            )?;
+                        }
+                    }
+                }
+                relation_ids.push(format!("{} {} {}", r.subject, r.predicate, r.object));
+            }
+            Ok(json!({"entities": entity_ids.len(), "relations": relation_ids}))
+        })
+    }
+
+    /// Tier 4 commit: de-duplicate each rule by (topic, statement), then make the most
+    /// recently stated rule of each touched topic the active one.
+    pub fn commit_rules(
+        &self,
+        job: &ReflectionJob,
+        drafts: &[(RuleDraft, Vec<f32>)],
+        latency_ms: f64,
+    ) -> anyhow::Result<Value> {
+        let user = job.user_id.as_str();
+        let evidence = job.evidence();
+        let ts = job.timestamp.timestamp_millis();
+        self.commit_tier(&job.job_id, Tier::Procedural, latency_ms, |tx| {
+            let mut topics = BTreeSet::new();
+            for (d, emb) in drafts {
+                let existing: Option<(i64, i64, i64, String)> = tx
+                    .query_row(
+                        "SELECT id, first_ms, last_ms, evidence FROM rules WHERE user_id = ?1 AND topic = ?2 AND statement = ?3",
+                        params![user, d.topic, d.statement],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )
+                    .optional()?;
+                match existing {
+                    Some((id, first, last, ev)) => {
+                        tx.execute(
+                            "UPDATE rules SET first_ms = ?2, last_ms = ?3, evidence = ?4, confidence = max(confidence, ?5) WHERE id = ?1",
+                            params![id, first.min(ts), last.max(ts), union_json(&ev, &evidence), d.confidence],
+                        )?;
+                    }
+                    None => {
+                        tx.execute(
+                            "INSERT INTO rules (user_id, kind, topic, statement, confidence, first_ms, last_ms, embedding, evidence, created_ms)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9)",
+                            params![user, d.kind, d.topic, d.statement, d.confidence, ts, vec_to_blob(emb), serde_json::to_string(&evidence)?, now_ms()],
+                        )?;
+                    }
+                }
+                topics.insert(d.topic.clone());
+            }
+            for t in &topics {
+                rederive_topic(tx, user, t)?;
+            }
+            Ok(json!({"rules": drafts.iter().map(|(d, _)| &d.statement).collect::<Vec<_>>()}))
+        })
+    }
+
+    // ---------------------------------------------------------------- reads for recall
+
+    /// The user's most recent turns, newest first.
+    pub fn recent_turns(&self, user_id: &str, limit: usize) -> anyhow::Result<Vec<TurnRow>> {
+        self.list_turns(user_id, limit, 0)
+    }
+
+    /// Tier 1 browse, newest first.
+    pub fn list_turns(
+        &self,
+        user_id: &str,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<TurnRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, job_id, reflected
+                 FROM turns WHERE user_id = ?1 ORDER BY ts_ms DESC, created_ms DESC LIMIT ?2 OFFSET ?3",
+            )?;
+            let rows = stmt.query_map(params![user_id, limit as i64, offset as i64], |r| {
+                let ts: i64 = r.get(5)?;
+                let meta: String = r.get(6)?;
+                Ok(TurnRow {
+                    interaction_id: r.get(0)?,
+                    user_id: r.get(1)?,
+                    session_id: r.get(2)?,
+                    user_message: r.get(3)?,
+                    assistant_response: r.get(4)?,
+                    timestamp: ms_to_rfc3339(ts),
+                    ts_ms: ts,
+                    metadata: serde_json::from_str(&meta).unwrap_or(Value::Null),
+                    reflection_job_id: r.get(7)?,
+                    reflected: r.get::<_, i64>(8)? != 0,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// BM25 over the user's episodes: (episode id, bm25 score; lower is better in SQLite).
+    /// `fts_query` must already be an FTS5 expression (see `recall::fts_query`).
+    pub fn search_episodes_fts(
+        &self,
+        user_id: &str,
+        fts_query: &str,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(i64, f64)>> {
+        if fts_query.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT e.id, bm25(episodes_fts) AS score FROM episodes_fts
+                 JOIN episodes e ON e.id = episodes_fts.rowid
+                 WHERE episodes_fts MATCH ?1 AND e.user_id = ?2
+                 ORDER BY score LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![fts_query, user_id, limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// (count, max id) of the user's episodes: a cheap version stamp for the vector cache.
+    pub fn episode_version(&self, user_id: &str) -> anyhow::Result<(i64, i64)> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT count(*), coalesce(max(id), 0) FROM episodes WHERE user_id = ?1",
+                [user_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?)
+        })
+    }
+
+    /// The user's episode vectors with id > `after_id`, ascending id.
+    pub fn episode_vectors(
+        &self,
+        user_id: &str,
+        after_id: i64,
+    ) -> anyhow::Result<Vec<(i64, Vec<f32>)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, embedding FROM episodes WHERE user_id = ?1 AND id > ?2 ORDER BY id",
+            )?;
+            let rows = stmt.query_map(params![user_id, after_id], |r| {
+                Ok((r.get::<_, i64>(0)?, blob_to_vec(&r.get::<_, Vec<u8>>(1)?)))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Episodes by id, for this user only (ids of another user are ignored).
+    pub fn episodes_by_ids(&self, user_id: &str, ids: &[i64]) -> anyhow::Result<Vec<EpisodeRow>> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached(&format!("{EPISODE_SELECT} WHERE user_id = ?1 AND id = ?2"))?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(e) = stmt
+                    .query_row(params![user_id, id], episode_from_row)
+                    .optional()?
+                {
+                    out.push(e);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Tier 2 browse, newest first.
+    pub fn list_episodes(
+        &self,
+        user_id: &str,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<EpisodeRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "{EPISODE_SELECT} WHERE user_id = ?1 ORDER BY occurred_ms DESC, id DESC LIMIT ?2 OFFSET ?3"
+            ))?;
+            let rows = stmt.query_map(params![user_id, limit as i64, offset as i64], episode_from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Every (normalised name or alias, entity id) of the user, for spotting entities in a query.
+    pub fn entity_names(&self, user_id: &str) -> anyhow::Result<Vec<(String, i64)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT norm_name, id FROM entities WHERE user_id = ?1
+                 UNION SELECT alias_norm, entity_id FROM entity_aliases WHERE user_id = ?1",
+            )?;
+            let rows = stmt.query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Facts whose subject or object is one of `entity_ids`; only currently valid ones unless
+    /// `include_invalid`. Newest first.
+    pub fn facts_about(
+        &self,
+        user_id: &str,
+        entity_ids: &[i64],
+        include_invalid: bool,
+        limit: usize,
+    ) -> anyhow::Result<Vec<FactRow>> {
+        self.read(|c| {
+            let mut out = Vec::new();
+            let mut seen = BTreeSet::new();
+            let mut stmt = c.prepare_cached(&format!(
+                "{FACT_SELECT} WHERE r.user_id = ?1 AND (r.subject_id = ?2 OR r.object_id = ?2)
+                 AND (?3 OR r.invalid_ms IS NULL) ORDER BY r.valid_ms DESC LIMIT ?4"
+            ))?;
+            for id in entity_ids {
+                for f in stmt.query_map(
+                    params![user_id, id, include_invalid, limit as i64],
+                    fact_from_row,
+                )? {
+                    let f = f?;
+                    if seen.insert(f.id) {
+                        out.push(f);
+                    }
+                }
+            }
+            out.sort_by(|a, b| b.valid_ms.cmp(&a.valid_ms));
+            out.truncate(limit);
+            Ok(out)
+        })
+    }
+
+    /// Tier 3 browse: facts newest first (valid and invalidated).
+    pub fn list_facts(
+        &self,
+        user_id: &str,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<FactRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "{FACT_SELECT} WHERE r.user_id = ?1 ORDER BY r.valid_ms DESC, r.id DESC LIMIT ?2 OFFSET ?3"
+            ))?;
+            let rows = stmt.query_map(params![user_id, limit as i64, offset as i64], fact_from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Tier 3 browse: entities with their aliases.
+    pub fn list_entities(
+        &self,
+        user_id: &str,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<EntityRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT e.id, e.name, e.kind,
+                        (SELECT json_group_array(alias_norm) FROM entity_aliases a
+                         WHERE a.user_id = e.user_id AND a.entity_id = e.id AND a.alias_norm <> e.norm_name)
+                 FROM entities e WHERE e.user_id = ?1 ORDER BY e.id LIMIT ?2 OFFSET ?3",
+            )?;
+            let rows = stmt.query_map(params![user_id, limit as i64, offset as i64], |r| {
+                let aliases: String = r.get(3)?;
+                Ok(EntityRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    kind: r.get(2)?,
+                    aliases: serde_json::from_str(&aliases).unwrap_or_default(),
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Tier 4: rules, active ones only unless `include_superseded`.
+    pub fn list_rules(
+        &self,
+        user_id: &str,
+        include_superseded: bool,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<RuleRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, kind, topic, statement, confidence, last_ms, superseded_by, evidence, embedding
+                 FROM rules WHERE user_id = ?1 AND (?2 OR superseded_by IS NULL)
+                 ORDER BY last_ms DESC, id DESC LIMIT ?3 OFFSET ?4",
+            )?;
+            let rows = stmt.query_map(params![user_id, include_superseded, limit as i64, offset as i64], |r| {
+                let ev: String = r.get(7)?;
+                Ok(RuleRow {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    topic: r.get(2)?,
+                    statement: r.get(3)?,
+                    confidence: r.get(4)?,
+                    stated_at: ms_to_rfc3339(r.get(5)?),
+                    superseded_by: r.get(6)?,
+                    evidence: serde_json::from_str(&ev).unwrap_or_default(),
+                    embedding: blob_to_vec(&r.get::<_, Vec<u8>>(8)?),
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Row counts per tier for one user.
+    pub fn user_stats(&self, user_id: &str) -> anyhow::Result<Value> {
+        let jobs = self.job_counts(Some(user_id))?;
+        self.read(|c| {
+            let count = |sql: &str| -> rusqlite::Result<i64> { c.query_row(sql, [user_id], |r| r.get(0)) };
+            Ok(json!({
+                "user_id": user_id,
+                "short_term": {"turns": count("SELECT count(*) FROM turns WHERE user_id = ?1")?,
+                               "unreflected": count("SELECT count(*) FROM turns WHERE user_id = ?1 AND reflected = 0")?},
+                "episodic": {"episodes": count("SELECT count(*) FROM episodes WHERE user_id = ?1")?},
+                "semantic": {"entities": count("SELECT count(*) FROM entities WHERE user_id = ?1")?,
+                             "facts": count("SELECT count(*) FROM relations WHERE user_id = ?1")?,
+                             "valid_facts": count("SELECT count(*) FROM relations WHERE user_id = ?1 AND invalid_ms IS NULL")?},
+                "procedural": {"rules": count("SELECT count(*) FROM rules WHERE user_id = ?1")?,
+                               "active_rules": count("SELECT count(*) FROM rules WHERE user_id = ?1 AND superseded_by IS NULL")?},
+                "jobs": jobs,
+            }))
+        })
+    }
+
+    /// Forget a user: every tier, their jobs and tier records. Returns rows removed per table.
+    pub fn forget_user(&self, user_id: &str) -> anyhow::Result<Value> {
+        self.write(|tx| {
+            let mut removed = serde_json::Map::new();
+            let n = tx.execute(
+                "DELETE FROM job_tiers WHERE job_id IN (SELECT job_id FROM jobs WHERE user_id = ?1)",
+                [user_id],
+            )?;
+            removed.insert("job_tiers".into(), n.into());
+            for table in ["relations", "entity_aliases", "entities", "rules", "episodes", "turns", "jobs"] {
+                let n = tx.execute(&format!("DELETE FROM {table} WHERE user_id = ?1"), [user_id])?;
+                removed.insert(table.into(), n.into());
+            }
+            Ok(Value::Object(removed))
+        })
+    }
+}
+
+// -------------------------------------------------------------------- helpers
+
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version as usize > MIGRATIONS.len() {
+        bail!(
+            "the database is at schema version {version}, newer than this build knows ({}); use a newer reflector",
+            MIGRATIONS.len()
+        );
+    }
+    for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)
+            .with_context(|| format!("migration {name} failed"))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(migration = name, "applied migration");
+    }
+    Ok(())
+}
+
+fn insert_job(
+    tx: &Transaction,
+    job: &ReflectionJob,
+    payload: &str,
+    state: JobState,
+    now: i64,
+) -> anyhow::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO jobs (job_id, user_id, priority, state, payload, attempts, max_retries, available_ms,
+                           published_ms, created_ms, updated_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8, ?8)",
+    )?
+    .execute(params![
+        job.job_id,
+        job.user_id,
+        job.priority.as_i64(),
+        state.as_str(),
+        payload,
+        if state == JobState::Processing { 1 } else { 0 },
+        job.max_retries,
+        now
+    ])?;
+    Ok(())
+}
+
+const EPISODE_SELECT: &str = "SELECT id, user_id, speaker, text, summary, importance, tags, occurred_ms, observed_ms, evidence, job_id FROM episodes";
+
+fn episode_from_row(r: &rusqlite::Row) -> rusqlite::Result<EpisodeRow> {
+    let tags: String = r.get(6)?;
+    let ev: String = r.get(9)?;
+    let occurred: i64 = r.get(7)?;
+    Ok(EpisodeRow {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        speaker: r.get(2)?,
+        text: r.get(3)?,
+        summary: r.get(4)?,
+        importance: r.get(5)?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        occurred_at: ms_to_rfc3339(occurred),
+        occurred_ms: occurred,
+        observed_at: ms_to_rfc3339(r.get(8)?),
+        evidence: serde_json::from_str(&ev).unwrap_or_default(),
+        job_id: r.get(10)?,
+    })
+}
+
+const FACT_SELECT: &str =
+    "SELECT r.id, s.name, r.predicate, o.name, r.fact, r.valid_ms, r.invalid_ms, r.evidence
+     FROM relations r JOIN entities s ON s.id = r.subject_id JOIN entities o ON o.id = r.object_id";
+
+fn fact_from_row(r: &rusqlite::Row) -> rusqlite::Result<FactRow> {
+    let valid: i64 = r.get(5)?;
+    let invalid: Option<i64> = r.get(6)?;
+    let ev: String = r.get(7)?;
+    Ok(FactRow {
+        id: r.get(0)?,
+        subject: r.get(1)?,
+        predicate: r.get(2)?,
+        object: r.get(3)?,
+        fact: r.get(4)?,
+        valid_at: ms_to_rfc3339(valid),
+        invalid_at: invalid.map(ms_to_rfc3339),
+        valid_ms: valid,
+        evidence: serde_json::from_str(&ev).unwrap_or_default(),
+    })
+}
+
+fn job_from_row(r: &rusqlite::Row) -> rusqlite::Result<JobRecord> {
+    let state: String = r.get(2)?;
+    let available: i64 = r.get(11)?;
+    let payload: String = r.get(12)?;
+    Ok(JobRecord {
+        job_id: r.get(0)?,
+        user_id: r.get(1)?,
+        next_attempt_at: (state == "retrying").then(|| ms_to_rfc3339(available)),
+        state,
+        priority: Priority::from_i64(r.get(3)?)
+            .unwrap_or(Priority::Normal)
+            .name()
+            .to_string(),
+        attempts: r.get(4)?,
+        max_retries: r.get(5)?,
+        last_error: r.get(6)?,
+        dead_reason: r.get(7)?,
+        created_at: ms_to_rfc3339(r.get(8)?),
+        updated_at: ms_to_rfc3339(r.get(9)?),
+        completed_at: r.get::<_, Option<i64>>(10)?.map(ms_to_rfc3339),
+        tiers: Vec::new(),
+        job: serde_json::from_str(&payload).unwrap_or(Value::Null),
+    })
+}
+
+fn tiers_of(c: &Connection, job_id: &str) -> anyhow::Result<Vec<TierRecord>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT tier, status, result, error, attempts, latency_ms FROM job_tiers WHERE job_id = ?1 ORDER BY tier",
+    )?;
+    let rows = stmt.query_map([job_id], |r| {
+        let result: Option<String> = r.get(2)?;
+        Ok(TierRecord {
+            tier: r.get(0)?,
+            status: r.get(1)?,
+            result: result.and_then(|s| serde_json::from_str(&s).ok()),
+            error: r.get(3)?,
+            attempts: r.get(4)?,
+            latency_ms: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Normalised entity name or alias: lower case, words only, without a leading "my"/"the"/"a".
+pub fn norm_name(s: &str) -> String {
+    let words: Vec<String> = s
+        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_lowercase())
+        .collect();
+    let skip = words
+        .iter()
+        .take_while(|w| matches!(w.as_str(), "my" | "the" | "a" | "an" | "our"))
+        .count();
+    words[skip.min(words.len())..].join(" ")
+}
+
+/// The user's entity for `name`: by alias, then by normalised name, else a new one.
+fn resolve_entity(
+    tx: &Transaction,
+    user: &str,
+    name: &str,
+    kind: &str,
+    now: i64,
+) -> anyhow::Result<i64> {
+    let n = norm_name(name);
+    let n = if n.is_empty() {
+        name.trim().to_lowercase()
+    } else {
+        n
+    };
+    if let Some(id) = tx
+        .prepare_cached(
+            "SELECT entity_id FROM entity_aliases WHERE user_id = ?1 AND alias_norm = ?2",
+        )?
+        .query_row(params![user, n], |r| r.get::<_, i64>(0))
+        .optional()?
+    {
+        return Ok(id);
+    }
+    let id: i64 = tx
+        .prepare_cached(
+            "INSERT INTO entities (user_id, name, norm_name, kind, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (user_id, norm_name) DO UPDATE SET
+                 kind = CASE WHEN entities.kind = 'other' THEN excluded.kind ELSE entities.kind END
+             RETURNING id",
+        )?
+        .query_row(params![user, name.trim(), n, kind, now], |r| r.get(0))?;
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO entity_aliases (user_id, alias_norm, entity_id) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![user, n, id])?;
+    Ok(id)
+}
+
+/// Re-derive validity in an exclusive slot (subject, predicate) from its facts' own times:
+/// each fact is invalid from the `valid_ms` of the first later fact with a different object.
+/// A pure function of the set of facts, so the order jobs were processed in cannot matter.
+fn rederive_slot(
+    tx: &Transaction,
+    user: &str,
+    subject: i64,
+    predicate: &str,
+) -> anyhow::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT r.id, r.object_id, r.valid_ms FROM relations r JOIN entities o ON o.id = r.object_id
+         WHERE r.user_id = ?1 AND r.subject_id = ?2 AND r.predicate = ?3 AND r.exclusive = 1
+         ORDER BY r.valid_ms, o.norm_name",
+    )?;
+    let facts: Vec<(i64, i64, i64)> = stmt
+        .query_map(params![user, subject, predicate], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut update = tx.prepare_cached("UPDATE relations SET invalid_ms = ?2 WHERE id = ?1")?;
+    for (i, (id, object, _)) in facts.iter().enumerate() {
+        let next = facts[i + 1..]
+            .iter()
+            .find(|(_, o, _)| o != object)
+            .map(|(_, _, v)| *v);
+        update.execute(params![id, next])?;
+    }
+    Ok(())
+}
+
+/// Re-derive which rule of a topic is active: the one stated last (ties: by statement).
+fn rederive_topic(tx: &Transaction, user: &str, topic: &str) -> anyhow::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, last_ms FROM rules WHERE user_id = ?1 AND topic = ?2 ORDER BY last_ms DESC, statement DESC",
+    )?;
+    let rules: Vec<(i64, i64)> = stmt
+        .query_map(params![user, topic], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let Some(&(active, active_ms)) = rules.first() else {
+        return Ok(());
+    };
+    tx.execute(
+        "UPDATE rules SET superseded_by = NULL, invalid_ms = NULL WHERE id = ?1",
+        [active],
+    )?;
+    for (id, _) in &rules[1..] {
+        tx.execute(
+            "UPDATE rules SET superseded_by = ?2, invalid_ms = ?3 WHERE id = ?1",
+            params![id, active, active_ms],
+        )?;
+    }
+    Ok(())
+}
+
+/// Union of a stored JSON string array and new items, sorted, as JSON text.
+fn union_json(stored: &str, add: &[String]) -> String {
+    let mut set: BTreeSet<String> = serde_json::from_str::<Vec<String>>(stored)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    set.extend(add.iter().cloned());
+    serde_json::to_string(&set).unwrap_or_else(|_| "[]".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn norm_name_drops_possessives_and_case() {
+        assert_eq!(norm_name("My Mom"), "mom");
+        assert_eq!(norm_name("the  Eiffel Tower!"), "eiffel tower");
+        assert_eq!(norm_name("Sarah"), "sarah");
+    }
+
+    #[test]
+    fn migrations_apply_once_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.db");
+        SqliteStore::open(&p, "normal").unwrap();
+        let s = SqliteStore::open(&p, "normal").unwrap();
+        s.ping().unwrap();
+    }
+}

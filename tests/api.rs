@@ -1,0 +1,559 @@
+//! End-to-end tests of the HTTP API on embedded defaults: the real server on a free port.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::*;
+use reflector::job::Tier;
+use reflector::server::Options;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn fast_path_stores_then_reflects_into_every_tier_and_recalls() {
+    let t = start().await;
+    let (s, r) = t
+        .turn(
+            "ana",
+            "I live in Paris now. I went to the Louvre with my sister Lucia yesterday. Please always answer in Spanish.",
+            "2024-03-03T09:15:00Z",
+            json!({"interaction_id": "turn-1", "metadata": {"speaker": "Ana", "dia_id": "D1:3"}}),
+        )
+        .await;
+    assert_eq!(s, 202, "{r}");
+    assert_eq!(r["interaction_id"], "turn-1");
+    assert_eq!(r["status"], "queued");
+    assert!(["low", "normal", "high", "urgent"].contains(&r["priority"].as_str().unwrap()));
+    let job = t.wait_job(r["reflection_job_id"].as_str().unwrap()).await;
+    assert_eq!(job["state"], "completed", "{job}");
+    let tiers: Vec<&str> = job["tiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(tiers, vec!["completed"; 3], "{job}");
+
+    let (_, ep) = t.get("/api/memory/episodic/ana").await;
+    let text = ep["episodes"][0]["text"].as_str().unwrap();
+    assert!(text.contains("Ana"), "{text}");
+    assert!(
+        text.contains("2 March 2024"),
+        "yesterday resolved against the turn's date: {text}"
+    );
+    let (_, sem) = t.get("/api/memory/semantic/ana").await;
+    assert!(
+        sem["facts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["predicate"] == "LIVES_IN"),
+        "{sem}"
+    );
+    let (_, pro) = t.get("/api/memory/procedural/ana").await;
+    assert!(!pro["rules"].as_array().unwrap().is_empty(), "{pro}");
+
+    let (s, ctx) = t
+        .get("/api/memory/context/ana?query=Where%20did%20Ana%20go%20with%20Lucia&limit=5")
+        .await;
+    assert_eq!(s, 200, "{ctx}");
+    let mems = ctx["memories"].as_array().unwrap();
+    assert!(!mems.is_empty() && mems.len() <= 5);
+    assert!(
+        mems.iter()
+            .any(|m| m["tier"] == "episodic" && m["evidence"] == json!(["D1:3"])),
+        "{ctx}"
+    );
+    assert!(ctx["context"].as_str().unwrap().contains("Louvre"));
+    for m in mems {
+        assert!(m["score"].as_f64().is_some() && m["text"].is_string());
+    }
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_turn_is_recallable_before_it_is_reflected() {
+    let t = start_with(
+        |_| {},
+        Options {
+            no_workers: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (s, _) = t
+        .turn(
+            "bob",
+            "My favourite band is Radiohead",
+            "2024-01-01T10:00:00Z",
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let (_, ctx) = t
+        .get("/api/memory/context/bob?query=favourite%20band")
+        .await;
+    let st = ctx["short_term"].as_array().unwrap();
+    assert_eq!(st.len(), 1);
+    assert_eq!(st[0]["reflected"], false);
+    assert!(
+        ctx["memories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["tier"] == "short_term"),
+        "{ctx}"
+    );
+    let (_, health) = t.get("/api/reflection/health").await;
+    assert_eq!(
+        health["status"], "degraded",
+        "jobs waiting and no workers: {health}"
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn traditional_path_reflects_inline_and_answers_200() {
+    let t = start_with(|c| c.fast_mode = false, Options::default()).await;
+    let (s, r) = t
+        .turn(
+            "carol",
+            "I work at Acme Corp as an engineer.",
+            "2024-02-01T12:00:00Z",
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["status"], "completed");
+    assert_eq!(r["results"]["tiers"].as_array().unwrap().len(), 3);
+    let (_, job) = t
+        .get(&format!(
+            "/api/reflection/jobs/{}",
+            r["reflection_job_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(job["state"], "completed");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn reflection_disabled_also_takes_the_traditional_path() {
+    let t = start_with(|c| c.reflection_enabled = false, Options::default()).await;
+    let (s, r) = t
+        .turn(
+            "dan",
+            "I adopted a dog named Rex.",
+            "2024-02-01T12:00:00Z",
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn interaction_id_is_an_idempotency_key() {
+    let t = start().await;
+    let extra = json!({"interaction_id": "same-1"});
+    let (s1, a) = t
+        .turn(
+            "eve",
+            "I moved to Lisbon.",
+            "2024-01-01T00:00:00Z",
+            extra.clone(),
+        )
+        .await;
+    let (s2, b) = t
+        .turn(
+            "eve",
+            "I moved to Lisbon.",
+            "2024-01-01T00:00:00Z",
+            extra.clone(),
+        )
+        .await;
+    assert_eq!((s1, s2), (202, 202));
+    assert_eq!(a["reflection_job_id"], b["reflection_job_id"]);
+    assert_eq!(b["idempotent_replay"], true);
+    let (s3, c) = t
+        .turn("eve", "I moved to Porto.", "2024-01-01T00:00:00Z", extra)
+        .await;
+    assert_eq!(s3, 409, "{c}");
+    assert!(c["message"].as_str().unwrap().contains("interaction_id"));
+    let (_, st) = t.get("/api/memory/stats/eve").await;
+    assert_eq!(st["short_term"]["turns"], 1);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_4xx_naming_the_field() {
+    let t = start_with(|c| c.max_body_bytes = 4096, Options::default()).await;
+    let (s, e) = t
+        .post(
+            "/api/interactions",
+            &json!({"session_id": "s", "user_message": "x"}),
+        )
+        .await;
+    assert_eq!((s, e["field"].as_str()), (422, Some("user_id")), "{e}");
+    let (s, e) = t
+        .post(
+            "/api/interactions",
+            &json!({"user_id": "u", "session_id": "s", "user_message": 5}),
+        )
+        .await;
+    assert_eq!((s, e["field"].as_str()), (422, Some("user_message")), "{e}");
+    let (s, e) = t
+        .post("/api/interactions", &json!({"user_id": "u", "session_id": "s", "user_message": "x", "timestamp": "tuesday"}))
+        .await;
+    assert_eq!((s, e["field"].as_str()), (422, Some("timestamp")), "{e}");
+    let (s, _) = t.post_raw("/api/interactions", b"{not json".to_vec()).await;
+    assert_eq!(s, 400);
+    let big = json!({"user_id": "u", "session_id": "s", "user_message": "x".repeat(10_000)});
+    let (s, e) = t
+        .post_raw("/api/interactions", big.to_string().into_bytes())
+        .await;
+    assert_eq!(s, 413, "{e}");
+    let (s, _) = t.get("/api/reflection/jobs/nope").await;
+    assert_eq!(s, 404);
+    let (s, e) = t.get("/api/memory/context/u?limit=0").await;
+    assert_eq!((s, e["field"].as_str()), (422, Some("limit")));
+    let (_, st) = t.get("/api/memory/stats/u").await;
+    assert_eq!(st["short_term"]["turns"], 0, "nothing half-written");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn users_with_dots_and_route_words_are_just_users() {
+    let t = start().await;
+    for user in ["alice.smith", "context", "stats"] {
+        let (s, r) = t
+            .turn(
+                user,
+                &format!("I am {user} and I like chess."),
+                "2024-01-01T00:00:00Z",
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, 202, "{r}");
+        t.wait_job(r["reflection_job_id"].as_str().unwrap()).await;
+        let (s, ep) = t.get(&format!("/api/memory/episodic/{user}")).await;
+        assert_eq!(s, 200);
+        assert_eq!(ep["episodes"].as_array().unwrap().len(), 1, "{user}: {ep}");
+    }
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_tier_retries_with_backoff_then_dead_letters_and_replays() {
+    let fail = Arc::new(AtomicBool::new(true));
+    let f = fail.clone();
+    let opts = Options {
+        fault: Some(Arc::new(move |_job, tier| {
+            (tier == Tier::Semantic && f.load(Ordering::SeqCst))
+                .then(|| "injected graph store failure".to_string())
+        })),
+        ..Default::default()
+    };
+    let t = start_with(|c| c.max_retries = 2, opts).await;
+    let (_, r) = t
+        .turn(
+            "frank",
+            "I went hiking in the Alps last weekend.",
+            "2024-06-10T08:00:00Z",
+            json!({}),
+        )
+        .await;
+    let id = r["reflection_job_id"].as_str().unwrap().to_string();
+    let job = t.wait_job(&id).await;
+    assert_eq!(job["state"], "dead", "{job}");
+    assert_eq!(job["attempts"], 3, "first try + max_retries: {job}");
+    assert!(
+        job["dead_reason"]
+            .as_str()
+            .unwrap()
+            .contains("semantic: injected"),
+        "{job}"
+    );
+    let tiers: std::collections::HashMap<String, String> = job["tiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["tier"].as_str().unwrap().into(),
+                x["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(tiers["episodic"], "completed");
+    assert_eq!(tiers["semantic"], "failed");
+    let (_, ep) = t.get("/api/memory/episodic/frank").await;
+    assert_eq!(
+        ep["episodes"].as_array().unwrap().len(),
+        1,
+        "committed tiers ran once"
+    );
+
+    let (_, dlq) = t.get("/api/reflection/dlq").await;
+    assert_eq!(dlq["jobs"][0]["job_id"], id.as_str());
+    fail.store(false, Ordering::SeqCst);
+    let (s, rep) = t
+        .post("/api/reflection/dlq/replay", &json!({"job_ids": [id]}))
+        .await;
+    assert_eq!((s, rep["replayed"].as_i64()), (200, Some(1)));
+    let job = t.wait_job(&id).await;
+    assert_eq!(job["state"], "completed", "{job}");
+    let (_, ep) = t.get("/api/memory/episodic/frank").await;
+    assert_eq!(
+        ep["episodes"].as_array().unwrap().len(),
+        1,
+        "replay did not duplicate the episode"
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_time_zone_from_another_producer_is_dead_at_once() {
+    let t = start_with(
+        |_| {},
+        Options {
+            no_workers: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let store = t.svc.as_ref().unwrap().store.clone();
+    let job: reflector::job::ReflectionJob = serde_json::from_value(json!({
+        "job_id": "ext-1", "user_id": "gina", "session_id": "s", "user_message": "hello there, I moved to Oslo",
+        "timestamp": "2024-01-01T00:00:00", "priority": 1, "metadata": {"timezone": "Mars/Olympus"},
+        "retry_count": 0, "max_retries": 3, "created_at": "2024-01-01T00:00:00"}))
+    .unwrap();
+    let j = job.clone();
+    assert!(store.run(move |s| s.insert_job(&j)).await.unwrap());
+    let embed = reflector::server::embed_service(&test_config(t.dir.path())).unwrap();
+    let r = reflector::reflect::Reflector::new(store.clone(), embed);
+    let cfg = reflector::server::worker_config(&test_config(t.dir.path()));
+    assert!(
+        reflector::reflect::worker::run_once(&r, "w", &cfg)
+            .await
+            .unwrap()
+    );
+    let (_, j) = t.get("/api/reflection/jobs/ext-1").await;
+    assert_eq!(j["state"], "dead", "{j}");
+    assert_eq!(j["attempts"], 1);
+    assert!(
+        j["dead_reason"]
+            .as_str()
+            .unwrap()
+            .contains("metadata.timezone"),
+        "{j}"
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn time_zones_move_relative_dates_across_day_month_and_year() {
+    let t = start().await;
+    // 2023-12-31T12:00Z is already 1 January 2024 at +14:00: "yesterday" = 31 December 2023.
+    let (_, a) = t
+        .turn(
+            "kiri",
+            "I finished my thesis yesterday.",
+            "2023-12-31T12:00:00Z",
+            json!({"metadata": {"timezone": "+14:00"}}),
+        )
+        .await;
+    // 2024-01-01T04:00Z is still 31 December 2023 at -10:00: "yesterday" = 30 December 2023.
+    let (_, b) = t
+        .turn(
+            "hono",
+            "I finished my thesis yesterday.",
+            "2024-01-01T04:00:00Z",
+            json!({"metadata": {"timezone": "Pacific/Honolulu"}}),
+        )
+        .await;
+    t.wait_job(a["reflection_job_id"].as_str().unwrap()).await;
+    t.wait_job(b["reflection_job_id"].as_str().unwrap()).await;
+    let (_, ka) = t.get("/api/memory/episodic/kiri").await;
+    let (_, ho) = t.get("/api/memory/episodic/hono").await;
+    let ka = ka["episodes"][0]["text"].as_str().unwrap().to_string();
+    let ho = ho["episodes"][0]["text"].as_str().unwrap().to_string();
+    assert!(ka.contains("31 December 2023"), "{ka}");
+    assert!(ho.contains("30 December 2023"), "{ho}");
+    let (s, e) = t
+        .turn(
+            "x",
+            "hello",
+            "2024-01-01T00:00:00Z",
+            json!({"metadata": {"timezone": "Mars/Olympus"}}),
+        )
+        .await;
+    assert_eq!(
+        (s, e["field"].as_str()),
+        (422, Some("metadata.timezone")),
+        "{e}"
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn workers_take_higher_priority_first() {
+    let t = start_with(
+        |_| {},
+        Options {
+            no_workers: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (_, low) = t
+        .turn("pat", "ok thanks", "2024-01-01T00:00:00Z", json!({}))
+        .await;
+    let (_, normal) = t
+        .turn(
+            "pat",
+            "I bought a new bike.",
+            "2024-01-01T00:00:01Z",
+            json!({}),
+        )
+        .await;
+    let (_, urgent) = t
+        .turn(
+            "pat",
+            "This is urgent: I am allergic to peanuts.",
+            "2024-01-01T00:00:02Z",
+            json!({}),
+        )
+        .await;
+    assert_eq!(low["priority"], "low", "{low}");
+    assert_eq!(normal["priority"], "normal", "{normal}");
+    assert_eq!(urgent["priority"], "urgent", "{urgent}");
+    let (_, q) = t.get("/api/reflection/queue-status").await;
+    assert_eq!(q["queue"]["waiting"], 3, "{q}");
+    let store = t.svc.as_ref().unwrap().store.clone();
+    let order: Vec<String> = store
+        .run(|s| {
+            Ok(s.claim_jobs("w", 3, 60_000)?
+                .into_iter()
+                .map(|c| c.job.job_id)
+                .collect())
+        })
+        .await
+        .unwrap();
+    let ids: Vec<&str> = [&urgent, &normal, &low]
+        .iter()
+        .map(|r| r["reflection_job_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ids);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over_and_nothing_is_duplicated() {
+    let t = start_with(
+        |_| {},
+        Options {
+            no_workers: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (_, r) = t
+        .turn(
+            "lee",
+            "I started a new job at Globex yesterday.",
+            "2024-05-02T09:00:00Z",
+            json!({}),
+        )
+        .await;
+    let id = r["reflection_job_id"].as_str().unwrap().to_string();
+    let store = t.svc.as_ref().unwrap().store.clone();
+    // A worker leases the job for 1 ms and "crashes" (never settles it).
+    let claimed = store
+        .run(|s| s.claim_jobs("crashed-worker", 1, 1))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let cfg = test_config(t.dir.path());
+    let embed = reflector::server::embed_service(&cfg).unwrap();
+    let r = reflector::reflect::Reflector::new(store.clone(), embed);
+    // Run the job twice as if re-delivered: the second run must write nothing new.
+    let job = claimed[0].job.clone();
+    let first = r.process(&job).await;
+    assert!(first.all_committed());
+    assert!(
+        reflector::reflect::worker::run_once(
+            &r,
+            "second-worker",
+            &reflector::server::worker_config(&cfg)
+        )
+        .await
+        .unwrap()
+    );
+    let (_, j) = t.get(&format!("/api/reflection/jobs/{id}")).await;
+    assert_eq!(j["state"], "completed", "{j}");
+    assert_eq!(j["attempts"], 2, "{j}");
+    for tier in j["tiers"].as_array().unwrap() {
+        assert_eq!(tier["status"], "completed");
+    }
+    let (_, st) = t.get("/api/memory/stats/lee").await;
+    assert_eq!(st["episodic"]["episodes"], 1, "{st}");
+    let facts = st["semantic"]["facts"].as_i64().unwrap();
+    let again = r.process(&job).await;
+    assert!(
+        again
+            .tiers
+            .iter()
+            .all(|x| x.result.as_ref().unwrap()["already_committed"] == true),
+        "{again:?}"
+    );
+    let (_, st2) = t.get("/api/memory/stats/lee").await;
+    assert_eq!(st2["semantic"]["facts"].as_i64().unwrap(), facts);
+    assert_eq!(st2["episodic"]["episodes"], 1);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn operator_endpoints_answer() {
+    let t = start().await;
+    let (_, r) = t
+        .turn(
+            "op",
+            "I planted tomatoes in my garden.",
+            "2024-04-01T00:00:00Z",
+            json!({}),
+        )
+        .await;
+    t.wait_job(r["reflection_job_id"].as_str().unwrap()).await;
+    let (s, h) = t.get("/api/reflection/health").await;
+    assert_eq!((s, h["status"].as_str()), (200, Some("healthy")), "{h}");
+    let (s, st) = t.get("/api/reflection/stats").await;
+    assert_eq!(s, 200);
+    for k in ["queued", "processing", "retrying", "completed", "dead"] {
+        assert!(st["jobs"][k].is_i64(), "{k} in {st}");
+    }
+    assert_eq!(st["jobs"]["completed"], 1);
+    let (s, q) = t.get("/api/reflection/queue-status").await;
+    assert_eq!(s, 200);
+    assert!(q["queue"]["depth_by_priority"]["urgent"].is_i64(), "{q}");
+    let (s, m) = t.get_text("/metrics").await;
+    assert_eq!(s, 200);
+    assert!(m.contains("reflector_queue_waiting"), "{m}");
+    let (s, f) = t
+        .http
+        .delete(format!("{}/api/memory/user/op", t.base))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .map(|s| (s, ()))
+        .unwrap();
+    assert_eq!(s, 200);
+    let _ = f;
+    let (_, st) = t.get("/api/memory/stats/op").await;
+    assert_eq!(st["episodic"]["episodes"], 0);
+    assert_eq!(st["short_term"]["turns"], 0);
+    let v: Value = t.get("/api/memory/context/op?query=garden").await.1;
+    assert!(v["memories"].as_array().unwrap().is_empty(), "{v}");
+    t.stop().await;
+}
