@@ -48,6 +48,8 @@ pub struct Config {
     pub embed_threads: usize,
     /// Tier 1 window: recent turns shown in recall. Default 10.
     pub short_term_turns: usize,
+    /// Turns shown on each side of a recalled episode, from its session (its context). Default 1.
+    pub recall_window: usize,
     /// SQLite `synchronous` mode: `normal` (default; a commit survives a process crash, the
     /// last commits may be lost on power failure) or `full` (survives power failure too).
     pub sqlite_synchronous: String,
@@ -76,6 +78,7 @@ impl Default for Config {
             model_dir: crate::embed::fetch::default_model_dir(),
             embed_threads: 2,
             short_term_turns: 10,
+            recall_window: 1,
             sqlite_synchronous: "normal".into(),
             lag_degraded_secs: 120,
             rabbitmq_url: None,
@@ -127,6 +130,7 @@ impl Config {
             model_dir,
             embed_threads,
             short_term_turns,
+            recall_window,
             sqlite_synchronous,
             lag_degraded_secs
         );
@@ -219,6 +223,9 @@ pub struct Overrides {
     /// Recent turns shown from Tier 1 [default: 10]
     #[arg(long, env = "REFLECTOR_SHORT_TERM_TURNS")]
     pub short_term_turns: Option<usize>,
+    /// Turns shown around a recalled episode, each side [default: 1]
+    #[arg(long, env = "REFLECTOR_RECALL_WINDOW")]
+    pub recall_window: Option<usize>,
     /// SQLite synchronous mode: normal or full [default: normal]
     #[arg(long, env = "REFLECTOR_SQLITE_SYNCHRONOUS")]
     pub sqlite_synchronous: Option<String>,
@@ -261,6 +268,7 @@ struct ConfigFile {
     model_dir: Option<PathBuf>,
     embed_threads: Option<usize>,
     short_term_turns: Option<usize>,
+    recall_window: Option<usize>,
     sqlite_synchronous: Option<String>,
     lag_degraded_secs: Option<u64>,
 }
@@ -288,6 +296,7 @@ impl ConfigFile {
             model_dir: self.model_dir,
             embed_threads: self.embed_threads,
             short_term_turns: self.short_term_turns,
+            recall_window: self.recall_window,
             sqlite_synchronous: self.sqlite_synchronous,
             lag_degraded_secs: self.lag_degraded_secs,
             rabbitmq_url: None,

@@ -59,6 +59,11 @@ pub struct ScoredEpisode {
     #[serde(flatten)]
     pub episode: EpisodeRow,
     pub score: f64,
+    /// The episode with its neighbouring turns of the same session (`recall_window` each
+    /// side), oldest first: what the ranked `memories` list shows.
+    pub with_context: String,
+    /// Evidence of the episode first, then of its neighbours.
+    pub context_evidence: Vec<String>,
 }
 
 /// The context endpoint's answer.
@@ -184,15 +189,18 @@ pub struct Recall {
     embed: EmbedService,
     vectors: Arc<VectorCache>,
     short_term_turns: usize,
+    window: usize,
 }
 
 impl Recall {
-    pub fn new(store: Store, embed: EmbedService, short_term_turns: usize) -> Self {
+    /// `window`: neighbouring turns shown on each side of a recalled episode.
+    pub fn new(store: Store, embed: EmbedService, short_term_turns: usize, window: usize) -> Self {
         Self {
             store,
             embed,
             vectors: Arc::new(VectorCache::default()),
             short_term_turns,
+            window,
         }
     }
 
@@ -211,6 +219,8 @@ impl Recall {
         let qvec_for_rules = qvec.clone();
         let vectors = self.vectors.clone();
         let st_n = self.short_term_turns;
+        let window = self.window;
+        let limit = q.limit;
         let user = q.user_id.clone();
         let (short_term, episodes, facts, rules) = self
             .store
@@ -250,9 +260,10 @@ impl Recall {
                             }
                         }
                         score *= boost;
-                        episodes.push(ScoredEpisode { episode: e, score });
+                        episodes.push(ScoredEpisode::new(e, score));
                     }
                     episodes.sort_by(|a, b| b.score.total_cmp(&a.score));
+                    episodes = with_windows(s, &user, episodes, window, limit)?;
                     let mentioned = mentioned_entities(&s.entity_names(&user)?, &query);
                     if !mentioned.is_empty() {
                         facts = s.facts_about(&user, &mentioned, q.include_invalid, 50)?;
@@ -263,7 +274,7 @@ impl Recall {
                         .into_iter()
                         .map(|e| {
                             let score = e.importance as f64 / RRF_K;
-                            ScoredEpisode { episode: e, score }
+                            ScoredEpisode::new(e, score)
                         })
                         .collect();
                 }
@@ -280,6 +291,57 @@ impl Recall {
             qvec_for_rules.as_deref(),
         ))
     }
+}
+
+impl ScoredEpisode {
+    fn new(episode: EpisodeRow, score: f64) -> Self {
+        Self {
+            with_context: episode.text.clone(),
+            context_evidence: episode.evidence.clone(),
+            episode,
+            score,
+        }
+    }
+}
+
+/// Give the best `limit` episodes their session context (`window` turns each side), and
+/// drop a lower-ranked episode that is already shown inside a better one's window — its
+/// slot goes to something new. Episodes past the first `limit` kept are left as they are.
+fn with_windows(
+    s: &crate::store::SqliteStore,
+    user: &str,
+    ranked: Vec<ScoredEpisode>,
+    window: usize,
+    limit: usize,
+) -> anyhow::Result<Vec<ScoredEpisode>> {
+    if window == 0 {
+        return Ok(ranked);
+    }
+    let mut shown: HashSet<String> = HashSet::new();
+    let mut out = Vec::with_capacity(ranked.len());
+    for mut e in ranked {
+        if out.len() >= limit {
+            out.push(e);
+            continue;
+        }
+        if shown.contains(&e.episode.job_id) {
+            continue;
+        }
+        let (prev, next) = s.turn_window(user, &e.episode.job_id, window, window)?;
+        shown.insert(e.episode.job_id.clone());
+        let mut lines: Vec<&str> = prev.iter().map(|w| w.text.as_str()).collect();
+        lines.push(&e.episode.text);
+        lines.extend(next.iter().map(|w| w.text.as_str()));
+        e.with_context = lines.join("\n");
+        for w in prev.iter().chain(next.iter()) {
+            shown.insert(w.job_id.clone());
+            if !e.context_evidence.contains(&w.evidence) {
+                e.context_evidence.push(w.evidence.clone());
+            }
+        }
+        out.push(e);
+    }
+    Ok(out)
 }
 
 /// Turn a free-text query into an FTS5 expression: its content words, quoted, OR-ed.
@@ -325,10 +387,10 @@ fn assemble(
     let top = episodes.first().map(|e| e.score).unwrap_or(1.0 / RRF_K);
     for e in &episodes {
         memories.push(Memory {
-            text: e.episode.text.clone(),
+            text: e.with_context.clone(),
             tier: "episodic",
             score: e.score,
-            evidence: e.episode.evidence.clone(),
+            evidence: e.context_evidence.clone(),
             id: e.episode.id.to_string(),
         });
     }

@@ -86,7 +86,12 @@ impl Service {
             cfg.max_retries,
             wcfg.clone(),
         );
-        let recall = Recall::new(store.clone(), embed.clone(), cfg.short_term_turns);
+        let recall = Recall::new(
+            store.clone(),
+            embed.clone(),
+            cfg.short_term_turns,
+            cfg.recall_window,
+        );
         let (tx, rx) = watch::channel(false);
         let run_workers = !opts.no_workers;
         let workers = if run_workers {

@@ -37,7 +37,8 @@
 //! single-threaded kernels.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, mpsc};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail};
@@ -86,28 +87,97 @@ pub unsafe fn set_single_threaded_kernels() -> String {
 
 type Reply = oneshot::Sender<anyhow::Result<Vec<Vec<f32>>>>;
 
+/// Which lane of the queue a request waits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// Someone is waiting on the answer (a recall query): served before any queued bulk
+    /// work, and never batched with bulk texts.
+    Interactive,
+    /// Throughput work (reflection, re-indexing): served in arrival order.
+    Bulk,
+}
+
 /// One caller's request (or a `max_batch`-sized part of it).
 struct Job {
     texts: Vec<String>,
     reply: Reply,
 }
 
-/// The shared queue. `carry` holds a job taken from the channel that did not fit the
-/// batch being assembled; the next free thread takes it first.
+/// The queue shared by the pool threads: two FIFO lanes under one lock.
 struct Queue {
-    rx: mpsc::Receiver<Job>,
-    carry: Option<Job>,
+    state: Mutex<Lanes>,
+    ready: Condvar,
+}
+
+struct Lanes {
+    interactive: VecDeque<Job>,
+    bulk: VecDeque<Job>,
+    /// Set when the last [`EmbedService`] clone is dropped: threads exit.
+    closed: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, Lanes> {
+        // A poisoned lock only means a thread panicked while holding it; the lanes
+        // themselves are always consistent (plain pushes and pops).
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, priority: Priority, jobs: Vec<Job>) {
+        let mut lanes = self.lock();
+        match priority {
+            Priority::Interactive => lanes.interactive.extend(jobs),
+            Priority::Bulk => lanes.bulk.extend(jobs),
+        }
+        drop(lanes);
+        self.ready.notify_all();
+    }
+
+    /// Blocks until work is waiting, then takes a batch: interactive jobs if any are
+    /// waiting, else bulk jobs, in order, while they fit in `max_batch` texts (always at
+    /// least one job). `None` once closed.
+    fn next_batch(&self, max_batch: usize) -> Option<Vec<Job>> {
+        let mut lanes = self.lock();
+        while !lanes.closed && lanes.interactive.is_empty() && lanes.bulk.is_empty() {
+            lanes = self.ready.wait(lanes).unwrap_or_else(|e| e.into_inner());
+        }
+        if lanes.closed {
+            return None;
+        }
+        let lane = if lanes.interactive.is_empty() {
+            &mut lanes.bulk
+        } else {
+            &mut lanes.interactive
+        };
+        let mut n = 0;
+        let mut jobs = Vec::new();
+        while let Some(job) = lane.front() {
+            if !jobs.is_empty() && n + job.texts.len() > max_batch {
+                break;
+            }
+            n += job.texts.len();
+            jobs.extend(lane.pop_front());
+        }
+        Some(jobs)
+    }
 }
 
 struct Inner {
-    tx: mpsc::Sender<Job>,
+    queue: Arc<Queue>,
     model_id: String,
     dim: usize,
     max_batch: usize,
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.queue.lock().closed = true;
+        self.queue.ready.notify_all();
+    }
+}
+
 /// Async, cloneable handle to a pool of embedding threads. Clones share the pool; the
-/// threads exit once every clone is dropped and the queue is empty.
+/// threads exit once every clone is dropped.
 #[derive(Clone)]
 pub struct EmbedService {
     inner: Arc<Inner>,
@@ -136,7 +206,8 @@ impl EmbedService {
         if config.threads == 0 || config.max_batch == 0 {
             bail!("embedding pool needs threads >= 1 and max_batch >= 1, got {config:?}");
         }
-        let embedders = (0..config.threads).map(|_| factory()).collect::<anyhow::Result<Vec<_>>>()?;
+        let embedders =
+            (0..config.threads).map(|_| factory()).collect::<anyhow::Result<Vec<_>>>()?;
         let (model_id, dim) = (embedders[0].model_id().to_owned(), embedders[0].dim());
         if let Some(e) = embedders.iter().find(|e| e.model_id() != model_id || e.dim() != dim) {
             bail!(
@@ -145,18 +216,22 @@ impl EmbedService {
                 e.dim()
             );
         }
-        let intra_op = candle_core::utils::get_num_threads();
-        if config.threads > 1 && intra_op > 1 {
-            tracing::debug!(
-                threads = config.threads,
-                intra_op,
-                "candle kernels are multi-threaded; with several embedding threads \
-                 RAYON_NUM_THREADS=1 is faster (see embed::pool docs)"
-            );
-        }
-
-        let (tx, rx) = mpsc::channel();
-        let queue = Arc::new(Mutex::new(Queue { rx, carry: None }));
+        let queue = Arc::new(Queue {
+            state: Mutex::new(Lanes {
+                interactive: VecDeque::new(),
+                bulk: VecDeque::new(),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+        });
+        // Built before spawning so that a spawn failure closes the queue (Inner::drop) and
+        // stops the threads already started.
+        let inner = Arc::new(Inner {
+            queue: Arc::clone(&queue),
+            model_id,
+            dim,
+            max_batch: config.max_batch,
+        });
         for (i, embedder) in embedders.into_iter().enumerate() {
             let queue = Arc::clone(&queue);
             let max_batch = config.max_batch;
@@ -164,15 +239,15 @@ impl EmbedService {
                 .name(format!("embed-{i}"))
                 .spawn(move || worker(&*embedder, &queue, max_batch))?;
         }
-        tracing::info!(model_id, dim, threads = config.threads, intra_op, "embedding pool started");
-        Ok(EmbedService {
-            inner: Arc::new(Inner {
-                tx,
-                model_id,
-                dim,
-                max_batch: config.max_batch,
-            }),
-        })
+        tracing::info!(
+            model_id = inner.model_id,
+            dim,
+            threads = config.threads,
+            max_batch = config.max_batch,
+            candle_threads = candle_core::utils::get_num_threads(),
+            "embedding pool started"
+        );
+        Ok(EmbedService { inner })
     }
 
     /// [`EmbedService::new`] with each thread owning a clone of `embedder` (for
@@ -197,56 +272,72 @@ impl EmbedService {
         self.inner.dim
     }
 
-    /// Embeds `texts`: one L2-normalised vector of [`EmbedService::dim`] `f32`s per text, in
-    /// order. Waits behind earlier requests; cancel-safe (a dropped future's texts are
-    /// skipped if not started yet).
+    /// Embeds `texts` at [`Priority::Bulk`]: one L2-normalised vector of
+    /// [`EmbedService::dim`] `f32`s per text, in order.
     ///
     /// # Errors
-    /// The embedder failed on these texts (e.g. tokenizer error), or the pool is gone.
+    /// As [`EmbedService::embed_with`].
     pub async fn embed(&self, texts: Vec<String>) -> anyhow::Result<Vec<Vec<f32>>> {
+        self.embed_with(texts, Priority::Bulk).await
+    }
+
+    /// Embeds one text at [`Priority::Interactive`] (a recall query): it overtakes queued
+    /// bulk work and waits at most for one batch in progress.
+    ///
+    /// # Errors
+    /// As [`EmbedService::embed_with`].
+    pub async fn embed_one(&self, text: String) -> anyhow::Result<Vec<f32>> {
+        let mut v = self.embed_with(vec![text], Priority::Interactive).await?;
+        v.pop().ok_or_else(|| anyhow!("embedder returned no vector"))
+    }
+
+    /// Embeds `texts` in the given lane: one L2-normalised vector of
+    /// [`EmbedService::dim`] `f32`s per text, in order. Requests of more than `max_batch`
+    /// texts are split so that several threads share them. Cancel-safe: the texts of a
+    /// dropped future are skipped unless already being embedded.
+    ///
+    /// # Errors
+    /// The embedder failed on these texts (e.g. tokenizer error; other requests of the
+    /// same batch are unaffected), or a pool thread died.
+    pub async fn embed_with(
+        &self,
+        texts: Vec<String>,
+        priority: Priority,
+    ) -> anyhow::Result<Vec<Vec<f32>>> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
         let n = texts.len();
-        let mut pending = Vec::with_capacity(n.div_ceil(self.inner.max_batch));
+        let mut jobs = Vec::with_capacity(n.div_ceil(self.inner.max_batch));
+        let mut pending = Vec::with_capacity(jobs.capacity());
         let mut texts = texts.into_iter().peekable();
         while texts.peek().is_some() {
             let part: Vec<String> = texts.by_ref().take(self.inner.max_batch).collect();
             let (reply, rx) = oneshot::channel();
-            self.inner
-                .tx
-                .send(Job { texts: part, reply })
-                .map_err(|_| anyhow!("embedding pool has stopped"))?;
+            jobs.push(Job { texts: part, reply });
             pending.push(rx);
         }
+        self.inner.queue.push(priority, jobs);
         let mut out = Vec::with_capacity(n);
         for rx in pending {
             out.extend(rx.await.map_err(|_| anyhow!("embedding thread exited"))??);
         }
         Ok(out)
     }
-
-    /// Embeds one text (see [`EmbedService::embed`]).
-    ///
-    /// # Errors
-    /// As [`EmbedService::embed`].
-    pub async fn embed_one(&self, text: String) -> anyhow::Result<Vec<f32>> {
-        let mut v = self.embed(vec![text]).await?;
-        v.pop().ok_or_else(|| anyhow!("embedder returned no vector"))
-    }
 }
 
 /// Loop of one pool thread: take a batch of waiting jobs, embed, reply; exit when the
-/// channel is closed (every [`EmbedService`] clone dropped).
-fn worker(embedder: &dyn Embedder, queue: &Mutex<Queue>, max_batch: usize) {
-    while let Some(mut jobs) = next_batch(queue, max_batch) {
+/// queue is closed (every [`EmbedService`] clone dropped).
+fn worker(embedder: &dyn Embedder, queue: &Queue, max_batch: usize) {
+    while let Some(mut jobs) = queue.next_batch(max_batch) {
         jobs.retain(|j| !j.reply.is_closed());
         if jobs.is_empty() {
             continue;
         }
         let start = Instant::now();
         let n: usize = jobs.iter().map(|j| j.texts.len()).sum();
-        let texts: Vec<&str> = jobs.iter().flat_map(|j| j.texts.iter().map(String::as_str)).collect();
+        let texts: Vec<&str> =
+            jobs.iter().flat_map(|j| j.texts.iter().map(String::as_str)).collect();
         match embed_checked(embedder, &texts) {
             Ok(mut vectors) => {
                 // Split back per job, last job first so `split_off` is cheap.
@@ -261,7 +352,10 @@ fn worker(embedder: &dyn Embedder, queue: &Mutex<Queue>, max_batch: usize) {
                 }
             }
             Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "embedding batch failed; retrying per request");
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "embedding batch failed; retrying request by request"
+                );
                 for job in jobs {
                     let texts: Vec<&str> = job.texts.iter().map(String::as_str).collect();
                     let _ = job.reply.send(embed_checked(embedder, &texts));
@@ -270,34 +364,6 @@ fn worker(embedder: &dyn Embedder, queue: &Mutex<Queue>, max_batch: usize) {
         }
         tracing::debug!(texts = n, ms = start.elapsed().as_secs_f64() * 1e3, "embedded batch");
     }
-}
-
-/// Takes the next batch: blocks for the first job, then adds jobs already waiting while
-/// they fit in `max_batch` texts. `None` once the channel is closed and drained.
-fn next_batch(queue: &Mutex<Queue>, max_batch: usize) -> Option<Vec<Job>> {
-    // A poisoned lock only means another thread panicked while holding it; the queue
-    // itself is still consistent.
-    let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
-    let first = match q.carry.take() {
-        Some(job) => job,
-        None => q.rx.recv().ok()?,
-    };
-    let mut n = first.texts.len();
-    let mut jobs = vec![first];
-    while n < max_batch {
-        match q.rx.try_recv() {
-            Ok(job) if n + job.texts.len() <= max_batch => {
-                n += job.texts.len();
-                jobs.push(job);
-            }
-            Ok(job) => {
-                q.carry = Some(job);
-                break;
-            }
-            Err(_) => break,
-        }
-    }
-    Some(jobs)
 }
 
 /// `embedder.embed`, with panics turned into errors and the output count checked.
@@ -327,7 +393,8 @@ mod tests {
     /// texts "FAIL" / "PANIC".
     #[derive(Clone, Default)]
     struct Probe {
-        calls: Arc<Mutex<Vec<usize>>>,
+        /// (number of texts, first text) of each call.
+        calls: Arc<Mutex<Vec<(usize, String)>>>,
         delay: Duration,
     }
 
@@ -339,7 +406,7 @@ mod tests {
             384
         }
         fn embed(&self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
-            self.calls.lock().unwrap().push(texts.len());
+            self.calls.lock().unwrap().push((texts.len(), texts[0].to_owned()));
             std::thread::sleep(self.delay);
             if texts.contains(&"FAIL") {
                 bail!("bad text");
@@ -387,7 +454,7 @@ mod tests {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             assert_eq!(got, HashEmbedder.embed(&refs).unwrap());
         }
-        let calls = probe.calls.lock().unwrap().clone();
+        let calls: Vec<usize> = probe.calls.lock().unwrap().iter().map(|c| c.0).collect();
         assert_eq!(calls.iter().sum::<usize>(), (0..40).map(|i| 1 + i % 3).sum::<usize>());
         assert!(calls.iter().all(|&n| n <= 16), "{calls:?}");
         assert!(calls.len() < 40, "waiting requests must be batched: {calls:?}");
@@ -414,6 +481,42 @@ mod tests {
         assert!(format!("{:#}", boom.unwrap_err()).contains("panicked: boom"));
         // The thread survived the panic.
         assert_eq!(svc.embed_one("fine".into()).await.unwrap().len(), 384);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn interactive_requests_overtake_queued_bulk_work() {
+        let probe = Probe { delay: Duration::from_millis(50), ..Default::default() };
+        let svc =
+            EmbedService::from_clones(probe.clone(), PoolConfig { threads: 1, max_batch: 2 }).unwrap();
+        let bulk = tokio::spawn({
+            let svc = svc.clone();
+            // Three jobs of two texts: the first starts at once, two wait in the bulk lane.
+            async move { svc.embed(strings("bulk", 6)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        let query = svc.embed_one("query".into()).await.unwrap();
+        assert_eq!(query, HashEmbedder.embed_text("query"));
+        assert_eq!(bulk.await.unwrap().unwrap().len(), 6);
+        let order: Vec<String> = probe.calls.lock().unwrap().iter().map(|c| c.1.clone()).collect();
+        assert_eq!(
+            order,
+            ["bulk text number 0", "query", "bulk text number 2", "bulk text number 4"],
+        );
+    }
+
+    #[test]
+    fn threads_exit_when_the_service_is_dropped() {
+        let probe = Probe::default();
+        let svc = EmbedService::from_clones(probe.clone(), PoolConfig { threads: 2, max_batch: 4 })
+            .unwrap();
+        // Each thread holds a clone of the probe (and so of `calls`).
+        assert_eq!(Arc::strong_count(&probe.calls), 3);
+        drop(svc);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Arc::strong_count(&probe.calls) > 1 {
+            assert!(Instant::now() < deadline, "pool threads did not exit");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     #[test]

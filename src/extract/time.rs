@@ -11,11 +11,21 @@ use std::sync::LazyLock;
 
 /// How precise a resolution is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Granularity { Day, Week, Weekend, Month, Year }
+pub enum Granularity {
+    Day,
+    Week,
+    Weekend,
+    Month,
+    Year,
+}
 
 /// An absolute date range: `start ..= end` (both inclusive; `start == end` for one day).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resolved { pub start: NaiveDate, pub end: NaiveDate, pub granularity: Granularity }
+pub struct Resolved {
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    pub granularity: Granularity,
+}
 
 /// One time expression found in a text.
 ///
@@ -23,55 +33,142 @@ pub struct Resolved { pub start: NaiveDate, pub end: NaiveDate, pub granularity:
 /// `&text[start..end] == phrase`). `label` is the resolution written out; it always contains
 /// a date as "7 May 2023", "May 2023" or "2023".
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TimeMention { pub start: usize, pub end: usize, pub phrase: String, pub resolved: Resolved, pub label: String }
+pub struct TimeMention {
+    pub start: usize,
+    pub end: usize,
+    pub phrase: String,
+    pub resolved: Resolved,
+    pub label: String,
+}
 
 impl TimeMention {
     /// True when the phrase needs the reference date to mean anything ("yesterday", "in May",
     /// "May 7th"); false for phrases that carry their own year ("7 May 2023", "2022").
     pub fn is_relative(&self) -> bool {
-        !self.phrase.as_bytes().windows(4).any(|w| w.iter().all(u8::is_ascii_digit))
+        !self
+            .phrase
+            .as_bytes()
+            .windows(4)
+            .any(|w| w.iter().all(u8::is_ascii_digit))
     }
 }
 
 const MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
 const NUM_WORDS: [&str; 13] = [
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve",
 ];
-const MONTH_ALT: &str = "january|february|march|april|may|june|july|august|september|october|november|december";
+const MONTH_ALT: &str =
+    "january|february|march|april|may|june|july|august|september|october|november|december";
 const NUM: &str = r"(\d{1,3}|a\s+couple\s+of|a\s+couple|a\s+few|couple\s+of|few|several|an|a|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)";
 
 fn re(pattern: &str) -> Regex {
     Regex::new(pattern).expect("time.rs: static regex must compile")
 }
 
-static DAY_RE: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(the\s+day\s+before\s+yesterday|the\s+day\s+after\s+tomorrow|the\s+other\s+day|yesterday|last\s+night|today|tonight|tomorrow|this\s+(?:morning|afternoon|evening))\b"));
-static PERIOD_RE: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(last|this|next|earlier\s+this|later\s+this)\s+(week|weekend|month|year)\b"));
-static BEFORE_RE: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\bthe\s+(week|weekend)\s+before(\s+last)?\b"));
-static WEEKDAY_RE: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(last|this|next|on)\s+(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b"));
-static COUNT_RE: LazyLock<Regex> = LazyLock::new(|| re(&format!(r"(?i)\b(?:(in)\s+)?{NUM}\s+(day|week|weekend|month|year)s?(?:\s+(ago))?\b")));
-static MONTH_RE: LazyLock<Regex> = LazyLock::new(|| re(&format!(
-    r"(?i)\b(?:(in|last|this|next|of|since|until|till|by|during|from|early|late|mid|before|after)\s+)?(?:the\s+)?(?:(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?)?({MONTH_ALT})\b(?:\s+(\d{{1,2}})(?:st|nd|rd|th)?\b)?(?:,?\s+(\d{{4}})\b)?"
-)));
+static DAY_RE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)\b(the\s+day\s+before\s+yesterday|the\s+day\s+after\s+tomorrow|the\s+other\s+day|yesterday|last\s+night|today|tonight|tomorrow|this\s+(?:morning|afternoon|evening))\b",
+    )
+});
+static PERIOD_RE: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?i)\b(last|this|next|earlier\s+this|later\s+this)\s+(week|weekend|month|year)\b")
+});
+static BEFORE_RE: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?i)\bthe\s+(week|weekend)\s+before(\s+last)?\b"));
+static WEEKDAY_RE: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?i)\b(last|this|next|on)\s+(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b")
+});
+static COUNT_RE: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r"(?i)\b(?:(in)\s+)?{NUM}\s+(day|week|weekend|month|year)s?(?:\s+(ago))?\b"
+    ))
+});
+static MONTH_RE: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r"(?i)\b(?:(in|last|this|next|of|since|until|till|by|during|from|early|late|mid|before|after)\s+)?(?:the\s+)?(?:(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?)?({MONTH_ALT})\b(?:\s+(\d{{1,2}})(?:st|nd|rd|th)?\b)?(?:,?\s+(\d{{4}})\b)?"
+    ))
+});
 static ISO_RE: LazyLock<Regex> = LazyLock::new(|| re(r"\b(\d{4})-(\d{2})-(\d{2})\b"));
 static YEAR_RE: LazyLock<Regex> = LazyLock::new(|| re(r"\b((?:19|20)\d{2})\b"));
 static WORD_RE: LazyLock<Regex> = LazyLock::new(|| re(r"[A-Za-z'’]+"));
-static QUESTION_RE: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(when|(?:what|which)\s+(?:date|year|month|day|time|week|weekend)|how\s+long|ago|since\s+when|how\s+many\s+(?:days|weeks|months|years)|january|february|march|april|june|july|august|september|october|november|december)\b"));
+static QUESTION_RE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)\b(when|(?:what|which)\s+(?:date|year|month|day|time|week|weekend)|how\s+long|ago|since\s+when|how\s+many\s+(?:days|weeks|months|years)|january|february|march|april|june|july|august|september|october|november|december)\b",
+    )
+});
 
 const FUTURE_CUES: [&str; 16] = [
-    "will", "shall", "gonna", "going", "plan", "plans", "planning", "hope", "hoping", "hopefully",
-    "intend", "upcoming", "soon", "tomorrow", "forward", "until",
+    "will",
+    "shall",
+    "gonna",
+    "going",
+    "plan",
+    "plans",
+    "planning",
+    "hope",
+    "hoping",
+    "hopefully",
+    "intend",
+    "upcoming",
+    "soon",
+    "tomorrow",
+    "forward",
+    "until",
 ];
 const PAST_CUES: [&str; 30] = [
-    "was", "were", "did", "had", "went", "ago", "yesterday", "got", "came", "took", "saw", "met",
-    "made", "gave", "told", "said", "felt", "ran", "began", "won", "lost", "bought", "left", "spent",
-    "found", "thought", "heard", "wrote", "sent", "since",
+    "was",
+    "were",
+    "did",
+    "had",
+    "went",
+    "ago",
+    "yesterday",
+    "got",
+    "came",
+    "took",
+    "saw",
+    "met",
+    "made",
+    "gave",
+    "told",
+    "said",
+    "felt",
+    "ran",
+    "began",
+    "won",
+    "lost",
+    "bought",
+    "left",
+    "spent",
+    "found",
+    "thought",
+    "heard",
+    "wrote",
+    "sent",
+    "since",
 ];
 
 /// A candidate before overlap resolution.
-struct Cand { start: usize, end: usize, resolved: Resolved, label: String }
+struct Cand {
+    start: usize,
+    end: usize,
+    resolved: Resolved,
+    label: String,
+}
 
 /// Formats one day as "7 May 2023": day without leading zero, full English month, year.
 pub fn format_day(d: NaiveDate) -> String {
@@ -83,18 +180,29 @@ fn month_label(y: i32, m: u32) -> String {
 }
 
 fn add_days(d: NaiveDate, n: i64) -> Option<NaiveDate> {
-    if n >= 0 { d.checked_add_days(Days::new(n.unsigned_abs())) } else { d.checked_sub_days(Days::new(n.unsigned_abs())) }
+    if n >= 0 {
+        d.checked_add_days(Days::new(n.unsigned_abs()))
+    } else {
+        d.checked_sub_days(Days::new(n.unsigned_abs()))
+    }
 }
 
 /// (year, month 1..=12) of `d`'s month shifted by `n` months.
 fn add_months(d: NaiveDate, n: i64) -> Option<(i32, u32)> {
     let t = i64::from(d.year()) * 12 + i64::from(d.month0()) + n;
-    Some((i32::try_from(t.div_euclid(12)).ok()?, u32::try_from(t.rem_euclid(12)).ok()? + 1))
+    Some((
+        i32::try_from(t.div_euclid(12)).ok()?,
+        u32::try_from(t.rem_euclid(12)).ok()? + 1,
+    ))
 }
 
 fn month_range(y: i32, m: u32) -> Option<(NaiveDate, NaiveDate)> {
     let first = NaiveDate::from_ymd_opt(y, m, 1)?;
-    let next = if m == 12 { NaiveDate::from_ymd_opt(y.checked_add(1)?, 1, 1)? } else { NaiveDate::from_ymd_opt(y, m + 1, 1)? };
+    let next = if m == 12 {
+        NaiveDate::from_ymd_opt(y.checked_add(1)?, 1, 1)?
+    } else {
+        NaiveDate::from_ymd_opt(y, m + 1, 1)?
+    };
     Some((first, next.pred_opt()?))
 }
 
@@ -117,11 +225,31 @@ fn next_weekday(r: NaiveDate, weekday: u32) -> Option<NaiveDate> {
 /// Saturday of the latest weekend that ended before `r` (a Sunday `r` is still "this weekend").
 fn last_weekend(r: NaiveDate) -> Option<NaiveDate> {
     let sat = last_weekday(r, 5)?;
-    if add_days(sat, 1)? < r { Some(sat) } else { add_days(sat, -7) }
+    if add_days(sat, 1)? < r {
+        Some(sat)
+    } else {
+        add_days(sat, -7)
+    }
 }
 
-fn cand(start: usize, end: usize, s: NaiveDate, e: NaiveDate, g: Granularity, label: String) -> Option<Cand> {
-    Some(Cand { start, end, resolved: Resolved { start: s.min(e), end: s.max(e), granularity: g }, label })
+fn cand(
+    start: usize,
+    end: usize,
+    s: NaiveDate,
+    e: NaiveDate,
+    g: Granularity,
+    label: String,
+) -> Option<Cand> {
+    Some(Cand {
+        start,
+        end,
+        resolved: Resolved {
+            start: s.min(e),
+            end: s.max(e),
+            granularity: g,
+        },
+        label,
+    })
 }
 
 fn day(start: usize, end: usize, d: NaiveDate) -> Option<Cand> {
@@ -134,20 +262,40 @@ fn month(start: usize, end: usize, (y, m): (i32, u32)) -> Option<Cand> {
 }
 
 fn year(start: usize, end: usize, y: i32) -> Option<Cand> {
-    cand(start, end, NaiveDate::from_ymd_opt(y, 1, 1)?, NaiveDate::from_ymd_opt(y, 12, 31)?, Granularity::Year, y.to_string())
+    cand(
+        start,
+        end,
+        NaiveDate::from_ymd_opt(y, 1, 1)?,
+        NaiveDate::from_ymd_opt(y, 12, 31)?,
+        Granularity::Year,
+        y.to_string(),
+    )
 }
 
 fn weekend(start: usize, end: usize, sat: NaiveDate) -> Option<Cand> {
-    cand(start, end, sat, add_days(sat, 1)?, Granularity::Weekend, format!("the weekend of {}", format_day(sat)))
+    cand(
+        start,
+        end,
+        sat,
+        add_days(sat, 1)?,
+        Granularity::Weekend,
+        format!("the weekend of {}", format_day(sat)),
+    )
 }
 
 fn norm(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 fn month_index(name: &str) -> Option<u32> {
     let lower = name.to_lowercase();
-    MONTHS.iter().position(|m| m.to_lowercase() == lower).and_then(|i| u32::try_from(i + 1).ok())
+    MONTHS
+        .iter()
+        .position(|m| m.to_lowercase() == lower)
+        .and_then(|i| u32::try_from(i + 1).ok())
 }
 
 /// The tense of the clause around `start..end`: `Some(true)` future, `Some(false)` past, from
@@ -161,17 +309,20 @@ fn tense(text: &str, start: usize, end: usize) -> Option<bool> {
     for w in WORD_RE.find_iter(&text[s..e]) {
         let (ws, we) = (s + w.start(), s + w.end());
         let lw = w.as_str().to_lowercase();
-        let cue = if FUTURE_CUES.contains(&lw.as_str()) || lw.ends_with("'ll") || lw.ends_with("’ll") {
-            Some(true)
-        } else if PAST_CUES.contains(&lw.as_str())
-            || (lw.len() >= 5 && lw.ends_with("ed") && !["indeed", "proceed", "exceed", "succeed"].contains(&lw.as_str()))
-        {
-            Some(false)
-        } else if ["is", "are", "am"].contains(&lw.as_str()) {
-            None
-        } else {
-            continue;
-        };
+        let cue =
+            if FUTURE_CUES.contains(&lw.as_str()) || lw.ends_with("'ll") || lw.ends_with("’ll") {
+                Some(true)
+            } else if PAST_CUES.contains(&lw.as_str())
+                || (lw.len() >= 5
+                    && lw.ends_with("ed")
+                    && !["indeed", "proceed", "exceed", "succeed"].contains(&lw.as_str()))
+            {
+                Some(false)
+            } else if ["is", "are", "am"].contains(&lw.as_str()) {
+                None
+            } else {
+                continue;
+            };
         if we <= start {
             before = Some(cue); // the last one before the phrase is the nearest
         } else if ws >= end && after.is_none() {
@@ -190,7 +341,14 @@ fn day_cand(c: &Captures, r: NaiveDate) -> Option<Cand> {
         "tomorrow" => 1,
         "the day after tomorrow" => 2,
         "the other day" => {
-            return cand(s, e, add_days(r, -7)?, add_days(r, -1)?, Granularity::Week, format!("a few days before {}", format_day(r)));
+            return cand(
+                s,
+                e,
+                add_days(r, -7)?,
+                add_days(r, -1)?,
+                Granularity::Week,
+                format!("a few days before {}", format_day(r)),
+            );
         }
         _ => 0,
     };
@@ -204,11 +362,42 @@ fn period_cand(c: &Captures, r: NaiveDate) -> Option<Cand> {
     let (mon, sun) = (monday(r)?, add_days(monday(r)?, 6)?);
     match (which.as_str(), norm(c.get(2)?.as_str()).as_str()) {
         ("last", "week") => week_before(s, e, r, 1),
-        ("this", "week") => cand(s, e, mon, sun, Granularity::Week, format!("the week of {}", format_day(mon))),
-        ("next", "week") => cand(s, e, add_days(r, 1)?, add_days(mon, 13)?, Granularity::Week,
-            format!("the week after {}, around {}", format_day(r), format_day(add_days(r, 7)?))),
-        ("earlier this", "week") => cand(s, e, mon, add_days(r, -1)?.max(mon), Granularity::Week, format!("earlier in the week of {}", format_day(mon))),
-        ("later this", "week") => cand(s, e, add_days(r, 1)?.min(sun), sun, Granularity::Week, format!("later in the week of {}", format_day(mon))),
+        ("this", "week") => cand(
+            s,
+            e,
+            mon,
+            sun,
+            Granularity::Week,
+            format!("the week of {}", format_day(mon)),
+        ),
+        ("next", "week") => cand(
+            s,
+            e,
+            add_days(r, 1)?,
+            add_days(mon, 13)?,
+            Granularity::Week,
+            format!(
+                "the week after {}, around {}",
+                format_day(r),
+                format_day(add_days(r, 7)?)
+            ),
+        ),
+        ("earlier this", "week") => cand(
+            s,
+            e,
+            mon,
+            add_days(r, -1)?.max(mon),
+            Granularity::Week,
+            format!("earlier in the week of {}", format_day(mon)),
+        ),
+        ("later this", "week") => cand(
+            s,
+            e,
+            add_days(r, 1)?.min(sun),
+            sun,
+            Granularity::Week,
+            format!("later in the week of {}", format_day(mon)),
+        ),
         ("last", "weekend") => weekend(s, e, last_weekend(r)?),
         ("next", "weekend") => weekend(s, e, next_weekday(r, 5)?),
         (_, "weekend") => weekend(s, e, add_days(mon, 5)?),
@@ -218,8 +407,22 @@ fn period_cand(c: &Captures, r: NaiveDate) -> Option<Cand> {
             let (first, last) = month_range(r.year(), r.month())?;
             let label = month_label(r.year(), r.month());
             match which.as_str() {
-                "earlier this" => cand(s, e, first, add_days(r, -1)?.max(first), Granularity::Month, format!("earlier in {label}")),
-                "later this" => cand(s, e, add_days(r, 1)?.min(last), last, Granularity::Month, format!("later in {label}")),
+                "earlier this" => cand(
+                    s,
+                    e,
+                    first,
+                    add_days(r, -1)?.max(first),
+                    Granularity::Month,
+                    format!("earlier in {label}"),
+                ),
+                "later this" => cand(
+                    s,
+                    e,
+                    add_days(r, 1)?.min(last),
+                    last,
+                    Granularity::Month,
+                    format!("later in {label}"),
+                ),
                 _ => month(s, e, (r.year(), r.month())),
             }
         }
@@ -227,11 +430,25 @@ fn period_cand(c: &Captures, r: NaiveDate) -> Option<Cand> {
         ("next", _) => year(s, e, r.year().checked_add(1)?),
         ("earlier this", _) => {
             let first = NaiveDate::from_ymd_opt(r.year(), 1, 1)?;
-            cand(s, e, first, add_days(r, -1)?.max(first), Granularity::Year, format!("earlier in {}", r.year()))
+            cand(
+                s,
+                e,
+                first,
+                add_days(r, -1)?.max(first),
+                Granularity::Year,
+                format!("earlier in {}", r.year()),
+            )
         }
         ("later this", _) => {
             let last = NaiveDate::from_ymd_opt(r.year(), 12, 31)?;
-            cand(s, e, add_days(r, 1)?.min(last), last, Granularity::Year, format!("later in {}", r.year()))
+            cand(
+                s,
+                e,
+                add_days(r, 1)?.min(last),
+                last,
+                Granularity::Year,
+                format!("later in {}", r.year()),
+            )
         }
         _ => year(s, e, r.year()),
     }
@@ -241,13 +458,30 @@ fn period_cand(c: &Captures, r: NaiveDate) -> Option<Cand> {
 /// `n` weeks back from its Monday up to the day before the reference.
 fn week_before(s: usize, e: usize, r: NaiveDate, n: i64) -> Option<Cand> {
     let around = add_days(r, -7 * n)?;
-    let what = if n == 1 { "the week".to_string() } else { format!("{} weeks", count_word(n)) };
-    cand(s, e, monday(around)?, add_days(r, -1)?, Granularity::Week,
-        format!("{what} before {}, around {}", format_day(r), format_day(around)))
+    let what = if n == 1 {
+        "the week".to_string()
+    } else {
+        format!("{} weeks", count_word(n))
+    };
+    cand(
+        s,
+        e,
+        monday(around)?,
+        add_days(r, -1)?,
+        Granularity::Week,
+        format!(
+            "{what} before {}, around {}",
+            format_day(r),
+            format_day(around)
+        ),
+    )
 }
 
 fn count_word(n: i64) -> String {
-    usize::try_from(n).ok().and_then(|i| NUM_WORDS.get(i)).map_or_else(|| n.to_string(), |w| (*w).to_string())
+    usize::try_from(n)
+        .ok()
+        .and_then(|i| NUM_WORDS.get(i))
+        .map_or_else(|| n.to_string(), |w| (*w).to_string())
 }
 
 fn before_cand(c: &Captures, text: &str, r: NaiveDate) -> Option<Cand> {
@@ -255,20 +489,38 @@ fn before_cand(c: &Captures, text: &str, r: NaiveDate) -> Option<Cand> {
     let twice = c.get(2).is_some();
     // "the week before the wedding" is relative to an event, not to the turn: only a bare
     // "the week before" (end of clause) or "the week before last" counts.
-    if !twice && !text[m.end()..].trim_start().chars().next().is_none_or(|ch| ".,;:!?)\"'".contains(ch)) {
+    if !twice
+        && !text[m.end()..]
+            .trim_start()
+            .chars()
+            .next()
+            .is_none_or(|ch| ".,;:!?)\"'".contains(ch))
+    {
         return None;
     }
     let n = if twice { 2 } else { 1 };
     if norm(c.get(1)?.as_str()) == "week" {
         week_before(m.start(), m.end(), r, n)
     } else {
-        weekend(m.start(), m.end(), add_days(last_weekend(r)?, -7 * (n - 1))?)
+        weekend(
+            m.start(),
+            m.end(),
+            add_days(last_weekend(r)?, -7 * (n - 1))?,
+        )
     }
 }
 
 fn weekday_cand(c: &Captures, text: &str, r: NaiveDate) -> Option<Cand> {
     let m = c.get(0)?;
-    let names = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+    let names = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
     let name = c.get(2)?.as_str().to_lowercase();
     let wd = u32::try_from(names.iter().position(|n| *n == name)?).ok()?;
     let d = match norm(c.get(1)?.as_str()).as_str() {
@@ -303,19 +555,46 @@ fn count_cand(c: &Captures, r: NaiveDate) -> Option<Cand> {
     match unit.as_str() {
         "day" if vague => {
             let center = add_days(r, sign * n)?;
-            cand(s, e, add_days(center, -1)?, add_days(center, 1)?, Granularity::Day, format!("around {}", format_day(center)))
+            cand(
+                s,
+                e,
+                add_days(center, -1)?,
+                add_days(center, 1)?,
+                Granularity::Day,
+                format!("around {}", format_day(center)),
+            )
         }
         "day" => day(s, e, add_days(r, sign * n)?),
         "week" if !future && !vague && n >= 1 => week_before(s, e, r, n),
         "week" => {
             let center = add_days(r, sign * 7 * n)?;
-            let what = if vague { format!("{qty} weeks") } else if n == 1 { "a week".into() } else { format!("{} weeks", count_word(n)) };
+            let what = if vague {
+                format!("{qty} weeks")
+            } else if n == 1 {
+                "a week".into()
+            } else {
+                format!("{} weeks", count_word(n))
+            };
             let dir = if future { "after" } else { "before" };
-            cand(s, e, add_days(center, -3)?, add_days(center, 3)?, Granularity::Week,
-                format!("{what} {dir} {}, around {}", format_day(r), format_day(center)))
+            cand(
+                s,
+                e,
+                add_days(center, -3)?,
+                add_days(center, 3)?,
+                Granularity::Week,
+                format!(
+                    "{what} {dir} {}, around {}",
+                    format_day(r),
+                    format_day(center)
+                ),
+            )
         }
         "weekend" if n >= 1 => {
-            let base = if future { next_weekday(r, 5)? } else { last_weekend(r)? };
+            let base = if future {
+                next_weekday(r, 5)?
+            } else {
+                last_weekend(r)?
+            };
             weekend(s, e, add_days(base, sign * 7 * (n - 1))?)
         }
         "month" if vague => {
@@ -323,7 +602,14 @@ fn count_cand(c: &Captures, r: NaiveDate) -> Option<Cand> {
             let center = NaiveDate::from_ymd_opt(y, mo, 1)?;
             let (first, _) = month_range(add_months(center, -1)?.0, add_months(center, -1)?.1)?;
             let (_, last) = month_range(add_months(center, 1)?.0, add_months(center, 1)?.1)?;
-            cand(s, e, first, last, Granularity::Month, format!("around {}", month_label(y, mo)))
+            cand(
+                s,
+                e,
+                first,
+                last,
+                Granularity::Month,
+                format!("around {}", month_label(y, mo)),
+            )
         }
         "month" => month(s, e, add_months(r, sign * n)?),
         "year" => {
@@ -331,7 +617,14 @@ fn count_cand(c: &Captures, r: NaiveDate) -> Option<Cand> {
             if !vague {
                 return year(s, e, y);
             }
-            cand(s, e, NaiveDate::from_ymd_opt(y - 1, 1, 1)?, NaiveDate::from_ymd_opt(y + 1, 12, 31)?, Granularity::Year, format!("around {y}"))
+            cand(
+                s,
+                e,
+                NaiveDate::from_ymd_opt(y - 1, 1, 1)?,
+                NaiveDate::from_ymd_opt(y + 1, 12, 31)?,
+                Granularity::Year,
+                format!("around {y}"),
+            )
         }
         _ => None,
     }
@@ -352,19 +645,30 @@ fn month_cand(c: &Captures, text: &str, r: NaiveDate) -> Option<Cand> {
     };
     // The phrase starts after the preposition, except for "in/last/this/next May" where the
     // preposition decides the year.
-    let body = c.get(1).map_or(m.start(), |p| p.end() + (text[p.end()..].len() - text[p.end()..].trim_start().len()));
-    let keeps_prep = dom.is_none() && yr.is_none() && matches!(prep.as_deref(), Some("in" | "last" | "this" | "next"));
+    let body = c.get(1).map_or(m.start(), |p| {
+        p.end() + (text[p.end()..].len() - text[p.end()..].trim_start().len())
+    });
+    let keeps_prep = dom.is_none()
+        && yr.is_none()
+        && matches!(prep.as_deref(), Some("in" | "last" | "this" | "next"));
     let (s, e) = (if keeps_prep { m.start() } else { body }, m.end());
-    if dom.is_none() && yr.is_none() && (prep.is_none() || (mo == 5 && !name.as_str().starts_with('M'))) {
+    if dom.is_none()
+        && yr.is_none()
+        && (prep.is_none() || (mo == 5 && !name.as_str().starts_with('M')))
+    {
         return None; // a bare month name, or "may" the modal verb ("this may be hard")
     }
     let future = tense(text, s, e);
     match (dom, yr) {
         // An impossible day ("31 February 2023") still names its month.
-        (Some(d), Some(y)) => NaiveDate::from_ymd_opt(y, mo, d).map_or_else(|| month(s, e, (y, mo)), |x| day(s, e, x)),
+        (Some(d), Some(y)) => {
+            NaiveDate::from_ymd_opt(y, mo, d).map_or_else(|| month(s, e, (y, mo)), |x| day(s, e, x))
+        }
         (None, Some(y)) => month(s, e, (y, mo)),
         (Some(d), None) => {
-            let options = [r.year() - 1, r.year(), r.year() + 1].into_iter().filter_map(|y| NaiveDate::from_ymd_opt(y, mo, d));
+            let options = [r.year() - 1, r.year(), r.year() + 1]
+                .into_iter()
+                .filter_map(|y| NaiveDate::from_ymd_opt(y, mo, d));
             let pick = match future {
                 Some(true) => options.filter(|x| *x >= r).min(),
                 Some(false) => options.filter(|x| *x <= r).max(),
@@ -376,12 +680,30 @@ fn month_cand(c: &Captures, text: &str, r: NaiveDate) -> Option<Cand> {
             let rm = r.month();
             let y = match prep.as_deref() {
                 Some("this") => r.year(),
-                Some("last") => if mo < rm { r.year() } else { r.year() - 1 },
-                Some("next") => if mo > rm { r.year() } else { r.year() + 1 },
+                Some("last") => {
+                    if mo < rm {
+                        r.year()
+                    } else {
+                        r.year() - 1
+                    }
+                }
+                Some("next") => {
+                    if mo > rm {
+                        r.year()
+                    } else {
+                        r.year() + 1
+                    }
+                }
                 _ => {
                     let (back, fwd) = ((rm + 12 - mo) % 12, (mo + 12 - rm) % 12);
                     let go_future = future.unwrap_or(fwd < back);
-                    if go_future { if mo >= rm { r.year() } else { r.year() + 1 } } else if mo <= rm { r.year() } else { r.year() - 1 }
+                    if go_future {
+                        if mo >= rm { r.year() } else { r.year() + 1 }
+                    } else if mo <= rm {
+                        r.year()
+                    } else {
+                        r.year() - 1
+                    }
                 }
             };
             month(s, e, (y, mo))
@@ -393,8 +715,13 @@ fn year_cand(c: &Captures, text: &str) -> Option<Cand> {
     let m = c.get(1)?;
     let before = text[..m.start()].chars().next_back();
     let after = &text[m.end()..];
-    let numeric_tail = after.len() > 1 && (after.starts_with(['.', ',']) && after[1..].starts_with(|ch: char| ch.is_ascii_digit()));
-    if before.is_some_and(|ch| "$€£#.,:/".contains(ch)) || after.starts_with(['%', ':', '/']) || numeric_tail {
+    let numeric_tail = after.len() > 1
+        && (after.starts_with(['.', ','])
+            && after[1..].starts_with(|ch: char| ch.is_ascii_digit()));
+    if before.is_some_and(|ch| "$€£#.,:/".contains(ch))
+        || after.starts_with(['%', ':', '/'])
+        || numeric_tail
+    {
         return None; // amounts, times, decimals: "$2000", "2000%", "1.2000", "2,000"
     }
     year(m.start(), m.end(), m.as_str().parse().ok()?)
@@ -402,7 +729,11 @@ fn year_cand(c: &Captures, text: &str) -> Option<Cand> {
 
 fn iso_cand(c: &Captures) -> Option<Cand> {
     let m = c.get(0)?;
-    let (y, mo, d) = (c.get(1)?.as_str().parse().ok()?, c.get(2)?.as_str().parse().ok()?, c.get(3)?.as_str().parse().ok()?);
+    let (y, mo, d) = (
+        c.get(1)?.as_str().parse().ok()?,
+        c.get(2)?.as_str().parse().ok()?,
+        c.get(3)?.as_str().parse().ok()?,
+    );
     day(m.start(), m.end(), NaiveDate::from_ymd_opt(y, mo, d)?)
 }
 
@@ -422,13 +753,37 @@ pub fn find_mentions(text: &str, reference: NaiveDate) -> Vec<TimeMention> {
     let r = reference;
     let mut cands: Vec<Cand> = Vec::new();
     cands.extend(DAY_RE.captures_iter(text).filter_map(|c| day_cand(&c, r)));
-    cands.extend(PERIOD_RE.captures_iter(text).filter_map(|c| period_cand(&c, r)));
-    cands.extend(BEFORE_RE.captures_iter(text).filter_map(|c| before_cand(&c, text, r)));
-    cands.extend(WEEKDAY_RE.captures_iter(text).filter_map(|c| weekday_cand(&c, text, r)));
-    cands.extend(COUNT_RE.captures_iter(text).filter_map(|c| count_cand(&c, r)));
-    cands.extend(MONTH_RE.captures_iter(text).filter_map(|c| month_cand(&c, text, r)));
+    cands.extend(
+        PERIOD_RE
+            .captures_iter(text)
+            .filter_map(|c| period_cand(&c, r)),
+    );
+    cands.extend(
+        BEFORE_RE
+            .captures_iter(text)
+            .filter_map(|c| before_cand(&c, text, r)),
+    );
+    cands.extend(
+        WEEKDAY_RE
+            .captures_iter(text)
+            .filter_map(|c| weekday_cand(&c, text, r)),
+    );
+    cands.extend(
+        COUNT_RE
+            .captures_iter(text)
+            .filter_map(|c| count_cand(&c, r)),
+    );
+    cands.extend(
+        MONTH_RE
+            .captures_iter(text)
+            .filter_map(|c| month_cand(&c, text, r)),
+    );
     cands.extend(ISO_RE.captures_iter(text).filter_map(|c| iso_cand(&c)));
-    cands.extend(YEAR_RE.captures_iter(text).filter_map(|c| year_cand(&c, text)));
+    cands.extend(
+        YEAR_RE
+            .captures_iter(text)
+            .filter_map(|c| year_cand(&c, text)),
+    );
     cands.sort_by_key(|c| (std::cmp::Reverse(c.end - c.start), c.start));
     let mut taken: Vec<Cand> = Vec::new();
     for c in cands {
@@ -441,7 +796,13 @@ pub fn find_mentions(text: &str, reference: NaiveDate) -> Vec<TimeMention> {
         .into_iter()
         .filter_map(|c| {
             let phrase = text.get(c.start..c.end)?.to_string();
-            Some(TimeMention { start: c.start, end: c.end, phrase, resolved: c.resolved, label: c.label })
+            Some(TimeMention {
+                start: c.start,
+                end: c.end,
+                phrase,
+                resolved: c.resolved,
+                label: c.label,
+            })
         })
         .collect()
 }
@@ -471,7 +832,9 @@ pub fn ground(text: &str, reference: NaiveDate) -> (String, Vec<TimeMention>) {
 /// "Z", "GMT"); `None` or a blank string → UTC. Offsets beyond ±14:00 and unknown names →
 /// `Err` naming the value.
 pub fn to_local(ts: DateTime<Utc>, tz: Option<&str>) -> Result<DateTime<FixedOffset>, String> {
-    let Some(raw) = tz else { return Ok(ts.fixed_offset()) };
+    let Some(raw) = tz else {
+        return Ok(ts.fixed_offset());
+    };
     let name = raw.trim();
     if name.is_empty() {
         return Ok(ts.fixed_offset());
@@ -489,15 +852,26 @@ fn parse_offset(s: &str) -> Option<FixedOffset> {
     if matches!(u.as_str(), "UTC" | "Z" | "GMT") {
         return FixedOffset::east_opt(0);
     }
-    let rest = u.strip_prefix("UTC").or_else(|| u.strip_prefix("GMT")).unwrap_or(&u);
-    let sign = match rest.as_bytes().first()? { b'+' => 1, b'-' => -1, _ => return None };
+    let rest = u
+        .strip_prefix("UTC")
+        .or_else(|| u.strip_prefix("GMT"))
+        .unwrap_or(&u);
+    let sign = match rest.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
     let digits = &rest[1..];
     let (h, m) = match digits.split_once(':') {
         Some(hm) => hm,
         None if digits.len() == 4 => digits.split_at(2),
         None => (digits, "00"),
     };
-    if h.is_empty() || h.len() > 2 || m.len() != 2 || !(h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit())) {
+    if h.is_empty()
+        || h.len() > 2
+        || m.len() != 2
+        || !(h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()))
+    {
         return None;
     }
     let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
@@ -512,7 +886,8 @@ fn parse_offset(s: &str) -> Option<FixedOffset> {
 /// "may" the verb), or any expression [`find_mentions`] recognises ("last week", "in 2022").
 /// Whole words only.
 pub fn is_temporal_question(q: &str) -> bool {
-    QUESTION_RE.is_match(q) || NaiveDate::from_ymd_opt(2000, 6, 15).is_some_and(|r| !find_mentions(q, r).is_empty())
+    QUESTION_RE.is_match(q)
+        || NaiveDate::from_ymd_opt(2000, 6, 15).is_some_and(|r| !find_mentions(q, r).is_empty())
 }
 
 /// The union range (earliest start ..= latest end) of every mention in `text`, for recall's
@@ -537,7 +912,12 @@ mod tests {
         let ms = find_mentions(text, r);
         assert_eq!(ms.len(), 1, "{text:?} → {ms:?}");
         let m = &ms[0];
-        (m.phrase.clone(), m.resolved.start, m.resolved.end, m.label.clone())
+        (
+            m.phrase.clone(),
+            m.resolved.start,
+            m.resolved.end,
+            m.label.clone(),
+        )
     }
 
     fn label(text: &str, r: NaiveDate) -> String {
@@ -552,17 +932,29 @@ mod tests {
 
     #[test]
     fn ground_inserts_label_after_relative_phrase() {
-        let (out, ms) = ground("I went to a support group yesterday and it was great.", mon());
-        assert_eq!(out, "I went to a support group yesterday (7 May 2023) and it was great.");
+        let (out, ms) = ground(
+            "I went to a support group yesterday and it was great.",
+            mon(),
+        );
+        assert_eq!(
+            out,
+            "I went to a support group yesterday (7 May 2023) and it was great."
+        );
         assert_eq!(ms.len(), 1);
-        assert_eq!(&"I went to a support group yesterday and"[ms[0].start..ms[0].end], "yesterday");
+        assert_eq!(
+            &"I went to a support group yesterday and"[ms[0].start..ms[0].end],
+            "yesterday"
+        );
     }
 
     #[test]
     fn ground_leaves_absolute_dates_and_is_idempotent() {
         let text = "On 7 May 2023 we met, in 2022 too, and last week again.";
         let (out, ms) = ground(text, mon());
-        assert_eq!(out, "On 7 May 2023 we met, in 2022 too, and last week (the week before 8 May 2023, around 1 May 2023) again.");
+        assert_eq!(
+            out,
+            "On 7 May 2023 we met, in 2022 too, and last week (the week before 8 May 2023, around 1 May 2023) again."
+        );
         assert_eq!(ms.len(), 3);
         assert_eq!(ground(&out, mon()).0, out);
     }
@@ -571,13 +963,23 @@ mod tests {
     fn day_words() {
         let r = mon();
         for (text, want) in [
-            ("today", d(2023, 5, 8)), ("Tonight", d(2023, 5, 8)), ("this morning", d(2023, 5, 8)),
-            ("this AFTERNOON", d(2023, 5, 8)), ("this evening", d(2023, 5, 8)), ("yesterday", d(2023, 5, 7)),
-            ("last night", d(2023, 5, 7)), ("the day before yesterday", d(2023, 5, 6)),
-            ("tomorrow", d(2023, 5, 9)), ("the day after tomorrow", d(2023, 5, 10)),
+            ("today", d(2023, 5, 8)),
+            ("Tonight", d(2023, 5, 8)),
+            ("this morning", d(2023, 5, 8)),
+            ("this AFTERNOON", d(2023, 5, 8)),
+            ("this evening", d(2023, 5, 8)),
+            ("yesterday", d(2023, 5, 7)),
+            ("last night", d(2023, 5, 7)),
+            ("the day before yesterday", d(2023, 5, 6)),
+            ("tomorrow", d(2023, 5, 9)),
+            ("the day after tomorrow", d(2023, 5, 10)),
         ] {
             let (phrase, s, e, l) = one(text, r);
-            assert_eq!((phrase.as_str(), s, e, l), (text, want, want, format_day(want)), "{text}");
+            assert_eq!(
+                (phrase.as_str(), s, e, l),
+                (text, want, want, format_day(want)),
+                "{text}"
+            );
         }
     }
 
@@ -600,20 +1002,51 @@ mod tests {
     fn weeks() {
         let r = mon();
         let (_, s, e, l) = one("last week", r);
-        assert_eq!((s, e, l.as_str()), (d(2023, 5, 1), d(2023, 5, 7), "the week before 8 May 2023, around 1 May 2023"));
+        assert_eq!(
+            (s, e, l.as_str()),
+            (
+                d(2023, 5, 1),
+                d(2023, 5, 7),
+                "the week before 8 May 2023, around 1 May 2023"
+            )
+        );
         assert_eq!(label("this week", d(2023, 5, 10)), "the week of 8 May 2023");
         let (_, s, e, _) = one("next week", r);
         assert_eq!((s, e), (d(2023, 5, 9), d(2023, 5, 21)));
-        assert_eq!(label("the week before.", r), "the week before 8 May 2023, around 1 May 2023");
-        assert_eq!(label("the week before last", r), "two weeks before 8 May 2023, around 24 April 2023");
+        assert_eq!(
+            label("the week before.", r),
+            "the week before 8 May 2023, around 1 May 2023"
+        );
+        assert_eq!(
+            label("the week before last", r),
+            "two weeks before 8 May 2023, around 24 April 2023"
+        );
         assert!(find_mentions("the week before the wedding", r).is_empty());
-        assert_eq!(label("two weeks ago", r), "two weeks before 8 May 2023, around 24 April 2023");
-        assert_eq!(label("a week ago", r), "the week before 8 May 2023, around 1 May 2023");
-        assert_eq!(label("in 3 weeks", r), "three weeks after 8 May 2023, around 29 May 2023");
-        assert_eq!(label("a few weeks ago", r), "a few weeks before 8 May 2023, around 17 April 2023");
+        assert_eq!(
+            label("two weeks ago", r),
+            "two weeks before 8 May 2023, around 24 April 2023"
+        );
+        assert_eq!(
+            label("a week ago", r),
+            "the week before 8 May 2023, around 1 May 2023"
+        );
+        assert_eq!(
+            label("in 3 weeks", r),
+            "three weeks after 8 May 2023, around 29 May 2023"
+        );
+        assert_eq!(
+            label("a few weeks ago", r),
+            "a few weeks before 8 May 2023, around 17 April 2023"
+        );
         let (_, s, e, l) = one("the other day", r);
-        assert_eq!((s, e, l.as_str()), (d(2023, 5, 1), d(2023, 5, 7), "a few days before 8 May 2023"));
-        assert_eq!(label("earlier this week", d(2023, 5, 10)), "earlier in the week of 8 May 2023");
+        assert_eq!(
+            (s, e, l.as_str()),
+            (d(2023, 5, 1), d(2023, 5, 7), "a few days before 8 May 2023")
+        );
+        assert_eq!(
+            label("earlier this week", d(2023, 5, 10)),
+            "earlier in the week of 8 May 2023"
+        );
     }
 
     #[test]
@@ -625,8 +1058,14 @@ mod tests {
         assert_eq!(label("two weekends ago", r), "the weekend of 29 April 2023");
         assert_eq!(label("the weekend before!", r), "the weekend of 6 May 2023");
         // On a Sunday the current weekend is "this", not "last".
-        assert_eq!(label("last weekend", d(2023, 5, 7)), "the weekend of 29 April 2023");
-        assert_eq!(label("this weekend", d(2023, 5, 7)), "the weekend of 6 May 2023");
+        assert_eq!(
+            label("last weekend", d(2023, 5, 7)),
+            "the weekend of 29 April 2023"
+        );
+        assert_eq!(
+            label("this weekend", d(2023, 5, 7)),
+            "the weekend of 6 May 2023"
+        );
     }
 
     #[test]
@@ -682,7 +1121,10 @@ mod tests {
         assert_eq!(label("May 7th", r), "7 May 2023");
         assert_eq!(label("we met on May 1st", r), "1 May 2023");
         assert_eq!(label("my exam is on June 2nd", r), "2 June 2023");
-        assert_eq!(label("My birthday is on July 20th and I started a job.", r), "20 July 2023");
+        assert_eq!(
+            label("My birthday is on July 20th and I started a job.", r),
+            "20 July 2023"
+        );
         assert_eq!(label("On July 20th I started a job.", r), "20 July 2022");
         assert_eq!(label("31 February 2023", r), "February 2023");
         assert!(find_mentions("February 30", r).is_empty());
@@ -692,7 +1134,14 @@ mod tests {
     #[test]
     fn may_the_verb_is_not_a_month() {
         let r = mon();
-        for text in ["I may go", "This may be hard", "you may want to", "in may be", "May I ask?", "June was fun"] {
+        for text in [
+            "I may go",
+            "This may be hard",
+            "you may want to",
+            "in may be",
+            "May I ask?",
+            "June was fun",
+        ] {
             assert!(find_mentions(text, r).is_empty(), "{text}");
         }
         assert_eq!(label("May 7", r), "7 May 2023");
@@ -702,10 +1151,23 @@ mod tests {
     fn no_substring_or_vague_matches() {
         let r = mon();
         for text in [
-            "this is high history", "recently", "lately", "a while ago", "todays yesterdays", "Mayday",
-            "weekday weekender", "the thistory", "nowadays", "within3 days", "Monday",
+            "this is high history",
+            "recently",
+            "lately",
+            "a while ago",
+            "todays yesterdays",
+            "Mayday",
+            "weekday weekender",
+            "the thistory",
+            "nowadays",
+            "within3 days",
+            "Monday",
         ] {
-            assert!(find_mentions(text, r).is_empty(), "{text}: {:?}", find_mentions(text, r));
+            assert!(
+                find_mentions(text, r).is_empty(),
+                "{text}: {:?}",
+                find_mentions(text, r)
+            );
         }
     }
 
@@ -730,21 +1192,45 @@ mod tests {
 
     #[test]
     fn time_zones_decide_the_reference_date() {
-        let noon = DateTime::parse_from_rfc3339("2023-12-31T12:00:00Z").expect("ts").with_timezone(&Utc);
+        let noon = DateTime::parse_from_rfc3339("2023-12-31T12:00:00Z")
+            .expect("ts")
+            .with_timezone(&Utc);
         for tz in ["+14:00", "Pacific/Kiritimati", "+1400", "UTC+14"] {
             let local = to_local(noon, Some(tz)).expect("valid zone");
             assert_eq!(local.date_naive(), d(2024, 1, 1), "{tz}");
-            assert_eq!(ground("yesterday", local.date_naive()).0, "yesterday (31 December 2023)");
+            assert_eq!(
+                ground("yesterday", local.date_naive()).0,
+                "yesterday (31 December 2023)"
+            );
         }
-        let early = DateTime::parse_from_rfc3339("2024-01-01T04:00:00Z").expect("ts").with_timezone(&Utc);
+        let early = DateTime::parse_from_rfc3339("2024-01-01T04:00:00Z")
+            .expect("ts")
+            .with_timezone(&Utc);
         let local = to_local(early, Some("-10:00")).expect("valid offset");
         assert_eq!(local.date_naive(), d(2023, 12, 31));
-        assert_eq!(ground("tomorrow", local.date_naive()).0, "tomorrow (1 January 2024)");
-        assert_eq!(to_local(early, Some("America/New_York")).expect("ny").date_naive(), d(2023, 12, 31));
+        assert_eq!(
+            ground("tomorrow", local.date_naive()).0,
+            "tomorrow (1 January 2024)"
+        );
+        assert_eq!(
+            to_local(early, Some("America/New_York"))
+                .expect("ny")
+                .date_naive(),
+            d(2023, 12, 31)
+        );
         for tz in [None, Some("UTC"), Some("Z"), Some(" ")] {
-            assert_eq!(to_local(early, tz).expect("utc").date_naive(), d(2024, 1, 1));
+            assert_eq!(
+                to_local(early, tz).expect("utc").date_naive(),
+                d(2024, 1, 1)
+            );
         }
-        assert_eq!(to_local(early, Some("+0530")).expect("ist").offset().local_minus_utc(), 19800);
+        assert_eq!(
+            to_local(early, Some("+0530"))
+                .expect("ist")
+                .offset()
+                .local_minus_utc(),
+            19800
+        );
         for bad in ["Mars/Olympus", "+25:00", "+5:7", "+"] {
             let err = to_local(early, Some(bad)).expect_err("bad zone");
             assert!(err.contains(bad), "{err}");
@@ -753,11 +1239,23 @@ mod tests {
 
     #[test]
     fn temporal_questions() {
-        for q in ["When did Caroline go to the support group?", "What year did she move?", "How long ago was the trip?",
-            "Which month was the concert?", "What did she do last week?", "Did he visit in 2022?", "What happened in June?"] {
+        for q in [
+            "When did Caroline go to the support group?",
+            "What year did she move?",
+            "How long ago was the trip?",
+            "Which month was the concert?",
+            "What did she do last week?",
+            "Did he visit in 2022?",
+            "What happened in June?",
+        ] {
             assert!(is_temporal_question(q), "{q}");
         }
-        for q in ["What is Caroline's identity?", "Whenever she sings, who listens?", "May I ask what she likes?", "What is her history?"] {
+        for q in [
+            "What is Caroline's identity?",
+            "Whenever she sings, who listens?",
+            "May I ask what she likes?",
+            "What is her history?",
+        ] {
             assert!(!is_temporal_question(q), "{q}");
         }
     }
@@ -765,13 +1263,19 @@ mod tests {
     #[test]
     fn explicit_range_is_the_union() {
         let r = mon();
-        assert_eq!(explicit_range("yesterday or last month", r), Some((d(2023, 4, 1), d(2023, 5, 7))));
+        assert_eq!(
+            explicit_range("yesterday or last month", r),
+            Some((d(2023, 4, 1), d(2023, 5, 7)))
+        );
         assert_eq!(explicit_range("what does she like?", r), None);
     }
 
     #[test]
     fn several_mentions_in_order() {
-        let ms = find_mentions("Yesterday I ran; last Friday I swam; next year I'll fly.", mon());
+        let ms = find_mentions(
+            "Yesterday I ran; last Friday I swam; next year I'll fly.",
+            mon(),
+        );
         let phrases: Vec<&str> = ms.iter().map(|m| m.phrase.as_str()).collect();
         assert_eq!(phrases, ["Yesterday", "last Friday", "next year"]);
     }
@@ -779,17 +1283,45 @@ mod tests {
     #[test]
     fn ground_never_panics_and_offsets_are_char_boundaries() {
         let tricky = [
-            "", "é", "¡yesterday!", "éyesterday", "yesterdayé", "今天yesterday今天", "昨日 yesterday 🎉 today🎉",
-            "in ２０２２", "May 7th—ok", "ʼlast week", "last\u{a0}week", "LAST WEEK", "ſunday last ſunday",
-            "in 999 years", "999 years ago", "in 999 months", "a few\u{2003}days ago", "May\u{301} 7", "🎉May 2023🎉",
-            "the week before\u{301}", "2023-02-30", "on Friday。I will", "\u{feff}tomorrow\u{200d}",
+            "",
+            "é",
+            "¡yesterday!",
+            "éyesterday",
+            "yesterdayé",
+            "今天yesterday今天",
+            "昨日 yesterday 🎉 today🎉",
+            "in ２０２２",
+            "May 7th—ok",
+            "ʼlast week",
+            "last\u{a0}week",
+            "LAST WEEK",
+            "ſunday last ſunday",
+            "in 999 years",
+            "999 years ago",
+            "in 999 months",
+            "a few\u{2003}days ago",
+            "May\u{301} 7",
+            "🎉May 2023🎉",
+            "the week before\u{301}",
+            "2023-02-30",
+            "on Friday。I will",
+            "\u{feff}tomorrow\u{200d}",
         ];
         for text in tricky {
-            for r in [mon(), d(2024, 2, 29), d(1, 1, 1), NaiveDate::MAX, NaiveDate::MIN] {
+            for r in [
+                mon(),
+                d(2024, 2, 29),
+                d(1, 1, 1),
+                NaiveDate::MAX,
+                NaiveDate::MIN,
+            ] {
                 let (out, ms) = ground(text, r);
                 assert!(out.len() >= text.len());
                 for m in &ms {
-                    assert!(text.is_char_boundary(m.start) && text.is_char_boundary(m.end), "{text:?}");
+                    assert!(
+                        text.is_char_boundary(m.start) && text.is_char_boundary(m.end),
+                        "{text:?}"
+                    );
                     assert_eq!(&text[m.start..m.end], m.phrase);
                 }
             }

@@ -756,6 +756,69 @@ mod tests {
         assert!(!q("I live in Paris."));
     }
 
+    fn phrase_text(text: &str, start: usize, max: usize) -> Option<(Option<String>, String)> {
+        let s = sentences(text).into_iter().next()?;
+        let p = object_phrase(&s.toks, start, max)?;
+        Some((
+            p.det.clone(),
+            text[s.toks[p.start].start..s.toks[p.end - 1].end].to_string(),
+        ))
+    }
+
+    #[test]
+    fn object_phrases() {
+        let some =
+            |det: Option<&str>, body: &str| Some((det.map(str::to_string), body.to_string()));
+        assert_eq!(
+            phrase_text("I live in New York City with my wife", 3, 5),
+            some(None, "New York City")
+        );
+        assert_eq!(
+            phrase_text("I went to the beach yesterday", 3, 5),
+            some(Some("the"), "beach")
+        );
+        assert_eq!(
+            phrase_text("I went to a conference two days ago", 3, 5),
+            some(Some("a"), "conference")
+        );
+        assert_eq!(
+            phrase_text("I'm from Sweden originally", 3, 5),
+            some(None, "Sweden")
+        );
+        assert_eq!(
+            phrase_text("I love the view Nate!", 2, 5),
+            some(Some("the"), "view")
+        );
+        assert_eq!(
+            phrase_text("I love watching LeBron!", 2, 5),
+            some(None, "watching LeBron")
+        );
+        assert_eq!(
+            phrase_text("I love Lord of the Rings", 2, 5),
+            some(None, "Lord of the Rings")
+        );
+        assert_eq!(phrase_text("I love it", 2, 5), None);
+        assert_eq!(phrase_text("I like this: \"quote\"", 2, 5), None);
+        assert_eq!(phrase_text("I like", 2, 5), None);
+        assert_eq!(phrase_text("I like", 99, 5), None);
+        let s = &sentences("I love going on road trips")[0];
+        let p = extend_gerund(&s.toks, object_phrase(&s.toks, 2, 5).unwrap());
+        assert_eq!(s.toks[p.end - 1].word, "trips");
+    }
+
+    #[test]
+    fn sequences_skip_adverbs_not_negations() {
+        let s = &sentences("I just recently moved to Berlin")[0];
+        assert_eq!(match_seq(&s.toks, 1, &["moved", "to"]), Some(5));
+        let s = &sentences("I don't live in Paris anymore")[0];
+        assert_eq!(match_seq(&s.toks, 1, &["live", "in"]), None);
+        assert!(no_longer_after(&s.toks, 6));
+        let s = &sentences("If I move to Paris")[0];
+        assert!(hedged(&s.toks, 1));
+        assert!(!hedged(&s.toks, 0));
+        assert_eq!(skip_adverbs(&s.toks, 99), 99);
+    }
+
     #[test]
     fn caption_is_split_off() {
         let (own, cap) = split_caption("Look at this! [shares a photo: a dog on a beach]");

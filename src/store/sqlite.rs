@@ -29,6 +29,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("003_graph", include_str!("../../migrations/003_graph.sql")),
     ("004_rules", include_str!("../../migrations/004_rules.sql")),
+    (
+        "005_turn_lookups",
+        include_str!("../../migrations/005_turn_lookups.sql"),
+    ),
 ];
 
 /// A turn to append to Tier 1, with its idempotency fingerprint.
@@ -58,6 +62,14 @@ pub enum InsertOutcome {
     },
     /// The interaction id is taken by different content (or another user).
     Conflict,
+}
+
+/// A neighbouring turn shown around an episode in recall.
+#[derive(Debug, Clone)]
+pub struct WindowTurn {
+    pub job_id: String,
+    pub text: String,
+    pub evidence: String,
 }
 
 /// A job leased to a worker.
@@ -786,6 +798,62 @@ impl SqliteStore {
                 Ok((r.get(0)?, r.get(1)?))
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// The turns around a job's turn in its session: up to `before` earlier and `after` later
+    /// ones, in time order, each as its episode text when it has one (dates resolved), else
+    /// as `[date] speaker: message`. Empty for jobs without a stored turn.
+    pub fn turn_window(
+        &self,
+        user_id: &str,
+        job_id: &str,
+        before: usize,
+        after: usize,
+    ) -> anyhow::Result<(Vec<WindowTurn>, Vec<WindowTurn>)> {
+        self.read(|c| {
+            let anchor: Option<(String, i64)> = c
+                .prepare_cached("SELECT session_id, ts_ms FROM turns WHERE user_id = ?1 AND job_id = ?2")?
+                .query_row(params![user_id, job_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((session, ts)) = anchor else { return Ok((Vec::new(), Vec::new())) };
+            let fetch = |sql: &str, n: usize| -> anyhow::Result<Vec<WindowTurn>> {
+                if n == 0 {
+                    return Ok(Vec::new());
+                }
+                let mut stmt = c.prepare_cached(sql)?;
+                let rows = stmt.query_map(params![user_id, session, ts, n as i64], |r| {
+                    let meta: String = r.get(2)?;
+                    let meta: Value = serde_json::from_str(&meta).unwrap_or(Value::Null);
+                    let ts: i64 = r.get(3)?;
+                    let id: String = r.get(0)?;
+                    let episode: Option<String> = r.get(5)?;
+                    let evidence = meta.get("dia_id").and_then(|v| v.as_str()).unwrap_or(&id).to_string();
+                    let text = episode.unwrap_or_else(|| {
+                        let who = meta.get("speaker").and_then(|v| v.as_str()).unwrap_or(user_id);
+                        let day = chrono::DateTime::from_timestamp_millis(ts)
+                            .map(|t| crate::extract::time::format_day(t.date_naive()))
+                            .unwrap_or_default();
+                        format!("[{day}] {who}: {}", r.get::<_, String>(1).unwrap_or_default())
+                    });
+                    Ok(WindowTurn { job_id: r.get(4)?, text, evidence })
+                })?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            };
+            let mut prev = fetch(
+                "SELECT t.id, t.user_message, t.metadata, t.ts_ms, t.job_id, e.text FROM turns t
+                 LEFT JOIN episodes e ON e.job_id = t.job_id
+                 WHERE t.user_id = ?1 AND t.session_id = ?2 AND t.ts_ms < ?3 ORDER BY t.ts_ms DESC LIMIT ?4",
+                before,
+            )?;
+            prev.reverse();
+            let next = fetch(
+                "SELECT t.id, t.user_message, t.metadata, t.ts_ms, t.job_id, e.text FROM turns t
+                 LEFT JOIN episodes e ON e.job_id = t.job_id
+                 WHERE t.user_id = ?1 AND t.session_id = ?2 AND t.ts_ms > ?3 ORDER BY t.ts_ms ASC LIMIT ?4",
+                after,
+            )?;
+            Ok((prev, next))
         })
     }
 
