@@ -9,6 +9,7 @@ async fn main() {
             tracing_subscriber::EnvFilter::try_from_env("REFLECTOR_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let cli = reflector::cli::Cli::parse();

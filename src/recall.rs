@@ -328,6 +328,15 @@ fn with_windows(
             continue;
         }
         let (prev, next) = s.turn_window(user, &e.episode.job_id, window, window)?;
+        // Neighbours already shown in a better window are not repeated.
+        let prev: Vec<_> = prev
+            .into_iter()
+            .filter(|w| !shown.contains(&w.job_id))
+            .collect();
+        let next: Vec<_> = next
+            .into_iter()
+            .filter(|w| !shown.contains(&w.job_id))
+            .collect();
         shown.insert(e.episode.job_id.clone());
         let mut lines: Vec<&str> = prev.iter().map(|w| w.text.as_str()).collect();
         lines.push(&e.episode.text);
@@ -394,16 +403,29 @@ fn assemble(
             id: e.episode.id.to_string(),
         });
     }
-    // Facts about entities the query names: just below the best episode, newest first.
-    for (i, f) in facts.iter().enumerate() {
+    // Facts about entities the query names, by how many of the query's content words they
+    // share (predicate included: "live" meets LIVES_IN), then newest first; the best one
+    // ranks just above the best episode: it is the most direct answer there is.
+    let stems: HashSet<String> = qtokens.iter().map(|t| words::singular(t)).collect();
+    let overlap = |f: &FactRow| -> usize {
+        let text = format!("{} {}", f.fact, f.predicate.replace('_', " "));
+        let toks: HashSet<String> = words::tokens(&text)
+            .iter()
+            .map(|t| words::singular(t))
+            .collect();
+        stems.iter().filter(|t| toks.contains(*t)).count()
+    };
+    let mut ranked_facts: Vec<(usize, &FactRow)> = facts.iter().map(|f| (overlap(f), f)).collect();
+    ranked_facts.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.valid_ms.cmp(&a.1.valid_ms)));
+    let most = ranked_facts.first().map(|x| x.0).unwrap_or(0).max(1) as f64;
+    for (i, (n, f)) in ranked_facts.iter().enumerate() {
+        let day = chrono::DateTime::from_timestamp_millis(f.valid_ms)
+            .map(|t| time::format_day(t.date_naive()))
+            .unwrap_or_default();
         memories.push(Memory {
-            text: format!(
-                "{} (since {})",
-                f.fact,
-                &f.valid_at[..10.min(f.valid_at.len())]
-            ),
+            text: format!("{} (since {day})", f.fact),
             tier: "semantic",
-            score: top * 0.9 / (1.0 + i as f64 * 0.2),
+            score: top * (0.5 + 0.6 * *n as f64 / most) / (1.0 + i as f64 * 0.2),
             evidence: f.evidence.clone(),
             id: f.id.to_string(),
         });
@@ -467,7 +489,9 @@ fn turn_text(t: &TurnRow) -> String {
         .get("speaker")
         .and_then(|v| v.as_str())
         .unwrap_or(&t.user_id);
-    let day = &t.timestamp[..10.min(t.timestamp.len())];
+    let day = chrono::DateTime::from_timestamp_millis(t.ts_ms)
+        .map(|d| time::format_day(d.date_naive()))
+        .unwrap_or_default();
     if t.assistant_response.is_empty() {
         format!("[{day}] {who}: {}", t.user_message)
     } else {

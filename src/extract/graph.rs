@@ -24,7 +24,7 @@
 //! Questions, hypotheticals ("if I moved to Paris") and negations ("I don't live in Paris
 //! anymore") produce no relation: a negated or hedged clause simply does not match a pattern.
 //! A relation's `valid_at` is the first date the same sentence names (noon in the turn's
-//! offset), else the turn's timestamp. Capitalised words and word sequences that are not
+//! offset) unless that date is after the turn, else the turn's timestamp. Capitalised words and word sequences that are not
 //! sentence-initial common words also become entities, with a kind guessed from cues
 //! ("in Berlin" → place, "Thanks, Mel" → person, "… University" → organization).
 
@@ -510,12 +510,14 @@ impl<'a> Builder<'a> {
     }
 
     /// When a fact stated in sentence `s` became true: the first date the sentence names
-    /// (noon, turn's offset), else the turn's timestamp.
+    /// (noon, turn's offset) when it is not after the turn, else the turn's timestamp. A
+    /// future date ("my mom is visiting next month") dates an event, not the fact.
     fn valid_at(&self, s: &Sentence<'_>) -> DateTime<Utc> {
         let (_, mentions) = super::time::ground(s.text, self.turn.local_date());
         mentions
             .first()
             .and_then(|m| noon_utc(m.resolved.start, self.turn.local.offset()))
+            .filter(|t| *t <= self.turn.timestamp)
             .unwrap_or(self.turn.timestamp)
     }
 

@@ -33,6 +33,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "005_turn_lookups",
         include_str!("../../migrations/005_turn_lookups.sql"),
     ),
+    (
+        "006_fact_restatements",
+        include_str!("../../migrations/006_fact_restatements.sql"),
+    ),
 ];
 
 /// A turn to append to Tier 1, with its idempotency fingerprint.
@@ -885,6 +889,31 @@ impl SqliteStore {
         })
     }
 
+    /// **For benchmarks only** (`reflector bench`): insert synthetic Tier 2 episodes for
+    /// `user_id` in ONE transaction, bypassing reflection — no turn, no job, no tier record;
+    /// each `job_id` is a fresh `synthetic-…` id, importance 0.5, no tags, no evidence. Each
+    /// item is (text, occurred_ms, vector); the full-text index follows through its trigger.
+    /// Returns the number of episodes inserted. Never called by the service itself.
+    pub fn insert_synthetic_episodes(
+        &self,
+        user_id: &str,
+        episodes: &[(String, i64, Vec<f32>)],
+    ) -> anyhow::Result<usize> {
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO episodes (user_id, job_id, speaker, text, summary, importance, tags, occurred_ms,
+                                       observed_ms, embedding, evidence, created_ms)
+                 VALUES (?1, ?2, ?1, ?3, ?3, 0.5, '[]', ?4, ?4, ?5, '[]', ?6)",
+            )?;
+            let now = now_ms();
+            for (text, occurred_ms, vector) in episodes {
+                let job_id = format!("synthetic-{}", uuid::Uuid::now_v7());
+                stmt.execute(params![user_id, job_id, text, occurred_ms, vec_to_blob(vector), now])?;
+            }
+            Ok(episodes.len())
+        })
+    }
+
     /// Episodes by id, for this user only (ids of another user are ignored).
     pub fn episodes_by_ids(&self, user_id: &str, ids: &[i64]) -> anyhow::Result<Vec<EpisodeRow>> {
         self.read(|c| {
@@ -945,7 +974,7 @@ impl SqliteStore {
             let mut seen = BTreeSet::new();
             let mut stmt = c.prepare_cached(&format!(
                 "{FACT_SELECT} WHERE r.user_id = ?1 AND (r.subject_id = ?2 OR r.object_id = ?2)
-                 AND (?3 OR r.invalid_ms IS NULL) ORDER BY r.valid_ms DESC LIMIT ?4"
+                 AND r.merged_into IS NULL AND (?3 OR r.invalid_ms IS NULL) ORDER BY r.valid_ms DESC LIMIT ?4"
             ))?;
             for id in entity_ids {
                 for f in stmt.query_map(
@@ -973,7 +1002,8 @@ impl SqliteStore {
     ) -> anyhow::Result<Vec<FactRow>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(&format!(
-                "{FACT_SELECT} WHERE r.user_id = ?1 ORDER BY r.valid_ms DESC, r.id DESC LIMIT ?2 OFFSET ?3"
+                "{FACT_SELECT} WHERE r.user_id = ?1 AND r.merged_into IS NULL
+                 ORDER BY r.valid_ms DESC, r.id DESC LIMIT ?2 OFFSET ?3"
             ))?;
             let rows = stmt.query_map(params![user_id, limit as i64, offset as i64], fact_from_row)?;
             Ok(rows.collect::<Result<_, _>>()?)
@@ -1050,8 +1080,8 @@ impl SqliteStore {
                                "unreflected": count("SELECT count(*) FROM turns WHERE user_id = ?1 AND reflected = 0")?},
                 "episodic": {"episodes": count("SELECT count(*) FROM episodes WHERE user_id = ?1")?},
                 "semantic": {"entities": count("SELECT count(*) FROM entities WHERE user_id = ?1")?,
-                             "facts": count("SELECT count(*) FROM relations WHERE user_id = ?1")?,
-                             "valid_facts": count("SELECT count(*) FROM relations WHERE user_id = ?1 AND invalid_ms IS NULL")?},
+                             "facts": count("SELECT count(*) FROM relations WHERE user_id = ?1 AND merged_into IS NULL")?,
+                             "valid_facts": count("SELECT count(*) FROM relations WHERE user_id = ?1 AND merged_into IS NULL AND invalid_ms IS NULL")?},
                 "procedural": {"rules": count("SELECT count(*) FROM rules WHERE user_id = ?1")?,
                                "active_rules": count("SELECT count(*) FROM rules WHERE user_id = ?1 AND superseded_by IS NULL")?},
                 "jobs": jobs,
@@ -1261,32 +1291,34 @@ fn resolve_entity(
     Ok(id)
 }
 
-/// Re-derive validity in an exclusive slot (subject, predicate) from its facts' own times:
-/// each fact is invalid from the `valid_ms` of the first later fact with a different object.
-/// A pure function of the set of facts, so the order jobs were processed in cannot matter.
-fn rederive_slot(
-    tx: &Transaction,
-    user: &str,
-    subject: i64,
-    predicate: &str,
-) -> anyhow::Result<()> {
+/// Re-derive validity in an exclusive slot (subject, predicate) from its facts' own times.
+/// In time order, a fact with the same object as the run before it is a restatement: it is
+/// merged into the run's first fact. Each run's first fact is invalid from the `valid_ms` of
+/// the next run. A pure function of the set of facts, so the processing order cannot matter.
+fn rederive_slot(tx: &Transaction, user: &str, subject: i64, predicate: &str) -> anyhow::Result<()> {
     let mut stmt = tx.prepare_cached(
         "SELECT r.id, r.object_id, r.valid_ms FROM relations r JOIN entities o ON o.id = r.object_id
          WHERE r.user_id = ?1 AND r.subject_id = ?2 AND r.predicate = ?3 AND r.exclusive = 1
-         ORDER BY r.valid_ms, o.norm_name",
+         ORDER BY r.valid_ms, o.norm_name, r.id",
     )?;
     let facts: Vec<(i64, i64, i64)> = stmt
-        .query_map(params![user, subject, predicate], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?
+        .query_map(params![user, subject, predicate], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
-    let mut update = tx.prepare_cached("UPDATE relations SET invalid_ms = ?2 WHERE id = ?1")?;
-    for (i, (id, object, _)) in facts.iter().enumerate() {
-        let next = facts[i + 1..]
-            .iter()
-            .find(|(_, o, _)| o != object)
-            .map(|(_, _, v)| *v);
-        update.execute(params![id, next])?;
+    let mut update =
+        tx.prepare_cached("UPDATE relations SET invalid_ms = ?2, merged_into = ?3 WHERE id = ?1")?;
+    let mut i = 0;
+    while i < facts.len() {
+        let (head, object, _) = facts[i];
+        let mut j = i + 1;
+        while j < facts.len() && facts[j].1 == object {
+            j += 1;
+        }
+        let invalid = facts.get(j).map(|f| f.2);
+        update.execute(params![head, invalid, Option::<i64>::None])?;
+        for f in &facts[i + 1..j] {
+            update.execute(params![f.0, invalid, head])?;
+        }
+        i = j;
     }
     Ok(())
 }
