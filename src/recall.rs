@@ -403,29 +403,41 @@ fn assemble(
             id: e.episode.id.to_string(),
         });
     }
-    // Facts about entities the query names, by how many of the query's content words they
-    // share (predicate included: "live" meets LIVES_IN), then newest first; the best one
-    // ranks just above the best episode: it is the most direct answer there is.
+    // Facts about entities the query names. What makes one relevant is a content word it
+    // shares with the query beyond the entity's own name (the predicate counts: "live" meets
+    // LIVES_IN). Relevant facts rank just above the best episode — the most direct answer
+    // there is; the others follow below the episodes, newest first.
     let stems: HashSet<String> = qtokens.iter().map(|t| words::singular(t)).collect();
-    let overlap = |f: &FactRow| -> usize {
+    let content_overlap = |f: &FactRow| -> usize {
+        let names: HashSet<String> = words::tokens(&format!("{} {}", f.subject, f.object))
+            .iter()
+            .map(|t| words::singular(t))
+            .collect();
         let text = format!("{} {}", f.fact, f.predicate.replace('_', " "));
         let toks: HashSet<String> = words::tokens(&text)
             .iter()
             .map(|t| words::singular(t))
+            .filter(|t| !names.contains(t))
             .collect();
         stems.iter().filter(|t| toks.contains(*t)).count()
     };
-    let mut ranked_facts: Vec<(usize, &FactRow)> = facts.iter().map(|f| (overlap(f), f)).collect();
+    let mut ranked_facts: Vec<(usize, &FactRow)> =
+        facts.iter().map(|f| (content_overlap(f), f)).collect();
     ranked_facts.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.valid_ms.cmp(&a.1.valid_ms)));
     let most = ranked_facts.first().map(|x| x.0).unwrap_or(0).max(1) as f64;
     for (i, (n, f)) in ranked_facts.iter().enumerate() {
         let day = chrono::DateTime::from_timestamp_millis(f.valid_ms)
             .map(|t| time::format_day(t.date_naive()))
             .unwrap_or_default();
+        let weight = if *n > 0 {
+            0.8 + 0.3 * *n as f64 / most
+        } else {
+            0.3
+        };
         memories.push(Memory {
             text: format!("{} (since {day})", f.fact),
             tier: "semantic",
-            score: top * (0.5 + 0.6 * *n as f64 / most) / (1.0 + i as f64 * 0.2),
+            score: top * weight / (1.0 + i as f64 * 0.2),
             evidence: f.evidence.clone(),
             id: f.id.to_string(),
         });

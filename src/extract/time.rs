@@ -85,12 +85,16 @@ static DAY_RE: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 static PERIOD_RE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b(last|this|next|earlier\s+this|later\s+this)\s+(week|weekend|month|year)\b")
+    re(
+        r"(?i)\b(last|this\s+past|the\s+past|past|this|next|earlier\s+this|later\s+this)\s+(week|weekend|month|year)\b",
+    )
 });
 static BEFORE_RE: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?i)\bthe\s+(week|weekend)\s+before(\s+last)?\b"));
 static WEEKDAY_RE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b(last|this|next|on)\s+(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b")
+    re(
+        r"(?i)\b(last|this\s+past|past|this|next|on)\s+(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b|\b(last|next)\s+(mon|tues?|wed|thu(?:rs?)?|fri|sat|sun)\b",
+    )
 });
 static COUNT_RE: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
@@ -358,7 +362,10 @@ fn day_cand(c: &Captures, r: NaiveDate) -> Option<Cand> {
 fn period_cand(c: &Captures, r: NaiveDate) -> Option<Cand> {
     let m = c.get(0)?;
     let (s, e) = (m.start(), m.end());
-    let which = norm(c.get(1)?.as_str());
+    let which = match norm(c.get(1)?.as_str()).as_str() {
+        "this past" | "the past" | "past" => "last".to_string(),
+        other => other.to_string(),
+    };
     let (mon, sun) = (monday(r)?, add_days(monday(r)?, 6)?);
     match (which.as_str(), norm(c.get(2)?.as_str()).as_str()) {
         ("last", "week") => week_before(s, e, r, 1),
@@ -368,7 +375,8 @@ fn period_cand(c: &Captures, r: NaiveDate) -> Option<Cand> {
             mon,
             sun,
             Granularity::Week,
-            format!("the week of {}", format_day(mon)),
+            // The week containing the turn, named by the turn's own date.
+            format!("the week of {}", format_day(r)),
         ),
         ("next", "week") => cand(
             s,
@@ -521,10 +529,15 @@ fn weekday_cand(c: &Captures, text: &str, r: NaiveDate) -> Option<Cand> {
         "saturday",
         "sunday",
     ];
-    let name = c.get(2)?.as_str().to_lowercase();
-    let wd = u32::try_from(names.iter().position(|n| *n == name)?).ok()?;
-    let d = match norm(c.get(1)?.as_str()).as_str() {
-        "last" => last_weekday(r, wd)?,
+    // Full names (groups 1, 2), or abbreviations after last/next (groups 3, 4: "last Fri").
+    let (which, name) = match (c.get(1), c.get(2)) {
+        (Some(w), Some(n)) => (w, n),
+        _ => (c.get(3)?, c.get(4)?),
+    };
+    let name = name.as_str().to_lowercase();
+    let wd = u32::try_from(names.iter().position(|n| n.starts_with(&name[..3]))?).ok()?;
+    let d = match norm(which.as_str()).as_str() {
+        "last" | "this past" | "past" => last_weekday(r, wd)?,
         "next" => next_weekday(r, wd)?,
         "this" => add_days(monday(r)?, i64::from(wd))?,
         _ if tense(text, m.start(), m.end()) == Some(true) => next_weekday(r, wd)?,
@@ -1010,7 +1023,20 @@ mod tests {
                 "the week before 8 May 2023, around 1 May 2023"
             )
         );
-        assert_eq!(label("this week", d(2023, 5, 10)), "the week of 8 May 2023");
+        assert_eq!(
+            label("this week", d(2023, 5, 10)),
+            "the week of 10 May 2023"
+        );
+        assert_eq!(
+            label("this past weekend", d(2023, 10, 20)),
+            "the weekend of 14 October 2023"
+        );
+        assert_eq!(label("last Fri", d(2023, 7, 15)), "14 July 2023");
+        assert_eq!(label("last tues", d(2023, 7, 20)), "18 July 2023");
+        assert_eq!(
+            label("the past week", d(2023, 5, 8)),
+            label("last week", d(2023, 5, 8))
+        );
         let (_, s, e, _) = one("next week", r);
         assert_eq!((s, e), (d(2023, 5, 9), d(2023, 5, 21)));
         assert_eq!(
