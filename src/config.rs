@@ -50,6 +50,16 @@ pub struct Config {
     pub short_term_turns: usize,
     /// Turns shown on each side of a recalled episode, from its session (its context). Default 1.
     pub recall_window: usize,
+    /// OpenAI-compatible API base (`…/v1`) for LLM curation and extraction; with
+    /// `llm_model`, turns on LLM mode (`OPENAI_API_KEY` from the environment is sent as the
+    /// bearer token). Unset: the built-in rules, offline.
+    pub llm_base_url: Option<String>,
+    /// Chat model name for LLM mode (e.g. `gpt-4o-mini`, `llama3.1:8b`).
+    pub llm_model: Option<String>,
+    /// Per-request timeout of the LLM (s). Default 30.
+    pub llm_timeout_secs: u64,
+    /// Characters of a turn sent to the LLM in one request; longer turns are chunked. Default 12000.
+    pub llm_max_input_chars: usize,
     /// SQLite `synchronous` mode: `normal` (default; a commit survives a process crash, the
     /// last commits may be lost on power failure) or `full` (survives power failure too).
     pub sqlite_synchronous: String,
@@ -79,6 +89,10 @@ impl Default for Config {
             embed_threads: 2,
             short_term_turns: 10,
             recall_window: 1,
+            llm_base_url: None,
+            llm_model: None,
+            llm_timeout_secs: 30,
+            llm_max_input_chars: 12_000,
             sqlite_synchronous: "normal".into(),
             lag_degraded_secs: 120,
             rabbitmq_url: None,
@@ -131,11 +145,19 @@ impl Config {
             embed_threads,
             short_term_turns,
             recall_window,
+            llm_timeout_secs,
+            llm_max_input_chars,
             sqlite_synchronous,
             lag_degraded_secs
         );
         if o.rabbitmq_url.is_some() {
             self.rabbitmq_url = o.rabbitmq_url;
+        }
+        if o.llm_base_url.is_some() {
+            self.llm_base_url = o.llm_base_url;
+        }
+        if o.llm_model.is_some() {
+            self.llm_model = o.llm_model;
         }
         if o.database_url.is_some() {
             self.database_url = o.database_url;
@@ -163,6 +185,11 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             bail!("max_body_bytes must be at least 1024");
+        }
+        if self.llm_base_url.is_some() != self.llm_model.is_some() {
+            bail!(
+                "LLM mode needs both llm_base_url (REFLECTOR_LLM_BASE_URL) and llm_model (REFLECTOR_LLM_MODEL)"
+            );
         }
         if self.rabbitmq_url.is_some() {
             bail!(
@@ -226,6 +253,18 @@ pub struct Overrides {
     /// Turns shown around a recalled episode, each side [default: 1]
     #[arg(long, env = "REFLECTOR_RECALL_WINDOW")]
     pub recall_window: Option<usize>,
+    /// OpenAI-compatible API base for LLM mode, e.g. http://localhost:11434/v1
+    #[arg(long, env = "REFLECTOR_LLM_BASE_URL")]
+    pub llm_base_url: Option<String>,
+    /// Chat model for LLM mode
+    #[arg(long, env = "REFLECTOR_LLM_MODEL")]
+    pub llm_model: Option<String>,
+    /// LLM request timeout in seconds [default: 30]
+    #[arg(long, env = "REFLECTOR_LLM_TIMEOUT_SECS")]
+    pub llm_timeout_secs: Option<u64>,
+    /// Characters per LLM request [default: 12000]
+    #[arg(long, env = "REFLECTOR_LLM_MAX_INPUT_CHARS")]
+    pub llm_max_input_chars: Option<usize>,
     /// SQLite synchronous mode: normal or full [default: normal]
     #[arg(long, env = "REFLECTOR_SQLITE_SYNCHRONOUS")]
     pub sqlite_synchronous: Option<String>,
@@ -269,6 +308,10 @@ struct ConfigFile {
     embed_threads: Option<usize>,
     short_term_turns: Option<usize>,
     recall_window: Option<usize>,
+    llm_base_url: Option<String>,
+    llm_model: Option<String>,
+    llm_timeout_secs: Option<u64>,
+    llm_max_input_chars: Option<usize>,
     sqlite_synchronous: Option<String>,
     lag_degraded_secs: Option<u64>,
 }
@@ -297,6 +340,10 @@ impl ConfigFile {
             embed_threads: self.embed_threads,
             short_term_turns: self.short_term_turns,
             recall_window: self.recall_window,
+            llm_base_url: self.llm_base_url,
+            llm_model: self.llm_model,
+            llm_timeout_secs: self.llm_timeout_secs,
+            llm_max_input_chars: self.llm_max_input_chars,
             sqlite_synchronous: self.sqlite_synchronous,
             lag_degraded_secs: self.lag_degraded_secs,
             rabbitmq_url: None,

@@ -10,17 +10,20 @@
 //! - [`store`]: SQLite tables for every tier and the job ledger, which is also the embedded queue.
 //! - [`reflect`]: the worker loop and the three processors.
 //! - [`extract`]: pure extraction rules — curation, graph, rules, time grounding.
+//! - [`llm`]: the optional LLM mode — extraction by an OpenAI-compatible chat model.
 //! - [`embed`]: all-MiniLM-L6-v2 on CPU (candle), the model cache, the embedding pool.
 //! - [`recall`]: hybrid search and context assembly.
 //! - [`job`]: the reflection job and its wire format.
 //! - [`config`], [`server`], [`cli`]: settings, wiring, and the command-line tools.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod embed;
 pub mod extract;
 pub mod job;
+pub mod llm;
 pub mod manager;
 pub mod recall;
 pub mod reflect;

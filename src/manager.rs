@@ -2,7 +2,8 @@
 //!
 //! Fast path (default): append the turn to Tier 1 and insert its reflection job in ONE
 //! transaction, wake a worker, answer. Nothing else happens on the request path — no
-//! embedding, no extraction — so it costs one small SQLite transaction.
+//! embedding, no extraction — so it costs one small SQLite transaction, shared with the
+//! other turns arriving meanwhile (group commit, see [`TurnWriter`]).
 //! Traditional path (`MEMORY_FAST_MODE=false` or `REFLECTION_ENABLED=false`): the same
 //! transaction, then the three processors run inline before the answer.
 
@@ -18,7 +19,72 @@ use crate::job::{JobState, Priority, ReflectionJob};
 use crate::reflect::worker::{WorkerConfig, settle};
 use crate::reflect::{JobOutcome, Reflector};
 use crate::store::Store;
-use crate::store::sqlite::{ClaimedJob, InsertOutcome, NewTurn};
+use crate::store::sqlite::{ClaimedJob, InsertOutcome, NewTurn, TurnInsert};
+
+/// Most turns one group commit takes.
+const GROUP_COMMIT_MAX: usize = 256;
+/// Turns waiting for the writer before senders wait (backpressure).
+const GROUP_COMMIT_QUEUE: usize = 4096;
+
+type PendingTurn = (
+    TurnInsert,
+    tokio::sync::oneshot::Sender<anyhow::Result<InsertOutcome>>,
+);
+
+/// Group commit of the request path's writes. Request tasks hand their turn and job to one
+/// writer thread, which commits everything waiting — up to [`GROUP_COMMIT_MAX`] turns — in
+/// ONE SQLite transaction, then answers each. An idle writer commits a lone turn at once
+/// (nothing waits for a batch to fill); under load, the turns that arrive during a commit
+/// share the next one, so the commit's fixed cost (WAL append, one write per touched index
+/// page) is paid once per batch instead of once per turn. Durability is unchanged: no turn
+/// is answered before the transaction holding it committed. The thread ends when the last
+/// [`MemoryManager`] clone is dropped.
+#[derive(Clone)]
+struct TurnWriter {
+    tx: tokio::sync::mpsc::Sender<PendingTurn>,
+}
+
+impl TurnWriter {
+    fn spawn(store: Store) -> std::io::Result<Self> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<PendingTurn>(GROUP_COMMIT_QUEUE);
+        std::thread::Builder::new()
+            .name("turn-writer".into())
+            .spawn(move || {
+                let mut batch: Vec<PendingTurn> = Vec::with_capacity(GROUP_COMMIT_MAX);
+                while let Some(first) = rx.blocking_recv() {
+                    batch.push(first);
+                    while batch.len() < GROUP_COMMIT_MAX {
+                        match rx.try_recv() {
+                            Ok(p) => batch.push(p),
+                            Err(_) => break,
+                        }
+                    }
+                    let (items, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+                    let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        store.sync().insert_turns_and_jobs(&items)
+                    }))
+                    .unwrap_or_else(|_| {
+                        items
+                            .iter()
+                            .map(|_| Err(anyhow::anyhow!("the turn writer panicked")))
+                            .collect()
+                    });
+                    metrics::histogram!("reflector_group_commit_turns").record(items.len() as f64);
+                    for (reply, r) in replies.into_iter().zip(results) {
+                        let _ = reply.send(r);
+                    }
+                }
+            })?;
+        Ok(Self { tx })
+    }
+
+    async fn insert(&self, item: TurnInsert) -> anyhow::Result<InsertOutcome> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let stopped = || anyhow::anyhow!("the turn writer thread stopped");
+        self.tx.send((item, reply)).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+}
 
 /// A validated turn from the API.
 #[derive(Debug, Clone)]
@@ -70,6 +136,9 @@ pub struct MemoryManager {
     async_reflection: bool,
     max_retries: u32,
     worker_cfg: WorkerConfig,
+    /// Group commit; `None` only if its thread could not be started (then each turn is its
+    /// own transaction on the blocking pool).
+    writer: Option<TurnWriter>,
 }
 
 impl MemoryManager {
@@ -81,6 +150,14 @@ impl MemoryManager {
         max_retries: u32,
         worker_cfg: WorkerConfig,
     ) -> Self {
+        let writer = if std::env::var_os("RB_NO_GC").is_some() {
+            None
+        } else {
+            Some(())
+        }; // TEMP-RB
+        let writer = writer.and_then(|_| TurnWriter::spawn(store.clone()) // TEMP-RB
+            .inspect_err(|e| tracing::warn!(error = %e, "no group commit: cannot start the turn writer thread"))
+            .ok()); // TEMP-RB
         Self {
             store,
             reflector,
@@ -88,6 +165,7 @@ impl MemoryManager {
             async_reflection,
             max_retries,
             worker_cfg,
+            writer,
         }
     }
 
@@ -133,11 +211,15 @@ impl MemoryManager {
         } else {
             JobState::Processing
         };
-        let (t, j) = (turn, job.clone());
-        let outcome = self
-            .store
-            .run(move |s| s.insert_turn_and_job(&t, &j, state))
-            .await?;
+        let outcome = match &self.writer {
+            Some(w) => w.insert(TurnInsert::new(turn, job.clone(), state)?).await?,
+            None => {
+                let (t, j) = (turn, job.clone());
+                self.store
+                    .run(move |s| s.insert_turn_and_job(&t, &j, state))
+                    .await?
+            }
+        };
         match outcome {
             InsertOutcome::Conflict => Err(StoreError::Conflict(interaction_id)),
             InsertOutcome::Replay {

@@ -5,8 +5,9 @@
 //! - Tier 2: hybrid search over episodes — BM25 (SQLite FTS5) and cosine similarity of
 //!   MiniLM vectors, each ranked, then fused by reciprocal rank (RRF, k = 60: Cormack, Clarke
 //!   and Büttcher, "Reciprocal Rank Fusion outperforms Condorcet and individual Rank Learning
-//!   Methods", SIGIR 2009). Small boosts for importance, for the query naming the episode's
-//!   speaker, and for episodes inside a time range the query names.
+//!   Methods", SIGIR 2009), BM25 weighted [`BM25_WEIGHT`]. Small boosts for importance and
+//!   for episodes inside a time range the query names. (A boost for episodes whose speaker
+//!   the query names lowered recall on LoCoMo: answers often sit in the other person's turn.)
 //! - Tier 3: currently valid facts about entities the query mentions (names and aliases,
 //!   whole words).
 //! - Tier 4: the standing rules; the ones similar to the query also enter the ranked list.
@@ -24,6 +25,11 @@ use crate::store::{EpisodeRow, FactRow, RuleRow, Store, TurnRow};
 
 /// RRF constant (Cormack et al. 2009).
 pub const RRF_K: f64 = 60.0;
+/// Weight of the BM25 list in the fusion (the vector list weighs 1). Measured on LoCoMo dev
+/// (`reflector eval locomo`, 760 questions): 1.0 gives evidence_recall@10 0.720, 3.0 gives
+/// 0.769, BM25 alone 0.755. Conversational turns share many words with the questions asked
+/// about them; the vectors still rescue paraphrases and break BM25's ties.
+pub const BM25_WEIGHT: f64 = 3.0;
 /// Candidates taken from each of BM25 and vector search before fusion.
 const CANDIDATES: usize = 100;
 
@@ -233,25 +239,18 @@ impl Recall {
                     let vec = vectors.top_k(s, &user, qv, CANDIDATES)?;
                     let mut fused: HashMap<i64, f64> = HashMap::new();
                     for (rank, (id, _)) in fts.iter().enumerate() {
-                        *fused.entry(*id).or_default() += 1.0 / (RRF_K + rank as f64 + 1.0);
+                        *fused.entry(*id).or_default() += BM25_WEIGHT / (RRF_K + rank as f64 + 1.0);
                     }
                     for (rank, (id, _)) in vec.iter().enumerate() {
                         *fused.entry(*id).or_default() += 1.0 / (RRF_K + rank as f64 + 1.0);
                     }
                     let ids: Vec<i64> = fused.keys().copied().collect();
                     let rows = s.episodes_by_ids(&user, &ids)?;
-                    let qtokens: HashSet<String> = words::tokens(&query).into_iter().collect();
                     let range = time::explicit_range(&query, chrono::Utc::now().date_naive());
                     for e in rows {
                         let mut score = fused.get(&e.id).copied().unwrap_or(0.0);
                         // Boosts are multiplicative and small: RRF decides, these break near-ties.
                         let mut boost = 1.0 + 0.1 * e.importance as f64;
-                        if words::tokens(&e.speaker)
-                            .iter()
-                            .any(|t| qtokens.contains(t))
-                        {
-                            boost += 0.1;
-                        }
                         if let Some((from, to)) = range {
                             let d = chrono::DateTime::from_timestamp_millis(e.occurred_ms)
                                 .map(|t| t.date_naive());

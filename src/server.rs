@@ -23,6 +23,12 @@ pub struct Options {
     pub fault: Option<FaultInjector>,
     /// Do not start reflection workers in this process.
     pub no_workers: bool,
+    /// Start the workers paused: they lease nothing until [`Service::pause_workers`]`(false)`
+    /// (benchmarks queue work first, or measure the request path without reflection).
+    pub start_paused: bool,
+    /// Use this embedding pool instead of building one from the config (benchmarks share one
+    /// pool between services and count what it computes).
+    pub embed: Option<EmbedService>,
 }
 
 /// A running service.
@@ -30,6 +36,8 @@ pub struct Service {
     pub addr: std::net::SocketAddr,
     pub store: Store,
     shutdown: watch::Sender<bool>,
+    /// The workers' pause switch (true = lease nothing new).
+    paused: watch::Sender<bool>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
     workers: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -54,6 +62,22 @@ pub fn embed_service(cfg: &Config) -> anyhow::Result<EmbedService> {
     }
 }
 
+/// The LLM extractor when `llm_base_url` and `llm_model` are set; the key comes from
+/// `OPENAI_API_KEY` in the environment only.
+pub fn llm_extractor(cfg: &Config) -> anyhow::Result<Option<crate::llm::LlmExtractor>> {
+    let (Some(base), Some(model)) = (&cfg.llm_base_url, &cfg.llm_model) else {
+        return Ok(None);
+    };
+    let mut l = crate::llm::LlmConfig::new(base.clone(), model.clone());
+    l.api_key = std::env::var("OPENAI_API_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty());
+    l.timeout = Duration::from_secs(cfg.llm_timeout_secs);
+    l.max_input_chars = cfg.llm_max_input_chars;
+    tracing::info!(base_url = %base, model = %model, key = l.api_key.is_some(), "LLM mode: curation and extraction by the model");
+    Ok(Some(crate::llm::LlmExtractor::new(l)?))
+}
+
 pub fn worker_config(cfg: &Config) -> WorkerConfig {
     WorkerConfig {
         workers: cfg.workers,
@@ -70,11 +94,17 @@ impl Service {
         let cfg = Arc::new(cfg);
         let sqlite = SqliteStore::open(&cfg.db_path(), &cfg.sqlite_synchronous)?;
         let store = Store::new(sqlite);
-        let embed = embed_service(&cfg)?;
+        let embed = match opts.embed.clone() {
+            Some(e) => e,
+            None => embed_service(&cfg)?,
+        };
         let model = embed.model_id().to_string();
         let mut reflector = Reflector::new(store.clone(), embed.clone());
         if let Some(f) = opts.fault.clone() {
             reflector = reflector.with_fault_injector(f);
+        }
+        if let Some(llm) = llm_extractor(&cfg)? {
+            reflector = reflector.with_llm(llm);
         }
         let wake = Arc::new(Notify::new());
         let wcfg = worker_config(&cfg);
@@ -93,9 +123,10 @@ impl Service {
             cfg.recall_window,
         );
         let (tx, rx) = watch::channel(false);
+        let (paused, paused_rx) = watch::channel(opts.start_paused);
         let run_workers = !opts.no_workers;
         let workers = if run_workers {
-            spawn_workers(reflector, wcfg, wake, rx.clone())
+            spawn_workers(reflector, wcfg, wake, rx.clone(), paused_rx)
         } else {
             Vec::new()
         };
@@ -128,9 +159,16 @@ impl Service {
             addr,
             store,
             shutdown: tx,
+            paused,
             server,
             workers,
         })
+    }
+
+    /// Pause (`true`) or resume (`false`) the reflection workers at runtime. Paused workers
+    /// lease no new job; jobs already in hand finish. Jobs keep queueing durably meanwhile.
+    pub fn pause_workers(&self, paused: bool) {
+        self.paused.send_replace(paused);
     }
 
     /// Stop accepting requests and jobs; wait up to `grace` for jobs in hand to finish.

@@ -540,16 +540,15 @@ async fn operator_endpoints_answer() {
     let (s, m) = t.get_text("/metrics").await;
     assert_eq!(s, 200);
     assert!(m.contains("reflector_queue_waiting"), "{m}");
-    let (s, f) = t
+    let s = t
         .http
         .delete(format!("{}/api/memory/user/op", t.base))
         .send()
         .await
-        .map(|r| r.status().as_u16())
-        .map(|s| (s, ()))
-        .unwrap();
+        .unwrap()
+        .status()
+        .as_u16();
     assert_eq!(s, 200);
-    let _ = f;
     let (_, st) = t.get("/api/memory/stats/op").await;
     assert_eq!(st["episodic"]["episodes"], 0);
     assert_eq!(st["short_term"]["turns"], 0);

@@ -83,13 +83,14 @@ pub fn parse_interaction(body: &[u8]) -> Result<Interaction, ApiError> {
         Some(_) => return Err(ApiError::invalid("metadata", "must be a JSON object")),
     };
     for key in ["speaker", "timezone", "dia_id", "image_caption"] {
-        if let Some(v) = metadata.get(key) {
-            if !v.is_string() && !v.is_null() {
-                return Err(ApiError::invalid(
-                    format!("metadata.{key}"),
-                    "must be a string",
-                ));
-            }
+        if let Some(v) = metadata.get(key)
+            && !v.is_string()
+            && !v.is_null()
+        {
+            return Err(ApiError::invalid(
+                format!("metadata.{key}"),
+                "must be a string",
+            ));
         }
     }
     if let Some(tz) = metadata.get("timezone").and_then(|v| v.as_str()) {
@@ -97,16 +98,15 @@ pub fn parse_interaction(body: &[u8]) -> Result<Interaction, ApiError> {
             .map_err(|e| ApiError::invalid("metadata.timezone", e))?;
     }
     let interaction_id = optional_str(&obj, "interaction_id")?;
-    if let Some(id) = &interaction_id {
-        if id.is_empty()
+    if let Some(id) = &interaction_id
+        && (id.is_empty()
             || id.len() > 200
-            || id.chars().any(|c| c.is_control() || c.is_whitespace())
-        {
-            return Err(ApiError::invalid(
-                "interaction_id",
-                "must be 1 to 200 bytes without spaces or control characters",
-            ));
-        }
+            || id.chars().any(|c| c.is_control() || c.is_whitespace()))
+    {
+        return Err(ApiError::invalid(
+            "interaction_id",
+            "must be 1 to 200 bytes without spaces or control characters",
+        ));
     }
     Ok(Interaction {
         interaction_id,

@@ -106,6 +106,9 @@ pub enum Command {
         #[command(subcommand)]
         action: ModelAction,
     },
+    /// Performance benchmark on loopback (in-process services, temp data): store latency
+    /// and throughput, reflection rate, recall at scale, peak RSS. Exit 1 if a target is missed.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,6 +154,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Demo { file, config } => locomo::demo(file, config).await,
+        Command::Bench(args) => crate::bench::run(args).await,
         Command::Import {
             format,
             file,

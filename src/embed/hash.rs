@@ -1,8 +1,8 @@
 //! [`HashEmbedder`]: a deterministic feature-hashing embedder for tests and offline smoke
 //! runs.
 //!
-//! It needs no model files and embeds ~a million words per second, so test suites and
-//! `--embedder hash` smoke runs can exercise the whole recall path. Its vectors only capture
+//! It needs no model files and costs microseconds per text, so test suites and offline
+//! smoke runs can exercise the whole store-and-recall path. Its vectors only capture
 //! shared words and word pairs (no synonyms, no paraphrase): never use it for production
 //! recall quality.
 
@@ -40,12 +40,9 @@ impl HashEmbedder {
         let mut words = lower
             .split(|c: char| !c.is_alphanumeric())
             .filter(|w| !w.is_empty());
-        let mut prev = match words.next() {
-            Some(w) => w,
-            None => {
-                add_feature(&mut v, b"\x00empty", b"");
-                return v;
-            }
+        let Some(mut prev) = words.next() else {
+            add_feature(&mut v, b"\x00empty", b"");
+            return v;
         };
         add_feature(&mut v, b"u", prev.as_bytes());
         for w in words {
@@ -116,7 +113,13 @@ mod tests {
     #[test]
     fn unit_norm_and_dim() {
         let e = HashEmbedder::new();
-        for t in ["", "  ...  ", "Hello", "A man is eating food.", "Ünïcödé wörds ça"] {
+        for t in [
+            "",
+            "  ...  ",
+            "Hello",
+            "A man is eating food.",
+            "Ünïcödé wörds ça",
+        ] {
             let v = e.embed_text(t);
             assert_eq!(v.len(), HASH_DIM);
             assert!((norm(&v) - 1.0).abs() < 1e-5, "{t:?}");

@@ -59,7 +59,10 @@ pub struct MiniLm {
 
 impl std::fmt::Debug for MiniLm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MiniLm").field("model_id", &MODEL_ID).field("dim", &self.dim).finish()
+        f.debug_struct("MiniLm")
+            .field("model_id", &MODEL_ID)
+            .field("dim", &self.dim)
+            .finish()
     }
 }
 
@@ -79,8 +82,8 @@ impl MiniLm {
                 dir.join(file).display()
             )
         };
-        let config_json =
-            std::fs::read_to_string(dir.join("config.json")).with_context(|| missing("config.json"))?;
+        let config_json = std::fs::read_to_string(dir.join("config.json"))
+            .with_context(|| missing("config.json"))?;
         let config: Config = serde_json::from_str(&config_json)
             .with_context(|| format!("parsing {}", dir.join("config.json").display()))?;
 
@@ -164,7 +167,9 @@ impl MiniLm {
         let summed = hidden.broadcast_mul(&mask)?.sum(1)?; // (n, dim)
         let counts = mask.sum(1)?; // (n, 1), >= 2: [CLS] and [SEP]
         let mut rows = summed.broadcast_div(&counts)?.to_vec2::<f32>()?;
-        rows.iter_mut().for_each(|r| l2_normalise(r));
+        for row in &mut rows {
+            l2_normalise(row);
+        }
         Ok(rows)
     }
 }
@@ -221,7 +226,10 @@ mod tests {
     use crate::embed::{cosine, test_minilm};
 
     fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
     }
 
     /// Reference values from DEPENDENCIES.md (checked there against an independent numpy
@@ -244,8 +252,14 @@ mod tests {
         }
         let bread = cosine(&v[0], &v[1]);
         let baby = cosine(&v[0], &v[2]);
-        assert!((bread - 0.7553).abs() < 1e-3, "cos(food, bread) = {bread}, expected 0.7553");
-        assert!((baby - -0.1050).abs() < 1e-3, "cos(food, baby) = {baby}, expected -0.1050");
+        assert!(
+            (bread - 0.7553).abs() < 1e-3,
+            "cos(food, bread) = {bread}, expected 0.7553"
+        );
+        assert!(
+            (baby - -0.1050).abs() < 1e-3,
+            "cos(food, baby) = {baby}, expected -0.1050"
+        );
         assert_eq!(m.model_id(), "sentence-transformers/all-MiniLM-L6-v2");
         assert_eq!(m.dim(), 384);
     }
@@ -270,16 +284,25 @@ mod tests {
                     spaghetti with tomato sauce, fresh basil and grated parmesan cheese, \
                     while listening to the radio and thinking about his holiday plans.";
         let (ns, nl) = (m.token_count(short).unwrap(), m.token_count(long).unwrap());
-        assert!(nl > 4 * ns, "long text must be much longer: {nl} vs {ns} tokens");
+        assert!(
+            nl > 4 * ns,
+            "long text must be much longer: {nl} vs {ns} tokens"
+        );
 
         let alone = m.embed(&[short]).unwrap();
         let long_alone = m.embed(&[long]).unwrap();
         // Both orders, and the short text twice, all in one padded forward pass.
         let mixed = m.embed(&[long, short, short]).unwrap();
         let diff = max_abs_diff(&alone[0], &mixed[1]).max(max_abs_diff(&alone[0], &mixed[2]));
-        assert!(diff < 1e-4, "short text changed by batching: max abs diff {diff}");
+        assert!(
+            diff < 1e-4,
+            "short text changed by batching: max abs diff {diff}"
+        );
         let diff = max_abs_diff(&long_alone[0], &mixed[0]);
-        assert!(diff < 1e-4, "long text changed by batching: max abs diff {diff}");
+        assert!(
+            diff < 1e-4,
+            "long text changed by batching: max abs diff {diff}"
+        );
     }
 
     #[test]
@@ -287,7 +310,12 @@ mod tests {
         let m = test_minilm();
         // 70 texts of varied lengths: sorted into several sub-batches, then scattered back.
         let texts: Vec<String> = (0..70)
-            .map(|i| format!("memory {i}: {}", "the user likes tea ".repeat(1 + (i * 7) % 13)))
+            .map(|i| {
+                format!(
+                    "memory {i}: {}",
+                    "the user likes tea ".repeat(1 + (i * 7) % 13)
+                )
+            })
             .collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let batch = m.embed(&refs).unwrap();
@@ -306,9 +334,15 @@ mod tests {
         let base = "the quick brown fox jumps over the lazy dog ".repeat(40); // > 256 tokens
         let more = format!("{base} and then something completely different happened");
         let v = m.embed(&[&base, &more, ""]).unwrap();
-        assert!(max_abs_diff(&v[0], &v[1]) < 1e-4, "text past 256 tokens must be ignored");
+        assert!(
+            max_abs_diff(&v[0], &v[1]) < 1e-4,
+            "text past 256 tokens must be ignored"
+        );
         let norm = v[2].iter().map(|a| a * a).sum::<f32>().sqrt();
-        assert!((norm - 1.0).abs() < 1e-5, "empty text still gets a unit vector");
+        assert!(
+            (norm - 1.0).abs() < 1e-5,
+            "empty text still gets a unit vector"
+        );
     }
 
     #[test]

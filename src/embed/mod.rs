@@ -89,7 +89,11 @@ impl<E: Embedder + ?Sized> Embedder for std::sync::Arc<E> {
 /// If `a` and `b` have different lengths (vectors from different models).
 #[inline]
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "cosine of vectors with different dimensions");
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "cosine of vectors with different dimensions"
+    );
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
@@ -97,7 +101,9 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 pub(crate) fn l2_normalise(v: &mut [f32]) {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
+        for x in v {
+            *x /= norm;
+        }
     }
 }
 

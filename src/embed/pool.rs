@@ -2,42 +2,56 @@
 //! and recall requests.
 //!
 //! Behind it, [`PoolConfig::threads`] OS threads each own one [`Embedder`] and take work
-//! from one shared queue. A thread that becomes free drains every request waiting (up to
-//! [`PoolConfig::max_batch`] texts), embeds them in one call (MiniLM then sorts by token
-//! length and runs padded sub-batches, see [`super::minilm`]), and answers each caller
-//! through its own oneshot channel. Requests larger than `max_batch` are split so several
-//! threads work on them at once. Callers that gave up (dropped future) are skipped. A
-//! failing or panicking batch is retried request by request, so one bad request cannot fail
-//! the others; threads survive panics.
+//! from one shared queue with two lanes ([`Priority`]): interactive requests (recall
+//! queries, [`EmbedService::embed_one`]) are served before queued bulk work
+//! ([`EmbedService::embed`]). A thread that becomes free takes every request waiting in
+//! one lane, up to [`PoolConfig::max_batch`] texts, embeds them in one call (MiniLM then
+//! sorts them by token count and runs padded sub-batches, see [`super::minilm`]), and
+//! answers each caller through its own oneshot channel. Larger requests are split so that
+//! several threads share them. Requests whose caller gave up (dropped future) are skipped.
+//! A failing or panicking batch is retried request by request, so one bad request cannot
+//! fail the others, and threads survive panics.
 //!
 //! # Threads and candle's CPU parallelism
 //!
-//! candle 0.11 sizes its CPU parallelism process-wide, from the environment:
-//! - matrix products (gemm) split over `candle_core::utils::get_num_threads()` rayon tasks:
-//!   `RAYON_NUM_THREADS` (re-read on every call), else the number of *physical* cores;
-//! - element-wise ops on ≥ 64 Ki elements use candle's global spinning "barrier pool" of
-//!   `CANDLE_NUM_THREADS` (else `RAYON_NUM_THREADS`, else physical cores) − 1 workers,
-//!   sized once at first use, with a lock serialising concurrent callers.
+//! candle 0.11 sizes its CPU parallelism for the whole process, from the environment
+//! (`candle_core::utils`):
+//! - matrix products (gemm) are split into `get_num_threads()` rayon tasks:
+//!   `RAYON_NUM_THREADS`, re-read on every call, else the number of *physical* cores
+//!   (2 here);
+//! - element-wise ops on ≥ 64 Ki elements run on candle's global, spin-waiting "barrier
+//!   pool" of `CANDLE_NUM_THREADS` (else `RAYON_NUM_THREADS`, else physical cores) − 1
+//!   workers, sized once at first use; concurrent callers take turns on it.
 //!
-//! There is no per-thread setting, so "each pool thread single-threaded" means setting
-//! `RAYON_NUM_THREADS=1` for the process (which covers both) before any embedding runs:
-//! in the environment, or with [`set_single_threaded_kernels`] at the start of `main`.
+//! There is no per-thread setting. Single-threaded embedders therefore need
+//! `RAYON_NUM_THREADS=1` in the process environment (it covers both): set it in the
+//! service's environment, or call [`set_single_threaded_kernels`] first thing in `main`.
+//! [`PoolConfig::default`] adapts to whichever is in effect (cores ÷ candle threads).
 //!
-//! Measured on this 2-core box (KVM, Xeon with AVX-512), 512 sentences of ~19 tokens, see
-//! `bench_throughput` below for the command:
+//! Measured on this 2-core KVM box (Xeon, AVX-512) with `bench_throughput` below: 512
+//! sentences of 19.4 tokens on average, sent as 64 concurrent requests of 8. The box was
+//! shared with other jobs (load 1–6), so sentences/s is the best of 6–9 runs; CPU time
+//! per sentence is stable under load:
 //!
-//! | configuration | sentences/s |
-//! |---|---|
-//! | 1 thread, single-threaded kernels | MEASURE_1 |
-//! | 1 embedder, candle default (2 intra-op threads) | MEASURE_2 |
-//! | pool of 2 threads, single-threaded kernels | MEASURE_3 |
-//! | pool of 2 threads, candle default (4 threads on 2 cores) | MEASURE_4 |
+//! | configuration | sentences/s | CPU-ms / sentence |
+//! |---|---|---|
+//! | 1 thread, single-threaded kernels (`RAYON_NUM_THREADS=1`) | 101 | 9.3–10.7 |
+//! | 1 embedder with candle's default 2 threads | 167 | 12.7–14.6 |
+//! | **pool of 2 single-threaded embedders** (`RAYON_NUM_THREADS=1`) | 161 | 9.5–10.6 |
+//! | pool of 2 embedders with 2 candle threads each | 120 | 13.1–16.0 |
 //!
-//! Hence the defaults: one thread per available core ([`PoolConfig::default`]) with
-//! single-threaded kernels.
+//! The pool of single-threaded embedders uses ~30% less CPU per sentence (no spin-waiting
+//! barrier pool, no rayon hand-offs), so it is at least as fast on idle cores and clearly
+//! faster on a loaded box (median 68 vs 52 sentences/s over 6 runs at load 3–6), and it serves two queries
+//! at once. That is the recommended setup and the default under `RAYON_NUM_THREADS=1`;
+//! without it the default falls back to one 2-threaded embedder, avoiding the worst row
+//! (4 busy threads on 2 cores). One sentence alone takes ~20 ms in every configuration
+//! (too small for candle to parallelise). `max_batch` from 8 to 64 made no measurable
+//! difference (10.0 CPU-ms/sentence), so the default of 32 only bounds how long an
+//! interactive request can wait behind a bulk batch (~0.3 s for short texts).
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -49,27 +63,31 @@ use super::Embedder;
 /// Sizing of an [`EmbedService`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolConfig {
-    /// Number of embedding threads, each owning one embedder. Default: the number of
-    /// available cores (`std::thread::available_parallelism`, 2 here).
+    /// Number of embedding threads, each owning one embedder. Default: available cores
+    /// divided by candle's threads per embedder (`candle_core::utils::get_num_threads`), at
+    /// least 1: 2 threads here with `RAYON_NUM_THREADS=1`, else 1 thread (see module docs).
     pub threads: usize,
     /// Most texts one thread takes from the queue for one embedder call. Larger requests
-    /// are split into parts of this size. Default 64.
+    /// are split into parts of this size. Default 32.
     pub max_batch: usize,
 }
 
 impl Default for PoolConfig {
     fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let per_embedder = candle_core::utils::get_num_threads().max(1);
         PoolConfig {
-            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            max_batch: 64,
+            threads: (cores / per_embedder).max(1),
+            max_batch: 32,
         }
     }
 }
 
 /// Makes candle's CPU kernels single-threaded for the whole process by setting
-/// `RAYON_NUM_THREADS=1` unless it is already set (then it is left alone). Returns the
-/// value in effect. With one [`EmbedService`] thread per core this is the fastest setting
-/// (see the module docs); it also makes the global rayon pool single-threaded.
+/// `RAYON_NUM_THREADS=1` unless it is already set (then it is left alone), so that
+/// [`PoolConfig::default`] runs one single-threaded embedder per core, the fastest setup
+/// (see the module docs). Returns the value in effect. Side effect: rayon's global pool,
+/// if anything else in the process uses it, is single-threaded too.
 ///
 /// # Safety
 /// Same contract as [`std::env::set_var`]: call it at the start of `main`, before any other
@@ -206,10 +224,14 @@ impl EmbedService {
         if config.threads == 0 || config.max_batch == 0 {
             bail!("embedding pool needs threads >= 1 and max_batch >= 1, got {config:?}");
         }
-        let embedders =
-            (0..config.threads).map(|_| factory()).collect::<anyhow::Result<Vec<_>>>()?;
+        let embedders = (0..config.threads)
+            .map(|_| factory())
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let (model_id, dim) = (embedders[0].model_id().to_owned(), embedders[0].dim());
-        if let Some(e) = embedders.iter().find(|e| e.model_id() != model_id || e.dim() != dim) {
+        if let Some(e) = embedders
+            .iter()
+            .find(|e| e.model_id() != model_id || e.dim() != dim)
+        {
             bail!(
                 "embedding pool factory made different models: {model_id}/{dim} and {}/{}",
                 e.model_id(),
@@ -288,7 +310,8 @@ impl EmbedService {
     /// As [`EmbedService::embed_with`].
     pub async fn embed_one(&self, text: String) -> anyhow::Result<Vec<f32>> {
         let mut v = self.embed_with(vec![text], Priority::Interactive).await?;
-        v.pop().ok_or_else(|| anyhow!("embedder returned no vector"))
+        v.pop()
+            .ok_or_else(|| anyhow!("embedder returned no vector"))
     }
 
     /// Embeds `texts` in the given lane: one L2-normalised vector of
@@ -336,8 +359,10 @@ fn worker(embedder: &dyn Embedder, queue: &Queue, max_batch: usize) {
         }
         let start = Instant::now();
         let n: usize = jobs.iter().map(|j| j.texts.len()).sum();
-        let texts: Vec<&str> =
-            jobs.iter().flat_map(|j| j.texts.iter().map(String::as_str)).collect();
+        let texts: Vec<&str> = jobs
+            .iter()
+            .flat_map(|j| j.texts.iter().map(String::as_str))
+            .collect();
         match embed_checked(embedder, &texts) {
             Ok(mut vectors) => {
                 // Split back per job, last job first so `split_off` is cheap.
@@ -362,7 +387,11 @@ fn worker(embedder: &dyn Embedder, queue: &Queue, max_batch: usize) {
                 }
             }
         }
-        tracing::debug!(texts = n, ms = start.elapsed().as_secs_f64() * 1e3, "embedded batch");
+        tracing::debug!(
+            texts = n,
+            ms = start.elapsed().as_secs_f64() * 1e3,
+            "embedded batch"
+        );
     }
 }
 
@@ -377,7 +406,11 @@ fn embed_checked(embedder: &dyn Embedder, texts: &[&str]) -> anyhow::Result<Vec<
         anyhow!("embedder panicked: {msg}")
     })??;
     if vectors.len() != texts.len() {
-        bail!("embedder returned {} vectors for {} texts", vectors.len(), texts.len());
+        bail!(
+            "embedder returned {} vectors for {} texts",
+            vectors.len(),
+            texts.len()
+        );
     }
     Ok(vectors)
 }
@@ -406,7 +439,10 @@ mod tests {
             384
         }
         fn embed(&self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
-            self.calls.lock().unwrap().push((texts.len(), texts[0].to_owned()));
+            self.calls
+                .lock()
+                .unwrap()
+                .push((texts.len(), texts[0].to_owned()));
             std::thread::sleep(self.delay);
             if texts.contains(&"FAIL") {
                 bail!("bad text");
@@ -419,27 +455,47 @@ mod tests {
     }
 
     fn strings(prefix: &str, n: usize) -> Vec<String> {
-        (0..n).map(|i| format!("{prefix} text number {i}")).collect()
+        (0..n)
+            .map(|i| format!("{prefix} text number {i}"))
+            .collect()
     }
 
     #[tokio::test]
     async fn results_match_direct_embedding_in_order() {
-        let svc = EmbedService::from_clones(HashEmbedder, PoolConfig { threads: 2, max_batch: 8 })
-            .unwrap();
+        let svc = EmbedService::from_clones(
+            HashEmbedder,
+            PoolConfig {
+                threads: 2,
+                max_batch: 8,
+            },
+        )
+        .unwrap();
         assert_eq!((svc.model_id(), svc.dim()), ("hash-384", 384));
         let texts = strings("a", 50); // split into 7 parts over 2 threads
         let got = svc.embed(texts.clone()).await.unwrap();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         assert_eq!(got, HashEmbedder.embed(&refs).unwrap());
-        assert_eq!(svc.embed_one("a text number 3".into()).await.unwrap(), got[3]);
+        assert_eq!(
+            svc.embed_one("a text number 3".into()).await.unwrap(),
+            got[3]
+        );
         assert!(svc.embed(vec![]).await.unwrap().is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_callers_are_batched_and_answered_correctly() {
-        let probe = Probe { delay: Duration::from_millis(20), ..Default::default() };
-        let svc =
-            EmbedService::from_clones(probe.clone(), PoolConfig { threads: 1, max_batch: 16 }).unwrap();
+        let probe = Probe {
+            delay: Duration::from_millis(20),
+            ..Default::default()
+        };
+        let svc = EmbedService::from_clones(
+            probe.clone(),
+            PoolConfig {
+                threads: 1,
+                max_batch: 16,
+            },
+        )
+        .unwrap();
         let tasks: Vec<_> = (0..40)
             .map(|i| {
                 let svc = svc.clone();
@@ -455,16 +511,31 @@ mod tests {
             assert_eq!(got, HashEmbedder.embed(&refs).unwrap());
         }
         let calls: Vec<usize> = probe.calls.lock().unwrap().iter().map(|c| c.0).collect();
-        assert_eq!(calls.iter().sum::<usize>(), (0..40).map(|i| 1 + i % 3).sum::<usize>());
+        assert_eq!(
+            calls.iter().sum::<usize>(),
+            (0..40).map(|i| 1 + i % 3).sum::<usize>()
+        );
         assert!(calls.iter().all(|&n| n <= 16), "{calls:?}");
-        assert!(calls.len() < 40, "waiting requests must be batched: {calls:?}");
+        assert!(
+            calls.len() < 40,
+            "waiting requests must be batched: {calls:?}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_failing_request_does_not_fail_its_batch_mates() {
-        let probe = Probe { delay: Duration::from_millis(30), ..Default::default() };
-        let svc =
-            EmbedService::from_clones(probe.clone(), PoolConfig { threads: 1, max_batch: 64 }).unwrap();
+        let probe = Probe {
+            delay: Duration::from_millis(30),
+            ..Default::default()
+        };
+        let svc = EmbedService::from_clones(
+            probe.clone(),
+            PoolConfig {
+                threads: 1,
+                max_batch: 64,
+            },
+        )
+        .unwrap();
         // Occupy the thread so the next requests queue up and are batched together.
         let busy = tokio::spawn({
             let svc = svc.clone();
@@ -485,9 +556,18 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn interactive_requests_overtake_queued_bulk_work() {
-        let probe = Probe { delay: Duration::from_millis(50), ..Default::default() };
-        let svc =
-            EmbedService::from_clones(probe.clone(), PoolConfig { threads: 1, max_batch: 2 }).unwrap();
+        let probe = Probe {
+            delay: Duration::from_millis(50),
+            ..Default::default()
+        };
+        let svc = EmbedService::from_clones(
+            probe.clone(),
+            PoolConfig {
+                threads: 1,
+                max_batch: 2,
+            },
+        )
+        .unwrap();
         let bulk = tokio::spawn({
             let svc = svc.clone();
             // Three jobs of two texts: the first starts at once, two wait in the bulk lane.
@@ -497,18 +577,35 @@ mod tests {
         let query = svc.embed_one("query".into()).await.unwrap();
         assert_eq!(query, HashEmbedder.embed_text("query"));
         assert_eq!(bulk.await.unwrap().unwrap().len(), 6);
-        let order: Vec<String> = probe.calls.lock().unwrap().iter().map(|c| c.1.clone()).collect();
+        let order: Vec<String> = probe
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| c.1.clone())
+            .collect();
         assert_eq!(
             order,
-            ["bulk text number 0", "query", "bulk text number 2", "bulk text number 4"],
+            [
+                "bulk text number 0",
+                "query",
+                "bulk text number 2",
+                "bulk text number 4"
+            ],
         );
     }
 
     #[test]
     fn threads_exit_when_the_service_is_dropped() {
         let probe = Probe::default();
-        let svc = EmbedService::from_clones(probe.clone(), PoolConfig { threads: 2, max_batch: 4 })
-            .unwrap();
+        let svc = EmbedService::from_clones(
+            probe.clone(),
+            PoolConfig {
+                threads: 2,
+                max_batch: 4,
+            },
+        )
+        .unwrap();
         // Each thread holds a clone of the probe (and so of `calls`).
         assert_eq!(Arc::strong_count(&probe.calls), 3);
         drop(svc);
@@ -521,24 +618,41 @@ mod tests {
 
     #[test]
     fn rejects_bad_config_and_mixed_models() {
-        let zero = EmbedService::from_clones(HashEmbedder, PoolConfig { threads: 0, max_batch: 1 });
+        let zero = EmbedService::from_clones(
+            HashEmbedder,
+            PoolConfig {
+                threads: 0,
+                max_batch: 1,
+            },
+        );
         assert!(zero.is_err());
         let n = AtomicUsize::new(0);
-        let mixed = EmbedService::new(PoolConfig { threads: 2, max_batch: 4 }, || {
-            Ok(if n.fetch_add(1, Ordering::SeqCst) == 0 {
-                Box::new(HashEmbedder)
-            } else {
-                Box::new(Probe::default())
-            })
-        });
+        let mixed = EmbedService::new(
+            PoolConfig {
+                threads: 2,
+                max_batch: 4,
+            },
+            || {
+                Ok(if n.fetch_add(1, Ordering::SeqCst) == 0 {
+                    Box::new(HashEmbedder)
+                } else {
+                    Box::new(Probe::default())
+                })
+            },
+        );
         assert!(format!("{:#}", mixed.unwrap_err()).contains("different models"));
     }
 
     #[tokio::test]
     async fn minilm_through_the_pool() {
-        let svc =
-            EmbedService::from_clones(test_minilm().clone(), PoolConfig { threads: 2, max_batch: 4 })
-                .unwrap();
+        let svc = EmbedService::from_clones(
+            test_minilm().clone(),
+            PoolConfig {
+                threads: 2,
+                max_batch: 4,
+            },
+        )
+        .unwrap();
         let v = svc
             .embed(vec![
                 "A man is eating food.".into(),
@@ -556,7 +670,10 @@ mod tests {
         let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
         // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
         let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+        let f: Vec<f64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0.0))
+            .collect();
         if f.len() < 13 {
             return 0.0;
         }
@@ -573,13 +690,16 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "benchmark: run explicitly"]
     async fn bench_throughput() {
-        let threads: usize = std::env::var("REFLECTOR_BENCH_THREADS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(2);
+        let env = |k: &str| std::env::var(k).ok().and_then(|s| s.parse::<usize>().ok());
+        let threads = env("REFLECTOR_BENCH_THREADS").unwrap_or(2);
+        let max_batch = env("REFLECTOR_BENCH_MAX_BATCH").unwrap_or(PoolConfig::default().max_batch);
         let model = test_minilm().clone();
-        let cities = ["Berlin", "Lisbon", "Osaka", "Toronto", "Nairobi", "Lima", "Oslo", "Hanoi"];
-        let things = ["tea", "jazz", "hiking", "chess", "sushi", "poetry", "cycling", "opera"];
+        let cities = [
+            "Berlin", "Lisbon", "Osaka", "Toronto", "Nairobi", "Lima", "Oslo", "Hanoi",
+        ];
+        let things = [
+            "tea", "jazz", "hiking", "chess", "sushi", "poetry", "cycling", "opera",
+        ];
         let texts: Vec<String> = (0..512)
             .map(|i| {
                 format!(
@@ -590,7 +710,7 @@ mod tests {
             })
             .collect();
         let tokens: usize = texts.iter().map(|t| model.token_count(t).unwrap()).sum();
-        let svc = EmbedService::from_clones(model, PoolConfig { threads, max_batch: 64 }).unwrap();
+        let svc = EmbedService::from_clones(model, PoolConfig { threads, max_batch }).unwrap();
         svc.embed(texts[..64].to_vec()).await.unwrap(); // warm up
 
         // Many concurrent callers, 8 texts each (reflector workers).
@@ -618,7 +738,7 @@ mod tests {
         }
         lat.sort_by(f64::total_cmp);
         println!(
-            "BENCH threads={threads} RAYON_NUM_THREADS={:?} get_num_threads={}: {:.0} sentences/s \
+            "BENCH threads={threads} max_batch={max_batch} RAYON_NUM_THREADS={:?} get_num_threads={}: {:.0} sentences/s \
              ({} sentences, {:.1} tokens avg, {secs:.2} s, {:.1} CPU-ms/sentence); \
              embed_one p50 {:.1} ms",
             std::env::var("RAYON_NUM_THREADS").ok(),

@@ -70,6 +70,7 @@ pub struct Reflector {
     store: Store,
     embed: EmbedService,
     fault: Option<FaultInjector>,
+    llm: Option<crate::llm::LlmExtractor>,
 }
 
 impl Reflector {
@@ -78,7 +79,15 @@ impl Reflector {
             store,
             embed,
             fault: None,
+            llm: None,
         }
+    }
+
+    /// Use an LLM for curation and extraction instead of the built-in rules. A reply that
+    /// cannot be used fails the tier (retried, then dead-lettered) — never stores nothing.
+    pub fn with_llm(mut self, llm: crate::llm::LlmExtractor) -> Self {
+        self.llm = Some(llm);
+        self
     }
 
     /// Install a fault injector (tests only).
@@ -179,7 +188,10 @@ impl Reflector {
     /// Tier 2: curate the turn into at most one episode, embed it, commit.
     async fn episodic(&self, job: &ReflectionJob, view: &TurnView) -> anyhow::Result<Value> {
         let start = Instant::now();
-        let draft = extract::curate::curate(view);
+        let draft = match &self.llm {
+            Some(llm) => llm.episode(view).await?,
+            None => extract::curate::curate(view),
+        };
         let embedding = match &draft {
             Some(d) => Some(self.embed.embed_one(d.text.clone()).await?),
             None => None,
@@ -202,7 +214,10 @@ impl Reflector {
     /// Tier 3: extract entities and relations, commit them to the user's graph.
     async fn semantic(&self, job: &ReflectionJob, view: &TurnView) -> anyhow::Result<Value> {
         let start = Instant::now();
-        let draft = extract::graph::extract(view);
+        let draft = match &self.llm {
+            Some(llm) => llm.graph(view).await?,
+            None => extract::graph::extract(view),
+        };
         let job = job.clone();
         self.store
             .run(move |s| s.commit_graph(&job, &draft, start.elapsed().as_secs_f64() * 1000.0))
@@ -212,7 +227,10 @@ impl Reflector {
     /// Tier 4: extract rules, embed their statements, commit.
     async fn procedural(&self, job: &ReflectionJob, view: &TurnView) -> anyhow::Result<Value> {
         let start = Instant::now();
-        let drafts = extract::rules::extract(view);
+        let drafts = match &self.llm {
+            Some(llm) => llm.rules(view).await?,
+            None => extract::rules::extract(view),
+        };
         let vectors = if drafts.is_empty() {
             Vec::new()
         } else {

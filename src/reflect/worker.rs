@@ -40,11 +40,16 @@ pub fn backoff_ms(attempt: u32, base: u64, max: u64) -> u64 {
 
 /// Start `cfg.workers` worker tasks. They stop taking jobs when `shutdown` turns true and
 /// return after finishing the job in hand. `wake` is notified when new jobs are queued.
+///
+/// `paused` is the pause switch (see `Service::pause_workers`): while it is true no worker
+/// leases a new job — jobs already in hand finish — and the workers resume the moment it
+/// turns false. Benchmarks use it to queue work first and measure the fast path alone.
 pub fn spawn_workers(
     reflector: Reflector,
     cfg: WorkerConfig,
     wake: Arc<Notify>,
     shutdown: watch::Receiver<bool>,
+    paused: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     (0..cfg.workers)
         .map(|i| {
@@ -53,10 +58,18 @@ pub fn spawn_workers(
             let cfg = cfg.clone();
             let wake = wake.clone();
             let mut shutdown = shutdown.clone();
+            let mut paused = paused.clone();
             tokio::spawn(async move {
                 loop {
                     if *shutdown.borrow() {
                         break;
+                    }
+                    if *paused.borrow() {
+                        tokio::select! {
+                            r = paused.wait_for(|p| !*p) => if r.is_err() { break },
+                            _ = shutdown.changed() => {}
+                        }
+                        continue;
                     }
                     match run_once(&r, &owner, &cfg).await {
                         Ok(true) => continue,

@@ -8,7 +8,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -51,6 +52,30 @@ pub struct NewTurn {
     pub metadata: Value,
     /// sha256 (hex) of the request's content: equal for a retry, different for a conflict.
     pub request_hash: String,
+}
+
+/// One turn and its job for the group commit ([`SqliteStore::insert_turns_and_jobs`]), with
+/// the job's payload and the turn's metadata already serialised (off the writer thread).
+#[derive(Debug, Clone)]
+pub struct TurnInsert {
+    pub turn: NewTurn,
+    pub job: ReflectionJob,
+    pub state: JobState,
+    payload: String,
+    metadata: String,
+}
+
+impl TurnInsert {
+    /// `state` is `queued` for the fast path, `processing` for the traditional path.
+    pub fn new(turn: NewTurn, job: ReflectionJob, state: JobState) -> anyhow::Result<Self> {
+        Ok(Self {
+            payload: serde_json::to_string(&job)?,
+            metadata: serde_json::to_string(&turn.metadata)?,
+            turn,
+            job,
+            state,
+        })
+    }
 }
 
 /// What `insert_turn_and_job` did.
@@ -109,6 +134,52 @@ pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
     path: std::path::PathBuf,
     synchronous: String,
+    /// Tells the background checkpointer to stop (set when the store is dropped).
+    stop_checkpointer: Arc<AtomicBool>,
+}
+
+/// How often the background checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Backstop: a commit that finds the WAL this many pages long checkpoints by itself (only
+/// when the background checkpointer cannot keep up; SQLite's default is 1,000).
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 20_000;
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.stop_checkpointer.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Checkpoints in the background, so that no commit on the request path pays for one.
+///
+/// With SQLite's default, the commit that makes the WAL reach 1,000 pages copies them into
+/// the database and fsyncs twice (`synchronous = NORMAL` syncs at checkpoints) — ~10 ms
+/// here, on whichever request made that commit, every ~100 turns. This thread runs a
+/// PASSIVE checkpoint (it never blocks writers or readers) every [`CHECKPOINT_EVERY`] on its
+/// own connection; commits only append to the WAL. What remains on the commit path is one
+/// WAL-header fsync per checkpoint cycle, when the next commit starts the WAL over.
+fn spawn_checkpointer(path: &Path, synchronous: &str, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let conn = Connection::open(path)?;
+    configure(&conn, synchronous)?;
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            let step = std::time::Duration::from_millis(50);
+            let mut waited = std::time::Duration::ZERO;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(step);
+                waited += step;
+                if waited < CHECKPOINT_EVERY {
+                    continue;
+                }
+                waited = std::time::Duration::ZERO;
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "background WAL checkpoint failed");
+                }
+            }
+        })?;
+    Ok(())
 }
 
 fn configure(conn: &Connection, synchronous: &str) -> rusqlite::Result<()> {
@@ -117,6 +188,10 @@ fn configure(conn: &Connection, synchronous: &str) -> rusqlite::Result<()> {
     conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // 16 MB page cache per connection (SQLite's default is 2 MB): the hot pages of recall
+    // (full-text doclists, docsizes, the per-user episode index) stay in memory instead of
+    // being re-read from the OS on every query.
+    conn.pragma_update(None, "cache_size", -16_000)?;
     Ok(())
 }
 
@@ -124,21 +199,28 @@ impl SqliteStore {
     /// Open (creating the directory and file when missing) and migrate.
     /// `synchronous` is `normal` or `full`.
     pub fn open(path: &Path, synchronous: &str) -> anyhow::Result<Self> {
-        if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create data directory {}", dir.display()))?;
-            }
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create data directory {}", dir.display()))?;
         }
         let mut conn = Connection::open(path)
             .with_context(|| format!("cannot open SQLite database {}", path.display()))?;
         configure(&conn, synchronous)?;
         migrate(&mut conn)?;
+        let stop_checkpointer = Arc::new(AtomicBool::new(false));
+        if std::env::var_os("RB_NO_CKPT").is_none() {
+            // TEMP-RB
+            conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
+            spawn_checkpointer(path, synchronous, stop_checkpointer.clone())?;
+        } // TEMP-RB
         Ok(Self {
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
             path: path.to_path_buf(),
             synchronous: synchronous.to_string(),
+            stop_checkpointer,
         })
     }
 
@@ -193,49 +275,36 @@ impl SqliteStore {
     ) -> anyhow::Result<InsertOutcome> {
         let payload = serde_json::to_string(job)?;
         let metadata = serde_json::to_string(&turn.metadata)?;
-        self.write(|tx| {
-            let existing: Option<(String, String, String)> = tx
-                .query_row(
-                    "SELECT user_id, request_hash, job_id FROM turns WHERE id = ?1",
-                    [&turn.interaction_id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?;
-            if let Some((user, hash, job_id)) = existing {
-                if user != turn.user_id || hash != turn.request_hash {
-                    return Ok(InsertOutcome::Conflict);
-                }
-                let (prio, st): (i64, String) = tx.query_row(
-                    "SELECT priority, state FROM jobs WHERE job_id = ?1",
-                    [&job_id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?;
-                return Ok(InsertOutcome::Replay {
-                    job_id,
-                    priority: Priority::from_i64(prio).unwrap_or(Priority::Normal),
-                    state: JobState::parse(&st).unwrap_or(JobState::Queued),
-                });
+        self.write(|tx| insert_turn_and_job_in(tx, turn, job, &payload, &metadata, state))
+    }
+
+    /// Group commit: [`SqliteStore::insert_turn_and_job`] for many turns in ONE transaction
+    /// (one WAL append and one write of each touched index page for the whole batch).
+    /// Results are in input order and the same as one call each: a conflict or replay is
+    /// per turn. If anything fails, the batch is rolled back and every turn is retried in a
+    /// transaction of its own, so one bad turn cannot fail the others.
+    pub fn insert_turns_and_jobs(
+        &self,
+        items: &[TurnInsert],
+    ) -> Vec<anyhow::Result<InsertOutcome>> {
+        let one = |it: &TurnInsert, tx: &Transaction| {
+            insert_turn_and_job_in(tx, &it.turn, &it.job, &it.payload, &it.metadata, it.state)
+        };
+        if items.len() > 1 {
+            let batch = self.write(|tx| {
+                items
+                    .iter()
+                    .map(|it| one(it, tx))
+                    .collect::<anyhow::Result<Vec<_>>>()
+            });
+            if let Ok(outcomes) = batch {
+                return outcomes.into_iter().map(Ok).collect();
             }
-            let now = now_ms();
-            tx.prepare_cached(
-                "INSERT INTO turns (id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, request_hash, job_id, created_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?
-            .execute(params![
-                turn.interaction_id,
-                turn.user_id,
-                turn.session_id,
-                turn.user_message,
-                turn.assistant_response,
-                turn.ts_ms,
-                metadata,
-                turn.request_hash,
-                job.job_id,
-                now
-            ])?;
-            insert_job(tx, job, &payload, state, now)?;
-            Ok(InsertOutcome::Created)
-        })
+        }
+        items
+            .iter()
+            .map(|it| self.write(|tx| one(it, tx)))
+            .collect()
     }
 
     /// Record a job that did not come through our API (another producer), as queued.
@@ -302,7 +371,7 @@ impl SqliteStore {
                 });
             }
             // Highest priority first, as the subquery chose them (RETURNING order is unspecified).
-            out.sort_by(|a, b| b.job.priority.cmp(&a.job.priority));
+            out.sort_by_key(|c| std::cmp::Reverse(c.job.priority));
             Ok(out)
         })
     }
@@ -792,10 +861,14 @@ impl SqliteStore {
             return Ok(Vec::new());
         }
         self.read(|c| {
+            // The user filter goes through the small covering index (user_id, id), not the
+            // episode rows (~2 KB each with their vector): 3x faster at 100k episodes, 7x for
+            // a small user sharing the database with a big one.
             let mut stmt = c.prepare_cached(
                 "SELECT e.id, bm25(episodes_fts) AS score FROM episodes_fts
-                 JOIN episodes e ON e.id = episodes_fts.rowid
-                 WHERE episodes_fts MATCH ?1 AND e.user_id = ?2
+                 JOIN episodes e INDEXED BY episodes_by_user
+                   ON e.user_id = ?2 AND e.id = episodes_fts.rowid
+                 WHERE episodes_fts MATCH ?1
                  ORDER BY score LIMIT ?3",
             )?;
             let rows = stmt.query_map(params![fts_query, user_id, limit as i64], |r| {
@@ -864,11 +937,14 @@ impl SqliteStore {
     /// (count, max id) of the user's episodes: a cheap version stamp for the vector cache.
     pub fn episode_version(&self, user_id: &str) -> anyhow::Result<(i64, i64)> {
         self.read(|c| {
-            Ok(c.query_row(
-                "SELECT count(*), coalesce(max(id), 0) FROM episodes WHERE user_id = ?1",
-                [user_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?)
+            // Two scalar subqueries: max(id) is then one index seek, and count(*) a scan of
+            // the covering index (3 ms at 100k episodes instead of 20 ms for the combined
+            // aggregate).
+            Ok(c.prepare_cached(
+                "SELECT (SELECT count(*) FROM episodes WHERE user_id = ?1),
+                        (SELECT coalesce(max(id), 0) FROM episodes WHERE user_id = ?1)",
+            )?
+            .query_row([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?)
         })
     }
 
@@ -987,7 +1063,7 @@ impl SqliteStore {
                     }
                 }
             }
-            out.sort_by(|a, b| b.valid_ms.cmp(&a.valid_ms));
+            out.sort_by_key(|f| std::cmp::Reverse(f.valid_ms));
             out.truncate(limit);
             Ok(out)
         })
@@ -1005,7 +1081,8 @@ impl SqliteStore {
                 "{FACT_SELECT} WHERE r.user_id = ?1 AND r.merged_into IS NULL
                  ORDER BY r.valid_ms DESC, r.id DESC LIMIT ?2 OFFSET ?3"
             ))?;
-            let rows = stmt.query_map(params![user_id, limit as i64, offset as i64], fact_from_row)?;
+            let rows =
+                stmt.query_map(params![user_id, limit as i64, offset as i64], fact_from_row)?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
@@ -1128,8 +1205,59 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The request path's writes for one turn, inside the caller's transaction.
+fn insert_turn_and_job_in(
+    tx: &Connection,
+    turn: &NewTurn,
+    job: &ReflectionJob,
+    payload: &str,
+    metadata: &str,
+    state: JobState,
+) -> anyhow::Result<InsertOutcome> {
+    let existing: Option<(String, String, String)> = tx
+        .prepare_cached("SELECT user_id, request_hash, job_id FROM turns WHERE id = ?1")?
+        .query_row([&turn.interaction_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    if let Some((user, hash, job_id)) = existing {
+        if user != turn.user_id || hash != turn.request_hash {
+            return Ok(InsertOutcome::Conflict);
+        }
+        let (prio, st): (i64, String) = tx.query_row(
+            "SELECT priority, state FROM jobs WHERE job_id = ?1",
+            [&job_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        return Ok(InsertOutcome::Replay {
+            job_id,
+            priority: Priority::from_i64(prio).unwrap_or(Priority::Normal),
+            state: JobState::parse(&st).unwrap_or(JobState::Queued),
+        });
+    }
+    let now = now_ms();
+    tx.prepare_cached(
+        "INSERT INTO turns (id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, request_hash, job_id, created_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        turn.interaction_id,
+        turn.user_id,
+        turn.session_id,
+        turn.user_message,
+        turn.assistant_response,
+        turn.ts_ms,
+        metadata,
+        turn.request_hash,
+        job.job_id,
+        now
+    ])?;
+    insert_job(tx, job, payload, state, now)?;
+    Ok(InsertOutcome::Created)
+}
+
 fn insert_job(
-    tx: &Transaction,
+    tx: &Connection,
     job: &ReflectionJob,
     payload: &str,
     state: JobState,
@@ -1295,14 +1423,21 @@ fn resolve_entity(
 /// In time order, a fact with the same object as the run before it is a restatement: it is
 /// merged into the run's first fact. Each run's first fact is invalid from the `valid_ms` of
 /// the next run. A pure function of the set of facts, so the processing order cannot matter.
-fn rederive_slot(tx: &Transaction, user: &str, subject: i64, predicate: &str) -> anyhow::Result<()> {
+fn rederive_slot(
+    tx: &Transaction,
+    user: &str,
+    subject: i64,
+    predicate: &str,
+) -> anyhow::Result<()> {
     let mut stmt = tx.prepare_cached(
         "SELECT r.id, r.object_id, r.valid_ms FROM relations r JOIN entities o ON o.id = r.object_id
          WHERE r.user_id = ?1 AND r.subject_id = ?2 AND r.predicate = ?3 AND r.exclusive = 1
          ORDER BY r.valid_ms, o.norm_name, r.id",
     )?;
     let facts: Vec<(i64, i64, i64)> = stmt
-        .query_map(params![user, subject, predicate], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map(params![user, subject, predicate], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
         .collect::<Result<_, _>>()?;
     let mut update =
         tx.prepare_cached("UPDATE relations SET invalid_ms = ?2, merged_into = ?3 WHERE id = ?1")?;

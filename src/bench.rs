@@ -1,0 +1,1232 @@
+//! `reflector bench [--json] [--quick]`: the performance benchmark of issue 5.
+//!
+//! Starts everything it measures itself, in this process, on loopback: in-process
+//! [`Service`]s on `127.0.0.1:0` with their data in a temporary directory, all sharing ONE
+//! [`EmbedService`] built from the config (MiniLM from the model cache by default;
+//! `REFLECTOR_EMBEDDER=hash` for smoke runs). The HTTP client is reqwest with keep-alive, in
+//! the same process, so client and server share the machine's cores (as a chat backend on the
+//! same host would).
+//!
+//! Services:
+//! - `fast`: embedded defaults, workers started paused (the pause switch,
+//!   [`Service::pause_workers`]), resumed for the "workers running" rows;
+//! - `traditional`: `fast_mode = false` — the three processors run inside the request;
+//! - `reflect`: queue N jobs paused, resume, time until all are completed; then the lag run;
+//! - `recall`: no workers; users seeded with 1k / 10k / 100k synthetic episodes.
+//!
+//! Rows (see docs/BENCHMARKS.md for what each means):
+//! 1. store latency/throughput: fast vs traditional (sequential, one client), fast path
+//!    open loop at 100 and 1,000 turns/s (sends scheduled on a timer thread, latency measured
+//!    from the *scheduled* time, so queueing is not hidden by coordinated omission), closed
+//!    loop saturation with 32 clients — each with workers paused and running;
+//! 2. reflection: raw MiniLM sentences/s through the same pool, jobs/s at saturation,
+//!    embeddings per job (counted by a wrapper around the embedder), lag from POST to job
+//!    completed at half the saturation rate;
+//! 3. recall p50/p99 through `GET /api/memory/context/{user}` (query embedding included);
+//! 4. peak RSS (`VmHWM`) of this process, which holds every service and the client.
+//!
+//! `--json` ends the output with one JSON line of the headline figures. The exit code is 0
+//! when every target of the issue is met, 1 when one is missed (they are listed), 2 on error.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+use axum::body::Bytes;
+use serde_json::{Value, json};
+
+use crate::config::{Config, ConfigArgs};
+use crate::embed::{EmbedService, Embedder, HashEmbedder, MiniLm, PoolConfig, fetch};
+use crate::server::{Options, Service};
+
+/// `reflector bench` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// End the output with one JSON line of the headline figures.
+    #[arg(long)]
+    pub json: bool,
+    /// Small sizes and short runs (a smoke test: the figures are not comparable with the
+    /// targets; recall uses 100 / 1k / 10k episodes instead of 1k / 10k / 100k).
+    #[arg(long)]
+    pub quick: bool,
+    /// Run one section only (for profiling); the other figures are null in the JSON line.
+    #[arg(long, value_enum)]
+    pub only: Option<Section>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// The JSON line's keys, in order.
+pub const JSON_KEYS: [&str; 13] = [
+    "fast_p99_ms",
+    "fast_p99_ms_workers_running",
+    "traditional_p50_ms",
+    "fast_vs_traditional_ratio",
+    "store_turns_per_s",
+    "store_turns_per_s_workers_running",
+    "reflection_jobs_per_s",
+    "embed_sentences_per_s",
+    "embeddings_per_job",
+    "lag_p99_ms",
+    "recall_p99_ms_10k",
+    "recall_p99_ms_100k",
+    "peak_rss_mb",
+];
+
+struct Sizes {
+    /// Sequential fast-path requests (one client).
+    seq_fast: usize,
+    /// Sequential traditional-path requests (one client).
+    seq_traditional: usize,
+    /// Seconds of each open-loop run.
+    open_secs: f64,
+    /// Seconds of each saturation run.
+    sat_secs: f64,
+    /// Closed-loop clients at saturation.
+    sat_clients: usize,
+    /// Jobs queued for the reflection-rate run.
+    reflect_jobs: usize,
+    /// Sentences for the raw embedding rate.
+    embed_sentences: usize,
+    /// Seconds of the lag run.
+    lag_secs: f64,
+    /// Episodes per recall user: the rows "1k", "10k", "100k".
+    recall_sizes: [usize; 3],
+    /// Recall queries per size.
+    recall_queries: usize,
+}
+
+const FULL: Sizes = Sizes {
+    seq_fast: 2000,
+    seq_traditional: 200,
+    open_secs: 5.0,
+    sat_secs: 5.0,
+    sat_clients: 32,
+    reflect_jobs: 600,
+    embed_sentences: 512,
+    lag_secs: 20.0,
+    recall_sizes: [1_000, 10_000, 100_000],
+    recall_queries: 200,
+};
+
+const QUICK: Sizes = Sizes {
+    seq_fast: 200,
+    seq_traditional: 20,
+    open_secs: 1.0,
+    sat_secs: 1.0,
+    sat_clients: 32,
+    reflect_jobs: 40,
+    embed_sentences: 64,
+    lag_secs: 2.0,
+    recall_sizes: [100, 1_000, 10_000],
+    recall_queries: 20,
+};
+
+// ------------------------------------------------------------------------ measurements
+
+/// Latencies (ms) of one run, with its wall time.
+#[derive(Debug, Default, Clone)]
+struct Lat {
+    ms: Vec<f64>,
+    errors: usize,
+    secs: f64,
+}
+
+impl Lat {
+    fn sorted(mut self) -> Self {
+        self.ms.sort_by(f64::total_cmp);
+        self
+    }
+
+    /// Nearest-rank percentile (`q` in 0..=1) of sorted samples; NaN when empty.
+    fn p(&self, q: f64) -> f64 {
+        if self.ms.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((q * self.ms.len() as f64).ceil() as usize).clamp(1, self.ms.len());
+        self.ms[rank - 1]
+    }
+
+    /// Completed requests per second.
+    fn rate(&self) -> f64 {
+        if self.secs > 0.0 {
+            self.ms.len() as f64 / self.secs
+        } else {
+            f64::NAN
+        }
+    }
+}
+
+/// An embedder that counts the texts it embeds (embeddings per job).
+#[derive(Clone)]
+struct Counting<E> {
+    inner: E,
+    texts: Arc<AtomicU64>,
+}
+
+impl<E: Embedder> Embedder for Counting<E> {
+    fn model_id(&self) -> &str {
+        self.inner.model_id()
+    }
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn embed(&self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
+        self.texts.fetch_add(texts.len() as u64, Ordering::Relaxed);
+        self.inner.embed(texts)
+    }
+}
+
+/// The embedding pool the config names, wrapped in a counter (as `server::embed_service`).
+fn counting_embed_service(cfg: &Config, texts: Arc<AtomicU64>) -> anyhow::Result<EmbedService> {
+    let pool = PoolConfig {
+        threads: cfg.embed_threads,
+        ..PoolConfig::default()
+    };
+    match cfg.embedder.as_str() {
+        "hash" => EmbedService::from_clones(
+            Counting {
+                inner: HashEmbedder::new(),
+                texts,
+            },
+            pool,
+        ),
+        _ => {
+            fetch::verify(&cfg.model_dir).with_context(|| {
+                format!(
+                    "the MiniLM model is not ready in {}; run `reflector model fetch` (or set REFLECTOR_MODEL_DIR, or REFLECTOR_EMBEDDER=hash for a smoke run)",
+                    cfg.model_dir.display()
+                )
+            })?;
+            EmbedService::from_clones(
+                Counting {
+                    inner: MiniLm::load(&cfg.model_dir)?,
+                    texts,
+                },
+                pool,
+            )
+        }
+    }
+}
+
+/// Removes the benchmark's data directory when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> anyhow::Result<Self> {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let p =
+            std::env::temp_dir().join(format!("reflector-bench-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
+        Ok(Self(p))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn wall_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+// ------------------------------------------------------------------------ synthetic data
+
+const NAMES: [&str; 12] = [
+    "Maria", "Tom", "Lucia", "Kenji", "Aisha", "Omar", "Sofia", "Liam", "Chen", "Priya", "Noah",
+    "Elena",
+];
+const CITIES: [&str; 12] = [
+    "Berlin", "Lisbon", "Osaka", "Toronto", "Nairobi", "Lima", "Oslo", "Hanoi", "Paris", "Madrid",
+    "Seattle", "Cairo",
+];
+const FOODS: [&str; 8] = [
+    "sushi",
+    "peanuts",
+    "lasagna",
+    "mango",
+    "shellfish",
+    "tofu",
+    "ramen",
+    "chocolate",
+];
+const ACTIVITIES: [&str; 8] = [
+    "hiking", "climbing", "swimming", "painting", "cycling", "running", "sailing", "chess",
+];
+const LANGS: [&str; 5] = ["German", "Spanish", "French", "Portuguese", "Japanese"];
+const WHEN: [&str; 6] = [
+    "yesterday",
+    "last week",
+    "two weeks ago",
+    "last month",
+    "on Saturday",
+    "three days ago",
+];
+const JOBS: [&str; 6] = [
+    "nurse",
+    "data analyst",
+    "teacher",
+    "carpenter",
+    "architect",
+    "chef",
+];
+const PETS: [&str; 6] = ["Miso", "Pepper", "Biscuit", "Luna", "Rocky", "Nori"];
+const REPLIES: [&str; 5] = [
+    "That sounds great! Tell me more.",
+    "Noted, I will keep that in mind.",
+    "Congratulations, that is big news!",
+    "Sure, I can do that.",
+    "Thanks for letting me know.",
+];
+
+fn pick<'a>(rng: &mut fastrand::Rng, xs: &[&'a str]) -> &'a str {
+    xs[rng.usize(..xs.len())]
+}
+
+/// One user message like a chat turn: life events, plans, preferences and rules, some small
+/// talk, of varied length.
+fn message(rng: &mut fastrand::Rng) -> String {
+    let (name, city, food) = (pick(rng, &NAMES), pick(rng, &CITIES), pick(rng, &FOODS));
+    let (act, when, lang) = (pick(rng, &ACTIVITIES), pick(rng, &WHEN), pick(rng, &LANGS));
+    match rng.usize(..12) {
+        0 => format!(
+            "I moved to {city} {when} and I'm still looking for a good {food} place nearby."
+        ),
+        1 => format!("My sister {name} visited me {when} and we went {act} together near {city}."),
+        2 => format!("Please always answer me in {lang} from now on, I'm practising."),
+        3 => format!("I'm allergic to {food}, so never suggest recipes that contain it."),
+        4 => format!(
+            "I started a new job as a {} in {city} {when}. It's tiring but I like my team a lot.",
+            pick(rng, &JOBS)
+        ),
+        5 => format!("{name} and I are planning a trip to {city} next month to go {act}."),
+        6 => format!("My mom {name} is coming to visit next week, she has never been to {city}."),
+        7 => format!(
+            "I adopted a dog named {} {when}; he loves going {act} with me.",
+            pick(rng, &PETS)
+        ),
+        8 => "Just a quick note: I prefer short answers without bullet points.".to_string(),
+        9 => "Hi! How are you today?".to_string(),
+        10 => format!(
+            "I finished a painting of the harbour in {city} {when}. I'm also learning {lang} in the evenings with my friend {name}, which is hard but a lot of fun, and we want to visit {} together in the spring.",
+            pick(rng, &CITIES)
+        ),
+        _ => format!("My favourite food is {food} and I usually cook it on Sundays with {name}."),
+    }
+}
+
+/// `n` request bodies for `POST /api/interactions`, spread over `users` users.
+fn turn_bodies(n: usize, users: usize, prefix: &str, seed: u64) -> Vec<Bytes> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let base = chrono::DateTime::parse_from_rfc3339("2024-05-01T09:00:00Z")
+        .expect("static timestamp")
+        .with_timezone(&chrono::Utc);
+    (0..n)
+        .map(|i| {
+            let u = i % users.max(1);
+            let ts = base + chrono::Duration::seconds(i as i64 * 7);
+            let body = json!({
+                "user_id": format!("{prefix}-{u}"),
+                "session_id": format!("s{}", i / 50),
+                "user_message": message(&mut rng),
+                "assistant_response": pick(&mut rng, &REPLIES),
+                "timestamp": crate::job::format_timestamp(&ts),
+                "metadata": {"speaker": NAMES[u % NAMES.len()]},
+            });
+            Bytes::from(body.to_string())
+        })
+        .collect()
+}
+
+/// A random unit vector of `dim` floats.
+fn random_unit(rng: &mut fastrand::Rng, dim: usize) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..dim).map(|_| rng.f32() - 0.5).collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
+}
+
+const RECALL_QUERIES: [&str; 10] = [
+    "Where did I go hiking with Maria?",
+    "What am I allergic to?",
+    "When did I move to Lisbon?",
+    "Which language should you answer in?",
+    "What is the name of my dog?",
+    "Who visited me last month?",
+    "What job did I start in Toronto?",
+    "What do I cook on Sundays?",
+    "Where are we planning a trip next month?",
+    "What did I paint in Oslo?",
+];
+
+// ------------------------------------------------------------------------ HTTP load
+
+/// POST one turn; returns the reflection job id. Any status but 200/202 is an error.
+async fn post_turn(c: &reqwest::Client, url: &str, body: Bytes) -> anyhow::Result<String> {
+    let r = c
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    let bytes = r.bytes().await?;
+    if status != 202 && status != 200 {
+        bail!("status {status}: {}", String::from_utf8_lossy(&bytes));
+    }
+    // The job id is a fixed-shape string field; avoid a full JSON parse on the hot path.
+    let text = std::str::from_utf8(&bytes).unwrap_or("");
+    Ok(text
+        .split("\"reflection_job_id\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or("")
+        .to_string())
+}
+
+/// Closed loop: `clients` tasks each send back-to-back until `total` requests were sent or
+/// `dur` elapsed. Latency = send to response read.
+async fn closed_loop(
+    c: &reqwest::Client,
+    url: &str,
+    bodies: &Arc<Vec<Bytes>>,
+    clients: usize,
+    total: usize,
+    dur: Duration,
+) -> Lat {
+    let start = Instant::now();
+    let deadline = start + dur;
+    let next = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (c, url, bodies, next) = (c.clone(), url.to_string(), bodies.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut lat = Lat::default();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if i >= total || Instant::now() >= deadline {
+                        break;
+                    }
+                    let t = Instant::now();
+                    match post_turn(&c, &url, bodies[i % bodies.len()].clone()).await {
+                        Ok(_) => lat.ms.push(ms_since(t)),
+                        Err(e) => {
+                            if lat.errors == 0 {
+                                tracing::warn!(error = %format!("{e:#}"), "bench request failed");
+                            }
+                            lat.errors += 1;
+                        }
+                    }
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Lat::default();
+    for t in tasks {
+        if let Ok(l) = t.await {
+            all.ms.extend(l.ms);
+            all.errors += l.errors;
+        }
+    }
+    all.secs = start.elapsed().as_secs_f64();
+    all.sorted()
+}
+
+/// Open loop: request `i` is scheduled at `start + i / rate` by a timer thread (precise
+/// sleeps, not tokio's 1 ms wheel) and sent at once in its own task whatever the others are
+/// doing; latency is measured from the scheduled time to the response, so a server that
+/// falls behind shows its queueing delay (no coordinated omission). Returns the latencies
+/// and, per request, (job id, scheduled wall-clock ms).
+async fn open_loop(
+    c: &reqwest::Client,
+    url: &str,
+    bodies: &Arc<Vec<Bytes>>,
+    rate: f64,
+    secs: f64,
+) -> anyhow::Result<(Lat, Vec<(String, f64)>)> {
+    let n = ((rate * secs).round() as usize).max(1);
+    let handle = tokio::runtime::Handle::current();
+    let start = Instant::now() + Duration::from_millis(20);
+    let wall0 = wall_ms() + 20.0;
+    let (c2, url2, bodies2) = (c.clone(), url.to_string(), bodies.clone());
+    let tasks = tokio::task::spawn_blocking(move || {
+        let mut tasks = Vec::with_capacity(n);
+        for i in 0..n {
+            let offset = Duration::from_secs_f64(i as f64 / rate);
+            let at = start + offset;
+            let now = Instant::now();
+            if at > now {
+                std::thread::sleep(at - now);
+            }
+            let (c, url, body) = (c2.clone(), url2.clone(), bodies2[i % bodies2.len()].clone());
+            let scheduled_wall = wall0 + offset.as_secs_f64() * 1000.0;
+            tasks.push(handle.spawn(async move {
+                let r = post_turn(&c, &url, body).await;
+                (r, at.elapsed().as_secs_f64() * 1000.0, scheduled_wall)
+            }));
+        }
+        tasks
+    })
+    .await?;
+    let mut lat = Lat::default();
+    let mut jobs = Vec::with_capacity(n);
+    for t in tasks {
+        let (r, ms, scheduled) = t.await?;
+        match r {
+            Ok(job) => {
+                lat.ms.push(ms);
+                jobs.push((job, scheduled));
+            }
+            Err(e) => {
+                if lat.errors == 0 {
+                    tracing::warn!(error = %format!("{e:#}"), "bench request failed");
+                }
+                lat.errors += 1;
+            }
+        }
+    }
+    lat.secs = start.elapsed().as_secs_f64();
+    Ok((lat.sorted(), jobs))
+}
+
+/// Jobs by state, from the store.
+async fn job_counts(svc: &Service) -> anyhow::Result<std::collections::HashMap<String, i64>> {
+    svc.store.run(|s| s.job_counts(None)).await
+}
+
+/// Wait until `n` jobs are completed or dead (or `timeout`); returns (completed, dead).
+async fn wait_jobs(svc: &Service, n: i64, timeout: Duration) -> anyhow::Result<(i64, i64)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let c = job_counts(svc).await?;
+        let done = c.get("completed").copied().unwrap_or(0);
+        let dead = c.get("dead").copied().unwrap_or(0);
+        if done + dead >= n || Instant::now() >= deadline {
+            return Ok((done, dead));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+// ------------------------------------------------------------------------ the run
+
+struct Table {
+    rows: Vec<[String; 7]>,
+}
+
+impl Table {
+    fn row(&mut self, id: &str, what: &str, lat: Option<&Lat>, rate: String, target: String) {
+        let f = |v: f64| {
+            if v.is_finite() {
+                format!("{v:.2}")
+            } else {
+                "–".into()
+            }
+        };
+        let (p50, p95, p99) = match lat {
+            Some(l) => (f(l.p(0.5)), f(l.p(0.95)), f(l.p(0.99))),
+            None => ("".into(), "".into(), "".into()),
+        };
+        self.rows
+            .push([id.into(), what.into(), p50, p95, p99, rate, target]);
+    }
+
+    fn render(&self) -> String {
+        let head = [
+            "#",
+            "measurement",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "rate / figure",
+            "target",
+        ];
+        let mut out = format!("| {} |\n", head.join(" | "));
+        out.push_str(&format!("|{}\n", "---|".repeat(head.len())));
+        for r in &self.rows {
+            out.push_str(&format!("| {} |\n", r.join(" | ")));
+        }
+        out
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
+
+async fn start_service(
+    base: &Config,
+    dir: &std::path::Path,
+    name: &str,
+    edit: impl FnOnce(&mut Config),
+    opts: Options,
+) -> anyhow::Result<Service> {
+    let mut cfg = base.clone();
+    cfg.listen = "127.0.0.1:0".parse().expect("static address");
+    cfg.data_dir = dir.join(name);
+    edit(&mut cfg);
+    Service::start(cfg, opts).await
+}
+
+fn progress(msg: &str) {
+    eprintln!("bench: {msg}");
+}
+
+/// What every section shares.
+struct Ctx {
+    base: Config,
+    dir: PathBuf,
+    embed: EmbedService,
+    /// Texts embedded so far (through `embed`).
+    embedded: Arc<AtomicU64>,
+    client: reqwest::Client,
+    sizes: &'static Sizes,
+}
+
+impl Ctx {
+    fn options(&self, start_paused: bool, no_workers: bool) -> Options {
+        Options {
+            start_paused,
+            no_workers,
+            embed: Some(self.embed.clone()),
+            ..Options::default()
+        }
+    }
+}
+
+/// The headline figures (the JSON line), NaN until measured.
+struct Headline {
+    fast_p99: f64,
+    fast_p99_running: f64,
+    trad_p50: f64,
+    ratio: f64,
+    sat: f64,
+    sat_running: f64,
+    jobs_rate: f64,
+    embed_rate: f64,
+    per_job: f64,
+    lag_p99: f64,
+    recall_p99_10k: f64,
+    recall_p99_100k: f64,
+    rss: f64,
+}
+
+impl Headline {
+    fn new() -> Self {
+        let n = f64::NAN;
+        Self {
+            fast_p99: n,
+            fast_p99_running: n,
+            trad_p50: n,
+            ratio: n,
+            sat: n,
+            sat_running: n,
+            jobs_rate: n,
+            embed_rate: n,
+            per_job: n,
+            lag_p99: n,
+            recall_p99_10k: n,
+            recall_p99_100k: n,
+            rss: n,
+        }
+    }
+
+    fn json(&self) -> Value {
+        let vals = [
+            self.fast_p99,
+            self.fast_p99_running,
+            self.trad_p50,
+            self.ratio,
+            self.sat,
+            self.sat_running,
+            self.jobs_rate,
+            self.embed_rate,
+            self.per_job,
+            self.lag_p99,
+            self.recall_p99_10k,
+            self.recall_p99_100k,
+            self.rss,
+        ];
+        let mut m = serde_json::Map::new();
+        for (k, v) in JSON_KEYS.iter().zip(vals) {
+            m.insert((*k).to_string(), json!((v * 1000.0).round() / 1000.0));
+        }
+        Value::Object(m)
+    }
+}
+
+/// The table and the targets missed so far.
+struct Report {
+    table: Table,
+    missed: Vec<String>,
+}
+
+impl Report {
+    /// Record a target: `ok`, else `miss` joins the list of missed targets. Returns the
+    /// target column's text.
+    fn target(&mut self, ok: bool, text: &str, miss: String) -> String {
+        if !ok {
+            self.missed.push(miss);
+        }
+        format!("{text}: {}", verdict(ok))
+    }
+}
+
+fn running_label(running: bool) -> &'static str {
+    if running {
+        "workers running"
+    } else {
+        "workers paused"
+    }
+}
+
+/// Section 1: the store path.
+async fn store_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow::Result<()> {
+    let sizes = ctx.sizes;
+    let fast = start_service(
+        &ctx.base,
+        &ctx.dir,
+        "fast",
+        |c| c.fast_mode = true,
+        ctx.options(true, false),
+    )
+    .await?;
+    let trad = start_service(
+        &ctx.base,
+        &ctx.dir,
+        "traditional",
+        |c| c.fast_mode = false,
+        ctx.options(false, true),
+    )
+    .await?;
+    let client = &ctx.client;
+    let fast_url = format!("http://{}/api/interactions", fast.addr);
+    let trad_url = format!("http://{}/api/interactions", trad.addr);
+    let bodies = Arc::new(turn_bodies(20_000, 50, "bench-user", 1));
+    let trad_bodies = Arc::new(turn_bodies(sizes.seq_traditional + 20, 10, "bench-trad", 2));
+
+    progress("warming up");
+    closed_loop(client, &fast_url, &bodies, 4, 400, Duration::from_secs(10)).await;
+    closed_loop(
+        client,
+        &trad_url,
+        &trad_bodies,
+        1,
+        5,
+        Duration::from_secs(30),
+    )
+    .await;
+
+    progress("fast vs traditional, sequential");
+    let seq_fast = closed_loop(
+        client,
+        &fast_url,
+        &bodies,
+        1,
+        sizes.seq_fast,
+        Duration::from_secs(60),
+    )
+    .await;
+    let seq_trad = closed_loop(
+        client,
+        &trad_url,
+        &trad_bodies,
+        1,
+        sizes.seq_traditional,
+        Duration::from_secs(120),
+    )
+    .await;
+    h.trad_p50 = seq_trad.p(0.5);
+    h.ratio = seq_trad.p(0.5) / seq_fast.p(0.5);
+    rep.table.row(
+        "1a",
+        "store, fast path, 1 client sequential, workers paused",
+        Some(&seq_fast),
+        format!("{:.0} turns/s", seq_fast.rate()),
+        String::new(),
+    );
+    let ratio = h.ratio;
+    let target = rep.target(
+        ratio >= 50.0,
+        ">= 50x",
+        format!("fast_vs_traditional_ratio {ratio:.1} < 50"),
+    );
+    rep.table.row(
+        "1b",
+        "store, traditional path (processors inline), 1 client sequential",
+        Some(&seq_trad),
+        format!(
+            "{:.0} turns/s; traditional p50 / fast p50 = **{ratio:.0}x**",
+            seq_trad.rate()
+        ),
+        target,
+    );
+
+    let mut open_rows = Vec::new();
+    let mut sat_rows = Vec::new();
+    let completed =
+        |c: &std::collections::HashMap<String, i64>| c.get("completed").copied().unwrap_or(0);
+    for running in [false, true] {
+        let label = running_label(running);
+        if running {
+            fast.pause_workers(false);
+            // Let the workers get going on the backlog queued so far.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        for rate in [100.0, 1000.0] {
+            progress(&format!("open loop {rate}/s, {label}"));
+            let before = completed(&job_counts(&fast).await?);
+            let (lat, _) = open_loop(client, &fast_url, &bodies, rate, sizes.open_secs).await?;
+            let done = completed(&job_counts(&fast).await?) - before;
+            open_rows.push((running, rate, lat, done));
+        }
+        progress(&format!(
+            "saturation, {} clients, {label}",
+            sizes.sat_clients
+        ));
+        let before = completed(&job_counts(&fast).await?);
+        let sat = closed_loop(
+            client,
+            &fast_url,
+            &bodies,
+            sizes.sat_clients,
+            usize::MAX,
+            Duration::from_secs_f64(sizes.sat_secs),
+        )
+        .await;
+        let done = completed(&job_counts(&fast).await?) - before;
+        sat_rows.push((running, sat, done));
+    }
+    fast.shutdown(Duration::from_secs(30)).await?;
+    trad.shutdown(Duration::from_secs(30)).await?;
+
+    for (i, (running, rate, lat, done)) in open_rows.iter().enumerate() {
+        let extra = if *running {
+            format!("; {done} jobs reflected meanwhile")
+        } else {
+            String::new()
+        };
+        let target = if *rate == 1000.0 {
+            let p99 = lat.p(0.99);
+            let (limit, key) = if *running {
+                h.fast_p99_running = p99;
+                (10.0, "fast_p99_ms_workers_running")
+            } else {
+                h.fast_p99 = p99;
+                (2.0, "fast_p99_ms")
+            };
+            rep.target(
+                p99 <= limit && lat.errors == 0,
+                &format!("p99 <= {limit} ms"),
+                format!("{key} {p99:.2} > {limit}"),
+            )
+        } else {
+            String::new()
+        };
+        rep.table.row(
+            &format!("1{}", (b'c' + i as u8) as char),
+            &format!(
+                "fast path, open loop {rate:.0} turns/s, {}",
+                running_label(*running)
+            ),
+            Some(lat),
+            format!(
+                "{:.0} turns/s achieved, {} errors{extra}",
+                lat.rate(),
+                lat.errors
+            ),
+            target,
+        );
+    }
+    for (running, sat, done) in &sat_rows {
+        let (id, limit, key) = if *running {
+            h.sat_running = sat.rate();
+            ("1h", 2000.0, "store_turns_per_s_workers_running")
+        } else {
+            h.sat = sat.rate();
+            ("1g", 5000.0, "store_turns_per_s")
+        };
+        let target = rep.target(
+            sat.rate() >= limit && sat.errors == 0,
+            &format!(">= {limit:.0}/s"),
+            format!("{key} {:.0} < {limit}", sat.rate()),
+        );
+        let extra = if *running {
+            format!("; {done} jobs reflected meanwhile")
+        } else {
+            String::new()
+        };
+        rep.table.row(
+            id,
+            &format!(
+                "fast path, saturation ({} clients, closed loop), {}",
+                sizes.sat_clients,
+                running_label(*running)
+            ),
+            Some(sat),
+            format!(
+                "**{:.0} turns/s**, {} errors{extra}",
+                sat.rate(),
+                sat.errors
+            ),
+            target,
+        );
+    }
+    Ok(())
+}
+
+/// Section 2: reflection rate, embedding rate, lag.
+async fn reflection_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow::Result<()> {
+    let sizes = ctx.sizes;
+    let client = &ctx.client;
+    let refl = start_service(
+        &ctx.base,
+        &ctx.dir,
+        "reflect",
+        |_| {},
+        ctx.options(true, false),
+    )
+    .await?;
+    let url = format!("http://{}/api/interactions", refl.addr);
+    let n = sizes.reflect_jobs;
+    let bodies = turn_bodies(n + 20_000, 20, "bench-reflect", 3);
+    progress(&format!("queueing {n} jobs (workers paused)"));
+    let queued = closed_loop(
+        client,
+        &url,
+        &Arc::new(bodies[..n].to_vec()),
+        8,
+        n,
+        Duration::from_secs(120),
+    )
+    .await;
+    if queued.errors > 0 {
+        bail!("{} turns could not be queued", queued.errors);
+    }
+
+    progress("raw embedding throughput");
+    let sentences: Vec<String> = {
+        let mut rng = fastrand::Rng::with_seed(4);
+        (0..sizes.embed_sentences)
+            .map(|_| message(&mut rng))
+            .collect()
+    };
+    ctx.embed
+        .embed(sentences[..8.min(sentences.len())].to_vec())
+        .await?;
+    let t = Instant::now();
+    let parts: Vec<_> = sentences
+        .chunks(8)
+        .map(|c| {
+            let (e, c) = (ctx.embed.clone(), c.to_vec());
+            tokio::spawn(async move { e.embed(c).await })
+        })
+        .collect();
+    for p in parts {
+        p.await??;
+    }
+    let embed_rate = sentences.len() as f64 / t.elapsed().as_secs_f64();
+    h.embed_rate = embed_rate;
+
+    progress("reflection at saturation");
+    let c0 = ctx.embedded.load(Ordering::Relaxed);
+    let t = Instant::now();
+    refl.pause_workers(false);
+    let (done, dead) = wait_jobs(&refl, n as i64, Duration::from_secs(900)).await?;
+    let secs = t.elapsed().as_secs_f64();
+    let embeddings = ctx.embedded.load(Ordering::Relaxed) - c0;
+    if done + dead < n as i64 {
+        bail!("reflection did not finish: {done} completed, {dead} dead of {n}");
+    }
+    let jobs_rate = (done + dead) as f64 / secs;
+    let per_job = embeddings as f64 / n as f64;
+    h.jobs_rate = jobs_rate;
+    h.per_job = per_job;
+    let bound = embed_rate / per_job.max(1e-9);
+    let needed = 0.8 * bound;
+    rep.table.row(
+        "2a",
+        "MiniLM raw embedding, same EmbedService (chunks of 8, all queued)",
+        None,
+        format!("**{embed_rate:.1} sentences/s**"),
+        String::new(),
+    );
+    let target = rep.target(
+        jobs_rate >= needed && dead == 0,
+        &format!(">= 0.8 x 2a / embeddings per job = {needed:.1} jobs/s"),
+        format!(
+            "reflection_jobs_per_s {jobs_rate:.1} < 0.8 x {embed_rate:.1} / {per_job:.2} = {needed:.1}"
+        ),
+    );
+    rep.table.row(
+        "2b",
+        &format!("reflection at saturation ({n} jobs queued, then workers resumed)"),
+        None,
+        format!(
+            "**{jobs_rate:.1} jobs/s** ({:.0}% of the embedding bound {bound:.1}); {per_job:.2} embeddings/job; {dead} dead",
+            100.0 * jobs_rate / bound
+        ),
+        target,
+    );
+
+    let lag_rate = (jobs_rate / 2.0).max(0.5);
+    progress(&format!("lag at {lag_rate:.1} jobs/s"));
+    let lag_bodies = Arc::new(bodies[n..].to_vec());
+    let (posted, jobs) = open_loop(client, &url, &lag_bodies, lag_rate, sizes.lag_secs).await?;
+    let total = n as i64 + jobs.len() as i64 + posted.errors as i64;
+    wait_jobs(&refl, total, Duration::from_secs(600)).await?;
+    let ids: Vec<String> = jobs.iter().map(|(j, _)| j.clone()).collect();
+    let completed: std::collections::HashMap<String, Option<i64>> = refl
+        .store
+        .run(move |s| {
+            s.read(|c| {
+                let mut stmt = c.prepare("SELECT completed_ms FROM jobs WHERE job_id = ?1")?;
+                let mut out = std::collections::HashMap::new();
+                for id in ids {
+                    let v: Option<i64> = stmt.query_row([&id], |r| r.get(0))?;
+                    out.insert(id, v);
+                }
+                Ok(out)
+            })
+        })
+        .await?;
+    let mut lag = Lat::default();
+    for (job, scheduled) in &jobs {
+        match completed.get(job) {
+            Some(Some(done)) => lag.ms.push((*done as f64 - scheduled).max(0.0)),
+            _ => lag.errors += 1,
+        }
+    }
+    let lag = lag.sorted();
+    refl.shutdown(Duration::from_secs(30)).await?;
+    h.lag_p99 = lag.p(0.99);
+    let target = rep.target(
+        lag.p(0.99) <= 2000.0 && lag.errors == 0,
+        "p99 <= 2000 ms",
+        format!("lag_p99_ms {:.0} > 2000", lag.p(0.99)),
+    );
+    rep.table.row(
+        "2c",
+        &format!("lag, POST to job completed, open loop {lag_rate:.1} jobs/s (half of 2b)"),
+        Some(&lag),
+        format!("{} jobs, {} not completed", lag.ms.len(), lag.errors),
+        target,
+    );
+    Ok(())
+}
+
+/// Section 3: recall at 1k / 10k / 100k episodes.
+async fn recall_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow::Result<()> {
+    let sizes = ctx.sizes;
+    let rec = start_service(
+        &ctx.base,
+        &ctx.dir,
+        "recall",
+        |_| {},
+        ctx.options(false, true),
+    )
+    .await?;
+    let dim = ctx.embed.dim();
+    for (k, &size) in sizes.recall_sizes.iter().enumerate() {
+        let user = format!("recall-{size}");
+        progress(&format!("seeding {size} synthetic episodes"));
+        let mut rng = fastrand::Rng::with_seed(10 + k as u64);
+        let t0 = 1_700_000_000_000i64;
+        let mut seeded = 0;
+        while seeded < size {
+            let chunk = (size - seeded).min(10_000);
+            let eps: Vec<(String, i64, Vec<f32>)> = (seeded..seeded + chunk)
+                .map(|i| {
+                    let when = t0 + i as i64 * 3_600_000;
+                    let day = chrono::DateTime::from_timestamp_millis(when)
+                        .map(|t| crate::extract::time::format_day(t.date_naive()))
+                        .unwrap_or_default();
+                    (
+                        format!("[{day}] {}: {}", NAMES[k], message(&mut rng)),
+                        when,
+                        random_unit(&mut rng, dim),
+                    )
+                })
+                .collect();
+            let u = user.clone();
+            rec.store
+                .run(move |s| s.insert_synthetic_episodes(&u, &eps))
+                .await?;
+            seeded += chunk;
+        }
+        progress(&format!("recall over {size} episodes"));
+        let url = format!("http://{}/api/memory/context/{user}", rec.addr);
+        let get = |q: &'static str| {
+            let (c, url) = (ctx.client.clone(), url.clone());
+            async move {
+                let r = c
+                    .get(&url)
+                    .query(&[("query", q), ("limit", "10")])
+                    .send()
+                    .await?;
+                let s = r.status().as_u16();
+                let b = r.bytes().await?;
+                if s != 200 {
+                    bail!("recall status {s}: {}", String::from_utf8_lossy(&b));
+                }
+                anyhow::Ok(())
+            }
+        };
+        let t = Instant::now();
+        get(RECALL_QUERIES[0]).await?; // cold: loads the user's vectors
+        let cold = ms_since(t);
+        let mut lat = Lat::default();
+        let t = Instant::now();
+        for i in 0..sizes.recall_queries {
+            let s = Instant::now();
+            match get(RECALL_QUERIES[i % RECALL_QUERIES.len()]).await {
+                Ok(()) => lat.ms.push(ms_since(s)),
+                Err(_) => lat.errors += 1,
+            }
+        }
+        lat.secs = t.elapsed().as_secs_f64();
+        let lat = lat.sorted();
+        let p99 = lat.p(0.99);
+        let label = ["1k", "10k", "100k"][k];
+        let target = match k {
+            1 | 2 => {
+                let limit = if k == 1 { 50.0 } else { 100.0 };
+                if k == 1 {
+                    h.recall_p99_10k = p99;
+                } else {
+                    h.recall_p99_100k = p99;
+                }
+                rep.target(
+                    p99 <= limit && lat.errors == 0,
+                    &format!("p99 <= {limit} ms"),
+                    format!("recall_p99_ms_{label} {p99:.1} > {limit}"),
+                )
+            }
+            _ => String::new(),
+        };
+        rep.table.row(
+            &format!("3{}", (b'a' + k as u8) as char),
+            &format!("recall, one user with {size} episodes, query embedding included"),
+            Some(&lat),
+            format!(
+                "{:.0} queries/s (1 client); first (cold) query {cold:.0} ms",
+                lat.rate()
+            ),
+            target,
+        );
+    }
+    rec.shutdown(Duration::from_secs(30)).await?;
+    Ok(())
+}
+
+/// A section of the benchmark, for `--only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Section {
+    Store,
+    Reflection,
+    Recall,
+}
+
+/// Entry point of `reflector bench`. Returns the exit code: 0 all targets met, 1 missed.
+pub async fn run(args: BenchArgs) -> anyhow::Result<i32> {
+    let base = Config::load(&args.config)?;
+    let tmp = TempDir::new()?;
+    let embedded = Arc::new(AtomicU64::new(0));
+    let ctx = Ctx {
+        embed: counting_embed_service(&base, embedded.clone())?,
+        base,
+        dir: tmp.0.clone(),
+        embedded,
+        client: reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(256)
+            .timeout(Duration::from_secs(120))
+            .build()?,
+        sizes: if args.quick { &QUICK } else { &FULL },
+    };
+    let mut h = Headline::new();
+    let mut rep = Report {
+        table: Table { rows: Vec::new() },
+        missed: Vec::new(),
+    };
+    let load0 = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let want = |s: Section| args.only.is_none_or(|o| o == s);
+    if want(Section::Store) {
+        store_section(&ctx, &mut h, &mut rep).await?;
+    }
+    if want(Section::Reflection) {
+        reflection_section(&ctx, &mut h, &mut rep).await?;
+    }
+    if want(Section::Recall) {
+        recall_section(&ctx, &mut h, &mut rep).await?;
+    }
+
+    h.rss = peak_rss_mb();
+    let rss = h.rss;
+    let target = rep.target(
+        rss <= 500.0,
+        "<= 500 MB",
+        format!("peak_rss_mb {rss:.0} > 500"),
+    );
+    rep.table.row(
+        "4",
+        "peak RSS (VmHWM) of this process: every service, the model, the client",
+        None,
+        format!("**{rss:.0} MB**"),
+        target,
+    );
+
+    let load1 = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = |s: &str| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+    println!(
+        "Memory Reflector benchmark{}: embedder {}, {} embed threads, {} workers, {} cores, RAYON_NUM_THREADS={}",
+        if args.quick { " (--quick)" } else { "" },
+        ctx.embed.model_id(),
+        ctx.base.embed_threads,
+        ctx.base.workers,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset".into()),
+    );
+    println!(
+        "load average before: {}; after: {}",
+        load(&load0),
+        load(&load1)
+    );
+    println!();
+    print!("{}", rep.table.render());
+    println!();
+    if rep.missed.is_empty() {
+        println!("all targets met");
+    } else {
+        println!("targets missed: {}", rep.missed.join("; "));
+    }
+    if args.json {
+        println!("{}", h.json());
+    }
+    Ok(if rep.missed.is_empty() { 0 } else { 1 })
+}
