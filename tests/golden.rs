@@ -424,3 +424,63 @@ async fn no_memory_crosses_between_users() {
     }
     t.stop().await;
 }
+
+#[tokio::test]
+async fn an_answer_is_found_by_the_words_of_its_question() {
+    // No window: the answer must be found on its own, through its question's words.
+    let t = start_with(
+        |c| {
+            c.fast_mode = false;
+            c.recall_window = 0;
+        },
+        Options::default(),
+    )
+    .await;
+    say(
+        &t,
+        "pair",
+        "Ben",
+        "What did you paint for the gallery show?",
+        "2024-05-01T10:00:00Z",
+    )
+    .await;
+    say(
+        &t,
+        "pair",
+        "Ana",
+        "A sunrise over the lake, in watercolour.",
+        "2024-05-01T10:00:01Z",
+    )
+    .await;
+    for (i, filler) in [
+        "I had pasta for lunch.",
+        "The train was late again.",
+        "My sister called me.",
+    ]
+    .iter()
+    .enumerate()
+    {
+        say(
+            &t,
+            "pair",
+            "Ana",
+            filler,
+            &format!("2024-05-02T10:00:0{i}Z"),
+        )
+        .await;
+    }
+    let (_, ctx) = t
+        .get(
+            "/api/memory/context/pair?query=What%20did%20Ana%20paint%20for%20the%20gallery&limit=3",
+        )
+        .await;
+    let eps = ctx["episodes"].as_array().unwrap();
+    let rank = eps
+        .iter()
+        .position(|e| e["text"].as_str().unwrap().contains("sunrise"));
+    assert!(
+        rank.is_some_and(|r| r <= 1),
+        "the answer ranks with its question: {ctx}"
+    );
+    t.stop().await;
+}

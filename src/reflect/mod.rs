@@ -200,11 +200,22 @@ impl Reflector {
         let speaker = view.speaker.clone();
         self.store
             .run(move |s| {
+                // The turn before this one in its session: what an answer replies to.
+                let context = match &draft {
+                    Some(_) => s
+                        .turn_window(&job.user_id, &job.job_id, 1, 0)?
+                        .0
+                        .pop()
+                        .map(|w| w.text)
+                        .unwrap_or_default(),
+                    None => String::new(),
+                };
                 s.commit_episode(
                     &job,
                     &speaker,
                     draft.as_ref(),
                     embedding.as_deref(),
+                    &context,
                     start.elapsed().as_secs_f64() * 1000.0,
                 )
             })
