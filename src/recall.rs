@@ -5,8 +5,9 @@
 //! - Tier 2: hybrid search over episodes — BM25 (SQLite FTS5) and cosine similarity of
 //!   MiniLM vectors, each ranked, then fused by reciprocal rank (RRF, k = 60: Cormack, Clarke
 //!   and Büttcher, "Reciprocal Rank Fusion outperforms Condorcet and individual Rank Learning
-//!   Methods", SIGIR 2009), BM25 weighted [`BM25_WEIGHT`]. Small boosts for importance and
-//!   for episodes inside a time range the query names. (A boost for episodes whose speaker
+//!   Methods", SIGIR 2009), BM25 weighted [`BM25_WEIGHT`]. Small boosts for importance, for
+//!   episodes inside a time range the query names, and — when the query asks about time
+//!   ("when", "what year", a month name) — for episodes that date their own event. (A boost for episodes whose speaker
 //!   the query names lowered recall on LoCoMo: answers often sit in the other person's turn.)
 //! - Tier 3: currently valid facts about entities the query mentions (names and aliases,
 //!   whole words).
@@ -30,6 +31,8 @@ pub const RRF_K: f64 = 60.0;
 /// 0.769, BM25 alone 0.755. Conversational turns share many words with the questions asked
 /// about them; the vectors still rescue paraphrases and break BM25's ties.
 pub const BM25_WEIGHT: f64 = 3.0;
+/// Milliseconds in a day.
+const DAY_MS: i64 = 86_400_000;
 /// Candidates taken from each of BM25 and vector search before fusion.
 const CANDIDATES: usize = 100;
 
@@ -247,6 +250,7 @@ impl Recall {
                     let ids: Vec<i64> = fused.keys().copied().collect();
                     let rows = s.episodes_by_ids(&user, &ids)?;
                     let range = time::explicit_range(&query, chrono::Utc::now().date_naive());
+                    let asks_when = time::is_temporal_question(&query);
                     for e in rows {
                         let mut score = fused.get(&e.id).copied().unwrap_or(0.0);
                         // Boosts are multiplicative and small: RRF decides, these break near-ties.
@@ -257,6 +261,11 @@ impl Recall {
                             if d.is_some_and(|d| d >= from && d <= to) {
                                 boost += 0.2;
                             }
+                        }
+                        // A question about time favours episodes that date their event
+                        // themselves ("yesterday", "last May") over ones that merely happened.
+                        if asks_when && e.occurred_ms / DAY_MS != e.observed_ms / DAY_MS {
+                            boost += 0.2;
                         }
                         score *= boost;
                         episodes.push(ScoredEpisode::new(e, score));

@@ -87,6 +87,8 @@ pub struct EpisodeRow {
     #[serde(skip)]
     pub occurred_ms: i64,
     pub observed_at: String,
+    #[serde(skip)]
+    pub observed_ms: i64,
     pub evidence: Vec<String>,
     pub job_id: String,
 }

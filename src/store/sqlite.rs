@@ -196,6 +196,14 @@ fn configure(conn: &Connection, synchronous: &str) -> rusqlite::Result<()> {
     // (full-text doclists, docsizes, the per-user episode index) stay in memory instead of
     // being re-read from the OS on every query.
     conn.pragma_update(None, "cache_size", -16_000)?;
+    // Query planner stability: this SQLite build has STAT4, which otherwise re-prepares
+    // (re-parses and re-plans) every cached statement that compares an indexed column with a
+    // parameter, on every execution, to plan for the bound value — 10% of reflection's CPU
+    // (claiming jobs, neighbouring turns). Without ANALYZE data there is nothing to gain.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     Ok(())
 }
 
@@ -340,23 +348,19 @@ impl SqliteStore {
         lease_ms: i64,
     ) -> anyhow::Result<Vec<ClaimedJob>> {
         let now = now_ms();
-        // `?n + 0` in the range conditions: a bare parameter compared with an indexed column
-        // makes this SQLite build (STAT4) re-prepare the statement on every call to re-plan
-        // for the value — 7% of the CPU of reflection. The plans are the same either way:
-        // the partial indexes (`jobs_leased`, `jobs_claimable`) hold only the candidate rows.
         self.write(|tx| {
             tx.prepare_cached(
                 "UPDATE jobs SET state = 'retrying', lease_owner = NULL, lease_expires_ms = NULL,
                         available_ms = ?1, updated_ms = ?1,
                         last_error = 'lease expired: the worker stopped or crashed while processing'
-                 WHERE state = 'processing' AND lease_expires_ms < ?1 + 0",
+                 WHERE state = 'processing' AND lease_expires_ms < ?1",
             )?
             .execute([now])?;
             let mut stmt = tx.prepare_cached(
                 "UPDATE jobs SET state = 'processing', lease_owner = ?1, lease_expires_ms = ?2,
                         attempts = attempts + 1, updated_ms = ?3
                  WHERE job_id IN (SELECT job_id FROM jobs
-                                  WHERE state IN ('queued', 'retrying') AND available_ms <= ?3 + 0
+                                  WHERE state IN ('queued', 'retrying') AND available_ms <= ?3
                                   ORDER BY priority DESC, available_ms LIMIT ?4)
                  RETURNING payload, attempts, max_retries",
             )?;
@@ -1311,6 +1315,7 @@ fn episode_from_row(r: &rusqlite::Row) -> rusqlite::Result<EpisodeRow> {
         occurred_at: ms_to_rfc3339(occurred),
         occurred_ms: occurred,
         observed_at: ms_to_rfc3339(r.get(8)?),
+        observed_ms: r.get(8)?,
         evidence: serde_json::from_str(&ev).unwrap_or_default(),
         job_id: r.get(10)?,
     })
