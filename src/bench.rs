@@ -38,7 +38,7 @@ use axum::body::Bytes;
 use serde_json::{Value, json};
 
 use crate::config::{Config, ConfigArgs};
-use crate::embed::{EmbedService, Embedder, HashEmbedder, MiniLm, PoolConfig, fetch};
+use crate::embed::EmbedService;
 use crate::server::{Options, Service};
 
 /// `reflector bench` flags.
@@ -155,58 +155,6 @@ impl Lat {
             self.ms.len() as f64 / self.secs
         } else {
             f64::NAN
-        }
-    }
-}
-
-/// An embedder that counts the texts it embeds (embeddings per job).
-#[derive(Clone)]
-struct Counting<E> {
-    inner: E,
-    texts: Arc<AtomicU64>,
-}
-
-impl<E: Embedder> Embedder for Counting<E> {
-    fn model_id(&self) -> &str {
-        self.inner.model_id()
-    }
-    fn dim(&self) -> usize {
-        self.inner.dim()
-    }
-    fn embed(&self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
-        self.texts.fetch_add(texts.len() as u64, Ordering::Relaxed);
-        self.inner.embed(texts)
-    }
-}
-
-/// The embedding pool the config names, wrapped in a counter (as `server::embed_service`).
-fn counting_embed_service(cfg: &Config, texts: Arc<AtomicU64>) -> anyhow::Result<EmbedService> {
-    let pool = PoolConfig {
-        threads: cfg.embed_threads,
-        ..PoolConfig::default()
-    };
-    match cfg.embedder.as_str() {
-        "hash" => EmbedService::from_clones(
-            Counting {
-                inner: HashEmbedder::new(),
-                texts,
-            },
-            pool,
-        ),
-        _ => {
-            fetch::verify(&cfg.model_dir).with_context(|| {
-                format!(
-                    "the MiniLM model is not ready in {}; run `reflector model fetch` (or set REFLECTOR_MODEL_DIR, or REFLECTOR_EMBEDDER=hash for a smoke run)",
-                    cfg.model_dir.display()
-                )
-            })?;
-            EmbedService::from_clones(
-                Counting {
-                    inner: MiniLm::load(&cfg.model_dir)?,
-                    texts,
-                },
-                pool,
-            )
         }
     }
 }
@@ -1158,7 +1106,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<i32> {
     let tmp = TempDir::new()?;
     let embedded = Arc::new(AtomicU64::new(0));
     let ctx = Ctx {
-        embed: counting_embed_service(&base, embedded.clone())?,
+        embed: crate::server::embed_service_counting(&base, Some(embedded.clone()))?,
         base,
         dir: tmp.0.clone(),
         embedded,

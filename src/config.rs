@@ -150,8 +150,9 @@ impl Config {
             sqlite_synchronous,
             lag_degraded_secs
         );
-        if o.rabbitmq_url.is_some() {
-            self.rabbitmq_url = o.rabbitmq_url;
+        // An empty variable (`RABBITMQ_URL=`) means unset.
+        if let Some(u) = o.rabbitmq_url.filter(|u| !u.trim().is_empty()) {
+            self.rabbitmq_url = Some(u);
         }
         if o.llm_base_url.is_some() {
             self.llm_base_url = o.llm_base_url;
@@ -159,8 +160,8 @@ impl Config {
         if o.llm_model.is_some() {
             self.llm_model = o.llm_model;
         }
-        if o.database_url.is_some() {
-            self.database_url = o.database_url;
+        if let Some(u) = o.database_url.filter(|u| !u.trim().is_empty()) {
+            self.database_url = Some(u);
         }
     }
 
@@ -181,6 +182,16 @@ impl Config {
             bail!(
                 "sqlite_synchronous must be `normal` or `full`, got {:?}",
                 self.sqlite_synchronous
+            );
+        }
+        if self.lease_secs == 0 {
+            bail!("lease_secs must be at least 1 (a job's lease must outlive its processing)");
+        }
+        if self.retry_base_ms > self.retry_max_ms {
+            bail!(
+                "retry_base_ms ({}) must not exceed retry_max_ms ({})",
+                self.retry_base_ms,
+                self.retry_max_ms
             );
         }
         if self.max_body_bytes < 1024 {
@@ -282,7 +293,7 @@ pub struct Overrides {
 /// Flags shared by every command that runs the service.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ConfigArgs {
-    /// TOML configuration file (keys as in `reflector.example.toml`)
+    /// TOML configuration file (keys as in reflector.example.toml; unknown keys are errors)
     #[arg(long, env = "REFLECTOR_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     #[command(flatten)]
@@ -372,6 +383,32 @@ mod tests {
         assert_eq!(cfg.workers, 2);
         assert_eq!(cfg.lease_secs, 9);
         assert_eq!(cfg.max_retries, 3);
+    }
+
+    #[test]
+    fn the_example_file_is_valid_and_matches_the_defaults() {
+        let args = ConfigArgs {
+            config: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/reflector.example.toml").into()),
+            ..Default::default()
+        };
+        let cfg = Config::load(&args).unwrap();
+        let d = Config::default();
+        assert_eq!(
+            (
+                cfg.listen,
+                cfg.workers,
+                cfg.lease_secs,
+                cfg.max_retries,
+                cfg.recall_window
+            ),
+            (
+                d.listen,
+                d.workers,
+                d.lease_secs,
+                d.max_retries,
+                d.recall_window
+            )
+        );
     }
 
     #[test]

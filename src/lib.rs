@@ -15,6 +15,7 @@
 //! - [`recall`]: hybrid search and context assembly.
 //! - [`job`]: the reflection job and its wire format.
 //! - [`config`], [`server`], [`cli`]: settings, wiring, and the command-line tools.
+//! - [`bench`]: `reflector bench`, the performance benchmark (docs/BENCHMARKS.md).
 
 pub mod api;
 pub mod bench;

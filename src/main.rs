@@ -2,8 +2,14 @@
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // Before any thread exists: candle's CPU kernels read RAYON_NUM_THREADS. The embedding
+    // pool runs one single-threaded embedder per core, which measured fastest on 2 cores
+    // (see src/embed/pool.rs); a value set by the operator is kept.
+    // SAFETY: no other thread is running yet, so changing the environment cannot race.
+    unsafe {
+        reflector::embed::pool::set_single_threaded_kernels();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("REFLECTOR_LOG")
@@ -13,7 +19,17 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     let cli = reflector::cli::Cli::parse();
-    match reflector::cli::run(cli).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(2);
+        }
+    };
+    match runtime.block_on(reflector::cli::run(cli)) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("error: {e:#}");

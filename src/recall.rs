@@ -223,7 +223,7 @@ impl Recall {
         let qvec = if query.is_empty() {
             None
         } else {
-            Some(self.embed.embed_one(query.clone()).await?)
+            Some(self.embed.embed_query(query.clone()).await?)
         };
         let qvec_for_rules = qvec.clone();
         let vectors = self.vectors.clone();

@@ -2,6 +2,7 @@
 //! until a shutdown signal, then stop taking jobs and let the jobs in hand finish.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -9,10 +10,11 @@ use tokio::sync::{Notify, watch};
 
 use crate::api::{self, ApiContext};
 use crate::config::Config;
+use crate::embed::Embedder;
 use crate::embed::{EmbedService, HashEmbedder, MiniLm, PoolConfig, fetch};
 use crate::manager::MemoryManager;
 use crate::recall::Recall;
-use crate::reflect::worker::{WorkerConfig, spawn_workers};
+use crate::reflect::worker::{REFLECTION_NICE, WorkerConfig, lower_thread_priority, spawn_workers};
 use crate::reflect::{FaultInjector, Reflector};
 use crate::store::{SqliteStore, Store};
 
@@ -44,12 +46,57 @@ pub struct Service {
 
 /// Load the embedder named by the config.
 pub fn embed_service(cfg: &Config) -> anyhow::Result<EmbedService> {
+    embed_service_counting(cfg, None)
+}
+
+/// The embedder as the pool threads run it: on its first call in each pool thread it lowers
+/// that thread's CPU priority (reflection's embeddings yield the CPU to request handling; an
+/// idle machine runs them at full speed all the same), and it counts the texts it embeds
+/// when asked to (`reflector bench`: embeddings per job).
+#[derive(Clone)]
+struct PoolEmbedder<E> {
+    inner: E,
+    texts: Option<Arc<AtomicU64>>,
+}
+
+impl<E: Embedder> Embedder for PoolEmbedder<E> {
+    fn model_id(&self) -> &str {
+        self.inner.model_id()
+    }
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn embed(&self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
+        thread_local! {
+            static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        }
+        if !LOWERED.replace(true) {
+            lower_thread_priority(REFLECTION_NICE);
+        }
+        if let Some(n) = &self.texts {
+            n.fetch_add(texts.len() as u64, Ordering::Relaxed);
+        }
+        self.inner.embed(texts)
+    }
+}
+
+/// [`embed_service`], adding the number of texts embedded to `texts` when given.
+pub fn embed_service_counting(
+    cfg: &Config,
+    texts: Option<Arc<AtomicU64>>,
+) -> anyhow::Result<EmbedService> {
     let pool = PoolConfig {
         threads: cfg.embed_threads,
         ..PoolConfig::default()
     };
     match cfg.embedder.as_str() {
-        "hash" => EmbedService::from_clones(HashEmbedder::new(), pool),
+        "hash" => EmbedService::from_clones(
+            PoolEmbedder {
+                inner: HashEmbedder::new(),
+                texts,
+            },
+            pool,
+        ),
         _ => {
             fetch::verify(&cfg.model_dir).with_context(|| {
                 format!(
@@ -57,7 +104,13 @@ pub fn embed_service(cfg: &Config) -> anyhow::Result<EmbedService> {
                     cfg.model_dir.display()
                 )
             })?;
-            EmbedService::from_clones(MiniLm::load(&cfg.model_dir)?, pool)
+            EmbedService::from_clones(
+                PoolEmbedder {
+                    inner: MiniLm::load(&cfg.model_dir)?,
+                    texts,
+                },
+                pool,
+            )
         }
     }
 }
@@ -144,6 +197,11 @@ impl Service {
             .await
             .with_context(|| format!("cannot listen on {}", cfg.listen))?;
         let addr = listener.local_addr()?;
+        // No Nagle delay on responses (a response written in two segments would otherwise
+        // wait for the client's delayed ACK, ~40 ms).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let app = api::router(ctx);
         let mut stop = rx;
         let server = tokio::spawn(async move {

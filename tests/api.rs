@@ -380,6 +380,23 @@ async fn time_zones_move_relative_dates_across_day_month_and_year() {
     let ho = ho["episodes"][0]["text"].as_str().unwrap().to_string();
     assert!(ka.contains("31 December 2023"), "{ka}");
     assert!(ho.contains("30 December 2023"), "{ho}");
+    // Without metadata.timezone, the timestamp's own offset is the user's: 01:00 at +09:00
+    // on 20 August is still the 20th there, so "yesterday" is the 19th.
+    let (_, c) = t
+        .turn(
+            "tokyo",
+            "I went to Rome yesterday.",
+            "2024-08-20T01:00:00+09:00",
+            json!({}),
+        )
+        .await;
+    t.wait_job(c["reflection_job_id"].as_str().unwrap()).await;
+    let (_, tk) = t.get("/api/memory/episodic/tokyo").await;
+    let tk = tk["episodes"][0]["text"].as_str().unwrap().to_string();
+    assert!(
+        tk.starts_with("[20 August 2024]") && tk.contains("19 August 2024"),
+        "{tk}"
+    );
     let (s, e) = t
         .turn(
             "x",
@@ -554,5 +571,45 @@ async fn operator_endpoints_answer() {
     assert_eq!(st["short_term"]["turns"], 0);
     let v: Value = t.get("/api/memory/context/op?query=garden").await.1;
     assert!(v["memories"].as_array().unwrap().is_empty(), "{v}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn forgetting_a_user_with_jobs_in_flight_leaves_nothing_behind() {
+    let t = start_with(|c| c.workers = 4, Options::default()).await;
+    for i in 0..40 {
+        let (s, _) = t
+            .turn(
+                "gone",
+                &format!("I moved to Oslo and adopted a cat named Pixel number {i}. Always answer in Norwegian."),
+                "2024-01-01T00:00:00Z",
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, 202);
+    }
+    let s = t
+        .http
+        .delete(format!("{}/api/memory/user/gone", t.base))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    assert_eq!(s, 200);
+    // Let any job that was in a worker's hands at the DELETE finish.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (_, st) = t.get("/api/memory/stats/gone").await;
+    for (tier, key) in [
+        ("short_term", "turns"),
+        ("episodic", "episodes"),
+        ("semantic", "entities"),
+        ("semantic", "facts"),
+        ("procedural", "rules"),
+    ] {
+        assert_eq!(st[tier][key], 0, "{tier}.{key}: {st}");
+    }
+    let (_, ctx) = t.get("/api/memory/context/gone?query=cat%20Oslo").await;
+    assert!(ctx["memories"].as_array().unwrap().is_empty(), "{ctx}");
     t.stop().await;
 }

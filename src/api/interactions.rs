@@ -77,11 +77,20 @@ pub fn parse_interaction(body: &[u8]) -> Result<Interaction, ApiError> {
             )
         })?),
     };
-    let metadata = match obj.get("metadata") {
+    let mut metadata = match obj.get("metadata") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m.clone(),
         Some(_) => return Err(ApiError::invalid("metadata", "must be a JSON object")),
     };
+    // A timestamp written with a UTC offset says where the user was: without an explicit
+    // metadata.timezone, "yesterday" is resolved in that offset.
+    if !metadata.contains_key("timezone")
+        && let Some(s) = obj.get("timestamp").and_then(|v| v.as_str())
+        && let Ok(t) = chrono::DateTime::parse_from_rfc3339(s.trim())
+        && t.offset().local_minus_utc() != 0
+    {
+        metadata.insert("timezone".into(), Value::String(t.offset().to_string()));
+    }
     for key in ["speaker", "timezone", "dia_id", "image_caption"] {
         if let Some(v) = metadata.get(key)
             && !v.is_string()

@@ -95,10 +95,12 @@ pub fn parse_param<T: std::str::FromStr>(
     match q.get(name) {
         None => Ok(default),
         Some(v) => v.trim().parse().map_err(|_| {
-            ApiError::invalid(
-                name,
-                format!("{v:?} is not a valid {}", std::any::type_name::<T>()),
-            )
+            let want = match std::any::type_name::<T>() {
+                "usize" | "u64" | "u32" => "a whole number >= 0",
+                "bool" => "true or false",
+                other => other,
+            };
+            ApiError::invalid(name, format!("{v:?} is not {want}"))
         }),
     }
 }

@@ -83,8 +83,13 @@ async fn replay(State(ctx): State<ApiContext>, body: Bytes) -> Result<Json<Value
             "give the dead jobs to replay, or {\"all\": true}",
         ));
     }
-    let n = ctx.store.run(move |s| s.replay_dead(&ids)).await?;
-    Ok(Json(json!({"replayed": n})))
+    let (n, not_dead) = ctx.store.run(move |s| s.replay_dead(&ids)).await?;
+    if n == 0 && !not_dead.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no dead job among {not_dead:?}: unknown ids, or jobs that are not dead (see GET /api/reflection/jobs/{{id}})"
+        )));
+    }
+    Ok(Json(json!({"replayed": n, "not_dead": not_dead})))
 }
 
 async fn health(State(ctx): State<ApiContext>) -> Response {

@@ -20,6 +20,12 @@ pub struct Reply {
 
 impl Client {
     pub fn new(base: &str) -> anyhow::Result<Self> {
+        let url = reqwest::Url::parse(base).with_context(|| {
+            format!("--server {base:?} is not a URL (expected e.g. http://127.0.0.1:8080)")
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            bail!("--server {base:?} must be an http:// or https:// URL");
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(120))
             .connect_timeout(Duration::from_secs(5))
@@ -53,7 +59,8 @@ impl Client {
                     let body = r.json::<Value>().await.unwrap_or(Value::Null);
                     return Ok(Reply { status, body });
                 }
-                Err(e) => format!("{e}"),
+                Err(e) if e.is_connect() || e.is_timeout() => unreachable(&self.base, &e),
+                Err(e) => bail!("POST {}{path}: {e}", self.base),
             };
             if tokio::time::Instant::now() + delay > deadline {
                 bail!(
@@ -61,7 +68,7 @@ impl Client {
                     self.base
                 );
             }
-            tracing::debug!(reason = %retry_reason, "retrying");
+            warn_once(&retry_reason);
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
         }
@@ -82,10 +89,16 @@ impl Client {
                     return serde_json::from_str(&body)
                         .with_context(|| format!("GET {path}: not JSON"));
                 }
-                Err(e) if tokio::time::Instant::now() + delay < deadline => {
-                    tracing::debug!(error = %e, "server unreachable; retrying");
+                Err(e)
+                    if (e.is_connect() || e.is_timeout())
+                        && tokio::time::Instant::now() + delay < deadline =>
+                {
+                    warn_once(&unreachable(&self.base, &e));
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) if e.is_connect() || e.is_timeout() => {
+                    bail!("GET {}{path}: {}", self.base, unreachable(&self.base, &e))
                 }
                 Err(e) => bail!("GET {}{path}: {e}", self.base),
             }
@@ -102,4 +115,25 @@ impl Client {
         }
         Ok(r.body)
     }
+}
+
+/// "cannot reach the server at URL (is it running?)" with the underlying cause.
+fn unreachable(base: &str, e: &reqwest::Error) -> String {
+    let mut cause = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        cause = s.to_string();
+        src = s.source();
+    }
+    format!(
+        "cannot reach the server at {base} ({cause}); is `reflector serve` running there? (--server / REFLECTOR_SERVER)"
+    )
+}
+
+/// Tell the user once that we are waiting, instead of hanging silently.
+fn warn_once(reason: &str) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        eprintln!("waiting: {reason}; retrying for up to 10 minutes (Ctrl-C to stop)")
+    });
 }

@@ -366,7 +366,7 @@ pub async fn demo(file: Option<PathBuf>, config: ConfigArgs) -> anyhow::Result<i
         let dir = cfg.model_dir.clone();
         let r =
             tokio::task::spawn_blocking(move || crate::embed::fetch::fetch(&dir, None)).await??;
-        println!("model ready ({:?})", r.source);
+        println!("{r}");
     }
     let file = file.unwrap_or_else(|| {
         PathBuf::from(concat!(

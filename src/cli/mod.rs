@@ -213,12 +213,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 crate::embed::fetch::fetch(&dir, from.as_deref())
             })
             .await??;
-            println!(
-                "model ready in {} ({:?}, {} bytes)",
-                report.dir.display(),
-                report.source,
-                report.bytes
-            );
+            println!("{report}");
             Ok(0)
         }
     }

@@ -69,7 +69,7 @@ impl std::fmt::Debug for MiniLm {
 impl MiniLm {
     /// Loads the model from `dir`, which must hold `config.json`, `tokenizer.json` and
     /// `model.safetensors` (see [`super::fetch`]; [`super::fetch::verify`] also checks the
-    /// weights' sha256, which this does not). Takes ~0.2 s and ~90 MB of memory.
+    /// weights' sha256, which this does not). Takes ~0.3 s and ~90 MB of memory.
     ///
     /// # Errors
     /// A file is missing or unreadable (the message says to run `reflector model fetch`), or
@@ -186,7 +186,7 @@ impl Embedder for MiniLm {
     /// Tokenizes all texts, sorts them by token count so that each forward pass pads as
     /// little as possible, runs sub-batches of at most 32 texts and 4,096 padded tokens,
     /// and returns the vectors in input order. Blocking; ~20 ms for one short sentence,
-    /// ~65 sentences/s on one core (see [`super::pool`]).
+    /// ~100 sentences/s of ~19 tokens on one core (see [`super::pool`]).
     fn embed(&self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
         let mut encodings = texts
             .iter()

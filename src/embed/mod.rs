@@ -21,7 +21,7 @@
 //! let dir = fetch::default_model_dir();
 //! fetch::verify(&dir)?; // tells the user to run `reflector model fetch` if missing
 //! let service = EmbedService::from_clones(MiniLm::load(&dir)?, PoolConfig::default())?;
-//! let v = service.embed_one("A man is eating food.".to_owned()).await?;
+//! let v = service.embed_query("A man is eating food.".to_owned()).await?;
 //! assert_eq!(v.len(), service.dim());
 //! ```
 
@@ -32,7 +32,7 @@ pub mod pool;
 
 pub use hash::HashEmbedder;
 pub use minilm::MiniLm;
-pub use pool::{EmbedService, PoolConfig};
+pub use pool::{EmbedService, Lane, PoolConfig};
 
 /// A text embedding model.
 ///

@@ -2,9 +2,9 @@
 //! and recall requests.
 //!
 //! Behind it, [`PoolConfig::threads`] OS threads each own one [`Embedder`] and take work
-//! from one shared queue with two lanes ([`Priority`]): interactive requests (recall
-//! queries, [`EmbedService::embed_one`]) are served before queued bulk work
-//! ([`EmbedService::embed`]). A thread that becomes free takes every request waiting in
+//! from one shared queue with two lanes ([`Lane`]): interactive requests (recall
+//! queries, [`EmbedService::embed_query`]) are served before queued bulk work
+//! ([`EmbedService::embed`], [`EmbedService::embed_one`]). A thread that becomes free takes every request waiting in
 //! one lane, up to [`PoolConfig::max_batch`] texts, embeds them in one call (MiniLM then
 //! sorts them by token count and runs padded sub-batches, see [`super::minilm`]), and
 //! answers each caller through its own oneshot channel. Larger requests are split so that
@@ -29,9 +29,9 @@
 //! [`PoolConfig::default`] adapts to whichever is in effect (cores ÷ candle threads).
 //!
 //! Measured on this 2-core KVM box (Xeon, AVX-512) with `bench_throughput` below: 512
-//! sentences of 19.4 tokens on average, sent as 64 concurrent requests of 8. The box was
-//! shared with other jobs (load 1–6), so sentences/s is the best of 6–9 runs; CPU time
-//! per sentence is stable under load:
+//! sentences of 19.4 tokens on average, sent as 64 concurrent requests of 8, `max_batch`
+//! 64. The box was shared with other jobs (load 1–8), so sentences/s is the best of ~20
+//! runs; CPU time per sentence is stable under load:
 //!
 //! | configuration | sentences/s | CPU-ms / sentence |
 //! |---|---|---|
@@ -40,15 +40,17 @@
 //! | **pool of 2 single-threaded embedders** (`RAYON_NUM_THREADS=1`) | 161 | 9.5–10.6 |
 //! | pool of 2 embedders with 2 candle threads each | 120 | 13.1–16.0 |
 //!
-//! The pool of single-threaded embedders uses ~30% less CPU per sentence (no spin-waiting
-//! barrier pool, no rayon hand-offs), so it is at least as fast on idle cores and clearly
-//! faster on a loaded box (median 68 vs 52 sentences/s over 6 runs at load 3–6), and it serves two queries
-//! at once. That is the recommended setup and the default under `RAYON_NUM_THREADS=1`;
-//! without it the default falls back to one 2-threaded embedder, avoiding the worst row
-//! (4 busy threads on 2 cores). One sentence alone takes ~20 ms in every configuration
-//! (too small for candle to parallelise). `max_batch` from 8 to 64 made no measurable
-//! difference (10.0 CPU-ms/sentence), so the default of 32 only bounds how long an
-//! interactive request can wait behind a bulk batch (~0.3 s for short texts).
+//! The pool of single-threaded embedders needs ~30% less CPU per sentence (no
+//! spin-waiting barrier pool, no rayon hand-offs). On the least loaded runs it was level
+//! with one 2-threaded embedder (161 vs 167, within noise); under load it was clearly
+//! faster (median 68 vs 52 sentences/s over 6 runs at load 3–6); and it serves two
+//! queries at once. It is the recommended setup and the default under
+//! `RAYON_NUM_THREADS=1`; without that variable the default falls back to one 2-threaded
+//! embedder, avoiding the worst row (4 busy threads on 2 cores). One sentence alone takes
+//! ~20 ms on an idle core in every configuration (too small for candle to parallelise).
+//! `max_batch` from 8 to 64 made no measurable difference (9.8–10.5 CPU-ms/sentence), so
+//! the default of 32 is about latency: it bounds how long an interactive request waits
+//! behind a bulk batch (~0.3 s of short texts per thread).
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -105,11 +107,11 @@ pub unsafe fn set_single_threaded_kernels() -> String {
 
 type Reply = oneshot::Sender<anyhow::Result<Vec<Vec<f32>>>>;
 
-/// Which lane of the queue a request waits in.
+/// Which lane of the pool's queue a request waits in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Priority {
+pub enum Lane {
     /// Someone is waiting on the answer (a recall query): served before any queued bulk
-    /// work, and never batched with bulk texts.
+    /// work, and never batched with bulk texts. Keep it for small requests.
     Interactive,
     /// Throughput work (reflection, re-indexing): served in arrival order.
     Bulk,
@@ -141,11 +143,11 @@ impl Queue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn push(&self, priority: Priority, jobs: Vec<Job>) {
+    fn push(&self, lane: Lane, jobs: Vec<Job>) {
         let mut lanes = self.lock();
-        match priority {
-            Priority::Interactive => lanes.interactive.extend(jobs),
-            Priority::Bulk => lanes.bulk.extend(jobs),
+        match lane {
+            Lane::Interactive => lanes.interactive.extend(jobs),
+            Lane::Bulk => lanes.bulk.extend(jobs),
         }
         drop(lanes);
         self.ready.notify_all();
@@ -294,22 +296,32 @@ impl EmbedService {
         self.inner.dim
     }
 
-    /// Embeds `texts` at [`Priority::Bulk`]: one L2-normalised vector of
+    /// Embeds `texts` in the [`Lane::Bulk`] lane: one L2-normalised vector of
     /// [`EmbedService::dim`] `f32`s per text, in order.
     ///
     /// # Errors
     /// As [`EmbedService::embed_with`].
     pub async fn embed(&self, texts: Vec<String>) -> anyhow::Result<Vec<Vec<f32>>> {
-        self.embed_with(texts, Priority::Bulk).await
+        self.embed_with(texts, Lane::Bulk).await
     }
 
-    /// Embeds one text at [`Priority::Interactive`] (a recall query): it overtakes queued
-    /// bulk work and waits at most for one batch in progress.
+    /// Embeds one text in the [`Lane::Bulk`] lane (see [`EmbedService::embed`]).
     ///
     /// # Errors
     /// As [`EmbedService::embed_with`].
     pub async fn embed_one(&self, text: String) -> anyhow::Result<Vec<f32>> {
-        let mut v = self.embed_with(vec![text], Priority::Interactive).await?;
+        let mut v = self.embed_with(vec![text], Lane::Bulk).await?;
+        v.pop()
+            .ok_or_else(|| anyhow!("embedder returned no vector"))
+    }
+
+    /// Embeds a query someone is waiting on (recall) in the [`Lane::Interactive`] lane: it
+    /// overtakes queued bulk work and waits at most for the batches already in progress.
+    ///
+    /// # Errors
+    /// As [`EmbedService::embed_with`].
+    pub async fn embed_query(&self, text: String) -> anyhow::Result<Vec<f32>> {
+        let mut v = self.embed_with(vec![text], Lane::Interactive).await?;
         v.pop()
             .ok_or_else(|| anyhow!("embedder returned no vector"))
     }
@@ -325,7 +337,7 @@ impl EmbedService {
     pub async fn embed_with(
         &self,
         texts: Vec<String>,
-        priority: Priority,
+        lane: Lane,
     ) -> anyhow::Result<Vec<Vec<f32>>> {
         if texts.is_empty() {
             return Ok(Vec::new());
@@ -340,7 +352,7 @@ impl EmbedService {
             jobs.push(Job { texts: part, reply });
             pending.push(rx);
         }
-        self.inner.queue.push(priority, jobs);
+        self.inner.queue.push(lane, jobs);
         let mut out = Vec::with_capacity(n);
         for rx in pending {
             out.extend(rx.await.map_err(|_| anyhow!("embedding thread exited"))??);
@@ -557,7 +569,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn interactive_requests_overtake_queued_bulk_work() {
         let probe = Probe {
-            delay: Duration::from_millis(50),
+            delay: Duration::from_millis(300),
             ..Default::default()
         };
         let svc = EmbedService::from_clones(
@@ -573,8 +585,11 @@ mod tests {
             // Three jobs of two texts: the first starts at once, two wait in the bulk lane.
             async move { svc.embed(strings("bulk", 6)).await }
         });
-        tokio::time::sleep(Duration::from_millis(15)).await;
-        let query = svc.embed_one("query".into()).await.unwrap();
+        // Send the query while the first bulk job is being embedded.
+        while probe.calls.lock().unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let query = svc.embed_query("query".into()).await.unwrap();
         assert_eq!(query, HashEmbedder.embed_text("query"));
         assert_eq!(bulk.await.unwrap().unwrap().len(), 6);
         let order: Vec<String> = probe
@@ -680,12 +695,16 @@ mod tests {
         (f[11] + f[12]) / 100.0 // USER_HZ is 100 on Linux
     }
 
-    /// Throughput benchmark (not run by default). Reproduce the module-doc table with:
+    /// Throughput benchmark (not run by default). Reproduces the module-doc table, one
+    /// configuration per process since candle reads its thread count from the environment:
     ///
     /// ```text
-    /// cd <crate> && for t in "1 1" "1 " "2 1" "2 "; do set -- $t; \
-    ///   REFLECTOR_BENCH_THREADS=$1 RAYON_NUM_THREADS=$2 \
-    ///   cargo test --release --lib embed::pool::tests::bench_throughput -- --ignored --nocapture; done
+    /// B="cargo test --release --lib embed::pool::tests::bench_throughput -- --ignored --nocapture"
+    /// export REFLECTOR_BENCH_MAX_BATCH=64
+    /// REFLECTOR_BENCH_THREADS=1 RAYON_NUM_THREADS=1 $B  # 1 single-threaded embedder
+    /// REFLECTOR_BENCH_THREADS=1 $B                      # 1 embedder, candle default threads
+    /// REFLECTOR_BENCH_THREADS=2 RAYON_NUM_THREADS=1 $B  # pool of 2 single-threaded
+    /// REFLECTOR_BENCH_THREADS=2 $B                      # pool of 2, candle default threads
     /// ```
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "benchmark: run explicitly"]

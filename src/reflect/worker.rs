@@ -38,12 +38,40 @@ pub fn backoff_ms(attempt: u32, base: u64, max: u64) -> u64 {
     (d * (0.9 + 0.2 * fastrand::f64())) as u64
 }
 
+/// CPU priority (nice value) of the thread that runs the worker loops, and of the embedding
+/// threads (see `server::embed_service`): reflection yields the CPU to the request path.
+pub const REFLECTION_NICE: i32 = 10;
+
+/// Lower the calling thread's CPU priority to `nice` (Linux, where nice is per thread;
+/// a no-op elsewhere). Raising the nice value needs no privilege.
+pub fn lower_thread_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        unsafe extern "C" {
+            fn setpriority(which: i32, who: u32, prio: i32) -> i32;
+        }
+        // SAFETY: plain syscall wrapper; PRIO_PROCESS (0) with who = 0 is the calling thread.
+        if unsafe { setpriority(0, 0, nice) } != 0 {
+            tracing::debug!("could not lower the thread's CPU priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
+
 /// Start `cfg.workers` worker tasks. They stop taking jobs when `shutdown` turns true and
 /// return after finishing the job in hand. `wake` is notified when new jobs are queued.
 ///
 /// `paused` is the pause switch (see `Service::pause_workers`): while it is true no worker
 /// leases a new job — jobs already in hand finish — and the workers resume the moment it
 /// turns false. Benchmarks use it to queue work first and measure the fast path alone.
+///
+/// The loops run on their own single-threaded runtime, on a thread of their own at lower
+/// CPU priority ([`REFLECTION_NICE`]): extraction is CPU work done between awaits, and on
+/// the API's runtime it would hold up request handling (2 runtime threads on 2 cores) for
+/// milliseconds at a time. Their store calls still go to a blocking pool at normal priority,
+/// so a worker never holds the SQLite writer while starved of CPU. The handles can be
+/// awaited from any runtime.
 pub fn spawn_workers(
     reflector: Reflector,
     cfg: WorkerConfig,
@@ -51,41 +79,79 @@ pub fn spawn_workers(
     shutdown: watch::Receiver<bool>,
     paused: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..cfg.workers)
-        .map(|i| {
-            let owner = format!("{}-{}-{i}", hostname(), std::process::id());
-            let r = reflector.clone();
-            let cfg = cfg.clone();
-            let wake = wake.clone();
-            let mut shutdown = shutdown.clone();
-            let mut paused = paused.clone();
-            tokio::spawn(async move {
-                loop {
-                    if *shutdown.borrow() {
-                        break;
-                    }
-                    if *paused.borrow() {
-                        tokio::select! {
-                            r = paused.wait_for(|p| !*p) => if r.is_err() { break },
-                            _ = shutdown.changed() => {}
-                        }
-                        continue;
-                    }
-                    match run_once(&r, &owner, &cfg).await {
-                        Ok(true) => continue,
-                        Ok(false) => {}
-                        Err(e) => tracing::error!(error = %format!("{e:#}"), "worker could not lease a job"),
-                    }
-                    tokio::select! {
-                        _ = wake.notified() => {}
-                        _ = tokio::time::sleep(Duration::from_millis(cfg.idle_poll_ms)) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                }
-                tracing::debug!(worker = %owner, "worker stopped");
+    let loops = |alive: Option<tokio::sync::mpsc::Sender<()>>| {
+        (0..cfg.workers)
+            .map(|i| {
+                worker_loop(
+                    reflector.clone(),
+                    cfg.clone(),
+                    format!("{}-{}-{i}", hostname(), std::process::id()),
+                    wake.clone(),
+                    shutdown.clone(),
+                    paused.clone(),
+                    alive.clone(),
+                )
             })
-        })
-        .collect()
+            .collect::<Vec<_>>()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("reflector-store")
+        .build();
+    if let Ok(rt) = rt {
+        let (alive, mut all_stopped) = tokio::sync::mpsc::channel::<()>(1);
+        let handles: Vec<_> = loops(Some(alive))
+            .into_iter()
+            .map(|f| rt.spawn(f))
+            .collect();
+        let driver = std::thread::Builder::new()
+            .name("reflector-workers".into())
+            .spawn(move || {
+                lower_thread_priority(REFLECTION_NICE);
+                // Runs the loops until the last one ends (dropping its `alive` sender).
+                rt.block_on(async move { while all_stopped.recv().await.is_some() {} });
+            });
+        match driver {
+            Ok(_) => return handles,
+            Err(e) => tracing::warn!(error = %e, "no worker thread; workers share the API runtime"),
+        }
+    }
+    loops(None).into_iter().map(tokio::spawn).collect()
+}
+
+/// One worker: lease, reflect, settle, until shutdown.
+async fn worker_loop(
+    r: Reflector,
+    cfg: WorkerConfig,
+    owner: String,
+    wake: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+    mut paused: watch::Receiver<bool>,
+    _alive: Option<tokio::sync::mpsc::Sender<()>>,
+) {
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        if *paused.borrow() {
+            tokio::select! {
+                r = paused.wait_for(|p| !*p) => if r.is_err() { break },
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        match run_once(&r, &owner, &cfg).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "worker could not lease a job"),
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(cfg.idle_poll_ms)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    tracing::debug!(worker = %owner, "worker stopped");
 }
 
 /// Lease and settle at most one job. Ok(true) when a job was processed.

@@ -221,6 +221,11 @@ impl SqliteStore {
             .with_context(|| format!("cannot open SQLite database {}", path.display()))?;
         configure(&conn, synchronous)?;
         migrate(&mut conn)?;
+        // Fail now, not on the first turn, when the file cannot be written (read-only file or
+        // directory, full disk): rewriting the schema version is a real write.
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        conn.pragma_update(None, "user_version", version)
+            .with_context(|| format!("the database {} is not writable", path.display()))?;
         let stop_checkpointer = Arc::new(AtomicBool::new(false));
         if std::env::var_os("RB_NO_CKPT").is_none() {
             // TEMP-RB
@@ -416,7 +421,7 @@ impl SqliteStore {
         self.write(|tx| {
             tx.prepare_cached(
                 "INSERT INTO job_tiers (job_id, tier, status, error, attempts, latency_ms, updated_ms)
-                 VALUES (?1, ?2, 'failed', ?3, 1, ?4, ?5)
+                 SELECT ?1, ?2, 'failed', ?3, 1, ?4, ?5 WHERE EXISTS (SELECT 1 FROM jobs WHERE job_id = ?1)
                  ON CONFLICT (job_id, tier) DO UPDATE SET status = 'failed', error = ?3,
                      attempts = attempts + 1, latency_ms = ?4, updated_ms = ?5
                  WHERE status <> 'completed'",
@@ -469,22 +474,27 @@ impl SqliteStore {
     }
 
     /// Put dead jobs back in the queue with fresh attempts (failed tiers only will run, the
-    /// committed ones are skipped). `job_ids` empty = every dead job. Returns how many.
-    pub fn replay_dead(&self, job_ids: &[String]) -> anyhow::Result<usize> {
+    /// committed ones are skipped). `job_ids` empty = every dead job. Returns how many, and
+    /// the given ids that are unknown or not dead.
+    pub fn replay_dead(&self, job_ids: &[String]) -> anyhow::Result<(usize, Vec<String>)> {
         let now = now_ms();
         self.write(|tx| {
             let sql = "UPDATE jobs SET state = 'queued', attempts = 0, available_ms = ?1, updated_ms = ?1,
                               dead_reason = NULL
                        WHERE state = 'dead'";
             if job_ids.is_empty() {
-                return Ok(tx.execute(sql, [now])?);
+                return Ok((tx.execute(sql, [now])?, Vec::new()));
             }
             let mut n = 0;
+            let mut not_dead = Vec::new();
             let mut stmt = tx.prepare(&format!("{sql} AND job_id = ?2"))?;
             for id in job_ids {
-                n += stmt.execute(params![now, id])?;
+                match stmt.execute(params![now, id])? {
+                    0 => not_dead.push(id.clone()),
+                    k => n += k,
+                }
             }
-            Ok(n)
+            Ok((n, not_dead))
         })
     }
 
@@ -643,6 +653,16 @@ impl SqliteStore {
                     m.insert("already_committed".into(), Value::Bool(true));
                 }
                 return Ok(v);
+            }
+            // The job row is gone when its user was forgotten while the job was in flight:
+            // write nothing, or the user's memory would come back after the DELETE. (Both run
+            // under the one writer lock, so the check and the writes cannot interleave.)
+            let exists: bool = tx
+                .prepare_cached("SELECT count(*) FROM jobs WHERE job_id = ?1")?
+                .query_row([job_id], |r| r.get::<_, i64>(0))?
+                > 0;
+            if !exists {
+                return Ok(json!({"dropped": "the job's user was forgotten; nothing written"}));
             }
             let result = f(tx)?;
             tx.prepare_cached(
