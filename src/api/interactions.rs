@@ -134,7 +134,7 @@ fn required_str(obj: &Map<String, Value>, field: &str) -> Result<String, ApiErro
         Some(Value::String(s)) => Ok(s.clone()),
         Some(other) => Err(ApiError::invalid(
             field,
-            format!("must be a string, got {}", type_name(other)),
+            format!("must be a string, got {}", crate::job::json_kind(other)),
         )),
     }
 }
@@ -145,19 +145,8 @@ fn optional_str(obj: &Map<String, Value>, field: &str) -> Result<Option<String>,
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(other) => Err(ApiError::invalid(
             field,
-            format!("must be a string, got {}", type_name(other)),
+            format!("must be a string, got {}", crate::job::json_kind(other)),
         )),
-    }
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -62,17 +62,6 @@ fn show(v: &Value) -> String {
     truncate_chars(&v.to_string(), 60)
 }
 
-fn kind_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// A string field: trimmed, whitespace collapsed; `None` when missing, null or blank.
 /// Numbers are accepted as their text; arrays and objects are an error.
 fn opt_str(o: &Map<String, Value>, key: &str, at: &str) -> Result<Option<String>> {
@@ -83,7 +72,10 @@ fn opt_str(o: &Map<String, Value>, key: &str, at: &str) -> Result<Option<String>
             Ok((!s.is_empty()).then_some(s))
         }
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(v) => bail!("{at}`{key}` must be a string, got {}", kind_name(v)),
+        Some(v) => bail!(
+            "{at}`{key}` must be a string, got {}",
+            crate::job::json_kind(v)
+        ),
     }
 }
 
@@ -132,13 +124,13 @@ fn str_list(o: &Map<String, Value>, key: &str, at: &str) -> Result<Vec<String>> 
                 Value::String(s) => Ok(s.clone()),
                 other => bail!(
                     "{at}`{key}[{i}]` must be a string, got {}",
-                    kind_name(other)
+                    crate::job::json_kind(other)
                 ),
             })
             .collect::<Result<_>>()?,
         Some(v) => bail!(
             "{at}`{key}` must be an array of strings, got {}",
-            kind_name(v)
+            crate::job::json_kind(v)
         ),
     };
     Ok(items
@@ -153,13 +145,17 @@ fn opt_array<'a>(o: &'a Map<String, Value>, key: &str) -> Result<Option<&'a Vec<
     match o.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(a)) => Ok(Some(a)),
-        Some(v) => bail!("`{key}` must be an array, got {}", kind_name(v)),
+        Some(v) => bail!("`{key}` must be an array, got {}", crate::job::json_kind(v)),
     }
 }
 
 fn as_object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>> {
-    v.as_object()
-        .ok_or_else(|| anyhow!("{what} must be a JSON object, got {}", kind_name(v)))
+    v.as_object().ok_or_else(|| {
+        anyhow!(
+            "{what} must be a JSON object, got {}",
+            crate::job::json_kind(v)
+        )
+    })
 }
 
 /// `v`, or what it wraps: while `v` is an object with none of `keys` and exactly one entry
