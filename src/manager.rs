@@ -150,14 +150,9 @@ impl MemoryManager {
         max_retries: u32,
         worker_cfg: WorkerConfig,
     ) -> Self {
-        let writer = if std::env::var_os("RB_NO_GC").is_some() {
-            None
-        } else {
-            Some(())
-        }; // TEMP-RB
-        let writer = writer.and_then(|_| TurnWriter::spawn(store.clone()) // TEMP-RB
+        let writer = TurnWriter::spawn(store.clone())
             .inspect_err(|e| tracing::warn!(error = %e, "no group commit: cannot start the turn writer thread"))
-            .ok()); // TEMP-RB
+            .ok();
         Self {
             store,
             reflector,
