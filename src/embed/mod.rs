@@ -94,7 +94,24 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
         b.len(),
         "cosine of vectors with different dimensions"
     );
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    // Sixteen independent partial sums: a plain `zip().sum()` is one dependent chain of f32
+    // additions, which the compiler may not reorder, so it neither vectorises nor pipelines
+    // (~90 ms for 100k vectors of 384 here); lanes of 16 let it use SIMD registers.
+    const LANES: usize = 16;
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    let mut acc = [0f32; LANES];
+    for (x, y) in ca.zip(cb) {
+        for i in 0..LANES {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Scales `v` to unit L2 norm in place; a zero vector is left unchanged.
@@ -132,6 +149,17 @@ pub(crate) fn test_minilm() -> &'static MiniLm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cosine_lanes_match_the_plain_sum_for_every_length() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        for len in [0, 1, 15, 16, 17, 37, 384] {
+            let a: Vec<f32> = (0..len).map(|_| rng.f32() - 0.5).collect();
+            let b: Vec<f32> = (0..len).map(|_| rng.f32() - 0.5).collect();
+            let plain: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+            assert!((cosine(&a, &b) as f64 - plain).abs() < 1e-4, "len {len}");
+        }
+    }
 
     #[test]
     fn cosine_is_dot_product() {

@@ -942,6 +942,17 @@ impl SqliteStore {
         })
     }
 
+    /// Rows of the whole full-text index (every user) that match `fts_query`: the document
+    /// frequency of a term when given one quoted term. Reads the term's postings.
+    pub fn fts_doc_count(&self, fts_query: &str) -> anyhow::Result<i64> {
+        self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT count(*) FROM episodes_fts WHERE episodes_fts MATCH ?1")?
+                    .query_row([fts_query], |r| r.get(0))?,
+            )
+        })
+    }
+
     /// The turns around a job's turn in its session: up to `before` earlier and `after` later
     /// ones, in time order, each as its episode text when it has one (dates resolved), else
     /// as `[date] speaker: message`. Empty for jobs without a stored turn.
@@ -1012,20 +1023,50 @@ impl SqliteStore {
         })
     }
 
-    /// The user's episode vectors with id > `after_id`, ascending id.
-    pub fn episode_vectors(
+    /// Calls `f(id, blob)` for each of the user's episode vectors with id > `after_id`, in
+    /// ascending id; `blob` is the stored little-endian f32 vector (4 bytes per dimension).
+    /// Streams: no copy of all the vectors is ever held (100k episodes are 154 MB as f32).
+    pub fn each_episode_vector(
         &self,
         user_id: &str,
         after_id: i64,
-    ) -> anyhow::Result<Vec<(i64, Vec<f32>)>> {
+        mut f: impl FnMut(i64, &[u8]),
+    ) -> anyhow::Result<()> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT id, embedding FROM episodes WHERE user_id = ?1 AND id > ?2 ORDER BY id",
             )?;
-            let rows = stmt.query_map(params![user_id, after_id], |r| {
-                Ok((r.get::<_, i64>(0)?, blob_to_vec(&r.get::<_, Vec<u8>>(1)?)))
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            let mut rows = stmt.query(params![user_id, after_id])?;
+            while let Some(r) = rows.next()? {
+                let id: i64 = r.get(0)?;
+                f(id, r.get_ref(1)?.as_blob()?);
+            }
+            Ok(())
+        })
+    }
+
+    /// The f32 vectors of the given episodes of this user (ids of another user, or unknown,
+    /// are skipped), in no particular order.
+    pub fn episode_vectors_by_ids(
+        &self,
+        user_id: &str,
+        ids: &[i64],
+    ) -> anyhow::Result<Vec<(i64, Vec<f32>)>> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT embedding FROM episodes WHERE user_id = ?1 AND id = ?2")?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(v) = stmt
+                    .query_row(params![user_id, id], |r| {
+                        Ok(blob_to_vec(&r.get::<_, Vec<u8>>(0)?))
+                    })
+                    .optional()?
+                {
+                    out.push((*id, v));
+                }
+            }
+            Ok(out)
         })
     }
 
