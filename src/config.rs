@@ -65,6 +65,9 @@ pub struct Config {
     pub sqlite_synchronous: String,
     /// Seconds a queued job may wait before health reports reflection as degraded. Default 120.
     pub lag_degraded_secs: u64,
+    /// Bearer API keys from `REFLECTOR_API_KEYS` (environment only; format in
+    /// `crate::api::auth`). Empty: no authentication, and the service listens on loopback only.
+    pub api_keys: crate::api::auth::ApiKeys,
     /// `RABBITMQ_URL`: the production queue (not in this build yet; see the README).
     pub rabbitmq_url: Option<String>,
     /// `DATABASE_URL`: the production store (not in this build yet; see the README).
@@ -95,6 +98,7 @@ impl Default for Config {
             llm_max_input_chars: 12_000,
             sqlite_synchronous: "normal".into(),
             lag_degraded_secs: 120,
+            api_keys: Default::default(),
             rabbitmq_url: None,
             database_url: None,
         }
@@ -112,6 +116,18 @@ impl Config {
         self.data_dir.join("reflector.db")
     }
 
+    /// Refuse to serve beyond loopback without API keys: anyone who can reach the port
+    /// could read and delete every user's memory.
+    pub fn check_exposure(&self) -> anyhow::Result<()> {
+        if self.api_keys.is_empty() && !self.listen.ip().is_loopback() {
+            bail!(
+                "refusing to listen on {} without API keys: anyone reaching that address could read and delete every user's memory. Set REFLECTOR_API_KEYS (`reflector key new --admin` makes one; see the README, Authentication) or listen on 127.0.0.1",
+                self.listen
+            );
+        }
+        Ok(())
+    }
+
     /// Merge: defaults, then the TOML file (if any), then flags/environment (already merged
     /// by clap, flags winning). Errors name the file and key that is wrong.
     pub fn load(args: &ConfigArgs) -> anyhow::Result<Config> {
@@ -121,6 +137,7 @@ impl Config {
             cfg.apply(file.into_overrides());
         }
         cfg.apply(args.overrides.clone());
+        cfg.api_keys = crate::api::auth::ApiKeys::from_env()?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -202,6 +219,7 @@ impl Config {
                 "LLM mode needs both llm_base_url (REFLECTOR_LLM_BASE_URL) and llm_model (REFLECTOR_LLM_MODEL)"
             );
         }
+        self.check_exposure()?;
         if self.rabbitmq_url.is_some() {
             bail!(
                 "RABBITMQ_URL is set, but this build has only the embedded queue (RabbitMQ support is tracked separately); unset it to run on embedded defaults"

@@ -144,6 +144,7 @@ pub fn worker_config(cfg: &Config) -> WorkerConfig {
 impl Service {
     /// Open everything and start serving on `cfg.listen` (port 0 picks a free port).
     pub async fn start(cfg: Config, opts: Options) -> anyhow::Result<Service> {
+        cfg.check_exposure()?;
         let cfg = Arc::new(cfg);
         let sqlite = SqliteStore::open(&cfg.db_path(), &cfg.sqlite_synchronous)?;
         let store = Store::new(sqlite);
@@ -212,7 +213,7 @@ impl Service {
                 .await
                 .context("HTTP server failed")
         });
-        tracing::info!(%addr, workers = cfg.workers, fast_mode = cfg.async_reflection(), db = %cfg.db_path().display(), "memory reflector serving");
+        tracing::info!(%addr, api_keys = cfg.api_keys.len(), workers = cfg.workers, fast_mode = cfg.async_reflection(), db = %cfg.db_path().display(), "memory reflector serving");
         Ok(Service {
             addr,
             store,

@@ -15,6 +15,13 @@ pub enum ApiError {
     /// 422: a field is missing, of the wrong type or out of range; names the field.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    /// 401: no API key, or an unknown one (keys are configured). Sent with
+    /// `WWW-Authenticate: Bearer`.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: a valid API key that is not allowed for this user (or for an admin route).
+    #[error("{0}")]
+    Forbidden(String),
     /// 404: no such job (or route).
     #[error("{0}")]
     NotFound(String),
@@ -45,6 +52,8 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -57,6 +66,8 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => "bad_request",
             Self::Invalid { .. } => "validation_failed",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::TooLarge(_) => "payload_too_large",
@@ -80,7 +91,14 @@ impl IntoResponse for ApiError {
         if let Self::Invalid { field, .. } = &self {
             body["field"] = json!(field);
         }
-        (status, Json(body)).into_response()
+        let mut resp = (status, Json(body)).into_response();
+        if let Self::Unauthorized(_) = &self {
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"reflector\""),
+            );
+        }
+        resp
     }
 }
 

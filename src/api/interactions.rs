@@ -15,13 +15,14 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Map, Value};
 
+use super::auth::Caller;
 use super::{ApiContext, ApiError, check_user_id};
 use crate::manager::Interaction;
 
@@ -31,6 +32,7 @@ pub fn router() -> Router<ApiContext> {
 
 async fn store_interaction(
     State(ctx): State<ApiContext>,
+    Extension(caller): Extension<Caller>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| {
@@ -41,6 +43,7 @@ async fn store_interaction(
         }
     })?;
     let interaction = parse_interaction(&body)?;
+    caller.check_user(&interaction.user_id)?;
     let stored = ctx.manager.store_interaction(interaction).await?;
     let status = if stored.results.is_some() {
         StatusCode::OK

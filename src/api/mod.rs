@@ -1,6 +1,7 @@
 //! The HTTP API (axum). Each route module owns its `router()`; [`ApiContext`] is the one
 //! state struct handed to every handler.
 //!
+//! - [`auth`]: bearer API keys and the access policy (a layer on every route).
 //! - [`interactions`]: `POST /api/interactions` — the request path for a turn.
 //! - [`memory`]: `/api/memory/...` — recall (`context`), browsing a tier, stats, forgetting a
 //!   user. Every first segment after `/api/memory/` is a fixed word, so no user id can collide
@@ -8,6 +9,7 @@
 //! - [`reflection`]: `/api/reflection/...` — jobs, the dead-letter list and replay, health,
 //!   stats, queue status; and `GET /metrics` (Prometheus text format).
 
+pub mod auth;
 pub mod error;
 pub mod interactions;
 pub mod memory;
@@ -51,6 +53,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(interactions::router())
         .merge(memory::router())
         .merge(reflection::router())
+        .route_layer(middleware::from_fn_with_state(ctx.clone(), auth::authorize))
         .fallback(|| async {
             ApiError::NotFound("no such route; see the README for the API".into())
         })

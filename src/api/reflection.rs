@@ -15,12 +15,13 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use super::auth::Caller;
 use super::{ApiContext, ApiError, page};
 
 pub fn router() -> Router<ApiContext> {
@@ -36,11 +37,15 @@ pub fn router() -> Router<ApiContext> {
 
 async fn job(
     State(ctx): State<ApiContext>,
+    Extension(caller): Extension<Caller>,
     Path(job_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = job_id.clone();
     match ctx.store.run(move |s| s.get_job(&id)).await? {
-        Some(j) => Ok(Json(serde_json::to_value(j).map_err(anyhow::Error::from)?)),
+        Some(j) => {
+            caller.check_user(&j.user_id)?;
+            Ok(Json(serde_json::to_value(j).map_err(anyhow::Error::from)?))
+        }
         None => Err(ApiError::NotFound(format!("no reflection job {job_id:?}"))),
     }
 }

@@ -26,7 +26,21 @@ impl Client {
         if !matches!(url.scheme(), "http" | "https") {
             bail!("--server {base:?} must be an http:// or https:// URL");
         }
+        // A key for a server with authentication, from the environment only (never a flag:
+        // the process list is readable by other users). Marked sensitive: never logged.
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Ok(key) = std::env::var("REFLECTOR_API_KEY")
+            && !key.trim().is_empty()
+        {
+            let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.trim()))
+                .context(
+                "REFLECTOR_API_KEY holds characters that cannot go in an HTTP header",
+            )?;
+            v.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, v);
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .timeout(Duration::from_secs(120))
             .connect_timeout(Duration::from_secs(5))
             .build()?;

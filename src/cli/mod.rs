@@ -6,6 +6,7 @@
 //! - `import --format locomo FILE`: send a LoCoMo conversation file to a server, turn by turn.
 //! - `eval locomo FILE --out R.jsonl`: ask every question of the file through recall.
 //! - `dlq list|replay`: dead jobs on a running server.
+//! - `key new`: print a fresh API key and its `REFLECTOR_API_KEYS` entries.
 //! - `model fetch`: put all-MiniLM-L6-v2 into the model cache and verify it.
 
 pub mod client;
@@ -101,6 +102,11 @@ pub enum Command {
         )]
         server: String,
     },
+    /// API keys for `REFLECTOR_API_KEYS`.
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
     /// The embedding model.
     Model {
         #[command(subcommand)]
@@ -125,6 +131,21 @@ pub enum DlqAction {
         /// Replay every dead job.
         #[arg(long)]
         all: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyAction {
+    /// Print a new random key (for the client's `Authorization: Bearer` header or
+    /// `REFLECTOR_API_KEY`) and the `REFLECTOR_API_KEYS` entry for the server, in its hashed
+    /// form (the server then never stores the key itself).
+    New {
+        /// An admin key: every route, every user.
+        #[arg(long, conflicts_with = "user")]
+        admin: bool,
+        /// Limit the key to these user ids (repeatable).
+        #[arg(long, required_unless_present = "admin")]
+        user: Vec<String>,
     },
 }
 
@@ -203,6 +224,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                     println!("{}", serde_json::to_string_pretty(&v)?);
                 }
             }
+            Ok(0)
+        }
+        Command::Key {
+            action: KeyAction::New { admin, user },
+        } => {
+            let scope = if admin {
+                "admin".to_string()
+            } else {
+                if let Some(bad) = user.iter().find(|u| u.contains([',', '|']) || u.is_empty()) {
+                    anyhow::bail!(
+                        "--user {bad:?}: a user id in a key's scope cannot be empty or contain ',' or '|'"
+                    );
+                }
+                format!("user={}", user.join("|"))
+            };
+            let (key, hashed) = crate::api::auth::new_key();
+            println!("key (give it to the client; shown once): {key}");
+            println!("REFLECTOR_API_KEYS entry (hashed):      {hashed}:{scope}");
             Ok(0)
         }
         Command::Model {
