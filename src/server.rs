@@ -169,6 +169,7 @@ impl Service {
             cfg.async_reflection(),
             cfg.max_retries,
             wcfg.clone(),
+            cfg.queue_limits(),
         );
         let recall = Recall::new(
             store.clone(),

@@ -31,6 +31,10 @@ pub enum ApiError {
     /// 413: the body exceeds the configured limit.
     #[error("request body is larger than the limit of {0} bytes (max_body_bytes)")]
     TooLarge(usize),
+    /// 429: backpressure, the reflection backlog is at its ceiling; nothing was stored. Sent
+    /// with `Retry-After` (seconds) and `retry_after_s` in the body.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_s: u64 },
     /// 503: the store cannot be reached.
     #[error("{0}")]
     Unavailable(String),
@@ -57,6 +61,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -71,6 +76,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::TooLarge(_) => "payload_too_large",
+            Self::TooManyRequests { .. } => "too_many_requests",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -91,7 +97,16 @@ impl IntoResponse for ApiError {
         if let Self::Invalid { field, .. } = &self {
             body["field"] = json!(field);
         }
+        if let Self::TooManyRequests { retry_after_s, .. } = &self {
+            body["retry_after_s"] = json!(retry_after_s);
+        }
         let mut resp = (status, Json(body)).into_response();
+        if let Self::TooManyRequests { retry_after_s, .. } = &self {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(*retry_after_s),
+            );
+        }
         if let Self::Unauthorized(_) = &self {
             resp.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
@@ -106,6 +121,10 @@ impl From<crate::manager::StoreError> for ApiError {
     fn from(e: crate::manager::StoreError) -> Self {
         match e {
             crate::manager::StoreError::Conflict(_) => ApiError::Conflict(e.to_string()),
+            crate::manager::StoreError::Busy { .. } => ApiError::TooManyRequests {
+                message: e.to_string(),
+                retry_after_s: 1,
+            },
             crate::manager::StoreError::Internal(e) => ApiError::Internal(e),
         }
     }

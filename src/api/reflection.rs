@@ -7,7 +7,8 @@
 //! - `GET /api/reflection/health` — per-component status; 503 only when the store is down
 //!   (no turn can be accepted); `degraded` when reflection is behind or stopped.
 //! - `GET /api/reflection/stats` — jobs by state, completion rate, per-tier latencies.
-//! - `GET /api/reflection/queue-status` — waiting jobs by priority, oldest age, leased, dead.
+//! - `GET /api/reflection/queue-status` — waiting jobs by priority, oldest age, leased, dead,
+//!   the deepest user's backlog, and the backpressure ceilings (`limits`).
 //! - `GET /metrics` — Prometheus text.
 
 use std::collections::HashMap;
@@ -162,7 +163,9 @@ async fn stats(State(ctx): State<ApiContext>) -> Result<Json<Value>, ApiError> {
 
 async fn queue_status(State(ctx): State<ApiContext>) -> Result<Json<Value>, ApiError> {
     let q = ctx.store.run(|s| s.queue_status()).await?;
-    Ok(Json(json!({"backend": "embedded", "queue": q})))
+    Ok(Json(
+        json!({"backend": "embedded", "queue": q, "limits": ctx.config.queue_limits()}),
+    ))
 }
 
 async fn prometheus(State(ctx): State<ApiContext>) -> Result<Response, ApiError> {
@@ -171,6 +174,10 @@ async fn prometheus(State(ctx): State<ApiContext>) -> Result<Response, ApiError>
     metrics::gauge!("reflector_queue_leased").set(q.leased as f64);
     metrics::gauge!("reflector_queue_dead").set(q.dead as f64);
     metrics::gauge!("reflector_queue_oldest_waiting_seconds").set(q.oldest_waiting_age_s);
+    metrics::gauge!("reflector_queue_deepest_user_waiting").set(q.deepest_user_waiting as f64);
+    let limits = ctx.config.queue_limits();
+    metrics::gauge!("reflector_queue_max_waiting_per_user").set(limits.per_user as f64);
+    metrics::gauge!("reflector_queue_max_waiting_total").set(limits.total as f64);
     for (p, n) in &q.depth_by_priority {
         metrics::gauge!("reflector_queue_depth", "priority" => p.clone()).set(*n as f64);
     }
