@@ -752,3 +752,71 @@ async fn backpressure_ceiling_holds_exactly_under_concurrent_turns() {
     assert_eq!(st["turns"].as_array().unwrap().len(), 4);
     t.stop().await;
 }
+
+#[tokio::test]
+async fn max_tokens_trims_the_context_highest_ranked_first() {
+    let t = start().await;
+    let turns = [
+        "I adopted a cat named Miso last week.",
+        "My sister Lucia lives in Madrid and works as a nurse.",
+        "I went hiking in the Alps with my friend Tom in July.",
+        "Please always answer in Spanish.",
+        "I started learning the cello because I love Bach.",
+    ];
+    for (i, m) in turns.iter().enumerate() {
+        let (s, r) = t
+            .turn(
+                "eve",
+                m,
+                &format!("2024-08-0{}T10:00:00Z", i + 1),
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, 202, "{r}");
+        t.wait_job(r["reflection_job_id"].as_str().unwrap()).await;
+    }
+    let q = "/api/memory/context/eve?query=Where%20does%20Lucia%20live&limit=10";
+    let (s, full) = t.get(q).await;
+    assert_eq!(s, 200, "{full}");
+    let full_text = full["context"].as_str().unwrap();
+    let full_tokens = full["context_tokens"].as_u64().unwrap() as usize;
+    assert_eq!(full_tokens, reflector::budget::estimate_tokens(full_text));
+    let top = full["memories"][0]["text"].as_str().unwrap();
+    assert!(top.contains("Lucia"), "{full}");
+
+    // A budget the whole block does not fit: fewer tokens, the top memory kept, something omitted.
+    let budget = full_tokens / 2;
+    let (s, cut) = t.get(&format!("{q}&max_tokens={budget}")).await;
+    assert_eq!(s, 200, "{cut}");
+    let cut_text = cut["context"].as_str().unwrap();
+    let cut_tokens = cut["context_tokens"].as_u64().unwrap() as usize;
+    assert!(cut_tokens <= budget, "{cut_tokens} > {budget}");
+    assert_eq!(cut_tokens, reflector::budget::estimate_tokens(cut_text));
+    assert!(cut["omitted"].as_u64().unwrap() > 0, "{cut}");
+    assert!(
+        cut_text.contains(top),
+        "the highest-ranked memory stays: {cut_text}"
+    );
+    assert!(cut_text.len() < full_text.len());
+    for line in cut_text.lines().filter(|l| l.starts_with("- ")) {
+        assert!(
+            full_text.contains(line),
+            "only lines of the full block: {line}"
+        );
+    }
+    // A budget the block fits in changes nothing; a tiny one leaves nothing.
+    let (_, same) = t.get(&format!("{q}&max_tokens={full_tokens}")).await;
+    assert_eq!(same["context"], full["context"]);
+    assert_eq!(same["omitted"], 0);
+    let (_, none) = t.get(&format!("{q}&max_tokens=1")).await;
+    assert_eq!(none["context"], "");
+    for bad in ["0", "-3", "many", "1000001"] {
+        let (s, e) = t.get(&format!("{q}&max_tokens={bad}")).await;
+        assert_eq!(
+            (s, e["field"].as_str()),
+            (422, Some("max_tokens")),
+            "{bad}: {e}"
+        );
+    }
+    t.stop().await;
+}
