@@ -194,6 +194,7 @@ impl Service {
             started: Instant::now(),
             workers_running: run_workers,
             embedder: model,
+            embed: embed.clone(),
         };
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await

@@ -109,9 +109,27 @@ async fn a_key_limited_to_one_user_gets_403_on_every_route_of_another_user() {
             ("GET", format!("/api/memory/semantic/{u}"), None),
             ("GET", format!("/api/memory/procedural/{u}"), None),
             ("GET", format!("/api/memory/stats/{u}"), None),
+            ("GET", format!("/api/memory/edits/{u}"), None),
+            (
+                "POST",
+                format!("/api/memory/procedural/{u}"),
+                Some(json!({"statement": "Be brief.", "kind": "instruction"})),
+            ),
             ("DELETE", format!("/api/memory/user/{u}"), None),
         ]
     };
+    // Editing one memory by id: refused before the id is even looked up.
+    for m in ["PATCH", "DELETE"] {
+        let (s, b, _) = req(
+            &t,
+            m,
+            "/api/memory/episodic/bob/1",
+            Some(ANA),
+            Some(json!({"text": "x"})),
+        )
+        .await;
+        assert_eq!(s, 403, "{m}: {b}");
+    }
     for (m, path, body) in user_routes("bob") {
         let (s, b, _) = req(&t, m, &path, Some(ANA), body).await;
         assert_eq!(s, 403, "{m} {path}: {b}");

@@ -271,6 +271,14 @@ impl Caller {
         }
     }
 
+    /// Who made a change, for the audit record: the key id, or `local` without keys.
+    pub fn actor(&self) -> String {
+        match self {
+            Caller::Open => "local".into(),
+            Caller::Key { key_id, .. } => key_id.clone(),
+        }
+    }
+
     /// 403 unless this caller is an admin (or keys are off).
     pub fn check_admin(&self) -> Result<(), ApiError> {
         match self {

@@ -17,6 +17,8 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::routing::{delete, get};
+
+use super::edit as ed;
 use serde_json::{Value, json};
 
 use super::{ApiContext, ApiError, check_user_id, page, parse_param};
@@ -26,9 +28,31 @@ pub fn router() -> Router<ApiContext> {
     Router::new()
         .route("/api/memory/context/{user_id}", get(context))
         .route("/api/memory/short-term/{user_id}", get(short_term))
-        .route("/api/memory/episodic/{user_id}", get(episodic))
-        .route("/api/memory/semantic/{user_id}", get(semantic))
-        .route("/api/memory/procedural/{user_id}", get(procedural))
+        .route(
+            "/api/memory/episodic/{user_id}",
+            get(episodic).post(ed::add_episode),
+        )
+        .route(
+            "/api/memory/semantic/{user_id}",
+            get(semantic).post(ed::add_fact),
+        )
+        .route(
+            "/api/memory/procedural/{user_id}",
+            get(procedural).post(ed::add_rule),
+        )
+        .route(
+            "/api/memory/episodic/{user_id}/{id}",
+            axum::routing::patch(ed::update_episode).delete(ed::delete_episode),
+        )
+        .route(
+            "/api/memory/semantic/{user_id}/{id}",
+            axum::routing::patch(ed::update_fact).delete(ed::delete_fact),
+        )
+        .route(
+            "/api/memory/procedural/{user_id}/{id}",
+            axum::routing::patch(ed::update_rule).delete(ed::delete_rule),
+        )
+        .route("/api/memory/edits/{user_id}", get(ed::edits))
         .route("/api/memory/stats/{user_id}", get(stats))
         .route("/api/memory/user/{user_id}", delete(forget))
 }

@@ -6,10 +6,12 @@
 //! - [`memory`]: `/api/memory/...` — recall (`context`), browsing a tier, stats, forgetting a
 //!   user. Every first segment after `/api/memory/` is a fixed word, so no user id can collide
 //!   with a route.
+//! - [`edit`]: adding, changing and deleting one memory, and the audit record of edits.
 //! - [`reflection`]: `/api/reflection/...` — jobs, the dead-letter list and replay, health,
 //!   stats, queue status; and `GET /metrics` (Prometheus text format).
 
 pub mod auth;
+pub mod edit;
 pub mod error;
 pub mod interactions;
 pub mod memory;
@@ -44,6 +46,8 @@ pub struct ApiContext {
     pub workers_running: bool,
     /// Model id of the embedder in use.
     pub embedder: String,
+    /// The embedding pool (explicitly added or edited memories get their vectors here).
+    pub embed: crate::embed::EmbedService,
 }
 
 /// The whole API.

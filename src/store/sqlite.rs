@@ -41,6 +41,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "007_episode_context",
         include_str!("../../migrations/007_episode_context.sql"),
     ),
+    (
+        "009_memory_edits",
+        include_str!("../../migrations/009_memory_edits.sql"),
+    ),
 ];
 
 /// A turn to append to Tier 1, with its idempotency fingerprint.
@@ -877,6 +881,14 @@ impl SqliteStore {
         latency_ms: f64,
     ) -> anyhow::Result<Value> {
         self.commit_tier(&job.job_id, Tier::Episodic, latency_ms, |tx| {
+            use super::edits::{EditTier, episode_signature, has_tombstones, tombstoned};
+            if has_tombstones(tx, &job.user_id, EditTier::Episodic)?
+                && tombstoned(tx, &job.user_id, EditTier::Episodic, &episode_signature(&job.job_id), &job.job_id, &job.evidence())?
+            {
+                return Ok(json!({"episode_id": null, "skipped": "edited or deleted by the user; reflection keeps the user's version"}));
+            }
+            // Re-reflection replaces what an earlier run of this job wrote.
+            tx.prepare_cached("DELETE FROM episodes WHERE job_id = ?1")?.execute([&job.job_id])?;
             let (Some(d), Some(e)) = (draft, embedding) else {
                 return Ok(json!({"episode_id": null, "skipped": "small talk: nothing worth remembering"}));
             };
@@ -933,10 +945,20 @@ impl SqliteStore {
                 }
             }
             let mut relation_ids = Vec::new();
+            let edited = super::edits::has_tombstones(tx, user, super::edits::EditTier::Semantic)?;
             for r in &draft.relations {
                 let kind_of = |n: &str| kinds.get(&norm_name(n)).copied().unwrap_or("other");
                 let s = resolve_entity(tx, user, &r.subject, kind_of(&r.subject), now)?;
                 let o = resolve_entity(tx, user, &r.object, kind_of(&r.object), now)?;
+                if edited {
+                    let norm = |id: i64| -> anyhow::Result<String> {
+                        Ok(tx.prepare_cached("SELECT norm_name FROM entities WHERE id = ?1")?.query_row([id], |x| x.get(0))?)
+                    };
+                    let sig = super::edits::fact_signature(&norm(s)?, &r.predicate, &norm(o)?);
+                    if super::edits::tombstoned(tx, user, super::edits::EditTier::Semantic, &sig, &job.job_id, &evidence)? {
+                        continue;
+                    }
+                }
                 entity_ids.insert(s);
                 entity_ids.insert(o);
                 let valid = r.valid_at.timestamp_millis();
@@ -1001,7 +1023,20 @@ impl SqliteStore {
         let ts = job.timestamp.timestamp_millis();
         self.commit_tier(&job.job_id, Tier::Procedural, latency_ms, |tx| {
             let mut topics = BTreeSet::new();
+            let edited = super::edits::has_tombstones(tx, user, super::edits::EditTier::Procedural)?;
             for (d, emb) in drafts {
+                if edited
+                    && super::edits::tombstoned(
+                        tx,
+                        user,
+                        super::edits::EditTier::Procedural,
+                        &super::edits::rule_signature(&d.topic, &d.statement),
+                        &job.job_id,
+                        &evidence,
+                    )?
+                {
+                    continue;
+                }
                 let existing: Option<(i64, i64, i64, String)> = tx
                     .query_row(
                         "SELECT id, first_ms, last_ms, evidence FROM rules WHERE user_id = ?1 AND topic = ?2 AND statement = ?3",
@@ -1398,7 +1433,7 @@ impl SqliteStore {
                 [user_id],
             )?;
             removed.insert("job_tiers".into(), n.into());
-            for table in ["relations", "entity_aliases", "entities", "rules", "episodes", "turns", "jobs"] {
+            for table in ["relations", "entity_aliases", "entities", "rules", "episodes", "turns", "jobs", "memory_edits"] {
                 let n = tx.execute(&format!("DELETE FROM {table} WHERE user_id = ?1"), [user_id])?;
                 removed.insert(table.into(), n.into());
             }
@@ -1511,9 +1546,9 @@ fn insert_job(
     Ok(())
 }
 
-const EPISODE_SELECT: &str = "SELECT id, user_id, speaker, text, summary, importance, tags, occurred_ms, observed_ms, evidence, job_id FROM episodes";
+pub(crate) const EPISODE_SELECT: &str = "SELECT id, user_id, speaker, text, summary, importance, tags, occurred_ms, observed_ms, evidence, job_id FROM episodes";
 
-fn episode_from_row(r: &rusqlite::Row) -> rusqlite::Result<EpisodeRow> {
+pub(crate) fn episode_from_row(r: &rusqlite::Row) -> rusqlite::Result<EpisodeRow> {
     let tags: String = r.get(6)?;
     let ev: String = r.get(9)?;
     let occurred: i64 = r.get(7)?;
@@ -1534,11 +1569,11 @@ fn episode_from_row(r: &rusqlite::Row) -> rusqlite::Result<EpisodeRow> {
     })
 }
 
-const FACT_SELECT: &str =
+pub(crate) const FACT_SELECT: &str =
     "SELECT r.id, s.name, r.predicate, o.name, r.fact, r.valid_ms, r.invalid_ms, r.evidence
      FROM relations r JOIN entities s ON s.id = r.subject_id JOIN entities o ON o.id = r.object_id";
 
-fn fact_from_row(r: &rusqlite::Row) -> rusqlite::Result<FactRow> {
+pub(crate) fn fact_from_row(r: &rusqlite::Row) -> rusqlite::Result<FactRow> {
     let valid: i64 = r.get(5)?;
     let invalid: Option<i64> = r.get(6)?;
     let ev: String = r.get(7)?;
@@ -1613,7 +1648,7 @@ pub fn norm_name(s: &str) -> String {
 }
 
 /// The user's entity for `name`: by alias, then by normalised name, else a new one.
-fn resolve_entity(
+pub(crate) fn resolve_entity(
     tx: &Transaction,
     user: &str,
     name: &str,
@@ -1654,7 +1689,7 @@ fn resolve_entity(
 /// In time order, a fact with the same object as the run before it is a restatement: it is
 /// merged into the run's first fact. Each run's first fact is invalid from the `valid_ms` of
 /// the next run. A pure function of the set of facts, so the processing order cannot matter.
-fn rederive_slot(
+pub(crate) fn rederive_slot(
     tx: &Transaction,
     user: &str,
     subject: i64,
@@ -1690,7 +1725,7 @@ fn rederive_slot(
 }
 
 /// Re-derive which rule of a topic is active: the one stated last (ties: by statement).
-fn rederive_topic(tx: &Transaction, user: &str, topic: &str) -> anyhow::Result<()> {
+pub(crate) fn rederive_topic(tx: &Transaction, user: &str, topic: &str) -> anyhow::Result<()> {
     let mut stmt = tx.prepare_cached(
         "SELECT id, last_ms FROM rules WHERE user_id = ?1 AND topic = ?2 ORDER BY last_ms DESC, statement DESC",
     )?;
