@@ -7,6 +7,7 @@
 //! between users.
 
 pub mod edits;
+pub mod export;
 pub mod sqlite;
 
 use std::sync::Arc;
