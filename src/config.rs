@@ -65,6 +65,14 @@ pub struct Config {
     pub sqlite_synchronous: String,
     /// Seconds a queued job may wait before health reports reflection as degraded. Default 120.
     pub lag_degraded_secs: u64,
+    /// Backpressure: most waiting reflection jobs (queued or retrying) one user may have; a
+    /// new turn beyond it gets 429 with `Retry-After`. Default 10000.
+    pub max_waiting_per_user: u64,
+    /// Backpressure: most waiting reflection jobs in total. Default 100000.
+    pub max_waiting_total: u64,
+    /// Bearer API keys from `REFLECTOR_API_KEYS` (environment only; format in
+    /// `crate::api::auth`). Empty: no authentication, and the service listens on loopback only.
+    pub api_keys: crate::api::auth::ApiKeys,
     /// `RABBITMQ_URL`: the production queue (not in this build yet; see the README).
     pub rabbitmq_url: Option<String>,
     /// `DATABASE_URL`: the production store (not in this build yet; see the README).
@@ -95,6 +103,9 @@ impl Default for Config {
             llm_max_input_chars: 12_000,
             sqlite_synchronous: "normal".into(),
             lag_degraded_secs: 120,
+            max_waiting_per_user: 10_000,
+            max_waiting_total: 100_000,
+            api_keys: Default::default(),
             rabbitmq_url: None,
             database_url: None,
         }
@@ -107,9 +118,29 @@ impl Config {
         self.fast_mode && self.reflection_enabled
     }
 
+    /// The backpressure ceilings.
+    pub fn queue_limits(&self) -> crate::store::sqlite::QueueLimits {
+        crate::store::sqlite::QueueLimits {
+            per_user: self.max_waiting_per_user,
+            total: self.max_waiting_total,
+        }
+    }
+
     /// The SQLite database file.
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("reflector.db")
+    }
+
+    /// Refuse to serve beyond loopback without API keys: anyone who can reach the port
+    /// could read and delete every user's memory.
+    pub fn check_exposure(&self) -> anyhow::Result<()> {
+        if self.api_keys.is_empty() && !self.listen.ip().is_loopback() {
+            bail!(
+                "refusing to listen on {} without API keys: anyone reaching that address could read and delete every user's memory. Set REFLECTOR_API_KEYS (`reflector key new --admin` makes one; see the README, Authentication) or listen on 127.0.0.1",
+                self.listen
+            );
+        }
+        Ok(())
     }
 
     /// Merge: defaults, then the TOML file (if any), then flags/environment (already merged
@@ -121,6 +152,7 @@ impl Config {
             cfg.apply(file.into_overrides());
         }
         cfg.apply(args.overrides.clone());
+        cfg.api_keys = crate::api::auth::ApiKeys::from_env()?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -148,7 +180,9 @@ impl Config {
             llm_timeout_secs,
             llm_max_input_chars,
             sqlite_synchronous,
-            lag_degraded_secs
+            lag_degraded_secs,
+            max_waiting_per_user,
+            max_waiting_total
         );
         // An empty variable (`RABBITMQ_URL=`) means unset.
         if let Some(u) = o.rabbitmq_url.filter(|u| !u.trim().is_empty()) {
@@ -194,6 +228,9 @@ impl Config {
                 self.retry_max_ms
             );
         }
+        if self.max_waiting_per_user == 0 || self.max_waiting_total == 0 {
+            bail!("max_waiting_per_user and max_waiting_total must be at least 1");
+        }
         if self.max_body_bytes < 1024 {
             bail!("max_body_bytes must be at least 1024");
         }
@@ -202,6 +239,7 @@ impl Config {
                 "LLM mode needs both llm_base_url (REFLECTOR_LLM_BASE_URL) and llm_model (REFLECTOR_LLM_MODEL)"
             );
         }
+        self.check_exposure()?;
         if self.rabbitmq_url.is_some() {
             bail!(
                 "RABBITMQ_URL is set, but this build has only the embedded queue (RabbitMQ support is tracked separately); unset it to run on embedded defaults"
@@ -282,6 +320,12 @@ pub struct Overrides {
     /// Queue age in seconds after which health says degraded [default: 120]
     #[arg(long, env = "REFLECTOR_LAG_DEGRADED_SECS")]
     pub lag_degraded_secs: Option<u64>,
+    /// Waiting reflection jobs per user before new turns get 429 [default: 10000]
+    #[arg(long, env = "REFLECTOR_MAX_WAITING_PER_USER")]
+    pub max_waiting_per_user: Option<u64>,
+    /// Waiting reflection jobs in total before new turns get 429 [default: 100000]
+    #[arg(long, env = "REFLECTOR_MAX_WAITING_TOTAL")]
+    pub max_waiting_total: Option<u64>,
     /// RabbitMQ URL (production queue)
     #[arg(long, env = "RABBITMQ_URL", hide_env_values = true)]
     pub rabbitmq_url: Option<String>,
@@ -325,6 +369,8 @@ struct ConfigFile {
     llm_max_input_chars: Option<usize>,
     sqlite_synchronous: Option<String>,
     lag_degraded_secs: Option<u64>,
+    max_waiting_per_user: Option<u64>,
+    max_waiting_total: Option<u64>,
 }
 
 impl ConfigFile {
@@ -357,6 +403,8 @@ impl ConfigFile {
             llm_max_input_chars: self.llm_max_input_chars,
             sqlite_synchronous: self.sqlite_synchronous,
             lag_degraded_secs: self.lag_degraded_secs,
+            max_waiting_per_user: self.max_waiting_per_user,
+            max_waiting_total: self.max_waiting_total,
             rabbitmq_url: None,
             database_url: None,
         }
@@ -399,14 +447,16 @@ mod tests {
                 cfg.workers,
                 cfg.lease_secs,
                 cfg.max_retries,
-                cfg.recall_window
+                cfg.recall_window,
+                cfg.queue_limits()
             ),
             (
                 d.listen,
                 d.workers,
                 d.lease_secs,
                 d.max_retries,
-                d.recall_window
+                d.recall_window,
+                d.queue_limits()
             )
         );
     }

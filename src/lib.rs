@@ -12,13 +12,14 @@
 //! - [`extract`]: pure extraction rules — curation, graph, rules, time grounding.
 //! - [`llm`]: the optional LLM mode — extraction by an OpenAI-compatible chat model.
 //! - [`embed`]: all-MiniLM-L6-v2 on CPU (candle), the model cache, the embedding pool.
-//! - [`recall`]: hybrid search and context assembly.
+//! - [`recall`]: hybrid search and context assembly; [`budget`]: fitting it into `max_tokens`.
 //! - [`job`]: the reflection job and its wire format.
 //! - [`config`], [`server`], [`cli`]: settings, wiring, and the command-line tools.
 //! - [`bench`]: `reflector bench`, the performance benchmark (docs/BENCHMARKS.md).
 
 pub mod api;
 pub mod bench;
+pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod embed;

@@ -19,7 +19,7 @@ use crate::job::{JobState, Priority, ReflectionJob};
 use crate::reflect::worker::{WorkerConfig, settle};
 use crate::reflect::{JobOutcome, Reflector};
 use crate::store::Store;
-use crate::store::sqlite::{ClaimedJob, InsertOutcome, NewTurn, TurnInsert};
+use crate::store::sqlite::{ClaimedJob, InsertOutcome, NewTurn, QueueLimits, TurnInsert};
 
 /// Most turns one group commit takes.
 const GROUP_COMMIT_MAX: usize = 256;
@@ -45,7 +45,7 @@ struct TurnWriter {
 }
 
 impl TurnWriter {
-    fn spawn(store: Store) -> std::io::Result<Self> {
+    fn spawn(store: Store, limits: QueueLimits) -> std::io::Result<Self> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<PendingTurn>(GROUP_COMMIT_QUEUE);
         std::thread::Builder::new()
             .name("turn-writer".into())
@@ -61,7 +61,7 @@ impl TurnWriter {
                     }
                     let (items, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
                     let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        store.sync().insert_turns_and_jobs(&items)
+                        store.sync().insert_turns_and_jobs(&items, limits)
                     }))
                     .unwrap_or_else(|_| {
                         items
@@ -124,6 +124,16 @@ pub enum StoreError {
         "interaction_id {0:?} was already used for a different turn; use a new id, or resend exactly the same body to retry"
     )]
     Conflict(String),
+    /// Backpressure: too many waiting jobs (see [`QueueLimits`]); nothing was stored.
+    #[error(
+        "too many turns are waiting for reflection ({depth} waiting {for_whom}, ceiling {ceiling}); the turn was NOT stored: send it again after Retry-After seconds"
+    )]
+    Busy {
+        scope: &'static str,
+        for_whom: &'static str,
+        depth: i64,
+        ceiling: u64,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -136,6 +146,7 @@ pub struct MemoryManager {
     async_reflection: bool,
     max_retries: u32,
     worker_cfg: WorkerConfig,
+    limits: QueueLimits,
     /// Group commit; `None` only if its thread could not be started (then each turn is its
     /// own transaction on the blocking pool).
     writer: Option<TurnWriter>,
@@ -149,8 +160,9 @@ impl MemoryManager {
         async_reflection: bool,
         max_retries: u32,
         worker_cfg: WorkerConfig,
+        limits: QueueLimits,
     ) -> Self {
-        let writer = TurnWriter::spawn(store.clone())
+        let writer = TurnWriter::spawn(store.clone(), limits)
             .inspect_err(|e| tracing::warn!(error = %e, "no group commit: cannot start the turn writer thread"))
             .ok();
         Self {
@@ -160,6 +172,7 @@ impl MemoryManager {
             async_reflection,
             max_retries,
             worker_cfg,
+            limits,
             writer,
         }
     }
@@ -209,14 +222,33 @@ impl MemoryManager {
         let outcome = match &self.writer {
             Some(w) => w.insert(TurnInsert::new(turn, job.clone(), state)?).await?,
             None => {
-                let (t, j) = (turn, job.clone());
+                let (t, j, l) = (turn, job.clone(), self.limits);
                 self.store
-                    .run(move |s| s.insert_turn_and_job(&t, &j, state))
+                    .run(move |s| s.insert_turn_and_job(&t, &j, state, l))
                     .await?
             }
         };
         match outcome {
             InsertOutcome::Conflict => Err(StoreError::Conflict(interaction_id)),
+            InsertOutcome::Busy {
+                scope,
+                depth,
+                ceiling,
+            } => {
+                metrics::counter!("reflector_turns_rejected_total", "ceiling" => scope)
+                    .increment(1);
+                tracing::info!(user_id = %job.user_id, ceiling = scope, depth, "turn refused: reflection backlog at its ceiling (429)");
+                Err(StoreError::Busy {
+                    scope,
+                    for_whom: if scope == "user" {
+                        "for this user"
+                    } else {
+                        "in total"
+                    },
+                    depth,
+                    ceiling,
+                })
+            }
             InsertOutcome::Replay {
                 job_id,
                 priority,

@@ -759,7 +759,9 @@ fn turn_text(t: &TurnRow) -> String {
     }
 }
 
-fn render(short_term: &[TurnRow], memories: &[Memory], rules: &[RuleRow]) -> String {
+/// The prompt block: standing rules (at most 20), the ranked memories other than recent turns
+/// and rules, then the recent turns, oldest first.
+pub fn render(short_term: &[TurnRow], memories: &[Memory], rules: &[RuleRow]) -> String {
     let mut out = String::new();
     if !rules.is_empty() {
         out.push_str("## Standing instructions and preferences\n");

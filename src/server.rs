@@ -144,6 +144,7 @@ pub fn worker_config(cfg: &Config) -> WorkerConfig {
 impl Service {
     /// Open everything and start serving on `cfg.listen` (port 0 picks a free port).
     pub async fn start(cfg: Config, opts: Options) -> anyhow::Result<Service> {
+        cfg.check_exposure()?;
         let cfg = Arc::new(cfg);
         let sqlite = SqliteStore::open(&cfg.db_path(), &cfg.sqlite_synchronous)?;
         let store = Store::new(sqlite);
@@ -168,6 +169,7 @@ impl Service {
             cfg.async_reflection(),
             cfg.max_retries,
             wcfg.clone(),
+            cfg.queue_limits(),
         );
         let recall = Recall::new(
             store.clone(),
@@ -192,6 +194,7 @@ impl Service {
             started: Instant::now(),
             workers_running: run_workers,
             embedder: model,
+            embed: embed.clone(),
         };
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
@@ -212,7 +215,7 @@ impl Service {
                 .await
                 .context("HTTP server failed")
         });
-        tracing::info!(%addr, workers = cfg.workers, fast_mode = cfg.async_reflection(), db = %cfg.db_path().display(), "memory reflector serving");
+        tracing::info!(%addr, api_keys = cfg.api_keys.len(), workers = cfg.workers, fast_mode = cfg.async_reflection(), db = %cfg.db_path().display(), "memory reflector serving");
         Ok(Service {
             addr,
             store,

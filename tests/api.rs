@@ -613,3 +613,210 @@ async fn forgetting_a_user_with_jobs_in_flight_leaves_nothing_behind() {
     assert!(ctx["memories"].as_array().unwrap().is_empty(), "{ctx}");
     t.stop().await;
 }
+
+#[tokio::test]
+async fn backpressure_answers_429_with_retry_after_at_the_ceiling_then_202_once_drained() {
+    let t = start_with(
+        |c| {
+            c.max_waiting_per_user = 3;
+            c.max_waiting_total = 5;
+        },
+        Options {
+            start_paused: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let ts = "2024-05-01T10:00:00Z";
+    // Per-user ceiling: ana's 4th waiting turn is refused, and nothing of it is stored.
+    for i in 0..3 {
+        let (s, r) = t
+            .turn("ana", &format!("I like tea number {i}."), ts, json!({}))
+            .await;
+        assert_eq!(s, 202, "{r}");
+    }
+    let refused = t
+        .http
+        .post(format!("{}/api/interactions", t.base))
+        .json(
+            &json!({"user_id": "ana", "session_id": "s1", "user_message": "One more thing.",
+                      "timestamp": ts, "interaction_id": "ana-4"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 429);
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_requests", "{body}");
+    assert_eq!(body["retry_after_s"], json!(retry));
+    assert!(
+        body["message"].as_str().unwrap().contains("NOT stored"),
+        "{body}"
+    );
+    let (_, st) = t.get("/api/memory/short-term/ana").await;
+    assert_eq!(st["turns"].as_array().unwrap().len(), 3, "{st}");
+    // Another user still gets in, up to the total ceiling (5).
+    for i in 0..2 {
+        let (s, r) = t
+            .turn("bob", &format!("I walk my dog {i}."), ts, json!({}))
+            .await;
+        assert_eq!(s, 202, "{r}");
+    }
+    let (s, r) = t.turn("cy", "Hello there, I am Cy.", ts, json!({})).await;
+    assert_eq!(s, 429, "total ceiling: {r}");
+    // Ceilings and depth are visible to operators.
+    let (_, q) = t.get("/api/reflection/queue-status").await;
+    assert_eq!(
+        q["limits"],
+        json!({"max_waiting_per_user": 3, "max_waiting_total": 5}),
+        "{q}"
+    );
+    assert_eq!(q["queue"]["waiting"], 5, "{q}");
+    assert_eq!(q["queue"]["deepest_user_waiting"], 3, "{q}");
+    let (_, m) = t.get_text("/metrics").await;
+    assert!(m.contains("reflector_queue_max_waiting_per_user 3"), "{m}");
+    assert!(m.contains("reflector_turns_rejected_total"), "{m}");
+
+    // Drain the backlog: the same refused turn is accepted now.
+    t.svc.as_ref().unwrap().pause_workers(false);
+    for _ in 0..500 {
+        let (_, q) = t.get("/api/reflection/queue-status").await;
+        if q["queue"]["waiting"] == 0 && q["queue"]["leased"] == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (s, r) = t
+        .post(
+            "/api/interactions",
+            &json!({"user_id": "ana", "session_id": "s1", "user_message": "One more thing.",
+                    "timestamp": ts, "interaction_id": "ana-4"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{r}");
+    assert_eq!(
+        r["idempotent_replay"], false,
+        "the refused attempt stored nothing: {r}"
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn backpressure_ceiling_holds_exactly_under_concurrent_turns() {
+    let t = start_with(
+        |c| c.max_waiting_per_user = 4,
+        Options {
+            start_paused: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let (http, url) = (t.http.clone(), format!("{}/api/interactions", t.base));
+            tokio::spawn(async move {
+                let body = json!({"user_id": "dan", "session_id": "s1",
+                                  "user_message": format!("I visited museum {i} today."),
+                                  "timestamp": "2024-05-01T10:00:00Z"});
+                http.post(url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for h in tasks {
+        statuses.push(h.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        4,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        16,
+        "{statuses:?}"
+    );
+    let (_, st) = t.get("/api/memory/short-term/dan?limit=100").await;
+    assert_eq!(st["turns"].as_array().unwrap().len(), 4);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn max_tokens_trims_the_context_highest_ranked_first() {
+    let t = start().await;
+    let turns = [
+        "I adopted a cat named Miso last week.",
+        "My sister Lucia lives in Madrid and works as a nurse.",
+        "I went hiking in the Alps with my friend Tom in July.",
+        "Please always answer in Spanish.",
+        "I started learning the cello because I love Bach.",
+    ];
+    for (i, m) in turns.iter().enumerate() {
+        let (s, r) = t
+            .turn(
+                "eve",
+                m,
+                &format!("2024-08-0{}T10:00:00Z", i + 1),
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, 202, "{r}");
+        t.wait_job(r["reflection_job_id"].as_str().unwrap()).await;
+    }
+    let q = "/api/memory/context/eve?query=Where%20does%20Lucia%20live&limit=10";
+    let (s, full) = t.get(q).await;
+    assert_eq!(s, 200, "{full}");
+    let full_text = full["context"].as_str().unwrap();
+    let full_tokens = full["context_tokens"].as_u64().unwrap() as usize;
+    assert_eq!(full_tokens, reflector::budget::estimate_tokens(full_text));
+    let top = full["memories"][0]["text"].as_str().unwrap();
+    assert!(top.contains("Lucia"), "{full}");
+
+    // A budget the whole block does not fit: fewer tokens, the top memory kept, something omitted.
+    let budget = full_tokens / 2;
+    let (s, cut) = t.get(&format!("{q}&max_tokens={budget}")).await;
+    assert_eq!(s, 200, "{cut}");
+    let cut_text = cut["context"].as_str().unwrap();
+    let cut_tokens = cut["context_tokens"].as_u64().unwrap() as usize;
+    assert!(cut_tokens <= budget, "{cut_tokens} > {budget}");
+    assert_eq!(cut_tokens, reflector::budget::estimate_tokens(cut_text));
+    assert!(cut["omitted"].as_u64().unwrap() > 0, "{cut}");
+    assert!(
+        cut_text.contains(top),
+        "the highest-ranked memory stays: {cut_text}"
+    );
+    assert!(cut_text.len() < full_text.len());
+    for line in cut_text.lines().filter(|l| l.starts_with("- ")) {
+        assert!(
+            full_text.contains(line),
+            "only lines of the full block: {line}"
+        );
+    }
+    // A budget the block fits in changes nothing; a tiny one leaves nothing.
+    let (_, same) = t.get(&format!("{q}&max_tokens={full_tokens}")).await;
+    assert_eq!(same["context"], full["context"]);
+    assert_eq!(same["omitted"], 0);
+    let (_, none) = t.get(&format!("{q}&max_tokens=1")).await;
+    assert_eq!(none["context"], "");
+    for bad in ["0", "-3", "many", "1000001"] {
+        let (s, e) = t.get(&format!("{q}&max_tokens={bad}")).await;
+        assert_eq!(
+            (s, e["field"].as_str()),
+            (422, Some("max_tokens")),
+            "{bad}: {e}"
+        );
+    }
+    t.stop().await;
+}

@@ -10,20 +10,36 @@
 //! Answers 202 (fast path) or 200 (traditional path) with `interaction_id`,
 //! `reflection_job_id`, `priority`, `status`; 400 for a body that is not a JSON object, 422
 //! naming the bad field, 409 when `interaction_id` was used for a different turn, 413 above
-//! `max_body_bytes`.
+//! `max_body_bytes`, 429 with `Retry-After` when the reflection backlog of the user or of the
+//! service is at its ceiling (`max_waiting_per_user`, `max_waiting_total`; the turn is not
+//! stored and must be sent again), 401/403 (see `auth`).
 
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Map, Value};
 
+use super::auth::Caller;
 use super::{ApiContext, ApiError, check_user_id};
-use crate::manager::Interaction;
+use crate::manager::{Interaction, StoreError};
+
+/// `Retry-After` for a turn refused by backpressure: the time for the jobs above the ceiling
+/// (`depth - ceiling + 1`, at least 1) to complete at the completion rate of the last 10 s
+/// (jobs/s, service-wide), between 1 and 60 s. With no completion in the last 10 s (workers
+/// paused, stopped or not in this process) there is no estimate: 10 s, a polite poll.
+pub fn retry_after_s(depth: i64, ceiling: u64, completed_per_s: f64) -> u64 {
+    let excess = (depth - ceiling as i64 + 1).max(1) as f64;
+    if completed_per_s > 0.0 {
+        ((excess / completed_per_s).ceil() as u64).clamp(1, 60)
+    } else {
+        10
+    }
+}
 
 pub fn router() -> Router<ApiContext> {
     Router::new().route("/api/interactions", post(store_interaction))
@@ -31,6 +47,7 @@ pub fn router() -> Router<ApiContext> {
 
 async fn store_interaction(
     State(ctx): State<ApiContext>,
+    Extension(caller): Extension<Caller>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| {
@@ -41,7 +58,21 @@ async fn store_interaction(
         }
     })?;
     let interaction = parse_interaction(&body)?;
-    let stored = ctx.manager.store_interaction(interaction).await?;
+    caller.check_user(&interaction.user_id)?;
+    let stored = match ctx.manager.store_interaction(interaction).await {
+        Err(e @ StoreError::Busy { depth, ceiling, .. }) => {
+            let rate = ctx
+                .store
+                .run(|s| s.completion_rate(10_000))
+                .await
+                .unwrap_or(0.0);
+            return Err(ApiError::TooManyRequests {
+                message: e.to_string(),
+                retry_after_s: retry_after_s(depth, ceiling, rate),
+            });
+        }
+        r => r?,
+    };
     let status = if stored.results.is_some() {
         StatusCode::OK
     } else {
@@ -197,6 +228,14 @@ mod tests {
             parse_interaction(b"{"),
             Err(ApiError::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn retry_after_follows_the_completion_rate() {
+        assert_eq!(retry_after_s(5, 5, 0.0), 10);
+        assert_eq!(retry_after_s(5, 5, 2.0), 1);
+        assert_eq!(retry_after_s(105, 5, 10.0), 11);
+        assert_eq!(retry_after_s(100_000, 5, 1.0), 60);
     }
 
     #[test]

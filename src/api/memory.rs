@@ -1,7 +1,10 @@
 //! `/api/memory/...`: recall, browsing each tier, per-user stats, forgetting a user.
 //!
-//! - `GET /api/memory/context/{user_id}?query=&limit=&include_invalid=` — the context for the
-//!   next prompt (see `crate::recall`). `limit` 1..=100, default 10.
+//! - `GET /api/memory/context/{user_id}?query=&limit=&include_invalid=&max_tokens=` — the
+//!   context for the next prompt (see `crate::recall`). `limit` 1..=100, default 10.
+//!   `max_tokens` (1..=1000000) trims the rendered `context` to fit, highest-ranked first
+//!   (`crate::budget`: estimate and order); the answer then has `max_tokens` and `omitted`
+//!   (items left out), and always `context_tokens` (the estimate for `context`).
 //! - `GET /api/memory/{short-term|episodic|semantic|procedural}/{user_id}?limit=&offset=` —
 //!   browse a tier, newest first. `semantic` returns `entities` and `facts`; `procedural`
 //!   takes `include_superseded=true`.
@@ -14,18 +17,42 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::routing::{delete, get};
+
+use super::edit as ed;
 use serde_json::{Value, json};
 
 use super::{ApiContext, ApiError, check_user_id, page, parse_param};
-use crate::recall::{Context, RecallQuery};
+use crate::recall::RecallQuery;
 
 pub fn router() -> Router<ApiContext> {
     Router::new()
         .route("/api/memory/context/{user_id}", get(context))
         .route("/api/memory/short-term/{user_id}", get(short_term))
-        .route("/api/memory/episodic/{user_id}", get(episodic))
-        .route("/api/memory/semantic/{user_id}", get(semantic))
-        .route("/api/memory/procedural/{user_id}", get(procedural))
+        .route(
+            "/api/memory/episodic/{user_id}",
+            get(episodic).post(ed::add_episode),
+        )
+        .route(
+            "/api/memory/semantic/{user_id}",
+            get(semantic).post(ed::add_fact),
+        )
+        .route(
+            "/api/memory/procedural/{user_id}",
+            get(procedural).post(ed::add_rule),
+        )
+        .route(
+            "/api/memory/episodic/{user_id}/{id}",
+            axum::routing::patch(ed::update_episode).delete(ed::delete_episode),
+        )
+        .route(
+            "/api/memory/semantic/{user_id}/{id}",
+            axum::routing::patch(ed::update_fact).delete(ed::delete_fact),
+        )
+        .route(
+            "/api/memory/procedural/{user_id}/{id}",
+            axum::routing::patch(ed::update_rule).delete(ed::delete_rule),
+        )
+        .route("/api/memory/edits/{user_id}", get(ed::edits))
         .route("/api/memory/stats/{user_id}", get(stats))
         .route("/api/memory/user/{user_id}", delete(forget))
 }
@@ -34,7 +61,7 @@ async fn context(
     State(ctx): State<ApiContext>,
     Path(user_id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Context>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     check_user_id("user_id", &user_id)?;
     let limit = parse_param(&q, "limit", 10usize)?;
     if !(1..=100).contains(&limit) {
@@ -45,6 +72,19 @@ async fn context(
         return Err(ApiError::invalid("query", "must be at most 4096 bytes"));
     }
     let include_invalid = parse_param(&q, "include_invalid", false)?;
+    let max_tokens = match q.get("max_tokens") {
+        None => None,
+        Some(_) => {
+            let n = parse_param(&q, "max_tokens", 0usize)?;
+            if !(1..=1_000_000).contains(&n) {
+                return Err(ApiError::invalid(
+                    "max_tokens",
+                    "must be between 1 and 1000000",
+                ));
+            }
+            Some(n)
+        }
+    };
     let start = std::time::Instant::now();
     let out = ctx
         .recall
@@ -55,8 +95,19 @@ async fn context(
             include_invalid,
         })
         .await?;
+    let fitted = max_tokens.map(|n| crate::budget::fit(&out, n));
     metrics::histogram!("reflector_recall_seconds").record(start.elapsed().as_secs_f64());
-    Ok(Json(out))
+    let mut v = serde_json::to_value(&out).map_err(anyhow::Error::from)?;
+    match fitted {
+        Some(f) => {
+            v["context"] = json!(f.context);
+            v["context_tokens"] = json!(f.tokens);
+            v["max_tokens"] = json!(max_tokens);
+            v["omitted"] = json!(f.omitted);
+        }
+        None => v["context_tokens"] = json!(crate::budget::estimate_tokens(&out.context)),
+    }
+    Ok(Json(v))
 }
 
 async fn short_term(

@@ -1,13 +1,17 @@
 //! The HTTP API (axum). Each route module owns its `router()`; [`ApiContext`] is the one
 //! state struct handed to every handler.
 //!
+//! - [`auth`]: bearer API keys and the access policy (a layer on every route).
 //! - [`interactions`]: `POST /api/interactions` — the request path for a turn.
 //! - [`memory`]: `/api/memory/...` — recall (`context`), browsing a tier, stats, forgetting a
 //!   user. Every first segment after `/api/memory/` is a fixed word, so no user id can collide
 //!   with a route.
+//! - [`edit`]: adding, changing and deleting one memory, and the audit record of edits.
 //! - [`reflection`]: `/api/reflection/...` — jobs, the dead-letter list and replay, health,
 //!   stats, queue status; and `GET /metrics` (Prometheus text format).
 
+pub mod auth;
+pub mod edit;
 pub mod error;
 pub mod interactions;
 pub mod memory;
@@ -42,6 +46,8 @@ pub struct ApiContext {
     pub workers_running: bool,
     /// Model id of the embedder in use.
     pub embedder: String,
+    /// The embedding pool (explicitly added or edited memories get their vectors here).
+    pub embed: crate::embed::EmbedService,
 }
 
 /// The whole API.
@@ -51,6 +57,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(interactions::router())
         .merge(memory::router())
         .merge(reflection::router())
+        .route_layer(middleware::from_fn_with_state(ctx.clone(), auth::authorize))
         .fallback(|| async {
             ApiError::NotFound("no such route; see the README for the API".into())
         })

@@ -7,7 +7,8 @@
 //! - `GET /api/reflection/health` — per-component status; 503 only when the store is down
 //!   (no turn can be accepted); `degraded` when reflection is behind or stopped.
 //! - `GET /api/reflection/stats` — jobs by state, completion rate, per-tier latencies.
-//! - `GET /api/reflection/queue-status` — waiting jobs by priority, oldest age, leased, dead.
+//! - `GET /api/reflection/queue-status` — waiting jobs by priority, oldest age, leased, dead,
+//!   the deepest user's backlog, and the backpressure ceilings (`limits`).
 //! - `GET /metrics` — Prometheus text.
 
 use std::collections::HashMap;
@@ -15,12 +16,13 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use super::auth::Caller;
 use super::{ApiContext, ApiError, page};
 
 pub fn router() -> Router<ApiContext> {
@@ -36,11 +38,15 @@ pub fn router() -> Router<ApiContext> {
 
 async fn job(
     State(ctx): State<ApiContext>,
+    Extension(caller): Extension<Caller>,
     Path(job_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = job_id.clone();
     match ctx.store.run(move |s| s.get_job(&id)).await? {
-        Some(j) => Ok(Json(serde_json::to_value(j).map_err(anyhow::Error::from)?)),
+        Some(j) => {
+            caller.check_user(&j.user_id)?;
+            Ok(Json(serde_json::to_value(j).map_err(anyhow::Error::from)?))
+        }
         None => Err(ApiError::NotFound(format!("no reflection job {job_id:?}"))),
     }
 }
@@ -157,7 +163,9 @@ async fn stats(State(ctx): State<ApiContext>) -> Result<Json<Value>, ApiError> {
 
 async fn queue_status(State(ctx): State<ApiContext>) -> Result<Json<Value>, ApiError> {
     let q = ctx.store.run(|s| s.queue_status()).await?;
-    Ok(Json(json!({"backend": "embedded", "queue": q})))
+    Ok(Json(
+        json!({"backend": "embedded", "queue": q, "limits": ctx.config.queue_limits()}),
+    ))
 }
 
 async fn prometheus(State(ctx): State<ApiContext>) -> Result<Response, ApiError> {
@@ -166,6 +174,10 @@ async fn prometheus(State(ctx): State<ApiContext>) -> Result<Response, ApiError>
     metrics::gauge!("reflector_queue_leased").set(q.leased as f64);
     metrics::gauge!("reflector_queue_dead").set(q.dead as f64);
     metrics::gauge!("reflector_queue_oldest_waiting_seconds").set(q.oldest_waiting_age_s);
+    metrics::gauge!("reflector_queue_deepest_user_waiting").set(q.deepest_user_waiting as f64);
+    let limits = ctx.config.queue_limits();
+    metrics::gauge!("reflector_queue_max_waiting_per_user").set(limits.per_user as f64);
+    metrics::gauge!("reflector_queue_max_waiting_total").set(limits.total as f64);
     for (p, n) in &q.depth_by_priority {
         metrics::gauge!("reflector_queue_depth", "priority" => p.clone()).set(*n as f64);
     }

@@ -26,7 +26,21 @@ impl Client {
         if !matches!(url.scheme(), "http" | "https") {
             bail!("--server {base:?} must be an http:// or https:// URL");
         }
+        // A key for a server with authentication, from the environment only (never a flag:
+        // the process list is readable by other users). Marked sensitive: never logged.
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Ok(key) = std::env::var("REFLECTOR_API_KEY")
+            && !key.trim().is_empty()
+        {
+            let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.trim()))
+                .context(
+                "REFLECTOR_API_KEY holds characters that cannot go in an HTTP header",
+            )?;
+            v.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, v);
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .timeout(Duration::from_secs(120))
             .connect_timeout(Duration::from_secs(5))
             .build()?;
@@ -36,7 +50,8 @@ impl Client {
         })
     }
 
-    /// POST, retrying connection failures and 5xx for up to `patience`; 4xx is returned.
+    /// POST, retrying connection failures, 5xx and 429 (after its `Retry-After`, the
+    /// server's backpressure) for up to `patience`; other 4xx are returned.
     pub async fn post_retrying(
         &self,
         path: &str,
@@ -52,8 +67,19 @@ impl Client {
                 .json(body)
                 .send()
                 .await;
+            let mut wait = delay;
             let retry_reason = match res {
                 Ok(r) if r.status().is_server_error() => format!("server answered {}", r.status()),
+                Ok(r) if r.status().as_u16() == 429 => {
+                    let secs = r
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .unwrap_or(5);
+                    wait = Duration::from_secs(secs.clamp(1, 60));
+                    "the server's reflection backlog is full (429)".to_string()
+                }
                 Ok(r) => {
                     let status = r.status().as_u16();
                     let body = r.json::<Value>().await.unwrap_or(Value::Null);
@@ -62,15 +88,17 @@ impl Client {
                 Err(e) if e.is_connect() || e.is_timeout() => unreachable(&self.base, &e),
                 Err(e) => bail!("POST {}{path}: {e}", self.base),
             };
-            if tokio::time::Instant::now() + delay > deadline {
+            if tokio::time::Instant::now() + wait > deadline {
                 bail!(
                     "{}{path}: gave up after retrying: {retry_reason}",
                     self.base
                 );
             }
             warn_once(&retry_reason);
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
+            tokio::time::sleep(wait).await;
+            if wait == delay {
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
         }
     }
 

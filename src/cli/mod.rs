@@ -3,9 +3,12 @@
 //! - `serve`: API and reflection workers in one process (embedded defaults).
 //! - `demo [FILE]`: fetch the model if needed, serve, import a conversation, wait for
 //!   reflection, print what was remembered, keep serving until interrupted.
-//! - `import --format locomo FILE`: send a LoCoMo conversation file to a server, turn by turn.
+//! - `import --format locomo FILE`: send a LoCoMo conversation file to a server, turn by turn;
+//!   `import --format reflector FILE`: read an export back into the store (`--data-dir`).
+//! - `export --user U`: one user's memory, all four tiers, as JSON Lines (docs/EXPORT.md).
 //! - `eval locomo FILE --out R.jsonl`: ask every question of the file through recall.
 //! - `dlq list|replay`: dead jobs on a running server.
+//! - `key new`: print a fresh API key and its `REFLECTOR_API_KEYS` entries.
 //! - `model fetch`: put all-MiniLM-L6-v2 into the model cache and verify it.
 
 pub mod client;
@@ -14,6 +17,7 @@ pub mod locomo;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigArgs};
@@ -45,9 +49,23 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
-    /// Send a conversation file to a running server, turn by turn, as a client would.
+    /// Write one user's memory (all four tiers, edits included) as JSON Lines (docs/EXPORT.md),
+    /// reading the store in --data-dir directly (a running server may keep serving).
+    Export {
+        /// The user to export.
+        #[arg(long)]
+        user: String,
+        /// Output file [default: standard output].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// `--format locomo`: send a conversation file to a running server, turn by turn, as a
+    /// client would. `--format reflector`: read a `reflector export` file into the store in
+    /// --data-dir (idempotent: importing twice adds nothing).
     Import {
-        /// Input format (only `locomo` for now).
+        /// Input format: `locomo` or `reflector`.
         #[arg(long, default_value = "locomo")]
         format: String,
         file: PathBuf,
@@ -67,6 +85,8 @@ pub enum Command {
         /// Requests in flight.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
     /// Evaluate recall on a LoCoMo file after an import: writes the scorer's JSONL.
     Eval {
@@ -101,6 +121,11 @@ pub enum Command {
         )]
         server: String,
     },
+    /// API keys for `REFLECTOR_API_KEYS`.
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
     /// The embedding model.
     Model {
         #[command(subcommand)]
@@ -125,6 +150,21 @@ pub enum DlqAction {
         /// Replay every dead job.
         #[arg(long)]
         all: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyAction {
+    /// Print a new random key (for the client's `Authorization: Bearer` header or
+    /// `REFLECTOR_API_KEY`) and the `REFLECTOR_API_KEYS` entry for the server, in its hashed
+    /// form (the server then never stores the key itself).
+    New {
+        /// An admin key: every route, every user.
+        #[arg(long, conflicts_with = "user")]
+        admin: bool,
+        /// Limit the key to these user ids (repeatable).
+        #[arg(long, required_unless_present = "admin")]
+        user: Vec<String>,
     },
 }
 
@@ -162,9 +202,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             server,
             wait,
             concurrency,
+            config,
         } => {
+            if format == "reflector" {
+                let cfg = Config::load(&config)?;
+                let store =
+                    crate::store::SqliteStore::open(&cfg.db_path(), &cfg.sqlite_synchronous)?;
+                let f = std::fs::File::open(&file)
+                    .with_context(|| format!("cannot open {}", file.display()))?;
+                let counts = tokio::task::spawn_blocking(move || {
+                    store.import_user(&mut std::io::BufReader::new(f))
+                })
+                .await??;
+                eprintln!(
+                    "imported into {}: {counts:?} (records already present are skipped)",
+                    cfg.db_path().display()
+                );
+                return Ok(0);
+            }
             if format != "locomo" {
-                anyhow::bail!("--format {format:?} is not supported; use --format locomo");
+                anyhow::bail!(
+                    "--format {format:?} is not supported; use --format locomo or --format reflector"
+                );
             }
             locomo::import(&file, &samples, &server, wait, concurrency.max(1)).await
         }
@@ -203,6 +262,49 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                     println!("{}", serde_json::to_string_pretty(&v)?);
                 }
             }
+            Ok(0)
+        }
+        Command::Export { user, out, config } => {
+            let cfg = Config::load(&config)?;
+            if !cfg.db_path().exists() {
+                anyhow::bail!("no database at {} (--data-dir)", cfg.db_path().display());
+            }
+            let store = crate::store::SqliteStore::open(&cfg.db_path(), &cfg.sqlite_synchronous)?;
+            let model = if cfg.embedder == "hash" {
+                crate::embed::hash::HASH_MODEL_ID
+            } else {
+                crate::embed::minilm::MODEL_ID
+            };
+            let counts = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                match out {
+                    Some(p) => {
+                        let f = std::fs::File::create(&p)
+                            .with_context(|| format!("cannot create {}", p.display()))?;
+                        store.export_user(&user, model, &mut std::io::BufWriter::new(f))
+                    }
+                    None => store.export_user(&user, model, &mut std::io::stdout().lock()),
+                }
+            })
+            .await??;
+            eprintln!("exported: {counts:?}");
+            Ok(0)
+        }
+        Command::Key {
+            action: KeyAction::New { admin, user },
+        } => {
+            let scope = if admin {
+                "admin".to_string()
+            } else {
+                if let Some(bad) = user.iter().find(|u| u.contains([',', '|']) || u.is_empty()) {
+                    anyhow::bail!(
+                        "--user {bad:?}: a user id in a key's scope cannot be empty or contain ',' or '|'"
+                    );
+                }
+                format!("user={}", user.join("|"))
+            };
+            let (key, hashed) = crate::api::auth::new_key();
+            println!("key (give it to the client; shown once): {key}");
+            println!("REFLECTOR_API_KEYS entry (hashed):      {hashed}:{scope}");
             Ok(0)
         }
         Command::Model {

@@ -6,6 +6,8 @@
 //! reads or writes memory takes a `user_id` and every statement filters on it: nothing crosses
 //! between users.
 
+pub mod edits;
+pub mod export;
 pub mod sqlite;
 
 use std::sync::Arc;

@@ -1,0 +1,163 @@
+//! Context budget: fit the rendered context (`crate::recall::render`) into `max_tokens`,
+//! keeping the highest-ranked items.
+//!
+//! **Token estimate.** The service does not know which model will read the context, so it
+//! cannot use that model's tokenizer; it estimates instead, erring on the high side: the larger
+//! of `characters / 4` and `words × 4 / 3`, rounded up. Both ratios are OpenAI's published
+//! rules of thumb for English text with its tokenizers ("one token generally corresponds to
+//! ~4 characters of text", "100 tokens ≈ 75 words": OpenAI Help Center, *What are tokens and
+//! how to count them?*). Taking the larger covers texts of short words (the word rule
+//! dominates) and texts of long words, numbers and punctuation (the character rule dominates).
+//!
+//! **Order.** Items are admitted in this order, each only if the whole rendered block, with
+//! the section headers it brings, still fits: the ranked `memories` by score (episodes,
+//! facts, and the rules and recent turns that made the ranked list), then the other standing
+//! rules in their usual order, then the other recent turns, newest first. An item that does
+//! not fit is skipped and smaller, lower-ranked ones may still enter. The block keeps its
+//! usual layout (sections and their order).
+
+use std::collections::HashSet;
+
+use crate::recall::{Context, render};
+
+/// Estimated tokens of `text` (see the module docs): `max(⌈chars/4⌉, ⌈words×4/3⌉)`.
+pub fn estimate_tokens(text: &str) -> usize {
+    let chars = text.chars().count();
+    let words = text.split_whitespace().count();
+    chars.div_ceil(4).max((words * 4).div_ceil(3))
+}
+
+/// What fitting did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fitted {
+    /// The rendered block within the budget.
+    pub context: String,
+    /// Its estimated tokens (≤ the budget).
+    pub tokens: usize,
+    /// Items (memories, rules, turns) left out.
+    pub omitted: usize,
+}
+
+enum Item {
+    Memory(usize),
+    Rule(i64),
+    Turn(String),
+}
+
+/// Fit `ctx`'s context into `max_tokens` estimated tokens.
+pub fn fit(ctx: &Context, max_tokens: usize) -> Fitted {
+    // Candidates in priority order.
+    let mut order: Vec<Item> = Vec::new();
+    let mut seen_rules: HashSet<i64> = HashSet::new();
+    let mut seen_turns: HashSet<&str> = HashSet::new();
+    for (i, m) in ctx.memories.iter().enumerate() {
+        match m.tier {
+            "procedural" => {
+                if let Ok(id) = m.id.parse::<i64>()
+                    && ctx.rules.iter().take(20).any(|r| r.id == id)
+                    && seen_rules.insert(id)
+                {
+                    order.push(Item::Rule(id));
+                }
+            }
+            "short_term" => {
+                if ctx.short_term.iter().any(|t| t.interaction_id == m.id)
+                    && seen_turns.insert(&m.id)
+                {
+                    order.push(Item::Turn(m.id.clone()));
+                }
+            }
+            _ => order.push(Item::Memory(i)),
+        }
+    }
+    for r in ctx.rules.iter().take(20) {
+        if seen_rules.insert(r.id) {
+            order.push(Item::Rule(r.id));
+        }
+    }
+    for t in &ctx.short_term {
+        if seen_turns.insert(&t.interaction_id) {
+            order.push(Item::Turn(t.interaction_id.clone()));
+        }
+    }
+    let total = order.len();
+    let (mut mems, mut rules, mut turns) = (Vec::new(), HashSet::new(), HashSet::new());
+    let mut best = String::new();
+    for item in order {
+        let undo = match &item {
+            Item::Memory(i) => {
+                mems.push(*i);
+                0
+            }
+            Item::Rule(id) => {
+                rules.insert(*id);
+                1
+            }
+            Item::Turn(id) => {
+                turns.insert(id.clone());
+                2
+            }
+        };
+        let text = render_subset(ctx, &mems, &rules, &turns);
+        if estimate_tokens(&text) <= max_tokens {
+            best = text;
+        } else {
+            match (undo, item) {
+                (0, _) => {
+                    mems.pop();
+                }
+                (1, Item::Rule(id)) => {
+                    rules.remove(&id);
+                }
+                (_, Item::Turn(id)) => {
+                    turns.remove(&id);
+                }
+                _ => {}
+            }
+        }
+    }
+    let kept = mems.len() + rules.len() + turns.len();
+    Fitted {
+        tokens: estimate_tokens(&best),
+        context: best,
+        omitted: total - kept,
+    }
+}
+
+fn render_subset(
+    ctx: &Context,
+    mems: &[usize],
+    rules: &HashSet<i64>,
+    turns: &HashSet<String>,
+) -> String {
+    let mut sorted = mems.to_vec();
+    sorted.sort_unstable();
+    let memories: Vec<_> = sorted.iter().map(|i| ctx.memories[*i].clone()).collect();
+    let rules: Vec<_> = ctx
+        .rules
+        .iter()
+        .filter(|r| rules.contains(&r.id))
+        .cloned()
+        .collect();
+    let short_term: Vec<_> = ctx
+        .short_term
+        .iter()
+        .filter(|t| turns.contains(&t.interaction_id))
+        .cloned()
+        .collect();
+    render(&short_term, &memories, &rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn estimate_takes_the_larger_of_the_two_rules() {
+        assert_eq!(estimate_tokens(""), 0);
+        // 12 chars, 3 words: chars/4 = 3, words*4/3 = 4.
+        assert_eq!(estimate_tokens("aaaa bbbb cc"), 4);
+        // One long word of 40 chars: chars/4 = 10.
+        assert_eq!(estimate_tokens(&"x".repeat(40)), 10);
+    }
+}
