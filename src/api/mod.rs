@@ -42,6 +42,8 @@ pub struct ApiContext {
     pub workers_running: bool,
     /// Model id of the embedder in use.
     pub embedder: String,
+    /// The RabbitMQ broker when jobs travel through it (queue status, dead letters).
+    pub broker: Option<Arc<crate::queue::amqp::Broker>>,
 }
 
 /// The whole API.
