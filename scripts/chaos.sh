@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # Chaos test of the RabbitMQ deployment: `reflector api` and `reflector worker` as separate
 # processes on one data directory, turns posted through the API while the worker is
-# SIGKILLed three times and the broker is stopped for 20 seconds and started again.
+# SIGKILLed three times and the broker is stopped for 20 seconds and started again; then the
+# worker gets a SIGTERM (it must stop taking work, finish or return what it holds, and exit).
 #
 #   scripts/chaos.sh [--turns N] [--users U] [--duration S] [--embedder hash|minilm]
 #
 # Defaults: 10,000 turns from 100 users, posted evenly over 60 s (the disruptions happen
-# while turns arrive: kills at 8 s, 16 s and 50 s, the broker down from 24 s to 44 s),
-# the hash embedder (this tests delivery, not embedding quality; --embedder minilm works
-# too, slower). Needs a built binary (REFLECTOR_BIN, default
+# while turns arrive: kills at 8 s, 16 s and 50 s, the broker down from 24 s to 44 s, the
+# SIGTERM at 56 s; with --duration the times scale), the MiniLM embedder: reflection is
+# then slower than the arrivals, so the worker always holds jobs when it is killed
+# (--embedder hash keeps up instead, and is much quicker). Needs the model
+# (`reflector model fetch`), a built binary (REFLECTOR_BIN, default
 # $CARGO_TARGET_DIR/release/reflector), a local RabbitMQ controlled by rabbitmqctl
 # (RABBITMQ_URL, default amqp://guest:guest@127.0.0.1:5672/%2f), python3.
 #
 # Checks, after the queue drained (or --drain-timeout passed): every accepted turn's job
 # completed with all three tiers (`lost` counts those that did not), none dead, no duplicate
 # episode (two for one turn), fact (the same relation twice from one job) or rule (the same
-# statement twice for a user), every API request answered 2xx. The last line printed is one
+# statement twice for a user), every API request answered 2xx, the SIGTERMed worker gone
+# within its 30 s grace with exit status 0 (a graceful stop, not killed by the signal). The last line printed is one
 # JSON object; the exit code is 1 when any check fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +27,7 @@ cd "$(dirname "$0")/.."
 TURNS=10000
 USERS=100
 DURATION=60
-EMBEDDER=hash
+EMBEDDER=minilm
 DRAIN_TIMEOUT=900
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -93,6 +97,15 @@ at "$(scale 16)"; kill_worker
 at "$(scale 24)"; log "broker stop_app (20 s)"; rabbitmqctl stop_app >/dev/null
 sleep 20;         log "broker start_app"; rabbitmqctl start_app >/dev/null
 at "$(scale 50)"; kill_worker
+RESTARTED=$(date +%s)
+at "$(scale 56)"
+# Give the new worker time to load the model and take deliveries first.
+while [ $(( $(date +%s) - RESTARTED )) -lt 5 ]; do sleep 0.2; done
+log "SIGTERM worker $WORKER_PID"
+TERM_T0=$(date +%s%N); kill -TERM "$WORKER_PID"
+SIGTERM_RC=0; wait "$WORKER_PID" 2>/dev/null || SIGTERM_RC=$?
+SIGTERM_EXIT_MS=$(( ($(date +%s%N) - TERM_T0) / 1000000 ))
+log "worker exited with status $SIGTERM_RC ${SIGTERM_EXIT_MS} ms after SIGTERM"; start_worker
 wait "$LOAD_PID"; LOAD_PID=""
 log "all turns posted; waiting for the queue to drain"
 
@@ -119,9 +132,10 @@ kill -TERM "$WORKER_PID" "$API_PID" 2>/dev/null || true
 wait "$WORKER_PID" 2>/dev/null || true; wait "$API_PID" 2>/dev/null || true
 WORKER_PID=""; API_PID=""
 
-python3 - "$WORK" "$TURNS" "$USERS" "$(( T_END - T0 ))" <<'EOF'
+python3 - "$WORK" "$TURNS" "$USERS" "$(( T_END - T0 ))" "$SIGTERM_EXIT_MS" "$EMBEDDER" "$SIGTERM_RC" <<'EOF'
 import json, sqlite3, sys
 work, turns, users, secs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+sigterm_ms, embedder, sigterm_rc = int(sys.argv[5]), sys.argv[6], int(sys.argv[7])
 load = json.load(open(f"{work}/load.json"))
 db = sqlite3.connect(f"{work}/data/reflector.db", isolation_level=None)
 db.execute("CREATE TEMP TABLE want(interaction_id TEXT PRIMARY KEY, job_id TEXT)")
@@ -136,6 +150,7 @@ dup_episodes = q("SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) n FROM ep
              + q("SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) n FROM episodes GROUP BY job_id) WHERE n > 1")
 dup_facts = q("SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) n FROM relations GROUP BY user_id, subject_id, predicate, object_id, job_id) WHERE n > 1")
 dup_rules = q("SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) n FROM rules GROUP BY user_id, topic, statement) WHERE n > 1")
+redelivered = q("SELECT count(*) FROM want JOIN jobs USING (job_id) WHERE jobs.attempts > 1")
 counts = {"episodes": q("SELECT count(*) FROM episodes"), "facts": q("SELECT count(*) FROM relations"),
           "rules": q("SELECT count(*) FROM rules"), "users": q("SELECT count(DISTINCT user_id) FROM turns")}
 res = {
@@ -144,10 +159,11 @@ res = {
     "duplicates": dup_episodes + dup_facts + dup_rules,
     "duplicate_detail": {"episodes": dup_episodes, "facts": dup_facts, "rules": dup_rules},
     "dead": dead, "non_2xx": load["non_2xx"], "memory": counts,
+    "redelivered_jobs": redelivered, "sigterm_exit_ms": sigterm_ms, "sigterm_exit_status": sigterm_rc, "embedder": embedder,
     "post_s": round(load["elapsed_s"], 1), "total_s": secs,
 }
 ok = (res["non_2xx"] == 0 and res["accepted"] == turns and stored == turns and completed == turns
-      and lost == 0 and dead == 0 and res["duplicates"] == 0)
+      and lost == 0 and dead == 0 and res["duplicates"] == 0 and sigterm_ms < 30000 and sigterm_rc == 0)
 res["ok"] = ok
 if load["failures"]:
     print("first failures:", json.dumps(load["failures"][:5]), file=sys.stderr)

@@ -70,6 +70,6 @@ if [ "${REFLECTOR_SKIP_RABBITMQ:-}" != 1 ]; then
   kill "$SERVE_PID"; wait "$SERVE_PID" || true
   [ "$rc" = 0 ] || { echo "interoperability check failed" >&2; exit 1; }
 
-  echo "== chaos (small): worker SIGKILLed 3x, broker stopped 20 s"
-  scripts/chaos.sh --turns 500 --users 20 --duration 40
+  echo "== chaos (small): worker SIGKILLed 3x, broker stopped 20 s, worker SIGTERMed"
+  scripts/chaos.sh --turns 500 --users 20 --duration 30
 fi
