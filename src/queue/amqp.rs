@@ -316,6 +316,7 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// A broker handle; nothing connects until the first call that needs the broker.
     pub fn new(settings: AmqpSettings) -> Arc<Self> {
         Arc::new(Self {
             settings,
@@ -323,6 +324,7 @@ impl Broker {
         })
     }
 
+    /// The names and limits this broker handle uses.
     pub fn settings(&self) -> &AmqpSettings {
         &self.settings
     }
@@ -855,7 +857,7 @@ async fn forward(broker: &Broker, mut shutdown: watch::Receiver<bool>) -> anyhow
                             let _ = d.acker.ack(BasicAckOptions::default()).await;
                         }
                         Err(e) => {
-                            tracing::debug!(error = %format!("{e:#}"), "forwarding failed; message returned to the intake");
+                            tracing::warn!(error = %format!("{e:#}"), "forwarding failed; message returned to the intake");
                             let _ = d.acker.nack(requeue()).await;
                         }
                     }
