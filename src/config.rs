@@ -73,8 +73,26 @@ pub struct Config {
     /// Bearer API keys from `REFLECTOR_API_KEYS` (environment only; format in
     /// `crate::api::auth`). Empty: no authentication, and the service listens on loopback only.
     pub api_keys: crate::api::auth::ApiKeys,
-    /// `RABBITMQ_URL`: the production queue (not in this build yet; see the README).
+    /// `RABBITMQ_URL` (`amqp://user:password@host:5672/%2f`): the RabbitMQ broker. Setting
+    /// it alone selects the `amqp` queue. A secret: never logged (see
+    /// `queue::amqp::redact_url`). Environment or flag only, never the TOML file.
     pub rabbitmq_url: Option<String>,
+    /// `embedded` (the `jobs` table) or `amqp` (RabbitMQ). Unset: `amqp` when
+    /// `rabbitmq_url` is set, else `embedded`.
+    pub queue: Option<String>,
+    /// Topic exchange jobs are published to. Default `memory_reflection_exchange`; its
+    /// dead-letter exchange is this name plus `.dlx`.
+    pub amqp_exchange: String,
+    /// Intake queue (declared exactly as the original producer declares it). Default
+    /// `memory_reflection_queue`; the priority queue is this name plus `.priority`, the
+    /// delay queues this name plus `.retry.<ms>ms`.
+    pub amqp_queue: String,
+    /// Dead-letter queue. Default `memory_reflection_dlq`.
+    pub amqp_dlq: String,
+    /// Unacknowledged deliveries a worker holds per queue (AMQP prefetch). Default 8: a
+    /// little more than `workers`, so that higher-priority jobs are not stuck behind a
+    /// long prefetched backlog.
+    pub amqp_prefetch: u16,
     /// `DATABASE_URL`: the production store (not in this build yet; see the README).
     pub database_url: Option<String>,
 }
@@ -107,6 +125,11 @@ impl Default for Config {
             max_waiting_total: 100_000,
             api_keys: Default::default(),
             rabbitmq_url: None,
+            queue: None,
+            amqp_exchange: "memory_reflection_exchange".into(),
+            amqp_queue: "memory_reflection_queue".into(),
+            amqp_dlq: "memory_reflection_dlq".into(),
+            amqp_prefetch: 8,
             database_url: None,
         }
     }
@@ -123,6 +146,14 @@ impl Config {
         crate::store::sqlite::QueueLimits {
             per_user: self.max_waiting_per_user,
             total: self.max_waiting_total,
+        }
+    }
+
+    /// True when jobs travel through RabbitMQ (`queue = amqp`, or `RABBITMQ_URL` alone).
+    pub fn uses_amqp(&self) -> bool {
+        match self.queue.as_deref() {
+            Some(q) => q == "amqp",
+            None => self.rabbitmq_url.is_some(),
         }
     }
 
@@ -182,8 +213,15 @@ impl Config {
             sqlite_synchronous,
             lag_degraded_secs,
             max_waiting_per_user,
-            max_waiting_total
+            max_waiting_total,
+            amqp_exchange,
+            amqp_queue,
+            amqp_dlq,
+            amqp_prefetch
         );
+        if o.queue.is_some() {
+            self.queue = o.queue;
+        }
         // An empty variable (`RABBITMQ_URL=`) means unset.
         if let Some(u) = o.rabbitmq_url.filter(|u| !u.trim().is_empty()) {
             self.rabbitmq_url = Some(u);
@@ -240,10 +278,46 @@ impl Config {
             );
         }
         self.check_exposure()?;
-        if self.rabbitmq_url.is_some() {
+        if let Some(q) = &self.queue
+            && !matches!(q.as_str(), "embedded" | "amqp")
+        {
+            bail!("queue (REFLECTOR_QUEUE) must be `embedded` or `amqp`, got {q:?}");
+        }
+        if let Some(url) = &self.rabbitmq_url {
+            // The URL holds a password: messages show only its scheme.
+            if url.starts_with("amqps://") {
+                bail!(
+                    "RABBITMQ_URL uses amqps://, but this build has no TLS for AMQP; use amqp:// (a trusted network or a TLS-terminating proxy)"
+                );
+            }
+            if !url.starts_with("amqp://") {
+                bail!(
+                    "RABBITMQ_URL must start with amqp:// (e.g. amqp://user:password@host:5672/%2f)"
+                );
+            }
+        }
+        if self.queue.as_deref() == Some("amqp") && self.rabbitmq_url.is_none() {
             bail!(
-                "RABBITMQ_URL is set, but this build has only the embedded queue (RabbitMQ support is tracked separately); unset it to run on embedded defaults"
+                "queue (REFLECTOR_QUEUE) is `amqp` but RABBITMQ_URL is not set (e.g. amqp://user:password@host:5672/%2f)"
             );
+        }
+        for (key, v) in [
+            ("amqp_exchange", &self.amqp_exchange),
+            ("amqp_queue", &self.amqp_queue),
+            ("amqp_dlq", &self.amqp_dlq),
+        ] {
+            if v.is_empty() || v.len() > 200 || v.chars().any(char::is_control) {
+                bail!("{key} must be 1 to 200 bytes without control characters, got {v:?}");
+            }
+        }
+        if self.amqp_queue == self.amqp_dlq {
+            bail!(
+                "amqp_queue and amqp_dlq must differ (both are {:?})",
+                self.amqp_dlq
+            );
+        }
+        if self.amqp_prefetch == 0 {
+            bail!("amqp_prefetch must be at least 1");
         }
         if self.database_url.is_some() {
             bail!(
@@ -326,9 +400,24 @@ pub struct Overrides {
     /// Waiting reflection jobs in total before new turns get 429 [default: 100000]
     #[arg(long, env = "REFLECTOR_MAX_WAITING_TOTAL")]
     pub max_waiting_total: Option<u64>,
-    /// RabbitMQ URL (production queue)
+    /// RabbitMQ URL, amqp://user:password@host:5672/%2f (selects the amqp queue)
     #[arg(long, env = "RABBITMQ_URL", hide_env_values = true)]
     pub rabbitmq_url: Option<String>,
+    /// Queue backend: embedded or amqp [default: amqp when RABBITMQ_URL is set, else embedded]
+    #[arg(long, env = "REFLECTOR_QUEUE")]
+    pub queue: Option<String>,
+    /// RabbitMQ topic exchange [default: memory_reflection_exchange]
+    #[arg(long, env = "REFLECTOR_AMQP_EXCHANGE")]
+    pub amqp_exchange: Option<String>,
+    /// RabbitMQ intake queue [default: memory_reflection_queue]
+    #[arg(long, env = "REFLECTOR_AMQP_QUEUE")]
+    pub amqp_queue: Option<String>,
+    /// RabbitMQ dead-letter queue [default: memory_reflection_dlq]
+    #[arg(long, env = "REFLECTOR_AMQP_DLQ")]
+    pub amqp_dlq: Option<String>,
+    /// RabbitMQ prefetch per consumer [default: 8]
+    #[arg(long, env = "REFLECTOR_AMQP_PREFETCH")]
+    pub amqp_prefetch: Option<u16>,
     /// PostgreSQL URL (production store)
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
@@ -371,6 +460,11 @@ struct ConfigFile {
     lag_degraded_secs: Option<u64>,
     max_waiting_per_user: Option<u64>,
     max_waiting_total: Option<u64>,
+    queue: Option<String>,
+    amqp_exchange: Option<String>,
+    amqp_queue: Option<String>,
+    amqp_dlq: Option<String>,
+    amqp_prefetch: Option<u16>,
 }
 
 impl ConfigFile {
@@ -406,6 +500,11 @@ impl ConfigFile {
             max_waiting_per_user: self.max_waiting_per_user,
             max_waiting_total: self.max_waiting_total,
             rabbitmq_url: None,
+            queue: self.queue,
+            amqp_exchange: self.amqp_exchange,
+            amqp_queue: self.amqp_queue,
+            amqp_dlq: self.amqp_dlq,
+            amqp_prefetch: self.amqp_prefetch,
             database_url: None,
         }
     }
@@ -459,6 +558,56 @@ mod tests {
                 d.queue_limits()
             )
         );
+    }
+
+    #[test]
+    fn rabbitmq_url_alone_selects_amqp_and_errors_never_show_it() {
+        let load = |o: Overrides| {
+            Config::load(&ConfigArgs {
+                config: None,
+                overrides: o,
+            })
+        };
+        let cfg = load(Overrides {
+            rabbitmq_url: Some("amqp://u:pw@h/".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(cfg.uses_amqp());
+        let cfg = load(Overrides {
+            rabbitmq_url: Some("amqp://u:pw@h/".into()),
+            queue: Some("embedded".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(!cfg.uses_amqp());
+        let e = format!(
+            "{:#}",
+            load(Overrides {
+                queue: Some("amqp".into()),
+                ..Default::default()
+            })
+            .unwrap_err()
+        );
+        assert!(e.contains("RABBITMQ_URL"), "{e}");
+        let e = format!(
+            "{:#}",
+            load(Overrides {
+                rabbitmq_url: Some("http://u:secretpw@h/".into()),
+                ..Default::default()
+            })
+            .unwrap_err()
+        );
+        assert!(e.contains("amqp://") && !e.contains("secretpw"), "{e}");
+        let e = format!(
+            "{:#}",
+            load(Overrides {
+                queue: Some("kafka".into()),
+                ..Default::default()
+            })
+            .unwrap_err()
+        );
+        assert!(e.contains("REFLECTOR_QUEUE"), "{e}");
     }
 
     #[test]

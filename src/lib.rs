@@ -14,6 +14,7 @@
 //! - [`embed`]: all-MiniLM-L6-v2 on CPU (candle), the model cache, the embedding pool.
 //! - [`recall`]: hybrid search and context assembly; [`budget`]: fitting it into `max_tokens`.
 //! - [`job`]: the reflection job and its wire format.
+//! - [`queue`]: the RabbitMQ queue backend (the embedded queue is the `jobs` table).
 //! - [`config`], [`server`], [`cli`]: settings, wiring, and the command-line tools.
 //! - [`bench`]: `reflector bench`, the performance benchmark (docs/BENCHMARKS.md).
 
@@ -27,6 +28,7 @@ pub mod extract;
 pub mod job;
 pub mod llm;
 pub mod manager;
+pub mod queue;
 pub mod recall;
 pub mod reflect;
 pub mod server;

@@ -10,11 +10,16 @@ fn main() {
     unsafe {
         reflector::embed::pool::set_single_threaded_kernels();
     }
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("REFLECTOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // lapin logs every AMQP frame at TRACE, the connection's SASL response (user AND
+    // password) included: never below DEBUG, whatever REFLECTOR_LOG asks for. (A directive
+    // for the same target replaces the operator's; these are the most specific targets.)
+    for d in ["lapin=debug", "lapin::io_loop=debug", "lapin::frames=debug"] {
+        filter = filter.add_directive(d.parse().expect("static directive"));
+    }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("REFLECTOR_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::embed::Embedder;
 use crate::embed::{EmbedService, HashEmbedder, MiniLm, PoolConfig, fetch};
 use crate::manager::MemoryManager;
+use crate::queue::amqp::{self, AmqpSettings, Broker};
 use crate::recall::Recall;
 use crate::reflect::worker::{REFLECTION_NICE, WorkerConfig, lower_thread_priority, spawn_workers};
 use crate::reflect::{FaultInjector, Reflector};
@@ -23,8 +24,10 @@ use crate::store::{SqliteStore, Store};
 pub struct Options {
     /// Make tiers fail on purpose (tests of retry and dead-lettering).
     pub fault: Option<FaultInjector>,
-    /// Do not start reflection workers in this process.
+    /// Do not start reflection workers in this process (`reflector api`).
     pub no_workers: bool,
+    /// Do not serve HTTP (`reflector worker`): [`Service::addr`] is then `0.0.0.0:0`.
+    pub no_http: bool,
     /// Start the workers paused: they lease nothing until [`Service::pause_workers`]`(false)`
     /// (benchmarks queue work first, or measure the request path without reflection).
     pub start_paused: bool,
@@ -40,8 +43,10 @@ pub struct Service {
     shutdown: watch::Sender<bool>,
     /// The workers' pause switch (true = lease nothing new).
     paused: watch::Sender<bool>,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     workers: Vec<tokio::task::JoinHandle<()>>,
+    /// The outbox relay (RabbitMQ mode, processes that serve HTTP).
+    relay: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Load the embedder named by the config.
@@ -147,6 +152,9 @@ impl Service {
         cfg.check_exposure()?;
         let cfg = Arc::new(cfg);
         let sqlite = SqliteStore::open(&cfg.db_path(), &cfg.sqlite_synchronous)?;
+        let broker = AmqpSettings::from_config(&cfg).map(Broker::new);
+        // RabbitMQ: the jobs table becomes the outbox the relay publishes from.
+        sqlite.set_outbox(broker.is_some());
         let store = Store::new(sqlite);
         let embed = match opts.embed.clone() {
             Some(e) => e,
@@ -180,11 +188,38 @@ impl Service {
         let (tx, rx) = watch::channel(false);
         let (paused, paused_rx) = watch::channel(opts.start_paused);
         let run_workers = !opts.no_workers;
-        let workers = if run_workers {
-            spawn_workers(reflector, wcfg, wake, rx.clone(), paused_rx)
-        } else {
-            Vec::new()
+        let workers = match (&broker, run_workers) {
+            (_, false) => Vec::new(),
+            (Some(b), true) => vec![tokio::spawn(amqp::run_worker(
+                b.clone(),
+                reflector,
+                rx.clone(),
+            ))],
+            (None, true) => spawn_workers(reflector, wcfg, wake.clone(), rx.clone(), paused_rx),
         };
+        // The relay runs where turns are stored: in every process that serves the API.
+        let relay = match &broker {
+            Some(b) if !opts.no_http => Some(tokio::spawn(amqp::run_relay(
+                b.clone(),
+                store.clone(),
+                wake,
+                rx.clone(),
+            ))),
+            _ => None,
+        };
+        let queue_backend = if broker.is_some() { "amqp" } else { "embedded" };
+        if opts.no_http {
+            tracing::info!(workers = cfg.workers, queue = queue_backend, db = %cfg.db_path().display(), "memory reflector worker running");
+            return Ok(Service {
+                addr: "0.0.0.0:0".parse().expect("static address"),
+                store,
+                shutdown: tx,
+                paused,
+                server: None,
+                workers,
+                relay,
+            });
+        }
         let ctx = ApiContext {
             config: cfg.clone(),
             store: store.clone(),
@@ -195,6 +230,7 @@ impl Service {
             workers_running: run_workers,
             embedder: model,
             embed: embed.clone(),
+            broker,
         };
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
@@ -215,14 +251,15 @@ impl Service {
                 .await
                 .context("HTTP server failed")
         });
-        tracing::info!(%addr, api_keys = cfg.api_keys.len(), workers = cfg.workers, fast_mode = cfg.async_reflection(), db = %cfg.db_path().display(), "memory reflector serving");
+        tracing::info!(%addr, api_keys = cfg.api_keys.len(), workers = if run_workers { cfg.workers } else { 0 }, queue = queue_backend, fast_mode = cfg.async_reflection(), db = %cfg.db_path().display(), "memory reflector serving");
         Ok(Service {
             addr,
             store,
             shutdown: tx,
             paused,
-            server,
+            server: Some(server),
             workers,
+            relay,
         })
     }
 
@@ -233,7 +270,8 @@ impl Service {
     }
 
     /// Stop accepting requests and jobs; wait up to `grace` for jobs in hand to finish.
-    /// A job still running after that keeps its lease, which expires, and it runs again later.
+    /// A job still running after that keeps its lease, which expires, and it runs again later
+    /// (RabbitMQ: its delivery is unacknowledged and returns to the queue).
     pub async fn shutdown(self, grace: Duration) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
         let workers = futures_join(self.workers);
@@ -242,9 +280,14 @@ impl Service {
                 "jobs still running after the grace period; their leases will expire and they will be retried"
             );
         }
-        match tokio::time::timeout(grace, self.server).await {
-            Ok(r) => r.map_err(|e| anyhow::anyhow!("server task: {e}"))??,
-            Err(_) => tracing::warn!("HTTP connections still open after the grace period"),
+        if let Some(relay) = self.relay {
+            let _ = tokio::time::timeout(grace, relay).await;
+        }
+        if let Some(server) = self.server {
+            match tokio::time::timeout(grace, server).await {
+                Ok(r) => r.map_err(|e| anyhow::anyhow!("server task: {e}"))??,
+                Err(_) => tracing::warn!("HTTP connections still open after the grace period"),
+            }
         }
         Ok(())
     }

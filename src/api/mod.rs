@@ -48,6 +48,8 @@ pub struct ApiContext {
     pub embedder: String,
     /// The embedding pool (explicitly added or edited memories get their vectors here).
     pub embed: crate::embed::EmbedService,
+    /// The RabbitMQ broker when jobs travel through it (queue status, dead letters).
+    pub broker: Option<Arc<crate::queue::amqp::Broker>>,
 }
 
 /// The whole API.

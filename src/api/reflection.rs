@@ -1,14 +1,20 @@
 //! `/api/reflection/...` and `/metrics`: what operators look at.
 //!
 //! - `GET /api/reflection/jobs/{job_id}` — a job's state, attempts and per-tier outcome.
-//! - `GET /api/reflection/dlq?limit=&offset=` — dead jobs with their reasons.
+//! - `GET /api/reflection/dlq?limit=&offset=` — dead jobs with their reasons; with RabbitMQ
+//!   also `broker`: the messages in the broker's dead-letter queue (poison messages that
+//!   never became a job included), oldest first, up to `limit`, left in place.
 //! - `POST /api/reflection/dlq/replay` — body `{"job_ids": [...]}` or `{"all": true}`: dead
-//!   jobs go back to the queue with fresh attempts (committed tiers are not redone).
+//!   jobs go back to the queue with fresh attempts (committed tiers are not redone); with
+//!   RabbitMQ their messages leave the broker's DLQ and the relay publishes them again.
+//! - `POST /api/reflection/dlq/purge` — RabbitMQ only: delete every message in the broker's
+//!   DLQ (dead job rows stay, replayable); `{"purged": N}`.
 //! - `GET /api/reflection/health` — per-component status; 503 only when the store is down
 //!   (no turn can be accepted); `degraded` when reflection is behind or stopped.
 //! - `GET /api/reflection/stats` — jobs by state, completion rate, per-tier latencies.
 //! - `GET /api/reflection/queue-status` — waiting jobs by priority, oldest age, leased, dead,
-//!   the deepest user's backlog, and the backpressure ceilings (`limits`).
+//!   the deepest user's backlog, and the backpressure ceilings (`limits`); with RabbitMQ
+//!   also the broker's queue depths and consumers and the outbox backlog.
 //! - `GET /metrics` — Prometheus text.
 
 use std::collections::HashMap;
@@ -30,6 +36,7 @@ pub fn router() -> Router<ApiContext> {
         .route("/api/reflection/jobs/{job_id}", get(job))
         .route("/api/reflection/dlq", get(dlq))
         .route("/api/reflection/dlq/replay", post(replay))
+        .route("/api/reflection/dlq/purge", post(purge))
         .route("/api/reflection/health", get(health))
         .route("/api/reflection/stats", get(stats))
         .route("/api/reflection/queue-status", get(queue_status))
@@ -57,9 +64,24 @@ async fn dlq(
 ) -> Result<Json<Value>, ApiError> {
     let (limit, offset) = page(&q)?;
     let jobs = ctx.store.run(move |s| s.list_dead(limit, offset)).await?;
-    Ok(Json(
-        json!({"limit": limit, "offset": offset, "jobs": jobs}),
-    ))
+    let mut out = json!({"limit": limit, "offset": offset, "jobs": jobs});
+    if let Some(b) = &ctx.broker {
+        out["broker"] = match b.dlq_peek(limit).await {
+            Ok(m) => json!({"queue": b.settings().dlq, "messages": m}),
+            Err(e) => json!({"queue": b.settings().dlq, "error": format!("{e:#}")}),
+        };
+    }
+    Ok(Json(out))
+}
+
+async fn purge(State(ctx): State<ApiContext>) -> Result<Json<Value>, ApiError> {
+    let Some(b) = &ctx.broker else {
+        return Err(ApiError::BadRequest(
+            "the embedded queue has no broker dead-letter queue to purge; dead jobs stay in the ledger (replay them, or forget their user)".into(),
+        ));
+    };
+    let n = b.dlq_purge().await?;
+    Ok(Json(json!({"purged": n, "queue": b.settings().dlq})))
 }
 
 async fn replay(State(ctx): State<ApiContext>, body: Bytes) -> Result<Json<Value>, ApiError> {
@@ -89,13 +111,34 @@ async fn replay(State(ctx): State<ApiContext>, body: Bytes) -> Result<Json<Value
             "give the dead jobs to replay, or {\"all\": true}",
         ));
     }
-    let (n, not_dead) = ctx.store.run(move |s| s.replay_dead(&ids)).await?;
+    let ids = match (&ctx.broker, ids.is_empty()) {
+        // RabbitMQ needs the ids to take their messages out of the broker's DLQ.
+        (Some(_), true) => ctx.store.run(|s| s.dead_job_ids()).await?,
+        _ => ids,
+    };
+    if ids.is_empty() && ctx.broker.is_some() {
+        return Ok(Json(json!({"replayed": 0, "not_dead": []})));
+    }
+    let replay_ids = ids.clone();
+    let (n, not_dead) = ctx.store.run(move |s| s.replay_dead(&replay_ids)).await?;
+    let mut removed = None;
+    if let Some(b) = &ctx.broker {
+        let replayed: std::collections::HashSet<String> =
+            ids.into_iter().filter(|i| !not_dead.contains(i)).collect();
+        removed = Some(b.dlq_remove_jobs(&replayed).await.map_err(|e| {
+            anyhow::anyhow!("jobs replayed (the relay publishes them), but their messages could not be taken out of the broker's DLQ: {e:#}")
+        })?);
+    }
     if n == 0 && !not_dead.is_empty() {
         return Err(ApiError::NotFound(format!(
             "no dead job among {not_dead:?}: unknown ids, or jobs that are not dead (see GET /api/reflection/jobs/{{id}})"
         )));
     }
-    Ok(Json(json!({"replayed": n, "not_dead": not_dead})))
+    let mut out = json!({"replayed": n, "not_dead": not_dead});
+    if let Some(r) = removed {
+        out["removed_from_broker_dlq"] = json!(r);
+    }
+    Ok(Json(out))
 }
 
 async fn health(State(ctx): State<ApiContext>) -> Response {
@@ -114,15 +157,25 @@ async fn health(State(ctx): State<ApiContext>) -> Response {
             .into_response(),
         Ok(q) => {
             let lagging = q.oldest_waiting_age_s > ctx.config.lag_degraded_secs as f64;
-            let stalled = q.waiting > 0 && !ctx.workers_running;
-            let reflection = if !ctx.workers_running {
+            // RabbitMQ: workers may run in other processes; the broker counts consumers.
+            let broker = match &ctx.broker {
+                Some(b) => Some(b.status().await),
+                None => None,
+            };
+            let consumers = broker
+                .as_ref()
+                .and_then(|b| b["queues"]["priority"]["consumers"].as_u64());
+            let workers_running = ctx.workers_running || consumers.is_some_and(|n| n > 0);
+            let stalled = q.waiting > 0 && !workers_running;
+            let reflection = if !workers_running {
                 "not running in this process"
             } else if lagging {
                 "behind"
             } else {
                 "up"
             };
-            let status = if lagging || stalled {
+            let broker_down = broker.as_ref().is_some_and(|b| b["status"] != "up");
+            let status = if lagging || stalled || broker_down {
                 "degraded"
             } else {
                 "healthy"
@@ -132,8 +185,13 @@ async fn health(State(ctx): State<ApiContext>) -> Response {
                 "uptime_s": ctx.started.elapsed().as_secs(),
                 "components": {
                     "store": {"status": "up", "backend": "sqlite"},
-                    "queue": {"status": "up", "backend": "embedded", "waiting": q.waiting,
-                              "oldest_waiting_age_s": q.oldest_waiting_age_s, "dead": q.dead},
+                    "queue": match &broker {
+                        None => json!({"status": "up", "backend": "embedded", "waiting": q.waiting,
+                                       "oldest_waiting_age_s": q.oldest_waiting_age_s, "dead": q.dead}),
+                        Some(b) => json!({"status": b["status"], "backend": "amqp", "waiting": q.waiting,
+                                          "oldest_waiting_age_s": q.oldest_waiting_age_s, "dead": q.dead,
+                                          "broker": b}),
+                    },
                     "reflection": {"status": reflection, "workers": if ctx.workers_running { ctx.config.workers } else { 0 }},
                     "embedder": {"status": "up", "model": ctx.embedder},
                 }
@@ -162,10 +220,23 @@ async fn stats(State(ctx): State<ApiContext>) -> Result<Json<Value>, ApiError> {
 }
 
 async fn queue_status(State(ctx): State<ApiContext>) -> Result<Json<Value>, ApiError> {
-    let q = ctx.store.run(|s| s.queue_status()).await?;
-    Ok(Json(
-        json!({"backend": "embedded", "queue": q, "limits": ctx.config.queue_limits()}),
-    ))
+    let (q, backlog) = ctx
+        .store
+        .run(|s| Ok((s.queue_status()?, s.outbox_backlog()?)))
+        .await?;
+    let limits = ctx.config.queue_limits();
+    match &ctx.broker {
+        None => Ok(Json(
+            json!({"backend": "embedded", "queue": q, "limits": limits}),
+        )),
+        Some(b) => Ok(Json(json!({
+            "backend": "amqp",
+            "queue": q,
+            "limits": limits,
+            "outbox_backlog": backlog,
+            "broker": b.status().await,
+        }))),
+    }
 }
 
 async fn prometheus(State(ctx): State<ApiContext>) -> Result<Response, ApiError> {

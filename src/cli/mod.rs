@@ -1,13 +1,17 @@
 //! The `reflector` command line.
 //!
-//! - `serve`: API and reflection workers in one process (embedded defaults).
+//! - `serve`: API and reflection workers in one process (embedded defaults, or RabbitMQ
+//!   when `RABBITMQ_URL` is set).
+//! - `api`: the HTTP API only (with RabbitMQ: and the outbox relay); workers run elsewhere.
+//! - `worker`: reflection workers only, no HTTP (same data directory as the API).
+//! - `amqp-bench`: publish-confirm latency and throughput through RabbitMQ.
 //! - `demo [FILE]`: fetch the model if needed, serve, import a conversation, wait for
 //!   reflection, print what was remembered, keep serving until interrupted.
 //! - `import --format locomo FILE`: send a LoCoMo conversation file to a server, turn by turn;
 //!   `import --format reflector FILE`: read an export back into the store (`--data-dir`).
 //! - `export --user U`: one user's memory, all four tiers, as JSON Lines (docs/EXPORT.md).
 //! - `eval locomo FILE --out R.jsonl`: ask every question of the file through recall.
-//! - `dlq list|replay`: dead jobs on a running server.
+//! - `dlq list|replay|purge`: dead jobs on a running server (and the broker's DLQ).
 //! - `key new`: print a fresh API key and its `REFLECTOR_API_KEYS` entries.
 //! - `model fetch`: put all-MiniLM-L6-v2 into the model cache and verify it.
 
@@ -41,6 +45,21 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Run the HTTP API only (with RabbitMQ: and the outbox relay); run `reflector worker`
+    /// processes on the same data directory to reflect the jobs.
+    Api {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Run reflection workers only, no HTTP (RabbitMQ consumer, or the embedded queue of a
+    /// data directory shared with `reflector api`).
+    Worker {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Measure publish-with-confirm latency (p50/p99) and jobs/s through RabbitMQ
+    /// (RABBITMQ_URL; uses queues of its own, deleted afterwards).
+    AmqpBench(crate::queue::measure::MeasureArgs),
     /// Serve, import a conversation (default: examples/conversation.json), wait for
     /// reflection, print what was remembered, and keep serving until Ctrl-C.
     Demo {
@@ -143,6 +162,9 @@ pub enum DlqAction {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Delete every message in the broker's dead-letter queue (RabbitMQ only; dead job
+    /// rows stay, replayable).
+    Purge,
     /// Put dead jobs back in the queue.
     Replay {
         /// Job ids to replay.
@@ -182,17 +204,42 @@ pub enum ModelAction {
     },
 }
 
+/// Start the service with `opts`, run until SIGINT/SIGTERM, then stop taking work and let
+/// the jobs in hand finish (up to 30 s).
+async fn run_service(config: ConfigArgs, opts: Options) -> anyhow::Result<i32> {
+    let cfg = Config::load(&config)?;
+    let svc = Service::start(cfg, opts).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new jobs; finishing the ones in hand");
+    svc.shutdown(Duration::from_secs(30)).await?;
+    Ok(0)
+}
+
 /// Entry point for `main`.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Serve { config } => {
-            let cfg = Config::load(&config)?;
-            let svc = Service::start(cfg, Options::default()).await?;
-            shutdown_signal().await;
-            tracing::info!("shutting down: no new jobs; finishing the ones in hand");
-            svc.shutdown(Duration::from_secs(30)).await?;
-            Ok(0)
+        Command::Serve { config } => run_service(config, Options::default()).await,
+        Command::Api { config } => {
+            run_service(
+                config,
+                Options {
+                    no_workers: true,
+                    ..Options::default()
+                },
+            )
+            .await
         }
+        Command::Worker { config } => {
+            run_service(
+                config,
+                Options {
+                    no_http: true,
+                    ..Options::default()
+                },
+            )
+            .await
+        }
+        Command::AmqpBench(args) => crate::queue::measure::run(args).await,
         Command::Demo { file, config } => locomo::demo(file, config).await,
         Command::Bench(args) => crate::bench::run(args).await,
         Command::Import {
@@ -250,6 +297,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 DlqAction::List { limit } => {
                     let v = c
                         .get_json(&format!("/api/reflection/dlq?limit={limit}"))
+                        .await?;
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                }
+                DlqAction::Purge => {
+                    let v = c
+                        .post_json("/api/reflection/dlq/purge", &serde_json::json!({}))
                         .await?;
                     println!("{}", serde_json::to_string_pretty(&v)?);
                 }

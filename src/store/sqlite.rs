@@ -42,6 +42,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/007_episode_context.sql"),
     ),
     (
+        "008_outbox",
+        include_str!("../../migrations/008_outbox.sql"),
+    ),
+    (
         "009_memory_edits",
         include_str!("../../migrations/009_memory_edits.sql"),
     ),
@@ -240,6 +244,17 @@ impl ClaimedJob {
     }
 }
 
+/// What to do with a job the broker delivered ([`SqliteStore::begin_delivery`]).
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// Process it: this is attempt `attempts` (counted in the jobs table).
+    Process(ClaimedJob),
+    /// Already completed or dead (a duplicate or stale message): acknowledge, do nothing.
+    Finished(JobState),
+    /// Every allowed attempt was started and none finished (the worker died each time).
+    Exhausted { attempts: u32 },
+}
+
 /// Counts and ages for `/api/reflection/queue-status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct QueueStatus {
@@ -263,6 +278,9 @@ pub struct SqliteStore {
     /// The service-wide count of waiting jobs for backpressure, with when it was counted
     /// (see [`WAITING_TOTAL_RECOUNT`]).
     waiting_total: Mutex<Option<(std::time::Instant, i64)>>,
+    /// RabbitMQ mode: new job rows are written unpublished (`published_ms` NULL) for the
+    /// relay to publish (see [`SqliteStore::set_outbox`]).
+    outbox: std::sync::atomic::AtomicBool,
 }
 
 /// How long the request path reuses its count of all waiting jobs before counting again.
@@ -395,6 +413,7 @@ impl SqliteStore {
             path: path.to_path_buf(),
             synchronous: synchronous.to_string(),
             waiting_total: Mutex::new(None),
+            outbox: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -451,9 +470,10 @@ impl SqliteStore {
     ) -> anyhow::Result<InsertOutcome> {
         let payload = serde_json::to_string(job)?;
         let metadata = serde_json::to_string(&turn.metadata)?;
+        let outbox = self.is_outbox();
         self.write(|tx| {
             let mut adm = Admission::new(limits);
-            insert_turn_and_job_in(tx, turn, job, &payload, &metadata, state, &mut adm)
+            insert_turn_and_job_in(tx, turn, job, &payload, &metadata, state, &mut adm, outbox)
         })
     }
 
@@ -470,6 +490,7 @@ impl SqliteStore {
         items: &[TurnInsert],
         limits: QueueLimits,
     ) -> Vec<anyhow::Result<InsertOutcome>> {
+        let outbox = self.is_outbox();
         let one = |it: &TurnInsert, tx: &Transaction, adm: &mut Admission| {
             insert_turn_and_job_in(
                 tx,
@@ -479,6 +500,7 @@ impl SqliteStore {
                 &it.metadata,
                 it.state,
                 adm,
+                outbox,
             )
         };
         let mut adm = Admission::new(limits);
@@ -518,8 +540,127 @@ impl SqliteStore {
             if n > 0 {
                 return Ok(false);
             }
-            insert_job(tx, job, &payload, JobState::Queued, now_ms())?;
+            let now = now_ms();
+            insert_job(tx, job, &payload, JobState::Queued, now, Some(now))?;
             Ok(true)
+        })
+    }
+
+    // ---------------------------------------------------------------- RabbitMQ outbox
+
+    /// Turn outbox mode on (RabbitMQ): job rows written from now on are unpublished until
+    /// [`SqliteStore::mark_published`]; replayed dead jobs become unpublished again.
+    pub fn set_outbox(&self, on: bool) {
+        self.outbox.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether outbox mode is on.
+    pub fn is_outbox(&self) -> bool {
+        self.outbox.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Up to `limit` jobs the relay still has to publish, oldest first:
+    /// `(job_id, user_id, priority, payload JSON)`. Only waiting jobs (queued or retrying):
+    /// a job already being processed or finished needs no message.
+    pub fn unpublished_jobs(
+        &self,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(String, String, Priority, String)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT job_id, user_id, priority, payload FROM jobs INDEXED BY jobs_unpublished
+                 WHERE published_ms IS NULL AND state IN ('queued', 'retrying')
+                 ORDER BY created_ms LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, user, p, payload) = row?;
+                out.push((
+                    id,
+                    user,
+                    Priority::from_i64(p).unwrap_or(Priority::Normal),
+                    payload,
+                ));
+            }
+            Ok(out)
+        })
+    }
+
+    /// The broker confirmed these jobs: set `published_ms` (now).
+    pub fn mark_published(&self, job_ids: &[String]) -> anyhow::Result<()> {
+        let now = now_ms();
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE jobs SET published_ms = ?2 WHERE job_id = ?1 AND published_ms IS NULL",
+            )?;
+            for id in job_ids {
+                stmt.execute(params![id, now])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Jobs written but not yet confirmed by the broker (the relay's backlog).
+    pub fn outbox_backlog(&self) -> anyhow::Result<i64> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM jobs INDEXED BY jobs_unpublished
+                 WHERE published_ms IS NULL AND state IN ('queued', 'retrying')",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    /// A job was delivered by the broker and is about to be processed: record the attempt.
+    /// A job we have never seen (another producer's) is recorded first, so the API shows it.
+    /// `owner` names the worker (shown as the lease owner while processing).
+    pub fn begin_delivery(&self, job: &ReflectionJob, owner: &str) -> anyhow::Result<Delivery> {
+        let payload = serde_json::to_string(job)?;
+        let now = now_ms();
+        self.write(|tx| {
+            let row: Option<(String, i64, i64)> = tx
+                .prepare_cached("SELECT state, attempts, max_retries FROM jobs WHERE job_id = ?1")?
+                .query_row([&job.job_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            let (attempts, max_retries) = match row {
+                None => {
+                    insert_job(tx, job, &payload, JobState::Queued, now, Some(now))?;
+                    (1, job.max_retries as i64)
+                }
+                Some((state, attempts, max_retries)) => {
+                    let state = JobState::parse(&state).unwrap_or(JobState::Queued);
+                    if state.is_final() {
+                        return Ok(Delivery::Finished(state));
+                    }
+                    if attempts > max_retries {
+                        return Ok(Delivery::Exhausted {
+                            attempts: attempts as u32,
+                        });
+                    }
+                    (attempts + 1, max_retries)
+                }
+            };
+            tx.prepare_cached(
+                "UPDATE jobs SET state = 'processing', attempts = ?2, lease_owner = ?3,
+                        lease_expires_ms = NULL, updated_ms = ?4,
+                        published_ms = coalesce(published_ms, ?4)
+                 WHERE job_id = ?1",
+            )?
+            .execute(params![job.job_id, attempts, owner, now])?;
+            Ok(Delivery::Process(ClaimedJob {
+                job: job.clone(),
+                attempts: attempts as u32,
+                max_retries: max_retries as u32,
+            }))
         })
     }
 
@@ -662,23 +803,35 @@ impl SqliteStore {
     /// the given ids that are unknown or not dead.
     pub fn replay_dead(&self, job_ids: &[String]) -> anyhow::Result<(usize, Vec<String>)> {
         let now = now_ms();
+        // RabbitMQ mode: unpublished again, so the relay puts the job back on the broker.
+        let outbox = self.is_outbox();
         self.write(|tx| {
             let sql = "UPDATE jobs SET state = 'queued', attempts = 0, available_ms = ?1, updated_ms = ?1,
-                              dead_reason = NULL
+                              dead_reason = NULL,
+                              published_ms = CASE WHEN ?2 THEN NULL ELSE published_ms END
                        WHERE state = 'dead'";
             if job_ids.is_empty() {
-                return Ok((tx.execute(sql, [now])?, Vec::new()));
+                return Ok((tx.execute(sql, params![now, outbox])?, Vec::new()));
             }
             let mut n = 0;
             let mut not_dead = Vec::new();
-            let mut stmt = tx.prepare(&format!("{sql} AND job_id = ?2"))?;
+            let mut stmt = tx.prepare(&format!("{sql} AND job_id = ?3"))?;
             for id in job_ids {
-                match stmt.execute(params![now, id])? {
+                match stmt.execute(params![now, outbox, id])? {
                     0 => not_dead.push(id.clone()),
                     k => n += k,
                 }
             }
             Ok((n, not_dead))
+        })
+    }
+
+    /// Every dead job's id.
+    pub fn dead_job_ids(&self) -> anyhow::Result<Vec<String>> {
+        self.read(|c| {
+            let mut stmt = c.prepare("SELECT job_id FROM jobs WHERE state = 'dead'")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
 
@@ -1513,6 +1666,7 @@ fn insert_turn_and_job_in(
     metadata: &str,
     state: JobState,
     adm: &mut Admission,
+    outbox: bool,
 ) -> anyhow::Result<InsertOutcome> {
     let existing: Option<(String, String, String)> = tx
         .prepare_cached("SELECT user_id, request_hash, job_id FROM turns WHERE id = ?1")?
@@ -1558,21 +1712,24 @@ fn insert_turn_and_job_in(
         job.job_id,
         now
     ])?;
-    insert_job(tx, job, payload, state, now)?;
+    insert_job(tx, job, payload, state, now, (!outbox).then_some(now))?;
     Ok(InsertOutcome::Created)
 }
 
+/// `published_ms`: when the job reached its queue — `now` for the embedded queue and for
+/// jobs consumed from the broker, `None` for an outbox row the relay has yet to publish.
 fn insert_job(
     tx: &Connection,
     job: &ReflectionJob,
     payload: &str,
     state: JobState,
     now: i64,
+    published_ms: Option<i64>,
 ) -> anyhow::Result<()> {
     tx.prepare_cached(
         "INSERT INTO jobs (job_id, user_id, priority, state, payload, attempts, max_retries, available_ms,
                            published_ms, created_ms, updated_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8, ?8)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8, ?8)",
     )?
     .execute(params![
         job.job_id,
@@ -1582,7 +1739,8 @@ fn insert_job(
         payload,
         if state == JobState::Processing { 1 } else { 0 },
         job.max_retries,
-        now
+        now,
+        published_ms
     ])?;
     Ok(())
 }

@@ -1,0 +1,10 @@
+//! Queue backends for reflection jobs.
+//!
+//! - embedded (default): the `jobs` table itself, leased by the workers in
+//!   `crate::reflect::worker`; nothing here.
+//! - [`amqp`]: RabbitMQ, selected by `REFLECTOR_QUEUE=amqp` or by `RABBITMQ_URL` alone. The
+//!   `jobs` table stays the ledger and becomes the outbox: the relay publishes its rows.
+//! - [`measure`]: `reflector amqp-bench`, publish-confirm latency and throughput figures.
+
+pub mod amqp;
+pub mod measure;

@@ -1,0 +1,455 @@
+//! The RabbitMQ backend against a real broker: `REFLECTOR_TEST_AMQP_URL`
+//! (e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`; `scripts/test.sh` starts a broker and sets
+//! it). Unset: these tests say so and pass without running — a developer without a broker
+//! can still run the rest. Set but unreachable: they FAIL; CI never skips them silently.
+//!
+//! Every test declares its own exchange and queues (random names), so they run in parallel
+//! on one broker without seeing each other's messages.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{TestServer, start_with};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use reflector::config::Config;
+use reflector::job::Tier;
+use reflector::server::Options;
+use serde_json::{Value, json};
+
+/// The broker URL, or None (with a note) when the variable is unset. When it is set the
+/// broker must answer: an unreachable broker fails the test.
+async fn broker_url() -> Option<String> {
+    let Ok(url) = std::env::var("REFLECTOR_TEST_AMQP_URL") else {
+        eprintln!(
+            "REFLECTOR_TEST_AMQP_URL is not set: RabbitMQ test not run (scripts/test.sh sets it)"
+        );
+        return None;
+    };
+    let conn = tokio::time::timeout(
+        Duration::from_secs(10),
+        Connection::connect(&url, ConnectionProperties::default()),
+    )
+    .await;
+    match conn {
+        Ok(Ok(c)) => {
+            let _ = c.close(200, "probe".into()).await;
+            Some(url)
+        }
+        Ok(Err(e)) => panic!("REFLECTOR_TEST_AMQP_URL is set but the broker is unreachable: {e}"),
+        Err(_) => panic!("REFLECTOR_TEST_AMQP_URL is set but the broker did not answer in 10 s"),
+    }
+}
+
+/// Unique names for one test's topology.
+struct Names {
+    exchange: String,
+    queue: String,
+    dlq: String,
+}
+
+fn names() -> Names {
+    let p = format!("t{}", uuid::Uuid::new_v4().simple());
+    Names {
+        exchange: format!("{p}_exchange"),
+        queue: format!("{p}_queue"),
+        dlq: format!("{p}_dlq"),
+    }
+}
+
+fn amqp_config(url: &str, n: &Names) -> impl FnOnce(&mut Config) {
+    let (url, e, q, d) = (
+        url.to_string(),
+        n.exchange.clone(),
+        n.queue.clone(),
+        n.dlq.clone(),
+    );
+    move |c: &mut Config| {
+        c.rabbitmq_url = Some(url);
+        c.amqp_exchange = e;
+        c.amqp_queue = q;
+        c.amqp_dlq = d;
+    }
+}
+
+/// Delete the test's queues (best effort; the broker outlives the test).
+async fn cleanup(url: &str, n: &Names) {
+    let Ok(c) = Connection::connect(url, ConnectionProperties::default()).await else {
+        return;
+    };
+    let Ok(ch) = c.create_channel().await else {
+        return;
+    };
+    for q in [
+        n.queue.clone(),
+        format!("{}.priority", n.queue),
+        format!("{}.retry.100ms", n.queue),
+        format!("{}.retry.200ms", n.queue),
+        n.dlq.clone(),
+    ] {
+        let _ = ch
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    for x in [n.exchange.clone(), format!("{}.dlx", n.exchange)] {
+        let _ = ch
+            .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = c.close(200, "cleanup".into()).await;
+}
+
+/// Publish raw bodies straight to the exchange, as another producer would (confirmed).
+async fn publish_raw(url: &str, exchange: &str, msgs: &[(&str, Vec<u8>)]) {
+    let c = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = c.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    for (rk, body) in msgs {
+        let conf = ch
+            .basic_publish(
+                exchange.into(),
+                (*rk).into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                body,
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(conf.is_ack(), "not confirmed: {rk}");
+        assert!(conf.take_message().is_none(), "unroutable: {rk}");
+    }
+    let _ = c.close(200, "done".into()).await;
+}
+
+/// Wait until the service's worker consumes (its topology is declared by then).
+async fn wait_ready(t: &TestServer) {
+    for _ in 0..200 {
+        let (_, q) = t.get("/api/reflection/queue-status").await;
+        if q["broker"]["queues"]["priority"]["consumers"] == 1
+            && q["broker"]["queues"]["intake"]["consumers"] == 1
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the RabbitMQ worker never started consuming");
+}
+
+/// Wait until GET /api/reflection/jobs/{id} shows a final state (404 while unknown).
+async fn wait_final(t: &TestServer, id: &str, secs: u64) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (s, j) = t.get(&format!("/api/reflection/jobs/{id}")).await;
+        if s == 200 && (j["state"] == "completed" || j["state"] == "dead") {
+            return j;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job {id} not final after {secs} s: {s} {j}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The broker DLQ as the API shows it, once it holds `n` messages.
+async fn wait_dlq(t: &TestServer, n: usize) -> Vec<Value> {
+    for _ in 0..200 {
+        let (s, v) = t.get("/api/reflection/dlq?limit=100").await;
+        assert_eq!(s, 200, "{v}");
+        let m = v["broker"]["messages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if m.len() >= n {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the broker DLQ never held {n} messages");
+}
+
+#[tokio::test]
+async fn turns_flow_through_rabbitmq_and_the_original_declaration_still_succeeds() {
+    let Some(url) = broker_url().await else {
+        return;
+    };
+    let n = names();
+    let t = start_with(amqp_config(&url, &n), Options::default()).await;
+    let mut ids = Vec::new();
+    for (i, user) in ["ana", "bob.smith", "c.d.e", "ana"].iter().enumerate() {
+        let (s, r) = t
+            .turn(
+                user,
+                &format!("I moved to Berlin {i} weeks ago. Please always answer in German."),
+                "2024-08-20T18:40:00Z",
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, 202, "{r}");
+        ids.push(r["reflection_job_id"].as_str().unwrap().to_string());
+    }
+    for id in &ids {
+        let j = wait_final(&t, id, 30).await;
+        assert_eq!(j["state"], "completed", "{j}");
+        assert_eq!(j["tiers"].as_array().unwrap().len(), 3, "{j}");
+    }
+    let (s, st) = t.get("/api/memory/stats/bob.smith").await;
+    assert_eq!(s, 200);
+    assert_eq!(st["jobs"]["completed"], 1, "{st}");
+    let (_, q) = t.get("/api/reflection/queue-status").await;
+    assert_eq!(q["backend"], "amqp", "{q}");
+    assert_eq!(q["broker"]["status"], "up", "{q}");
+    assert_eq!(q["outbox_backlog"], 0, "{q}");
+    assert_eq!(q["broker"]["queues"]["priority"]["consumers"], 1, "{q}");
+
+    // The original producer's declaration of the intake queue, on the broker we set up.
+    let c = Connection::connect(&url, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = c.create_channel().await.unwrap();
+    let mut args = FieldTable::default();
+    let s = |v: &str| AMQPValue::LongString(LongString::from(v.as_bytes().to_vec()));
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        s(&format!("{}.dlx", n.exchange)),
+    );
+    args.insert("x-dead-letter-routing-key".into(), s("failed"));
+    ch.queue_declare(
+        n.queue.as_str().into(),
+        QueueDeclareOptions::durable(),
+        args,
+    )
+    .await
+    .expect("the original declaration succeeds");
+    ch.queue_bind(
+        n.queue.as_str().into(),
+        n.exchange.as_str().into(),
+        "reflection.*".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    // And with its binding added, a job still arrives once, not twice.
+    let (_, r) = t
+        .turn(
+            "dora",
+            "I adopted a cat named Miso.",
+            "2024-08-21T10:00:00Z",
+            json!({}),
+        )
+        .await;
+    let id = r["reflection_job_id"].as_str().unwrap();
+    let j = wait_final(&t, id, 30).await;
+    assert_eq!(j["state"], "completed", "{j}");
+    assert_eq!(j["attempts"], 1, "{j}");
+    let _ = c.close(200, "done".into()).await;
+    t.stop().await;
+    cleanup(&url, &n).await;
+}
+
+#[tokio::test]
+async fn poison_messages_land_in_the_dlq_with_a_reason_and_the_worker_keeps_going() {
+    let Some(url) = broker_url().await else {
+        return;
+    };
+    let n = names();
+    let t = start_with(amqp_config(&url, &n), Options::default()).await;
+    let good = |id: &str, user: &str| {
+        json!({"job_id": id, "user_id": user, "session_id": "s",
+               "user_message": "My sister Lena lives in Lisbon.", "assistant_response": "Nice!",
+               "timestamp": "2024-03-01T10:20:30.123456", "priority": 2, "metadata": {},
+               "retry_count": 0, "max_retries": 3, "created_at": "2024-03-01T10:20:31"})
+        .to_string()
+        .into_bytes()
+    };
+    let mut wrong_types = serde_json::from_slice::<Value>(&good("w", "u")).unwrap();
+    wrong_types["user_id"] = json!(5);
+    let mut bad_priority = serde_json::from_slice::<Value>(&good("p", "u")).unwrap();
+    bad_priority["priority"] = json!(7);
+    let huge = vec![b'x'; 16 * 1024 * 1024];
+    wait_ready(&t).await;
+    let poison: Vec<(&str, Vec<u8>)> = vec![
+        ("reflection.x", b"{\"job_id\": \"m\", not json".to_vec()),
+        ("reflection.x", wrong_types.to_string().into_bytes()),
+        ("reflection.x", vec![b'{', 0xff, 0xfe, b'}']),
+        ("reflection.x", huge),
+        ("reflection.x", bad_priority.to_string().into_bytes()),
+    ];
+    publish_raw(&url, &n.exchange, &poison).await;
+    // A good job from another producer, after the poison: it must still be processed.
+    publish_raw(
+        &url,
+        &n.exchange,
+        &[("reflection.eve.k", good("foreign-1", "eve.k"))],
+    )
+    .await;
+    let j = wait_final(&t, "foreign-1", 30).await;
+    assert_eq!(j["state"], "completed", "{j}");
+    assert_eq!(j["user_id"], "eve.k");
+
+    let dead = wait_dlq(&t, 5).await;
+    assert_eq!(dead.len(), 5, "{dead:?}");
+    let reasons: Vec<String> = dead
+        .iter()
+        .map(|m| m["reason"].as_str().unwrap_or("").to_string())
+        .collect();
+    let has = |what: &str| reasons.iter().any(|r| r.contains(what));
+    assert!(has("invalid reflection job JSON"), "{reasons:?}");
+    assert!(has("invalid type"), "wrong types: {reasons:?}");
+    assert!(has("UTF-8"), "{reasons:?}");
+    assert!(has("16777216 bytes"), "{reasons:?}");
+    assert!(has("priority must be 0, 1, 2 or 3, got 7"), "{reasons:?}");
+    assert!(
+        dead.iter().all(|m| m["routing_key"] == "reflection.x"),
+        "{dead:?}"
+    );
+    let big = dead.iter().find(|m| m["body_bytes"] == 16 * 1024 * 1024);
+    assert!(big.is_some(), "the oversized body's size is kept: {dead:?}");
+
+    let (s, p) = t.post("/api/reflection/dlq/purge", &json!({})).await;
+    assert_eq!((s, p["purged"].as_u64()), (200, Some(5)), "{p}");
+    t.stop().await;
+    cleanup(&url, &n).await;
+}
+
+#[tokio::test]
+async fn failing_tiers_retry_through_delay_queues_then_dead_letter_and_replay() {
+    let Some(url) = broker_url().await else {
+        return;
+    };
+    let n = names();
+    let fail = Arc::new(AtomicBool::new(true));
+    let f = fail.clone();
+    let opts = Options {
+        fault: Some(Arc::new(move |_job, tier| {
+            (tier == Tier::Semantic && f.load(Ordering::SeqCst))
+                .then(|| "injected graph store failure".to_string())
+        })),
+        ..Default::default()
+    };
+    let cfg = amqp_config(&url, &n);
+    let t = start_with(
+        |c| {
+            cfg(c);
+            c.max_retries = 2;
+            c.retry_base_ms = 100;
+        },
+        opts,
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let (_, r) = t
+        .turn(
+            "frank",
+            "I went hiking in the Alps last weekend.",
+            "2024-06-10T08:00:00Z",
+            json!({}),
+        )
+        .await;
+    let id = r["reflection_job_id"].as_str().unwrap().to_string();
+    let j = wait_final(&t, &id, 30).await;
+    assert_eq!(j["state"], "dead", "{j}");
+    assert_eq!(j["attempts"], 3, "first try + max_retries: {j}");
+    // Two retries after 100 ms and 200 ms in the delay queues: no sooner.
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
+    let dead = wait_dlq(&t, 1).await;
+    assert_eq!(dead[0]["job_id"], id.as_str(), "{dead:?}");
+    assert_eq!(dead[0]["attempts"], 3, "{dead:?}");
+    let reason = dead[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("retries exhausted") && reason.contains("semantic: injected"),
+        "{reason}"
+    );
+
+    fail.store(false, Ordering::SeqCst);
+    let (s, rep) = t
+        .post("/api/reflection/dlq/replay", &json!({"job_ids": [id]}))
+        .await;
+    assert_eq!(s, 200, "{rep}");
+    assert_eq!(rep["replayed"], 1, "{rep}");
+    assert_eq!(rep["removed_from_broker_dlq"], 1, "{rep}");
+    let j = wait_final(&t, &id, 30).await;
+    assert_eq!(j["state"], "completed", "{j}");
+    let (_, v) = t.get("/api/reflection/dlq").await;
+    assert_eq!(v["broker"]["messages"], json!([]), "{v}");
+    t.stop().await;
+    cleanup(&url, &n).await;
+}
+
+#[tokio::test]
+async fn a_broker_outage_delays_reflection_but_never_fails_a_turn() {
+    let Some(url) = broker_url().await else {
+        return;
+    };
+    let n = names();
+    // First the API with the broker unreachable (nothing listens on port 9).
+    let t = start_with(
+        amqp_config("amqp://guest:secretpw@127.0.0.1:9/%2f", &n),
+        Options::default(),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let (s, r) = t
+            .turn(
+                "gail",
+                &format!("I ran {i} km today."),
+                "2024-06-10T08:00:00Z",
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, 202, "{r}");
+        ids.push(r["reflection_job_id"].as_str().unwrap().to_string());
+    }
+    let (_, q) = t.get("/api/reflection/queue-status").await;
+    assert_eq!(q["outbox_backlog"], 5, "{q}");
+    assert_eq!(q["broker"]["status"], "down", "{q}");
+    let shown = q.to_string();
+    assert!(!shown.contains("secretpw"), "the password leaked: {shown}");
+    let (_, h) = t.get("/api/reflection/health").await;
+    assert_eq!(h["status"], "degraded", "{h}");
+    // Then the same data directory with the broker back: the relay publishes the backlog.
+    let dir = t.dir.path().to_path_buf();
+    let svc = t.svc.unwrap();
+    svc.shutdown(Duration::from_secs(10)).await.unwrap();
+    let mut cfg = common::test_config(&dir);
+    amqp_config(&url, &n)(&mut cfg);
+    let svc = reflector::server::Service::start(cfg, Options::default())
+        .await
+        .unwrap();
+    let t2 = TestServer {
+        base: format!("http://{}", svc.addr),
+        svc: Some(svc),
+        http: reqwest::Client::new(),
+        dir: t.dir,
+    };
+    for id in &ids {
+        let j = wait_final(&t2, id, 30).await;
+        assert_eq!(j["state"], "completed", "{j}");
+    }
+    let (_, q) = t2.get("/api/reflection/queue-status").await;
+    assert_eq!(q["outbox_backlog"], 0, "{q}");
+    t2.stop().await;
+    cleanup(&url, &n).await;
+}
