@@ -8,6 +8,7 @@
 
 pub mod edits;
 pub mod export;
+pub mod rebuild;
 pub mod sqlite;
 
 use std::sync::Arc;
