@@ -10,6 +10,7 @@ pub mod edits;
 pub mod export;
 pub mod rebuild;
 pub mod sqlite;
+pub mod window;
 
 use std::sync::Arc;
 
