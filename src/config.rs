@@ -65,6 +65,14 @@ pub struct Config {
     pub sqlite_synchronous: String,
     /// Seconds a queued job may wait before health reports reflection as degraded. Default 120.
     pub lag_degraded_secs: u64,
+    /// Tier 1 window (turns): a user's turns beyond the newest this many are folded into the
+    /// running summary by the reflector. Default 200.
+    pub short_term_window_turns: usize,
+    /// Tier 1 window (estimated tokens, as `crate::budget`): likewise. Default 8000.
+    pub short_term_window_tokens: usize,
+    /// Retention (s): completed jobs and reflected turns older than this are pruned (every
+    /// minute, by the process running workers). Default 0: keep forever.
+    pub retention_secs: u64,
     /// Backpressure: most waiting reflection jobs (queued or retrying) one user may have; a
     /// new turn beyond it gets 429 with `Retry-After`. Default 10000.
     pub max_waiting_per_user: u64,
@@ -121,6 +129,9 @@ impl Default for Config {
             llm_max_input_chars: 12_000,
             sqlite_synchronous: "normal".into(),
             lag_degraded_secs: 120,
+            short_term_window_turns: 200,
+            short_term_window_tokens: 8000,
+            retention_secs: 0,
             max_waiting_per_user: 10_000,
             max_waiting_total: 100_000,
             api_keys: Default::default(),
@@ -217,7 +228,10 @@ impl Config {
             amqp_exchange,
             amqp_queue,
             amqp_dlq,
-            amqp_prefetch
+            amqp_prefetch,
+            short_term_window_turns,
+            short_term_window_tokens,
+            retention_secs
         );
         if o.queue.is_some() {
             self.queue = o.queue;
@@ -264,6 +278,18 @@ impl Config {
                 "retry_base_ms ({}) must not exceed retry_max_ms ({})",
                 self.retry_base_ms,
                 self.retry_max_ms
+            );
+        }
+        if self.short_term_window_turns == 0 || self.short_term_window_tokens < 100 {
+            bail!(
+                "short_term_window_turns must be at least 1 and short_term_window_tokens at least 100"
+            );
+        }
+        if self.short_term_window_turns < self.short_term_turns {
+            bail!(
+                "short_term_window_turns ({}) must be at least short_term_turns ({}): recall shows the recent turns, the summary the ones folded out of the window",
+                self.short_term_window_turns,
+                self.short_term_turns
             );
         }
         if self.max_waiting_per_user == 0 || self.max_waiting_total == 0 {
@@ -394,6 +420,15 @@ pub struct Overrides {
     /// Queue age in seconds after which health says degraded [default: 120]
     #[arg(long, env = "REFLECTOR_LAG_DEGRADED_SECS")]
     pub lag_degraded_secs: Option<u64>,
+    /// Tier 1 window in turns; older turns are folded into a summary [default: 200]
+    #[arg(long, env = "REFLECTOR_SHORT_TERM_WINDOW_TURNS")]
+    pub short_term_window_turns: Option<usize>,
+    /// Tier 1 window in estimated tokens [default: 8000]
+    #[arg(long, env = "REFLECTOR_SHORT_TERM_WINDOW_TOKENS")]
+    pub short_term_window_tokens: Option<usize>,
+    /// Prune completed jobs and reflected turns older than this many seconds; 0 keeps them [default: 0]
+    #[arg(long, env = "REFLECTOR_RETENTION_SECS")]
+    pub retention_secs: Option<u64>,
     /// Waiting reflection jobs per user before new turns get 429 [default: 10000]
     #[arg(long, env = "REFLECTOR_MAX_WAITING_PER_USER")]
     pub max_waiting_per_user: Option<u64>,
@@ -465,6 +500,9 @@ struct ConfigFile {
     amqp_queue: Option<String>,
     amqp_dlq: Option<String>,
     amqp_prefetch: Option<u16>,
+    short_term_window_turns: Option<usize>,
+    short_term_window_tokens: Option<usize>,
+    retention_secs: Option<u64>,
 }
 
 impl ConfigFile {
@@ -499,6 +537,9 @@ impl ConfigFile {
             lag_degraded_secs: self.lag_degraded_secs,
             max_waiting_per_user: self.max_waiting_per_user,
             max_waiting_total: self.max_waiting_total,
+            short_term_window_turns: self.short_term_window_turns,
+            short_term_window_tokens: self.short_term_window_tokens,
+            retention_secs: self.retention_secs,
             rabbitmq_url: None,
             queue: self.queue,
             amqp_exchange: self.amqp_exchange,

@@ -143,6 +143,10 @@ pub fn worker_config(cfg: &Config) -> WorkerConfig {
         retry_base_ms: cfg.retry_base_ms,
         retry_max_ms: cfg.retry_max_ms,
         idle_poll_ms: 200,
+        window: Some(crate::store::window::Window {
+            max_turns: cfg.short_term_window_turns,
+            max_tokens: cfg.short_term_window_tokens,
+        }),
     }
 }
 
@@ -188,6 +192,9 @@ impl Service {
         let (tx, rx) = watch::channel(false);
         let (paused, paused_rx) = watch::channel(opts.start_paused);
         let run_workers = !opts.no_workers;
+        if run_workers && cfg.retention_secs > 0 {
+            spawn_pruner(store.clone(), cfg.retention_secs, rx.clone());
+        }
         let workers = match (&broker, run_workers) {
             (_, false) => Vec::new(),
             (Some(b), true) => vec![tokio::spawn(amqp::run_worker(
@@ -291,6 +298,35 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// Retention: every minute (and at start), prune completed jobs and reflected turns older
+/// than `retention_secs`, until shutdown.
+fn spawn_pruner(store: Store, retention_secs: u64, mut stop: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        loop {
+            let cutoff = crate::store::now_ms() - (retention_secs as i64).saturating_mul(1000);
+            match store.run(move |s| s.prune(cutoff)).await {
+                Ok((jobs, turns)) if jobs + turns > 0 => {
+                    tracing::info!(
+                        jobs,
+                        turns,
+                        "retention: pruned completed jobs and reflected turns"
+                    );
+                    metrics::counter!("reflector_pruned_total", "what" => "jobs")
+                        .increment(jobs as u64);
+                    metrics::counter!("reflector_pruned_total", "what" => "turns")
+                        .increment(turns as u64);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "retention: pruning failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                _ = stop.wait_for(|v| *v) => return,
+            }
+        }
+    });
 }
 
 async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {

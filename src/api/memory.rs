@@ -95,7 +95,43 @@ async fn context(
             include_invalid,
         })
         .await?;
-    let fitted = max_tokens.map(|n| crate::budget::fit(&out, n));
+    let u = out.user_id.clone();
+    let summary = ctx.store.run(move |s| s.short_term_summary(&u)).await?;
+    let mut fitted = max_tokens.map(|n| crate::budget::fit(&out, n));
+    let mut out = out;
+    if let Some(sm) = summary.as_ref().filter(|s| !s.summary.is_empty()) {
+        // The summary of the turns folded out of the Tier 1 window goes just before the
+        // recent conversation, within the budget if there is one.
+        let block = format!(
+            "## Earlier conversation (summary of {} older turns)\n{}\n\n",
+            sm.folded_turns,
+            sm.summary
+                .lines()
+                .map(|l| format!("- {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let insert = |text: &str| -> String {
+            match text.find("## Recent conversation") {
+                Some(i) => format!("{}{block}{}", &text[..i], &text[i..]),
+                None if text.is_empty() || text.ends_with("\n\n") => format!("{text}{block}"),
+                None => format!("{text}\n{block}"),
+            }
+        };
+        match (&mut fitted, max_tokens) {
+            (Some(f), Some(n)) => {
+                let with = insert(&f.context);
+                let t = crate::budget::estimate_tokens(&with);
+                if t <= n {
+                    f.context = with;
+                    f.tokens = t;
+                } else {
+                    f.omitted += 1;
+                }
+            }
+            _ => out.context = insert(&out.context),
+        }
+    }
     metrics::histogram!("reflector_recall_seconds").record(start.elapsed().as_secs_f64());
     let mut v = serde_json::to_value(&out).map_err(anyhow::Error::from)?;
     match fitted {
@@ -107,6 +143,7 @@ async fn context(
         }
         None => v["context_tokens"] = json!(crate::budget::estimate_tokens(&out.context)),
     }
+    v["short_term_summary"] = json!(summary);
     Ok(Json(v))
 }
 

@@ -164,7 +164,7 @@ pub fn questions(path: &Path, samples: &[String]) -> anyhow::Result<Vec<Question
     Ok(out)
 }
 
-fn bar(len: u64, what: &str) -> ProgressBar {
+pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     pb.set_style(
         ProgressStyle::with_template(&format!(

@@ -12,11 +12,14 @@
 //! - `export --user U`: one user's memory, all four tiers, as JSON Lines (docs/EXPORT.md).
 //! - `eval locomo FILE --out R.jsonl`: ask every question of the file through recall.
 //! - `dlq list|replay|purge`: dead jobs on a running server (and the broker's DLQ).
+//! - `reflect --user U | --all [--since T]`, `reembed --user U | --all`: rebuild memory from
+//!   the stored turns after a rule or model change (`rebuild`).
 //! - `key new`: print a fresh API key and its `REFLECTOR_API_KEYS` entries.
 //! - `model fetch`: put all-MiniLM-L6-v2 into the model cache and verify it.
 
 pub mod client;
 pub mod locomo;
+pub mod rebuild;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -139,6 +142,31 @@ pub enum Command {
             global = true
         )]
         server: String,
+    },
+    /// Re-run the processors over stored turns (after a rule or model change), idempotently,
+    /// on the store in --data-dir: user edits and deletions are kept.
+    Reflect {
+        /// Only this user's turns.
+        #[arg(long)]
+        user: Option<String>,
+        /// Every user's turns.
+        #[arg(long)]
+        all: bool,
+        /// Only turns whose timestamp is at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Recompute the vectors of episodes and rules with the configured embedder (after a
+    /// model change; run it with the server stopped).
+    Reembed {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
     /// API keys for `REFLECTOR_API_KEYS`.
     Key {
@@ -316,6 +344,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
             Ok(0)
+        }
+        Command::Reflect {
+            user,
+            all,
+            since,
+            config,
+        } => rebuild::reflect(Config::load(&config)?, user, all, since).await,
+        Command::Reembed { user, all, config } => {
+            rebuild::reembed(Config::load(&config)?, user, all).await
         }
         Command::Export { user, out, config } => {
             let cfg = Config::load(&config)?;

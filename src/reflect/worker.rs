@@ -28,6 +28,9 @@ pub struct WorkerConfig {
     pub retry_max_ms: u64,
     /// How often an idle worker looks for due jobs when nobody woke it (ms).
     pub idle_poll_ms: u64,
+    /// The Tier 1 window: after a job completes, its user's turns beyond it are folded into
+    /// the running summary (here, never on the request path).
+    pub window: Option<crate::store::window::Window>,
 }
 
 /// Delay before retry number `attempt` (1-based): `base * 2^(attempt-1)`, capped at `max`,
@@ -181,6 +184,15 @@ pub async fn run_once(r: &Reflector, owner: &str, cfg: &WorkerConfig) -> anyhow:
     let outcome: JobOutcome = r.process(&c.job).await;
     metrics::histogram!("reflector_job_seconds").record(start.elapsed().as_secs_f64());
     settle(r, &c, &outcome, cfg).await?;
+    if let Some(w) = cfg.window
+        && outcome.all_committed()
+    {
+        let user = c.job.user_id.clone();
+        let n = r.store().run(move |s| s.fold_short_term(&user, w)).await?;
+        if n > 0 {
+            metrics::counter!("reflector_turns_folded_total").increment(n as u64);
+        }
+    }
     Ok(true)
 }
 

@@ -8,7 +8,9 @@
 
 pub mod edits;
 pub mod export;
+pub mod rebuild;
 pub mod sqlite;
+pub mod window;
 
 use std::sync::Arc;
 

@@ -49,6 +49,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "009_memory_edits",
         include_str!("../../migrations/009_memory_edits.sql"),
     ),
+    (
+        "010_short_term_window",
+        include_str!("../../migrations/010_short_term_window.sql"),
+    ),
 ];
 
 /// A turn to append to Tier 1, with its idempotency fingerprint.
@@ -1627,7 +1631,7 @@ impl SqliteStore {
                 [user_id],
             )?;
             removed.insert("job_tiers".into(), n.into());
-            for table in ["relations", "entity_aliases", "entities", "rules", "episodes", "turns", "jobs", "memory_edits"] {
+            for table in ["relations", "entity_aliases", "entities", "rules", "episodes", "turns", "jobs", "memory_edits", "short_term_summaries"] {
                 let n = tx.execute(&format!("DELETE FROM {table} WHERE user_id = ?1"), [user_id])?;
                 removed.insert(table.into(), n.into());
             }

@@ -1,0 +1,141 @@
+//! Tier 1 window and retention: fold turns beyond a user's window into a running summary,
+//! and prune completed jobs and reflected turns past an age. Both run in the reflector (after
+//! a job completes; the pruner every minute), never on the request path.
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::{SqliteStore, ms_to_rfc3339, now_ms};
+
+/// The Tier 1 window of one user: the newest turns up to `max_turns` and `max_tokens`
+/// (estimated as in `crate::budget`); older, reflected turns are folded into the summary,
+/// which itself keeps its newest lines within `max_tokens / 2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub max_turns: usize,
+    pub max_tokens: usize,
+}
+
+/// A user's running summary of the turns folded out of the window.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShortTermSummary {
+    pub summary: String,
+    pub folded_turns: i64,
+    /// Timestamp of the newest folded turn.
+    pub through: String,
+    pub updated_at: String,
+}
+
+fn turn_tokens(user_message: &str, assistant: &str) -> usize {
+    crate::budget::estimate_tokens(user_message) + crate::budget::estimate_tokens(assistant)
+}
+
+impl SqliteStore {
+    /// Fold `user`'s turns beyond `w` into the summary, in ONE transaction. Only reflected
+    /// turns are folded (a turn still waiting for its job stays until it is reflected), in
+    /// time order; a folded turn adds its episode's text (filler turns, which kept no
+    /// episode, add nothing). Returns the number of turns folded.
+    pub fn fold_short_term(&self, user: &str, w: Window) -> anyhow::Result<usize> {
+        self.write(|tx| {
+            let mut st = tx.prepare_cached(
+                "SELECT id, user_message, assistant_response, reflected, job_id, ts_ms FROM turns
+                 WHERE user_id = ?1 AND folded = 0 ORDER BY ts_ms DESC, created_ms DESC",
+            )?;
+            let rows: Vec<(String, String, String, bool, String, i64)> = st
+                .query_map([user], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
+                .collect::<Result<_, _>>()?;
+            let (mut n, mut tokens, mut cut) = (0usize, 0usize, rows.len());
+            for (i, r) in rows.iter().enumerate() {
+                n += 1;
+                tokens += turn_tokens(&r.1, &r.2);
+                if n > w.max_turns || tokens > w.max_tokens {
+                    cut = i;
+                    break;
+                }
+            }
+            let mut overflow: Vec<&(String, String, String, bool, String, i64)> =
+                rows[cut..].iter().filter(|r| r.3).collect();
+            if overflow.is_empty() {
+                return Ok(0);
+            }
+            overflow.reverse();
+            let (mut summary, mut folded, mut through): (String, i64, i64) = tx
+                .query_row(
+                    "SELECT summary, folded_turns, through_ms FROM short_term_summaries WHERE user_id = ?1",
+                    [user],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?
+                .unwrap_or_default();
+            let mut episode = tx.prepare_cached("SELECT text FROM episodes WHERE job_id = ?1")?;
+            let mut mark = tx.prepare_cached("UPDATE turns SET folded = 1 WHERE id = ?1")?;
+            for r in &overflow {
+                let texts: Vec<String> = episode.query_map([&r.4], |x| x.get(0))?.collect::<Result<_, _>>()?;
+                for t in texts {
+                    if !summary.is_empty() {
+                        summary.push('\n');
+                    }
+                    summary.push_str(&t.replace('\n', " "));
+                }
+                mark.execute([&r.0])?;
+                folded += 1;
+                through = through.max(r.5);
+            }
+            // Bounded: keep the newest lines within half the window's tokens.
+            let mut lines: Vec<&str> = summary.lines().collect();
+            while lines.len() > 1 && crate::budget::estimate_tokens(&lines.join("\n")) > w.max_tokens / 2 {
+                lines.remove(0);
+            }
+            let summary = lines.join("\n");
+            tx.execute(
+                "INSERT INTO short_term_summaries (user_id, summary, folded_turns, through_ms, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (user_id) DO UPDATE SET summary = ?2, folded_turns = ?3, through_ms = ?4, updated_ms = ?5",
+                params![user, summary, folded, through, now_ms()],
+            )?;
+            Ok(overflow.len())
+        })
+    }
+
+    /// The user's running summary, if any turn was folded.
+    pub fn short_term_summary(&self, user: &str) -> anyhow::Result<Option<ShortTermSummary>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT summary, folded_turns, through_ms, updated_ms FROM short_term_summaries WHERE user_id = ?1",
+            )?;
+            let mut rows = st.query([user])?;
+            Ok(match rows.next()? {
+                Some(r) => Some(ShortTermSummary {
+                    summary: r.get(0)?,
+                    folded_turns: r.get(1)?,
+                    through: ms_to_rfc3339(r.get(2)?),
+                    updated_at: ms_to_rfc3339(r.get(3)?),
+                }),
+                None => None,
+            })
+        })
+    }
+
+    /// Retention: delete completed jobs (with their tier records) completed before
+    /// `cutoff_ms`, and reflected turns stored before it. Waiting, running and dead jobs, and
+    /// turns not yet reflected, are never pruned; episodes, facts, rules and summaries stay.
+    /// Returns (jobs, turns) deleted.
+    pub fn prune(&self, cutoff_ms: i64) -> anyhow::Result<(usize, usize)> {
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM job_tiers WHERE job_id IN
+                   (SELECT job_id FROM jobs WHERE state = 'completed' AND completed_ms < ?1)",
+                [cutoff_ms],
+            )?;
+            let jobs = tx.execute(
+                "DELETE FROM jobs WHERE state = 'completed' AND completed_ms < ?1",
+                [cutoff_ms],
+            )?;
+            let turns = tx.execute(
+                "DELETE FROM turns WHERE created_ms < ?1 AND reflected = 1",
+                [cutoff_ms],
+            )?;
+            Ok((jobs, turns))
+        })
+    }
+}
