@@ -1662,6 +1662,7 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
 }
 
 /// The request path's writes for one turn, inside the caller's transaction.
+#[allow(clippy::too_many_arguments)] // private, two callers: the columns of one turn + job
 fn insert_turn_and_job_in(
     tx: &Connection,
     turn: &NewTurn,
