@@ -13,9 +13,15 @@ fn main() {
     let mut filter = tracing_subscriber::EnvFilter::try_from_env("REFLECTOR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // lapin logs every AMQP frame at TRACE, the connection's SASL response (user AND
-    // password) included: never below DEBUG, whatever REFLECTOR_LOG asks for. (A directive
-    // for the same target replaces the operator's; these are the most specific targets.)
-    for d in ["lapin=debug", "lapin::io_loop=debug", "lapin::frames=debug"] {
+    // password) included: never below DEBUG, whatever REFLECTOR_LOG asks for, and only
+    // warnings unless REFLECTOR_LOG asks for debug output at all (its DEBUG lines are one per
+    // channel and frame). A directive for the same target replaces the operator's; these are
+    // the most specific targets.
+    let verbose =
+        std::env::var("REFLECTOR_LOG").is_ok_and(|v| v.contains("debug") || v.contains("trace"));
+    let lapin_level = if verbose { "debug" } else { "warn" };
+    for target in ["lapin", "lapin::io_loop", "lapin::frames"] {
+        let d = format!("{target}={lapin_level}");
         filter = filter.add_directive(d.parse().expect("static directive"));
     }
     tracing_subscriber::fmt()
