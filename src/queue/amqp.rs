@@ -785,6 +785,24 @@ fn consumer_tag(role: &str) -> String {
     )
 }
 
+/// The next delivery of `consumer`, or `None` once `shutdown` changes. An error when the
+/// stream fails or the broker cancels the consumer (`what` names it in the message).
+async fn next_delivery(
+    consumer: &mut lapin::Consumer,
+    shutdown: &mut watch::Receiver<bool>,
+    what: &str,
+) -> anyhow::Result<Option<lapin::message::Delivery>> {
+    let d = tokio::select! {
+        _ = shutdown.changed() => return Ok(None),
+        d = consumer.next() => d,
+    };
+    match d {
+        Some(Ok(d)) => Ok(Some(d)),
+        Some(Err(e)) => Err(anyhow::anyhow!("{what}: {e}")),
+        None => Err(anyhow::anyhow!("the broker cancelled the {what}")),
+    }
+}
+
 /// Move messages from the intake to the priority queue: decode (poison → DLQ with the
 /// reason), republish with the job's priority, and ack the intake copy on the confirm.
 async fn forward(broker: &Broker, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
@@ -804,14 +822,10 @@ async fn forward(broker: &Broker, mut shutdown: watch::Receiver<bool>) -> anyhow
         .await?;
     let mut inflight: JoinSet<()> = JoinSet::new();
     let result = loop {
-        let d = tokio::select! {
-            _ = shutdown.changed() => break Ok(()),
-            d = consumer.next() => d,
-        };
-        let d = match d {
-            Some(Ok(d)) => d,
-            Some(Err(e)) => break Err(anyhow::anyhow!("intake consumer: {e}")),
-            None => break Err(anyhow::anyhow!("the broker cancelled the intake consumer")),
+        let d = match next_delivery(&mut consumer, &mut shutdown, "intake consumer").await {
+            Ok(Some(d)) => d,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
         };
         while inflight.try_join_next().is_some() {}
         match decode_job(&d.data, s.max_job_bytes) {
@@ -906,14 +920,10 @@ async fn consume(
     let owner = format!("amqp-{}", std::process::id());
     let mut inflight: JoinSet<()> = JoinSet::new();
     let result = loop {
-        let d = tokio::select! {
-            _ = shutdown.changed() => break Ok(()),
-            d = consumer.next() => d,
-        };
-        let d = match d {
-            Some(Ok(d)) => d,
-            Some(Err(e)) => break Err(anyhow::anyhow!("consumer: {e}")),
-            None => break Err(anyhow::anyhow!("the broker cancelled the consumer")),
+        let d = match next_delivery(&mut consumer, &mut shutdown, "consumer").await {
+            Ok(Some(d)) => d,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
         };
         let permit = tokio::select! {
             _ = shutdown.changed() => break Ok(()),
@@ -1001,12 +1011,7 @@ async fn settle_delivery(
         return Ok(());
     }
     let error = outcome.error_summary();
-    if outcome.permanent || c.exhausted() {
-        let reason = if outcome.permanent {
-            format!("cannot be processed: {error}")
-        } else {
-            format!("retries exhausted after {} attempts: {error}", c.attempts)
-        };
+    if let Some(reason) = outcome.dead_reason(&error, c.exhausted(), c.attempts) {
         tracing::warn!(job_id = %job.job_id, attempts = c.attempts, reason = %reason, "job dead");
         dead_letter(publ, s, d, &reason, c.attempts, Some(&job.job_id)).await?;
         store.run(move |st| st.dead_job(&id, &reason)).await?;

@@ -62,6 +62,21 @@ impl JobOutcome {
             .collect::<Vec<_>>()
             .join("; ")
     }
+
+    /// The dead-letter reason when a job that did not fully commit must not be retried — a
+    /// permanent failure, or its retries used up (`exhausted`, after `attempts`) — else
+    /// `None`. `error` is [`Self::error_summary`]. One wording for both queue backends.
+    pub fn dead_reason(&self, error: &str, exhausted: bool, attempts: u32) -> Option<String> {
+        if self.permanent {
+            Some(format!("cannot be processed: {error}"))
+        } else if exhausted {
+            Some(format!(
+                "retries exhausted after {attempts} attempts: {error}"
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 /// Runs the three processors of a job.

@@ -216,12 +216,7 @@ pub async fn settle(
         return Ok(());
     }
     let error = outcome.error_summary();
-    if outcome.permanent || c.exhausted() {
-        let reason = if outcome.permanent {
-            format!("cannot be processed: {error}")
-        } else {
-            format!("retries exhausted after {} attempts: {error}", c.attempts)
-        };
+    if let Some(reason) = outcome.dead_reason(&error, c.exhausted(), c.attempts) {
         tracing::warn!(job_id = %c.job.job_id, attempts = c.attempts, reason = %reason, "job dead");
         r.store().run(move |s| s.dead_job(&job_id, &reason)).await?;
         metrics::counter!("reflector_jobs_total", "outcome" => "dead").increment(1);
