@@ -980,15 +980,16 @@ async fn reflection_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> an
     let completed: std::collections::HashMap<String, Option<i64>> = refl
         .store
         .run(move |s| {
-            s.read(|c| {
-                let mut stmt = c.prepare("SELECT completed_ms FROM jobs WHERE job_id = ?1")?;
-                let mut out = std::collections::HashMap::new();
-                for id in ids {
-                    let v: Option<i64> = stmt.query_row([&id], |r| r.get(0))?;
-                    out.insert(id, v);
-                }
-                Ok(out)
-            })
+            let mut out = std::collections::HashMap::new();
+            for id in ids {
+                let done = s.get_job(&id)?.and_then(|j| j.completed_at).and_then(|t| {
+                    chrono::DateTime::parse_from_rfc3339(&t)
+                        .ok()
+                        .map(|t| t.timestamp_millis())
+                });
+                out.insert(id, done);
+            }
+            Ok(out)
         })
         .await?;
     let mut lag = Lat::default();

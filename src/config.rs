@@ -101,8 +101,20 @@ pub struct Config {
     /// little more than `workers`, so that higher-priority jobs are not stuck behind a
     /// long prefetched backlog.
     pub amqp_prefetch: u16,
-    /// `DATABASE_URL`: the production store (not in this build yet; see the README).
+    /// `DATABASE_URL` (`postgres://user:password@host:5432/db`): the PostgreSQL store.
+    /// Setting it alone selects the `postgres` store. A secret: never logged (messages show
+    /// host, port and database only). Environment or flag only, never the TOML file.
     pub database_url: Option<String>,
+    /// `sqlite` (the embedded default) or `postgres`. Unset: `postgres` when `database_url`
+    /// is set, else `sqlite`.
+    pub store: Option<String>,
+    /// PostgreSQL schema for every table (created when missing). Unset: `public`.
+    pub database_schema: Option<String>,
+    /// PostgreSQL connections per process at most. Default 16.
+    pub database_max_connections: u32,
+    /// pgvector use on PostgreSQL: `auto` (default: when the extension can be created),
+    /// `on` (fail without it) or `off` (exact search in the process).
+    pub pgvector: String,
 }
 
 impl Default for Config {
@@ -142,6 +154,10 @@ impl Default for Config {
             amqp_dlq: "memory_reflection_dlq".into(),
             amqp_prefetch: 8,
             database_url: None,
+            store: None,
+            database_schema: None,
+            database_max_connections: 16,
+            pgvector: "auto".into(),
         }
     }
 }
@@ -153,8 +169,8 @@ impl Config {
     }
 
     /// The backpressure ceilings.
-    pub fn queue_limits(&self) -> crate::store::sqlite::QueueLimits {
-        crate::store::sqlite::QueueLimits {
+    pub fn queue_limits(&self) -> crate::store::QueueLimits {
+        crate::store::QueueLimits {
             per_user: self.max_waiting_per_user,
             total: self.max_waiting_total,
         }
@@ -165,6 +181,14 @@ impl Config {
         match self.queue.as_deref() {
             Some(q) => q == "amqp",
             None => self.rabbitmq_url.is_some(),
+        }
+    }
+
+    /// True when the store is PostgreSQL (`store = postgres`, or `DATABASE_URL` alone).
+    pub fn uses_postgres(&self) -> bool {
+        match self.store.as_deref() {
+            Some(s) => s == "postgres",
+            None => self.database_url.is_some(),
         }
     }
 
@@ -248,6 +272,18 @@ impl Config {
         }
         if let Some(u) = o.database_url.filter(|u| !u.trim().is_empty()) {
             self.database_url = Some(u);
+        }
+        if o.store.is_some() {
+            self.store = o.store;
+        }
+        if let Some(v) = o.database_schema.filter(|v| !v.trim().is_empty()) {
+            self.database_schema = Some(v);
+        }
+        if let Some(v) = o.database_max_connections {
+            self.database_max_connections = v;
+        }
+        if let Some(v) = o.pgvector {
+            self.pgvector = v;
         }
     }
 
@@ -345,10 +381,32 @@ impl Config {
         if self.amqp_prefetch == 0 {
             bail!("amqp_prefetch must be at least 1");
         }
-        if self.database_url.is_some() {
+        if let Some(st) = &self.store
+            && !matches!(st.as_str(), "sqlite" | "postgres")
+        {
+            bail!("store (REFLECTOR_STORE) must be `sqlite` or `postgres`, got {st:?}");
+        }
+        if self.store.as_deref() == Some("postgres") && self.database_url.is_none() {
             bail!(
-                "DATABASE_URL is set, but this build has only the SQLite store (PostgreSQL support is tracked separately); unset it to run on embedded defaults"
+                "store (REFLECTOR_STORE) is `postgres` but DATABASE_URL is not set (e.g. postgres://user:password@host:5432/reflector)"
             );
+        }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            // The URL holds a password: the message shows only what it should start with.
+            bail!(
+                "DATABASE_URL must start with postgres:// or postgresql:// (e.g. postgres://user:password@host:5432/reflector)"
+            );
+        }
+        if !matches!(self.pgvector.as_str(), "auto" | "on" | "off") {
+            bail!(
+                "pgvector (REFLECTOR_PGVECTOR) must be `auto`, `on` or `off`, got {:?}",
+                self.pgvector
+            );
+        }
+        if self.database_max_connections == 0 {
+            bail!("database_max_connections must be at least 1");
         }
         Ok(())
     }
@@ -453,9 +511,21 @@ pub struct Overrides {
     /// RabbitMQ prefetch per consumer [default: 8]
     #[arg(long, env = "REFLECTOR_AMQP_PREFETCH")]
     pub amqp_prefetch: Option<u16>,
-    /// PostgreSQL URL (production store)
+    /// PostgreSQL URL, postgres://user:password@host:5432/db (selects the postgres store)
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Store backend: sqlite or postgres [default: postgres when DATABASE_URL is set, else sqlite]
+    #[arg(long, env = "REFLECTOR_STORE")]
+    pub store: Option<String>,
+    /// PostgreSQL schema for the tables, created when missing [default: public]
+    #[arg(long, env = "REFLECTOR_DATABASE_SCHEMA")]
+    pub database_schema: Option<String>,
+    /// PostgreSQL connections per process [default: 16]
+    #[arg(long, env = "REFLECTOR_DATABASE_MAX_CONNECTIONS")]
+    pub database_max_connections: Option<u32>,
+    /// pgvector: auto, on or off [default: auto]
+    #[arg(long, env = "REFLECTOR_PGVECTOR")]
+    pub pgvector: Option<String>,
 }
 
 /// Flags shared by every command that runs the service.
@@ -503,6 +573,10 @@ struct ConfigFile {
     short_term_window_turns: Option<usize>,
     short_term_window_tokens: Option<usize>,
     retention_secs: Option<u64>,
+    store: Option<String>,
+    database_schema: Option<String>,
+    database_max_connections: Option<u32>,
+    pgvector: Option<String>,
 }
 
 impl ConfigFile {
@@ -547,6 +621,10 @@ impl ConfigFile {
             amqp_dlq: self.amqp_dlq,
             amqp_prefetch: self.amqp_prefetch,
             database_url: None,
+            store: self.store,
+            database_schema: self.database_schema,
+            database_max_connections: self.database_max_connections,
+            pgvector: self.pgvector,
         }
     }
 }

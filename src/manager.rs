@@ -19,7 +19,7 @@ use crate::job::{JobState, Priority, ReflectionJob};
 use crate::reflect::worker::{WorkerConfig, settle};
 use crate::reflect::{JobOutcome, Reflector};
 use crate::store::Store;
-use crate::store::sqlite::{ClaimedJob, InsertOutcome, NewTurn, QueueLimits, TurnInsert};
+use crate::store::{ClaimedJob, InsertOutcome, NewTurn, QueueLimits, TurnInsert};
 
 /// Most turns one group commit takes.
 const GROUP_COMMIT_MAX: usize = 256;

@@ -203,7 +203,7 @@ impl VectorCache {
     /// the rescoring reads) and scans every vector of the user.
     pub fn top_k(
         &self,
-        store: &crate::store::SqliteStore,
+        store: &dyn crate::store::Backend,
         user_id: &str,
         q: &[f32],
         k: usize,
@@ -226,14 +226,16 @@ impl VectorCache {
                     let before = w.ids.len();
                     if incremental {
                         let after = w.max_id;
-                        store.each_episode_vector(user_id, after, |id, blob| {
+                        store.each_episode_vector(user_id, after, &mut |id, blob| {
                             w.push_blob(id, blob)
                         })?;
                     }
                     // Rows were deleted (and maybe added): reload everything.
                     if !incremental || w.count + (w.ids.len() - before) as i64 != count {
                         w.clear();
-                        store.each_episode_vector(user_id, 0, |id, blob| w.push_blob(id, blob))?;
+                        store.each_episode_vector(user_id, 0, &mut |id, blob| {
+                            w.push_blob(id, blob)
+                        })?;
                     }
                     w.count = w.ids.len() as i64;
                     w.max_id = max_id;
@@ -302,7 +304,7 @@ impl DocFreqCache {
     /// The document frequency of each term, in order. Blocking (SQL for terms not cached).
     pub fn get(
         &self,
-        store: &crate::store::SqliteStore,
+        store: &dyn crate::store::Backend,
         terms: &[String],
     ) -> anyhow::Result<Vec<i64>> {
         let now = std::time::Instant::now();
@@ -397,7 +399,12 @@ impl Recall {
                 .store
                 .run(move |s| {
                     let t = std::time::Instant::now();
-                    Ok((vectors.top_k(s, &user, &qv2, CANDIDATES)?, t.elapsed()))
+                    // pgvector's index when the backend has one, else the exact scan.
+                    let hits = match s.vector_search(&user, &qv2, CANDIDATES)? {
+                        Some(hits) => hits,
+                        None => vectors.top_k(s, &user, &qv2, CANDIDATES)?,
+                    };
+                    Ok((hits, t.elapsed()))
                 })
                 .await?;
             anyhow::Ok((qv, hits, embedded, scan))
@@ -491,7 +498,7 @@ impl ScoredEpisode {
 /// drop a lower-ranked episode that is already shown inside a better one's window — its
 /// slot goes to something new. Episodes past the first `limit` kept are left as they are.
 fn with_windows(
-    s: &crate::store::SqliteStore,
+    s: &dyn crate::store::Backend,
     user: &str,
     ranked: Vec<ScoredEpisode>,
     window: usize,

@@ -17,7 +17,7 @@ use crate::queue::amqp::{self, AmqpSettings, Broker};
 use crate::recall::Recall;
 use crate::reflect::worker::{REFLECTION_NICE, WorkerConfig, lower_thread_priority, spawn_workers};
 use crate::reflect::{FaultInjector, Reflector};
-use crate::store::{SqliteStore, Store};
+use crate::store::Store;
 
 /// Extra knobs for embedding the service in tests.
 #[derive(Default, Clone)]
@@ -155,11 +155,13 @@ impl Service {
     pub async fn start(cfg: Config, opts: Options) -> anyhow::Result<Service> {
         cfg.check_exposure()?;
         let cfg = Arc::new(cfg);
-        let sqlite = SqliteStore::open(&cfg.db_path(), &cfg.sqlite_synchronous)?;
+        let store = {
+            let cfg = cfg.clone();
+            tokio::task::spawn_blocking(move || crate::store::open(&cfg)).await??
+        };
         let broker = AmqpSettings::from_config(&cfg).map(Broker::new);
         // RabbitMQ: the jobs table becomes the outbox the relay publishes from.
-        sqlite.set_outbox(broker.is_some());
-        let store = Store::new(sqlite);
+        store.sync().set_outbox(broker.is_some());
         let embed = match opts.embed.clone() {
             Some(e) => e,
             None => embed_service(&cfg)?,
@@ -216,7 +218,7 @@ impl Service {
         };
         let queue_backend = if broker.is_some() { "amqp" } else { "embedded" };
         if opts.no_http {
-            tracing::info!(workers = cfg.workers, queue = queue_backend, db = %cfg.db_path().display(), "memory reflector worker running");
+            tracing::info!(workers = cfg.workers, queue = queue_backend, db = %crate::store::describe(&cfg), "memory reflector worker running");
             return Ok(Service {
                 addr: "0.0.0.0:0".parse().expect("static address"),
                 store,
@@ -258,7 +260,7 @@ impl Service {
                 .await
                 .context("HTTP server failed")
         });
-        tracing::info!(%addr, api_keys = cfg.api_keys.len(), workers = if run_workers { cfg.workers } else { 0 }, queue = queue_backend, fast_mode = cfg.async_reflection(), db = %cfg.db_path().display(), "memory reflector serving");
+        tracing::info!(%addr, api_keys = cfg.api_keys.len(), workers = if run_workers { cfg.workers } else { 0 }, queue = queue_backend, fast_mode = cfg.async_reflection(), db = %crate::store::describe(&cfg), "memory reflector serving");
         Ok(Service {
             addr,
             store,

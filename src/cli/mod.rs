@@ -281,17 +281,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         } => {
             if format == "reflector" {
                 let cfg = Config::load(&config)?;
-                let store =
-                    crate::store::SqliteStore::open(&cfg.db_path(), &cfg.sqlite_synchronous)?;
+                let store = crate::store::open(&cfg)?;
                 let f = std::fs::File::open(&file)
                     .with_context(|| format!("cannot open {}", file.display()))?;
                 let counts = tokio::task::spawn_blocking(move || {
-                    store.import_user(&mut std::io::BufReader::new(f))
+                    store.sync().import_user(&mut std::io::BufReader::new(f))
                 })
                 .await??;
                 eprintln!(
                     "imported into {}: {counts:?} (records already present are skipped)",
-                    cfg.db_path().display()
+                    crate::store::describe(&cfg)
                 );
                 return Ok(0);
             }
@@ -356,10 +355,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Export { user, out, config } => {
             let cfg = Config::load(&config)?;
-            if !cfg.db_path().exists() {
+            if !cfg.uses_postgres() && !cfg.db_path().exists() {
                 anyhow::bail!("no database at {} (--data-dir)", cfg.db_path().display());
             }
-            let store = crate::store::SqliteStore::open(&cfg.db_path(), &cfg.sqlite_synchronous)?;
+            let store = crate::store::open(&cfg)?;
             let model = if cfg.embedder == "hash" {
                 crate::embed::hash::HASH_MODEL_ID
             } else {
@@ -370,9 +369,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                     Some(p) => {
                         let f = std::fs::File::create(&p)
                             .with_context(|| format!("cannot create {}", p.display()))?;
-                        store.export_user(&user, model, &mut std::io::BufWriter::new(f))
+                        store
+                            .sync()
+                            .export_user(&user, model, &mut std::io::BufWriter::new(f))
                     }
-                    None => store.export_user(&user, model, &mut std::io::stdout().lock()),
+                    None => store
+                        .sync()
+                        .export_user(&user, model, &mut std::io::stdout().lock()),
                 }
             })
             .await??;

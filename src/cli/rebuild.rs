@@ -19,7 +19,6 @@ use crate::reflect::Reflector;
 use crate::reflect::worker::settle;
 use crate::server::{embed_service, llm_extractor, worker_config};
 use crate::store::rebuild::Embedded;
-use crate::store::{SqliteStore, Store};
 
 fn scope(user: &Option<String>, all: bool) -> anyhow::Result<Option<String>> {
     match (user, all) {
@@ -47,7 +46,7 @@ pub async fn reflect(
             })?
             .timestamp_millis(),
     };
-    let store = Store::new(SqliteStore::open(&cfg.db_path(), &cfg.sqlite_synchronous)?);
+    let store = crate::store::open(&cfg)?;
     let embed = embed_service(&cfg)?;
     let mut reflector = Reflector::new(store.clone(), embed);
     if let Some(llm) = llm_extractor(&cfg)? {
@@ -115,7 +114,7 @@ pub async fn reflect(
 /// `reflector reembed --user U | --all`: recompute the vectors of episodes and rules.
 pub async fn reembed(cfg: Config, user: Option<String>, all: bool) -> anyhow::Result<i32> {
     let user = scope(&user, all)?;
-    let store = Store::new(SqliteStore::open(&cfg.db_path(), &cfg.sqlite_synchronous)?);
+    let store = crate::store::open(&cfg)?;
     let embed = embed_service(&cfg)?;
     let u = user.clone();
     let total = store.run(move |s| s.count_embedded(u.as_deref())).await?;

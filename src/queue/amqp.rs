@@ -52,9 +52,9 @@ use tokio::task::JoinSet;
 use crate::config::Config;
 use crate::job::{Priority, ReflectionJob};
 use crate::reflect::Reflector;
+use crate::store::Delivery;
 use crate::store::Store;
 use crate::store::now_ms;
-use crate::store::sqlite::Delivery;
 
 /// `x-max-priority` of the priority queue: job priorities are 0 (low) ..= 3 (urgent).
 pub const MAX_PRIORITY: u8 = 3;

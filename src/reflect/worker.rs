@@ -199,7 +199,7 @@ pub async fn run_once(r: &Reflector, owner: &str, cfg: &WorkerConfig) -> anyhow:
 /// Turn an outcome into the job's next state.
 pub async fn settle(
     r: &Reflector,
-    c: &crate::store::sqlite::ClaimedJob,
+    c: &crate::store::ClaimedJob,
     outcome: &JobOutcome,
     cfg: &WorkerConfig,
 ) -> anyhow::Result<()> {

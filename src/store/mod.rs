@@ -1,51 +1,99 @@
-//! The store: every tier's rows and the job ledger, behind one type.
+//! The store: every tier's rows and the job ledger, behind one interface ([`Backend`]) with
+//! two backends: SQLite ([`SqliteStore`], the embedded default: one file, no server) and
+//! PostgreSQL ([`PgStore`], for several API and worker processes on one database).
 //!
-//! This build has one backend, SQLite ([`sqlite::SqliteStore`]), the embedded default. Its
-//! methods are synchronous (rusqlite); async callers go through [`Store`], which runs them on
-//! tokio's blocking pool so no SQLite call ever blocks the async runtime. Every method that
+//! The methods are synchronous; async callers go through [`Store`], which runs them on
+//! tokio's blocking pool so no database call ever blocks the async runtime. Every method that
 //! reads or writes memory takes a `user_id` and every statement filters on it: nothing crosses
 //! between users.
 
+pub mod backend;
 pub mod edits;
 pub mod export;
+pub mod pg;
 pub mod rebuild;
 pub mod sqlite;
+pub mod types;
 pub mod window;
 
 use std::sync::Arc;
 
 use serde::Serialize;
 
+pub use backend::Backend;
+pub use pg::PgStore;
 pub use sqlite::SqliteStore;
+pub use types::*;
 
 /// Shared handle to the store for async code.
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<SqliteStore>,
+    inner: Arc<dyn Backend>,
 }
 
 impl Store {
-    pub fn new(inner: SqliteStore) -> Self {
+    pub fn new(inner: impl Backend + 'static) -> Self {
         Self {
             inner: Arc::new(inner),
         }
     }
 
     /// The synchronous store, for code already on a blocking thread.
-    pub fn sync(&self) -> &SqliteStore {
-        &self.inner
+    pub fn sync(&self) -> &dyn Backend {
+        &*self.inner
     }
 
     /// Run `f` against the store on the blocking pool.
     pub async fn run<T, F>(&self, f: F) -> anyhow::Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&SqliteStore) -> anyhow::Result<T> + Send + 'static,
+        F: FnOnce(&dyn Backend) -> anyhow::Result<T> + Send + 'static,
     {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || f(&inner))
+        tokio::task::spawn_blocking(move || f(&*inner))
             .await
             .map_err(|e| anyhow::anyhow!("store task panicked: {e}"))?
+    }
+}
+
+/// Open the configured store: PostgreSQL when `cfg.uses_postgres()`, else the SQLite file
+/// in the data directory (both create their schema). Blocking (connects and migrates): call
+/// it before serving, or on the blocking pool.
+pub fn open(cfg: &crate::config::Config) -> anyhow::Result<Store> {
+    if cfg.uses_postgres() {
+        let url = cfg
+            .database_url
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("the postgres store needs DATABASE_URL"))?;
+        let dim = if cfg.embedder == "hash" {
+            crate::embed::hash::HASH_DIM
+        } else {
+            crate::embed::minilm::DIM
+        };
+        Ok(Store::new(PgStore::open(&pg::PgOptions {
+            url,
+            schema: cfg.database_schema.clone(),
+            pgvector: cfg.pgvector.clone(),
+            dim,
+            max_connections: cfg.database_max_connections,
+        })?))
+    } else {
+        Ok(Store::new(SqliteStore::open(
+            &cfg.db_path(),
+            &cfg.sqlite_synchronous,
+        )?))
+    }
+}
+
+/// Where the store is, for messages: the SQLite file, or PostgreSQL's host, port and
+/// database (never the password).
+pub fn describe(cfg: &crate::config::Config) -> String {
+    match (&cfg.database_url, cfg.uses_postgres()) {
+        (Some(url), true) => url
+            .parse::<postgres::Config>()
+            .map(|c| format!("PostgreSQL {}", pg::describe(&c)))
+            .unwrap_or_else(|_| "PostgreSQL".into()),
+        _ => cfg.db_path().display().to_string(),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::sqlite::ClaimedJob;
+use super::types::ClaimedJob;
 use super::{SqliteStore, now_ms, vec_to_blob};
 use crate::job::ReflectionJob;
 

@@ -16,8 +16,22 @@ pub struct TestServer {
 }
 
 /// A config on a temp dir, port 0, the hash embedder (fast; MiniLM is tested on its own).
+///
+/// With `REFLECTOR_TEST_DATABASE_URL` set, the store is PostgreSQL at that URL instead of
+/// SQLite, in a new empty schema for each call (so tests stay independent): the same suite
+/// runs on both backends (`scripts/test.sh` does both). An unreachable server fails the
+/// test; it never falls back to SQLite.
 pub fn test_config(dir: &std::path::Path) -> Config {
+    let (database_url, database_schema) = match std::env::var("REFLECTOR_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => (
+            Some(url),
+            Some(format!("t_{}", uuid::Uuid::new_v4().simple())),
+        ),
+        _ => (None, None),
+    };
     Config {
+        database_url,
+        database_schema,
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.to_path_buf(),
         embedder: "hash".into(),
