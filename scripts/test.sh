@@ -10,6 +10,9 @@
 # set, an unreachable broker FAILS those tests). Then the aio-pika interoperability script
 # (PyPI's aio-pika, installed when missing) and a small chaos run (scripts/chaos.sh).
 # REFLECTOR_SKIP_RABBITMQ=1 skips all of that (for a machine without root); CI never sets it.
+#
+# Also: scripts/schemathesis.sh tests the running API against its OpenAPI document
+# (Schemathesis from PyPI, in a virtualenv under ~/.cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/memory-reflector/target}"
@@ -51,6 +54,9 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 else
   cargo test --release --locked --no-fail-fast
 fi
+
+echo "== schemathesis: the API against its OpenAPI document (scripts/schemathesis.sh)"
+scripts/schemathesis.sh
 
 if [ "${REFLECTOR_SKIP_RABBITMQ:-}" != 1 ]; then
   echo "== RabbitMQ interoperability: the original producer's schema and declaration, via aio-pika"

@@ -120,13 +120,22 @@ pub fn body_bytes(
     })
 }
 
-/// Pagination from `?limit=&offset=`: limit 1..=500 (default 50), offset >= 0.
+/// Pagination from `?limit=&offset=`: limit 1..=500 (default 50), offset 0..=i64::MAX (the
+/// store's SQL takes it as a signed 64-bit integer; a larger one used to wrap to a negative
+/// offset, read as 0).
 pub fn page(q: &HashMap<String, String>) -> Result<(usize, usize), ApiError> {
     let limit = parse_param(q, "limit", 50usize)?;
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 500"));
     }
-    Ok((limit, parse_param(q, "offset", 0usize)?))
+    let offset = parse_param(q, "offset", 0u64)?;
+    if offset > i64::MAX as u64 {
+        return Err(ApiError::invalid(
+            "offset",
+            format!("must be at most {}", i64::MAX),
+        ));
+    }
+    Ok((limit, offset as usize))
 }
 
 /// A typed query parameter with a default; 422 naming it when it does not parse.
