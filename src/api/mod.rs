@@ -87,6 +87,18 @@ pub fn router(ctx: ApiContext) -> Router {
         .with_state(ctx)
 }
 
+/// Only the public health check (`GET /api/reflection/health`), for a process that serves
+/// no API: `reflector worker --health-listen ADDR`, for container health checks.
+pub fn health_router(ctx: ApiContext) -> Router {
+    let (routes, _) = reflection::health_routes().split_for_parts();
+    Router::new()
+        .merge(routes)
+        .fallback(|| async {
+            ApiError::NotFound("this worker serves only GET /api/reflection/health".into())
+        })
+        .with_state(ctx)
+}
+
 /// Records `http_requests_total` and `http_request_duration_seconds` per route and status.
 async fn track_requests(req: Request, next: Next) -> Response {
     let route = req

@@ -49,6 +49,11 @@ pub fn router() -> OpenApiRouter<ApiContext> {
         .routes(routes!(prometheus))
 }
 
+/// The health check alone (see [`super::health_router`]).
+pub fn health_routes() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(health))
+}
+
 /// A reflection job: state, attempts, per-tier result or error.
 #[utoipa::path(
     get,
