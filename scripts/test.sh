@@ -11,8 +11,9 @@
 # (PyPI's aio-pika, installed when missing) and a small chaos run (scripts/chaos.sh).
 # REFLECTOR_SKIP_RABBITMQ=1 skips all of that (for a machine without root); CI never sets it.
 #
-# Also: scripts/schemathesis.sh tests the running API against its OpenAPI document
-# (Schemathesis from PyPI, in a virtualenv under ~/.cache).
+# Also: docker-compose.yml is validated with Debian's docker-compose (`config -q`; installed
+# when missing, as root), and scripts/schemathesis.sh tests the running API against its
+# OpenAPI document (Schemathesis from PyPI, in a virtualenv under ~/.cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/memory-reflector/target}"
@@ -20,6 +21,16 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+
+echo "== docker-compose.yml (docker-compose config)"
+if ! command -v docker-compose >/dev/null 2>&1; then
+  [ "$(id -u)" = 0 ] || { echo "docker-compose is missing and we are not root to install it (apt-get install docker-compose)" >&2; exit 1; }
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+fi
+# Placeholders: the file requires these from the environment (no secret is in it).
+REFLECTOR_API_KEYS=placeholder RABBITMQ_PASSWORD=placeholder POSTGRES_PASSWORD=placeholder DATABASE_URL= \
+  docker-compose -f docker-compose.yml config -q
 
 echo "== build (release)"
 cargo build --release --locked --all-targets
