@@ -16,6 +16,9 @@
 # that go through the store, and the PostgreSQL backend's own tests) runs again on each, with
 # REFLECTOR_TEST_DATABASE_URL set (an unreachable server FAILS those tests).
 # REFLECTOR_SKIP_POSTGRES=1 skips that; CI never sets it.
+# Also: docker-compose.yml is validated with Debian's docker-compose (`config -q`; installed
+# when missing, as root), and scripts/schemathesis.sh tests the running API against its
+# OpenAPI document (Schemathesis from PyPI, in a virtualenv under ~/.cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/memory-reflector/target}"
@@ -23,6 +26,16 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+
+echo "== docker-compose.yml (docker-compose config)"
+if ! command -v docker-compose >/dev/null 2>&1; then
+  [ "$(id -u)" = 0 ] || { echo "docker-compose is missing and we are not root to install it (apt-get install docker-compose)" >&2; exit 1; }
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+fi
+# Placeholders: the file requires these from the environment (no secret is in it).
+REFLECTOR_API_KEYS=placeholder RABBITMQ_PASSWORD=placeholder POSTGRES_PASSWORD=placeholder DATABASE_URL= \
+  docker-compose -f docker-compose.yml config -q
 
 echo "== build (release)"
 cargo build --release --locked --all-targets
@@ -68,6 +81,8 @@ if [ "${REFLECTOR_SKIP_POSTGRES:-}" != 1 ]; then
     REFLECTOR_TEST_DATABASE_URL="$url" cargo nextest run --release --locked --no-fail-fast -E "$STORE_SUITE"
   done
 fi
+echo "== schemathesis: the API against its OpenAPI document (scripts/schemathesis.sh)"
+scripts/schemathesis.sh
 
 if [ "${REFLECTOR_SKIP_RABBITMQ:-}" != 1 ]; then
   echo "== RabbitMQ interoperability: the original producer's schema and declaration, via aio-pika"

@@ -26,8 +26,12 @@ pub struct Options {
     pub fault: Option<FaultInjector>,
     /// Do not start reflection workers in this process (`reflector api`).
     pub no_workers: bool,
-    /// Do not serve HTTP (`reflector worker`): [`Service::addr`] is then `0.0.0.0:0`.
+    /// Do not serve the API (`reflector worker`): [`Service::addr`] is then `0.0.0.0:0`, or
+    /// the health address when [`Options::health_listen`] is set.
     pub no_http: bool,
+    /// With `no_http`: serve only the public health check (`GET /api/reflection/health`)
+    /// here, for container health checks of a worker.
+    pub health_listen: Option<std::net::SocketAddr>,
     /// Start the workers paused: they lease nothing until [`Service::pause_workers`]`(false)`
     /// (benchmarks queue work first, or measure the request path without reflection).
     pub start_paused: bool,
@@ -217,18 +221,6 @@ impl Service {
             _ => None,
         };
         let queue_backend = if broker.is_some() { "amqp" } else { "embedded" };
-        if opts.no_http {
-            tracing::info!(workers = cfg.workers, queue = queue_backend, db = %crate::store::describe(&cfg), "memory reflector worker running");
-            return Ok(Service {
-                addr: "0.0.0.0:0".parse().expect("static address"),
-                store,
-                shutdown: tx,
-                paused,
-                server: None,
-                workers,
-                relay,
-            });
-        }
         let ctx = ApiContext {
             config: cfg.clone(),
             store: store.clone(),
@@ -241,6 +233,38 @@ impl Service {
             embed: embed.clone(),
             broker,
         };
+        if opts.no_http {
+            let (addr, server) = match opts.health_listen {
+                None => ("0.0.0.0:0".parse().expect("static address"), None),
+                Some(at) => {
+                    let listener = tokio::net::TcpListener::bind(at)
+                        .await
+                        .with_context(|| format!("cannot listen on {at} (health)"))?;
+                    let addr = listener.local_addr()?;
+                    let app = api::health_router(ctx);
+                    let mut stop = rx.clone();
+                    let server = tokio::spawn(async move {
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(async move {
+                                let _ = stop.wait_for(|v| *v).await;
+                            })
+                            .await
+                            .context("health listener failed")
+                    });
+                    (addr, Some(server))
+                }
+            };
+            tracing::info!(workers = cfg.workers, queue = queue_backend, db = %crate::store::describe(&cfg), health = ?opts.health_listen.map(|_| addr), "memory reflector worker running");
+            return Ok(Service {
+                addr,
+                store,
+                shutdown: tx,
+                paused,
+                server,
+                workers,
+                relay,
+            });
+        }
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("cannot listen on {}", cfg.listen))?;

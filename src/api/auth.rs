@@ -32,6 +32,11 @@
 //! (403 otherwise); `POST /api/interactions` and `GET /api/reflection/jobs/{job_id}` check the
 //! body's / job's user in the handler; every other route (queue status, stats, the
 //! dead-letter list and replay, `/metrics`) is for admin keys only.
+//!
+//! `GET /openapi.json` and `GET /docs` (Swagger UI) are outside this layer, public like the
+//! health check: they are metadata, the API's shape, the same for every deployment, with no
+//! user data, keys or configuration in them. The document marks every route but
+//! [`PUBLIC_ROUTES`] with the `bearer` security scheme (see `super::openapi`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

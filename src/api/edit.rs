@@ -19,13 +19,19 @@
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
 use super::auth::Caller;
-use super::{ApiContext, ApiError, check_user_id, page};
+use super::schema::{
+    DeletedEpisode, DeletedFact, DeletedRule, EditPage, Episode, EpisodePatchRequest, ErrorBody,
+    Fact, FactPatchRequest, MemoryPath, NewEpisodeRequest, NewFactRequest, NewRuleRequest,
+    PageQuery, Rule, RulePatchRequest, UserPath,
+};
+use super::{ApiContext, ApiError, body_bytes, check_user_id, page};
 use crate::store::edits::{
     EditRefused, EditTier, EpisodePatch, FactPatch, NewEpisode, NewFact, NewRule, RulePatch,
 };
@@ -333,7 +339,17 @@ pub async fn delete(
     Ok(Json(out))
 }
 
-/// `GET /api/memory/edits/{user_id}`.
+/// The audit record of a user's edits, newest first: who, when, before, after.
+#[utoipa::path(
+    get,
+    path = "/api/memory/edits/{user_id}",
+    tag = "editing",
+    params(UserPath, PageQuery),
+    responses(
+        (status = 200, description = "One page of edits", body = EditPage),
+        (status = 422, description = "A parameter is invalid (`field` names it)", body = ErrorBody),
+    ),
+)]
 pub async fn edits(
     State(ctx): State<ApiContext>,
     Path(user_id): Path<String>,
@@ -351,40 +367,209 @@ pub async fn edits(
     ))
 }
 
-/// Handlers bound to one tier (axum routes need one function per route).
-macro_rules! tier_handlers {
-    ($add:ident, $update:ident, $delete:ident, $tier:expr) => {
-        pub async fn $add(
-            State(ctx): State<ApiContext>,
-            Extension(caller): Extension<Caller>,
-            Path(user_id): Path<String>,
-            body: Bytes,
-        ) -> Result<(StatusCode, Json<Value>), ApiError> {
-            add($tier, ctx, caller, user_id, body).await
-        }
-        pub async fn $update(
-            State(ctx): State<ApiContext>,
-            Extension(caller): Extension<Caller>,
-            Path(p): Path<(String, String)>,
-            body: Bytes,
-        ) -> Result<Json<Value>, ApiError> {
-            update($tier, ctx, caller, p, body).await
-        }
-        pub async fn $delete(
-            State(ctx): State<ApiContext>,
-            Extension(caller): Extension<Caller>,
-            Path(p): Path<(String, String)>,
-        ) -> Result<Json<Value>, ApiError> {
-            delete($tier, ctx, caller, p).await
-        }
-    };
+// One handler per route and tier (axum and the OpenAPI operations need a function each).
+
+/// Remember an episode explicitly ("remember that …").
+#[utoipa::path(
+    post,
+    path = "/api/memory/episodic/{user_id}",
+    tag = "editing",
+    params(UserPath),
+    request_body = NewEpisodeRequest,
+    responses(
+        (status = 201, description = "Added; the episode as the browse route shows it", body = Episode),
+        (status = 400, description = "The body is not JSON, or not an object", body = ErrorBody),
+        (status = 422, description = "A field is missing, unknown or invalid (`field` names it)", body = ErrorBody),
+    ),
+)]
+pub async fn add_episode(
+    State(ctx): State<ApiContext>,
+    Extension(caller): Extension<Caller>,
+    Path(user_id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body = body_bytes(&ctx, body)?;
+    add(EditTier::Episodic, ctx, caller, user_id, body).await
 }
 
-tier_handlers!(
-    add_episode,
-    update_episode,
-    delete_episode,
-    EditTier::Episodic
-);
-tier_handlers!(add_fact, update_fact, delete_fact, EditTier::Semantic);
-tier_handlers!(add_rule, update_rule, delete_rule, EditTier::Procedural);
+/// Change one episode; re-reflection never brings the old version back.
+#[utoipa::path(
+    patch,
+    path = "/api/memory/episodic/{user_id}/{id}",
+    tag = "editing",
+    params(MemoryPath),
+    request_body = EpisodePatchRequest,
+    responses(
+        (status = 200, description = "Changed; the episode as it is now", body = Episode),
+        (status = 400, description = "The body is not JSON, or not an object", body = ErrorBody),
+        (status = 404, description = "No episode with this id for this user", body = ErrorBody),
+        (status = 422, description = "A field is unknown or invalid, or none is given (`field` names it)", body = ErrorBody),
+    ),
+)]
+pub async fn update_episode(
+    State(ctx): State<ApiContext>,
+    Extension(caller): Extension<Caller>,
+    Path(p): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body_bytes(&ctx, body)?;
+    update(EditTier::Episodic, ctx, caller, p, body).await
+}
+
+/// Delete one episode; re-reflection never brings it back.
+#[utoipa::path(
+    delete,
+    path = "/api/memory/episodic/{user_id}/{id}",
+    tag = "editing",
+    params(MemoryPath),
+    responses(
+        (status = 200, description = "Deleted; the episode as it was", body = DeletedEpisode),
+        (status = 404, description = "No episode with this id for this user", body = ErrorBody),
+        (status = 422, description = "The user id or the memory id is invalid", body = ErrorBody),
+    ),
+)]
+pub async fn delete_episode(
+    State(ctx): State<ApiContext>,
+    Extension(caller): Extension<Caller>,
+    Path(p): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    delete(EditTier::Episodic, ctx, caller, p).await
+}
+
+/// Add a fact; an exclusive fact (one value at a time, like `LIVES_IN`) invalidates the slot's current value.
+#[utoipa::path(
+    post,
+    path = "/api/memory/semantic/{user_id}",
+    tag = "editing",
+    params(UserPath),
+    request_body = NewFactRequest,
+    responses(
+        (status = 201, description = "Added; the fact as the browse route shows it", body = Fact),
+        (status = 400, description = "The body is not JSON, or not an object", body = ErrorBody),
+        (status = 409, description = "The same fact exists already", body = ErrorBody),
+        (status = 422, description = "A field is missing, unknown or invalid (`field` names it)", body = ErrorBody),
+    ),
+)]
+pub async fn add_fact(
+    State(ctx): State<ApiContext>,
+    Extension(caller): Extension<Caller>,
+    Path(user_id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body = body_bytes(&ctx, body)?;
+    add(EditTier::Semantic, ctx, caller, user_id, body).await
+}
+
+/// Change one fact; re-reflection never brings the old version back.
+#[utoipa::path(
+    patch,
+    path = "/api/memory/semantic/{user_id}/{id}",
+    tag = "editing",
+    params(MemoryPath),
+    request_body = FactPatchRequest,
+    responses(
+        (status = 200, description = "Changed; the fact as it is now", body = Fact),
+        (status = 400, description = "The body is not JSON, or not an object", body = ErrorBody),
+        (status = 404, description = "No fact with this id for this user", body = ErrorBody),
+        (status = 409, description = "The change would duplicate another fact", body = ErrorBody),
+        (status = 422, description = "A field is unknown or invalid, or none is given (`field` names it)", body = ErrorBody),
+    ),
+)]
+pub async fn update_fact(
+    State(ctx): State<ApiContext>,
+    Extension(caller): Extension<Caller>,
+    Path(p): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body_bytes(&ctx, body)?;
+    update(EditTier::Semantic, ctx, caller, p, body).await
+}
+
+/// Delete one fact; re-reflection never brings it back.
+#[utoipa::path(
+    delete,
+    path = "/api/memory/semantic/{user_id}/{id}",
+    tag = "editing",
+    params(MemoryPath),
+    responses(
+        (status = 200, description = "Deleted; the fact as it was", body = DeletedFact),
+        (status = 404, description = "No fact with this id for this user", body = ErrorBody),
+        (status = 422, description = "The user id or the memory id is invalid", body = ErrorBody),
+    ),
+)]
+pub async fn delete_fact(
+    State(ctx): State<ApiContext>,
+    Extension(caller): Extension<Caller>,
+    Path(p): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    delete(EditTier::Semantic, ctx, caller, p).await
+}
+
+/// Add a rule; it supersedes the other rules of its topic.
+#[utoipa::path(
+    post,
+    path = "/api/memory/procedural/{user_id}",
+    tag = "editing",
+    params(UserPath),
+    request_body = NewRuleRequest,
+    responses(
+        (status = 201, description = "Added; the rule as the browse route shows it", body = Rule),
+        (status = 400, description = "The body is not JSON, or not an object", body = ErrorBody),
+        (status = 409, description = "The same rule exists already", body = ErrorBody),
+        (status = 422, description = "A field is missing, unknown or invalid (`field` names it)", body = ErrorBody),
+    ),
+)]
+pub async fn add_rule(
+    State(ctx): State<ApiContext>,
+    Extension(caller): Extension<Caller>,
+    Path(user_id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body = body_bytes(&ctx, body)?;
+    add(EditTier::Procedural, ctx, caller, user_id, body).await
+}
+
+/// Change one rule; re-reflection never brings the old version back.
+#[utoipa::path(
+    patch,
+    path = "/api/memory/procedural/{user_id}/{id}",
+    tag = "editing",
+    params(MemoryPath),
+    request_body = RulePatchRequest,
+    responses(
+        (status = 200, description = "Changed; the rule as it is now", body = Rule),
+        (status = 400, description = "The body is not JSON, or not an object", body = ErrorBody),
+        (status = 404, description = "No rule with this id for this user", body = ErrorBody),
+        (status = 409, description = "The change would duplicate another rule", body = ErrorBody),
+        (status = 422, description = "A field is unknown or invalid, or none is given (`field` names it)", body = ErrorBody),
+    ),
+)]
+pub async fn update_rule(
+    State(ctx): State<ApiContext>,
+    Extension(caller): Extension<Caller>,
+    Path(p): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body_bytes(&ctx, body)?;
+    update(EditTier::Procedural, ctx, caller, p, body).await
+}
+
+/// Delete one rule; re-reflection never brings it back.
+#[utoipa::path(
+    delete,
+    path = "/api/memory/procedural/{user_id}/{id}",
+    tag = "editing",
+    params(MemoryPath),
+    responses(
+        (status = 200, description = "Deleted; the rule as it was", body = DeletedRule),
+        (status = 404, description = "No rule with this id for this user", body = ErrorBody),
+        (status = 422, description = "The user id or the memory id is invalid", body = ErrorBody),
+    ),
+)]
+pub async fn delete_rule(
+    State(ctx): State<ApiContext>,
+    Extension(caller): Extension<Caller>,
+    Path(p): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    delete(EditTier::Procedural, ctx, caller, p).await
+}

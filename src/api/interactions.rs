@@ -15,17 +15,18 @@
 //! stored and must be sent again), 401/403 (see `auth`).
 
 use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use serde_json::{Map, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::{ApiContext, ApiError, check_user_id};
+use super::schema::{ErrorBody, InteractionRequest, StoredTurn};
+use super::{ApiContext, ApiError, body_bytes, check_user_id};
 use crate::manager::{Interaction, StoreError};
 
 /// `Retry-After` for a turn refused by backpressure: the time for the jobs above the ceiling
@@ -41,22 +42,39 @@ pub fn retry_after_s(depth: i64, ceiling: u64, completed_per_s: f64) -> u64 {
     }
 }
 
-pub fn router() -> Router<ApiContext> {
-    Router::new().route("/api/interactions", post(store_interaction))
+/// The routes of this module, with their OpenAPI operations.
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(store_interaction))
 }
 
+/// Store one turn (Tier 1) and its reflection job; reflection happens later.
+#[utoipa::path(
+    post,
+    path = "/api/interactions",
+    tag = "interactions",
+    request_body = InteractionRequest,
+    responses(
+        (status = 202, description = "Stored, and its reflection job queued (fast path)", body = StoredTurn,
+            links(("job" = (operation_id = "job", parameters(("job_id" = "$response.body#/reflection_job_id")),
+                description = "The turn's reflection job")))),
+        (status = 200, description = "Stored and reflected inline (traditional path, `MEMORY_FAST_MODE=false`)", body = StoredTurn,
+            links(("job" = (operation_id = "job", parameters(("job_id" = "$response.body#/reflection_job_id")),
+                description = "The turn's reflection job")))),
+        (status = 400, description = "The body is not JSON, or not an object", body = ErrorBody),
+        (status = 409, description = "`interaction_id` was already used for another turn", body = ErrorBody),
+        (status = 422, description = "A field is missing or invalid (`field` names it)", body = ErrorBody),
+        (status = 429, description = "Backpressure: the user's or the service's reflection backlog is at its ceiling; \
+            the turn was NOT stored, send it again after `Retry-After` seconds",
+            body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait (1 to 60)"))),
+    ),
+)]
 async fn store_interaction(
     State(ctx): State<ApiContext>,
     Extension(caller): Extension<Caller>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge(ctx.config.max_body_bytes)
-        } else {
-            ApiError::BadRequest(e.body_text())
-        }
-    })?;
+    let body = body_bytes(&ctx, body)?;
     let interaction = parse_interaction(&body)?;
     caller.check_user(&interaction.user_id)?;
     let stored = match ctx.manager.store_interaction(interaction).await {

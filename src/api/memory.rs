@@ -14,49 +14,49 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::routing::{delete, get};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::edit as ed;
 use serde_json::{Value, json};
 
+use super::schema::{
+    ContextQuery, ContextResponse, EpisodePage, ErrorBody, Forgotten, PageQuery, ProceduralQuery,
+    RulePage, SemanticPage, TurnPage, UserPath, UserStats,
+};
 use super::{ApiContext, ApiError, check_user_id, page, parse_param};
 use crate::recall::RecallQuery;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/api/memory/context/{user_id}", get(context))
-        .route("/api/memory/short-term/{user_id}", get(short_term))
-        .route(
-            "/api/memory/episodic/{user_id}",
-            get(episodic).post(ed::add_episode),
-        )
-        .route(
-            "/api/memory/semantic/{user_id}",
-            get(semantic).post(ed::add_fact),
-        )
-        .route(
-            "/api/memory/procedural/{user_id}",
-            get(procedural).post(ed::add_rule),
-        )
-        .route(
-            "/api/memory/episodic/{user_id}/{id}",
-            axum::routing::patch(ed::update_episode).delete(ed::delete_episode),
-        )
-        .route(
-            "/api/memory/semantic/{user_id}/{id}",
-            axum::routing::patch(ed::update_fact).delete(ed::delete_fact),
-        )
-        .route(
-            "/api/memory/procedural/{user_id}/{id}",
-            axum::routing::patch(ed::update_rule).delete(ed::delete_rule),
-        )
-        .route("/api/memory/edits/{user_id}", get(ed::edits))
-        .route("/api/memory/stats/{user_id}", get(stats))
-        .route("/api/memory/user/{user_id}", delete(forget))
+/// The routes of this module and of [`super::edit`], with their OpenAPI operations.
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(context))
+        .routes(routes!(short_term))
+        .routes(routes!(episodic, ed::add_episode))
+        .routes(routes!(semantic, ed::add_fact))
+        .routes(routes!(procedural, ed::add_rule))
+        .routes(routes!(ed::update_episode, ed::delete_episode))
+        .routes(routes!(ed::update_fact, ed::delete_fact))
+        .routes(routes!(ed::update_rule, ed::delete_rule))
+        .routes(routes!(ed::edits))
+        .routes(routes!(stats))
+        .routes(routes!(forget))
 }
 
+/// Context for the next prompt from all four tiers: hybrid BM25 + vector search over
+/// episodes, currently valid facts about the entities the query names, the standing rules,
+/// the recent turns, one ranked list, and a block ready for a prompt.
+#[utoipa::path(
+    get,
+    path = "/api/memory/context/{user_id}",
+    tag = "memory",
+    params(UserPath, ContextQuery),
+    responses(
+        (status = 200, description = "The context", body = ContextResponse),
+        (status = 422, description = "A parameter is invalid (`field` names it)", body = ErrorBody),
+    ),
+)]
 async fn context(
     State(ctx): State<ApiContext>,
     Path(user_id): Path<String>,
@@ -147,6 +147,17 @@ async fn context(
     Ok(Json(v))
 }
 
+/// Browse short-term memory (Tier 1): the user's turns, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/memory/short-term/{user_id}",
+    tag = "memory",
+    params(UserPath, PageQuery),
+    responses(
+        (status = 200, description = "One page", body = TurnPage),
+        (status = 422, description = "A parameter is invalid (`field` names it)", body = ErrorBody),
+    ),
+)]
 async fn short_term(
     State(ctx): State<ApiContext>,
     Path(user_id): Path<String>,
@@ -164,6 +175,17 @@ async fn short_term(
     ))
 }
 
+/// Browse episodic memory (Tier 2), newest first.
+#[utoipa::path(
+    get,
+    path = "/api/memory/episodic/{user_id}",
+    tag = "memory",
+    params(UserPath, PageQuery),
+    responses(
+        (status = 200, description = "One page", body = EpisodePage),
+        (status = 422, description = "A parameter is invalid (`field` names it)", body = ErrorBody),
+    ),
+)]
 async fn episodic(
     State(ctx): State<ApiContext>,
     Path(user_id): Path<String>,
@@ -181,6 +203,17 @@ async fn episodic(
     ))
 }
 
+/// Browse semantic memory (Tier 3): a page of entities and a page of facts (valid and invalidated), newest first.
+#[utoipa::path(
+    get,
+    path = "/api/memory/semantic/{user_id}",
+    tag = "memory",
+    params(UserPath, PageQuery),
+    responses(
+        (status = 200, description = "One page", body = SemanticPage),
+        (status = 422, description = "A parameter is invalid (`field` names it)", body = ErrorBody),
+    ),
+)]
 async fn semantic(
     State(ctx): State<ApiContext>,
     Path(user_id): Path<String>,
@@ -204,6 +237,17 @@ async fn semantic(
     ))
 }
 
+/// Browse procedural memory (Tier 4): rules, newest first; active ones only unless `include_superseded=true`.
+#[utoipa::path(
+    get,
+    path = "/api/memory/procedural/{user_id}",
+    tag = "memory",
+    params(UserPath, ProceduralQuery),
+    responses(
+        (status = 200, description = "One page", body = RulePage),
+        (status = 422, description = "A parameter is invalid (`field` names it)", body = ErrorBody),
+    ),
+)]
 async fn procedural(
     State(ctx): State<ApiContext>,
     Path(user_id): Path<String>,
@@ -222,6 +266,17 @@ async fn procedural(
     ))
 }
 
+/// Rows per tier and jobs by state for one user.
+#[utoipa::path(
+    get,
+    path = "/api/memory/stats/{user_id}",
+    tag = "memory",
+    params(UserPath),
+    responses(
+        (status = 200, description = "The counts", body = UserStats),
+        (status = 422, description = "The user id is invalid", body = ErrorBody),
+    ),
+)]
 async fn stats(
     State(ctx): State<ApiContext>,
     Path(user_id): Path<String>,
@@ -230,6 +285,17 @@ async fn stats(
     Ok(Json(ctx.store.run(move |s| s.user_stats(&user_id)).await?))
 }
 
+/// Forget a user in every tier, with their jobs and edit records.
+#[utoipa::path(
+    delete,
+    path = "/api/memory/user/{user_id}",
+    tag = "memory",
+    params(UserPath),
+    responses(
+        (status = 200, description = "Rows removed, by table", body = Forgotten),
+        (status = 422, description = "The user id is invalid", body = ErrorBody),
+    ),
+)]
 async fn forget(
     State(ctx): State<ApiContext>,
     Path(user_id): Path<String>,

@@ -9,22 +9,31 @@
 //! - [`edit`]: adding, changing and deleting one memory, and the audit record of edits.
 //! - [`reflection`]: `/api/reflection/...` — jobs, the dead-letter list and replay, health,
 //!   stats, queue status; and `GET /metrics` (Prometheus text format).
+//! - [`openapi`]: the OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]`
+//!   annotations (`GET /openapi.json`), and Swagger UI on it (`GET /docs`); [`schema`]: the
+//!   request and response shapes it describes.
 
 pub mod auth;
 pub mod edit;
 pub mod error;
 pub mod interactions;
 pub mod memory;
+pub mod openapi;
 pub mod reflection;
+pub mod schema;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
 
@@ -52,19 +61,41 @@ pub struct ApiContext {
     pub broker: Option<Arc<crate::queue::amqp::Broker>>,
 }
 
-/// The whole API.
-pub fn router(ctx: ApiContext) -> Router {
-    let limit = ctx.config.max_body_bytes;
-    Router::new()
+/// Every documented route, with its OpenAPI operation (see [`openapi`]).
+pub fn api_routes() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::with_openapi(openapi::base())
         .merge(interactions::router())
         .merge(memory::router())
         .merge(reflection::router())
+}
+
+/// The whole API. `/openapi.json` and `/docs` are merged after the auth layer: they are
+/// public metadata (the API's shape, the same for every deployment; no user data, keys or
+/// configuration), like the health check.
+pub fn router(ctx: ApiContext) -> Router {
+    let limit = ctx.config.max_body_bytes;
+    let (routes, doc) = api_routes().split_for_parts();
+    Router::new()
+        .merge(routes)
         .route_layer(middleware::from_fn_with_state(ctx.clone(), auth::authorize))
+        .merge(openapi::docs(openapi::finish(doc)))
         .fallback(|| async {
             ApiError::NotFound("no such route; see the README for the API".into())
         })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(track_requests))
+        .with_state(ctx)
+}
+
+/// Only the public health check (`GET /api/reflection/health`), for a process that serves
+/// no API: `reflector worker --health-listen ADDR`, for container health checks.
+pub fn health_router(ctx: ApiContext) -> Router {
+    let (routes, _) = reflection::health_routes().split_for_parts();
+    Router::new()
+        .merge(routes)
+        .fallback(|| async {
+            ApiError::NotFound("this worker serves only GET /api/reflection/health".into())
+        })
         .with_state(ctx)
 }
 
@@ -86,13 +117,37 @@ async fn track_requests(req: Request, next: Next) -> Response {
     resp
 }
 
-/// Pagination from `?limit=&offset=`: limit 1..=500 (default 50), offset >= 0.
+/// A request body as bytes; a body over `max_body_bytes` is 413 and an unreadable one 400,
+/// both with the JSON error body (axum's own rejections are plain text).
+pub fn body_bytes(
+    ctx: &ApiContext,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(ctx.config.max_body_bytes)
+        } else {
+            ApiError::BadRequest(e.body_text())
+        }
+    })
+}
+
+/// Pagination from `?limit=&offset=`: limit 1..=500 (default 50), offset 0..=i64::MAX (the
+/// store's SQL takes it as a signed 64-bit integer; a larger one used to wrap to a negative
+/// offset, read as 0).
 pub fn page(q: &HashMap<String, String>) -> Result<(usize, usize), ApiError> {
     let limit = parse_param(q, "limit", 50usize)?;
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 500"));
     }
-    Ok((limit, parse_param(q, "offset", 0usize)?))
+    let offset = parse_param(q, "offset", 0u64)?;
+    if offset > i64::MAX as u64 {
+        return Err(ApiError::invalid(
+            "offset",
+            format!("must be at most {}", i64::MAX),
+        ));
+    }
+    Ok((limit, offset as usize))
 }
 
 /// A typed query parameter with a default; 422 naming it when it does not parse.

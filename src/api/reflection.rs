@@ -20,29 +20,51 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::{ApiContext, ApiError, page};
+use super::schema::{
+    DeadLetters, ErrorBody, Health, JobPath, JobRecord, PageQuery, Purged, QueueStatusResponse,
+    ReflectionStats, ReplayRequest, Replayed,
+};
+use super::{ApiContext, ApiError, body_bytes, page};
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/api/reflection/jobs/{job_id}", get(job))
-        .route("/api/reflection/dlq", get(dlq))
-        .route("/api/reflection/dlq/replay", post(replay))
-        .route("/api/reflection/dlq/purge", post(purge))
-        .route("/api/reflection/health", get(health))
-        .route("/api/reflection/stats", get(stats))
-        .route("/api/reflection/queue-status", get(queue_status))
-        .route("/metrics", get(prometheus))
+/// The routes of this module, with their OpenAPI operations.
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(job))
+        .routes(routes!(dlq))
+        .routes(routes!(replay))
+        .routes(routes!(purge))
+        .routes(routes!(health))
+        .routes(routes!(stats))
+        .routes(routes!(queue_status))
+        .routes(routes!(prometheus))
 }
 
+/// The health check alone (see [`super::health_router`]).
+pub fn health_routes() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(health))
+}
+
+/// A reflection job: state, attempts, per-tier result or error.
+#[utoipa::path(
+    get,
+    path = "/api/reflection/jobs/{job_id}",
+    tag = "reflection",
+    params(JobPath),
+    responses(
+        (status = 200, description = "The job", body = JobRecord),
+        (status = 404, description = "No such job", body = ErrorBody),
+    ),
+)]
 async fn job(
     State(ctx): State<ApiContext>,
     Extension(caller): Extension<Caller>,
@@ -58,6 +80,18 @@ async fn job(
     }
 }
 
+/// Dead jobs with their reasons, newest first; with RabbitMQ also the broker's dead-letter
+/// queue.
+#[utoipa::path(
+    get,
+    path = "/api/reflection/dlq",
+    tag = "reflection",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "One page of dead jobs", body = DeadLetters),
+        (status = 422, description = "A parameter is invalid (`field` names it)", body = ErrorBody),
+    ),
+)]
 async fn dlq(
     State(ctx): State<ApiContext>,
     Query(q): Query<HashMap<String, String>>,
@@ -74,6 +108,17 @@ async fn dlq(
     Ok(Json(out))
 }
 
+/// RabbitMQ only: delete every message in the broker's dead-letter queue (dead job rows
+/// stay, replayable).
+#[utoipa::path(
+    post,
+    path = "/api/reflection/dlq/purge",
+    tag = "reflection",
+    responses(
+        (status = 200, description = "Purged", body = Purged),
+        (status = 400, description = "The embedded queue has no broker dead-letter queue", body = ErrorBody),
+    ),
+)]
 async fn purge(State(ctx): State<ApiContext>) -> Result<Json<Value>, ApiError> {
     let Some(b) = &ctx.broker else {
         return Err(ApiError::BadRequest(
@@ -84,7 +129,24 @@ async fn purge(State(ctx): State<ApiContext>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"purged": n, "queue": b.settings().dlq})))
 }
 
-async fn replay(State(ctx): State<ApiContext>, body: Bytes) -> Result<Json<Value>, ApiError> {
+/// Put dead jobs back in the queue with fresh attempts (only the tiers that failed run again).
+#[utoipa::path(
+    post,
+    path = "/api/reflection/dlq/replay",
+    tag = "reflection",
+    request_body = ReplayRequest,
+    responses(
+        (status = 200, description = "Replayed", body = Replayed),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 404, description = "None of the given jobs is dead", body = ErrorBody),
+        (status = 422, description = "Neither `job_ids` nor `all: true`, or a field of the wrong type", body = ErrorBody),
+    ),
+)]
+async fn replay(
+    State(ctx): State<ApiContext>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body_bytes(&ctx, body)?;
     let v: Value = if body.is_empty() {
         json!({})
     } else {
@@ -141,6 +203,18 @@ async fn replay(State(ctx): State<ApiContext>, body: Bytes) -> Result<Json<Value
     Ok(Json(out))
 }
 
+/// Per-component status. Public (load balancers, container health checks; no user data).
+/// 503 only when the store is down; `degraded` when jobs wait longer than
+/// `lag_degraded_secs`, nobody reflects them, or the broker is down.
+#[utoipa::path(
+    get,
+    path = "/api/reflection/health",
+    tag = "reflection",
+    responses(
+        (status = 200, description = "Healthy or degraded", body = Health),
+        (status = 503, description = "Unhealthy: the store is down", body = Health),
+    ),
+)]
 async fn health(State(ctx): State<ApiContext>) -> Response {
     let store = ctx.store.run(|s| {
         s.ping()?;
@@ -201,6 +275,13 @@ async fn health(State(ctx): State<ApiContext>) -> Response {
     }
 }
 
+/// Jobs by state, completions per second over the last minute, per-tier latency.
+#[utoipa::path(
+    get,
+    path = "/api/reflection/stats",
+    tag = "reflection",
+    responses((status = 200, description = "The statistics", body = ReflectionStats)),
+)]
 async fn stats(State(ctx): State<ApiContext>) -> Result<Json<Value>, ApiError> {
     let (counts, rate, tiers) = ctx
         .store
@@ -219,6 +300,15 @@ async fn stats(State(ctx): State<ApiContext>) -> Result<Json<Value>, ApiError> {
     })))
 }
 
+/// Waiting jobs by priority, the oldest waiting age, leased and dead jobs, the deepest
+/// user's backlog, the backpressure ceilings; with RabbitMQ also the broker's queues and the
+/// outbox backlog.
+#[utoipa::path(
+    get,
+    path = "/api/reflection/queue-status",
+    tag = "reflection",
+    responses((status = 200, description = "The queue", body = QueueStatusResponse)),
+)]
 async fn queue_status(State(ctx): State<ApiContext>) -> Result<Json<Value>, ApiError> {
     let (q, backlog) = ctx
         .store
@@ -239,6 +329,15 @@ async fn queue_status(State(ctx): State<ApiContext>) -> Result<Json<Value>, ApiE
     }
 }
 
+/// Prometheus metrics (text format): requests, latencies, job outcomes, tier latencies,
+/// queue depth.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format", body = String,
+        content_type = "text/plain; version=0.0.4")),
+)]
 async fn prometheus(State(ctx): State<ApiContext>) -> Result<Response, ApiError> {
     let q = ctx.store.run(|s| s.queue_status()).await?;
     metrics::gauge!("reflector_queue_waiting").set(q.waiting as f64);

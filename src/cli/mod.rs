@@ -3,7 +3,9 @@
 //! - `serve`: API and reflection workers in one process (embedded defaults, or RabbitMQ
 //!   when `RABBITMQ_URL` is set).
 //! - `api`: the HTTP API only (with RabbitMQ: and the outbox relay); workers run elsewhere.
-//! - `worker`: reflection workers only, no HTTP (same data directory as the API).
+//! - `worker`: reflection workers only, no API (same data directory as the API); with
+//!   `--health-listen ADDR` it serves the public health check there.
+//! - `healthcheck [--url URL]`: exit 0 when the health URL answers 2xx (container checks).
 //! - `amqp-bench`: publish-confirm latency and throughput through RabbitMQ.
 //! - `demo [FILE]`: fetch the model if needed, serve, import a conversation, wait for
 //!   reflection, print what was remembered, keep serving until interrupted.
@@ -59,6 +61,24 @@ pub enum Command {
     Worker {
         #[command(flatten)]
         config: ConfigArgs,
+        /// Also serve the public health check, `GET /api/reflection/health`, on this address
+        /// (nothing else: no user data), for container health checks.
+        #[arg(long, env = "REFLECTOR_HEALTH_LISTEN")]
+        health_listen: Option<std::net::SocketAddr>,
+    },
+    /// Check a running server or worker: GET its health URL; exit 0 on a 2xx answer (healthy
+    /// or degraded), 1 otherwise (unhealthy, unreachable, or no answer within the timeout).
+    /// For container health checks (the image has no curl).
+    Healthcheck {
+        #[arg(
+            long,
+            env = "REFLECTOR_HEALTHCHECK_URL",
+            default_value = "http://127.0.0.1:8080/api/reflection/health"
+        )]
+        url: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 5)]
+        timeout_secs: u64,
     },
     /// Measure publish-with-confirm latency (p50/p99) and jobs/s through RabbitMQ
     /// (RABBITMQ_URL; uses queues of its own, deleted afterwards).
@@ -250,6 +270,27 @@ async fn run_service(config: ConfigArgs, opts: Options) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// `reflector healthcheck`: 0 when `url` answers 2xx within the timeout, else 1 (the
+/// answer's status and body, or the error, on standard error).
+async fn healthcheck(url: &str, timeout_secs: u64) -> anyhow::Result<i32> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(timeout_secs))
+        .build()?;
+    match http.get(url).send().await {
+        Ok(r) if r.status().is_success() => Ok(0),
+        Ok(r) => {
+            let status = r.status();
+            let body = r.text().await.unwrap_or_default();
+            eprintln!("{url}: {status} {body}");
+            Ok(1)
+        }
+        Err(e) => {
+            eprintln!("{url}: {e}");
+            Ok(1)
+        }
+    }
+}
+
 /// Entry point for `main`.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
@@ -264,16 +305,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             )
             .await
         }
-        Command::Worker { config } => {
+        Command::Worker {
+            config,
+            health_listen,
+        } => {
             run_service(
                 config,
                 Options {
                     no_http: true,
+                    health_listen,
                     ..Options::default()
                 },
             )
             .await
         }
+        Command::Healthcheck { url, timeout_secs } => healthcheck(&url, timeout_secs).await,
         Command::AmqpBench(args) => crate::queue::measure::run(args).await,
         Command::Demo { file, config } => locomo::demo(file, config).await,
         Command::Bench(args) => crate::bench::run(args).await,
