@@ -26,7 +26,8 @@ pub struct ShortTermSummary {
     pub updated_at: String,
 }
 
-fn turn_tokens(user_message: &str, assistant: &str) -> usize {
+/// Estimated tokens of one turn (message and response), as the window counts them.
+pub(crate) fn turn_tokens(user_message: &str, assistant: &str) -> usize {
     crate::budget::estimate_tokens(user_message) + crate::budget::estimate_tokens(assistant)
 }
 

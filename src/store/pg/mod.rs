@@ -85,6 +85,9 @@ pub struct PgStore {
     dim: usize,
     /// RabbitMQ mode: job rows are written unpublished for the relay (the outbox).
     outbox: AtomicBool,
+    /// The service-wide count of waiting jobs for backpressure, with when it was counted
+    /// (reused for 250 ms, as on SQLite).
+    waiting_total: std::sync::Mutex<Option<(std::time::Instant, i64)>>,
 }
 
 impl PgStore {
@@ -145,6 +148,7 @@ impl PgStore {
             vectors,
             dim: opts.dim,
             outbox: AtomicBool::new(false),
+            waiting_total: std::sync::Mutex::new(None),
         })
     }
 
