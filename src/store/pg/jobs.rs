@@ -183,8 +183,19 @@ impl<'a> Admission<'a> {
         })
     }
 
+    /// Count one more waiting job, here and in the store's cached total (which then
+    /// over-estimates if the transaction rolls back: harmless, see above).
     fn admitted(&mut self, user: &str) {
         if let Some(n) = &mut self.total {
+            *n += 1;
+        }
+        if let Some((_, n)) = self
+            .store
+            .waiting_total
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
             *n += 1;
         }
         if let Some(n) = self.per_user.get_mut(user) {
