@@ -38,7 +38,12 @@ async fn contexts(t: &TestServer, user: &str) -> Vec<Value> {
 }
 
 async fn seeded() -> TestServer {
-    let t = start().await;
+    seeded_with(&mut Vec::new()).await
+}
+
+/// [`seeded`], and the environment a `reflector` command needs to use its store.
+async fn seeded_with(env: &mut Vec<(&'static str, String)>) -> TestServer {
+    let t = start_with(|cfg| *env = store_env(cfg), Options::default()).await;
     let turns = [
         "I live in Lisbon. Please always answer in Portuguese.",
         "I adopted a cat named Miso last week.",
@@ -156,7 +161,8 @@ async fn export_then_import_into_an_empty_store_gives_the_same_context() {
 
 #[tokio::test]
 async fn the_command_line_exports_and_imports() {
-    let a = seeded().await;
+    let mut env_a = Vec::new();
+    let a = seeded_with(&mut env_a).await;
     let before = contexts(&a, "ana").await;
     let dir_a = a.dir.path().to_path_buf();
     let out = tempfile::tempdir().unwrap();
@@ -167,17 +173,20 @@ async fn the_command_line_exports_and_imports() {
         .arg(&file)
         .arg("--data-dir")
         .arg(&dir_a)
+        .envs(env_a)
         .status()
         .unwrap();
     assert!(st.success());
     a.stop().await;
-    let c = start().await;
+    let mut env_c = Vec::new();
+    let c = start_with(|cfg| env_c = store_env(cfg), Options::default()).await;
     let dir_c = c.dir.path().to_path_buf();
     let st = std::process::Command::new(bin)
         .args(["import", "--format", "reflector"])
         .arg(&file)
         .arg("--data-dir")
         .arg(&dir_c)
+        .envs(env_c)
         .status()
         .unwrap();
     assert!(st.success());

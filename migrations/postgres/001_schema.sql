@@ -154,6 +154,8 @@ CREATE TABLE memory_edits (
 );
 CREATE INDEX memory_edits_by_user ON memory_edits(user_id, id);
 CREATE INDEX memory_edits_tombstones ON memory_edits(user_id, tier, signature) WHERE signature IS NOT NULL;
+-- Import's duplicate check (tier, action, at, signature, memory_id) for each edit record.
+CREATE INDEX memory_edits_by_memory ON memory_edits(user_id, memory_id, at_ms);
 
 CREATE TABLE short_term_summaries (
     user_id      TEXT PRIMARY KEY,

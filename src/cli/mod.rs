@@ -261,6 +261,13 @@ pub enum ModelAction {
 
 /// Start the service with `opts`, run until SIGINT/SIGTERM, then stop taking work and let
 /// the jobs in hand finish (up to 30 s).
+/// Open the configured store on the blocking pool: the PostgreSQL client connects by
+/// blocking on a runtime of its own, which panics on a thread that drives async tasks.
+pub(crate) async fn open_store(cfg: &Config) -> anyhow::Result<crate::store::Store> {
+    let cfg = cfg.clone();
+    tokio::task::spawn_blocking(move || crate::store::open(&cfg)).await?
+}
+
 async fn run_service(config: ConfigArgs, opts: Options) -> anyhow::Result<i32> {
     let cfg = Config::load(&config)?;
     let svc = Service::start(cfg, opts).await?;
@@ -334,7 +341,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         } => {
             if format == "reflector" {
                 let cfg = Config::load(&config)?;
-                let store = crate::store::open(&cfg)?;
+                let store = open_store(&cfg).await?;
                 let f = std::fs::File::open(&file)
                     .with_context(|| format!("cannot open {}", file.display()))?;
                 let counts = tokio::task::spawn_blocking(move || {
@@ -424,7 +431,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             if !cfg.uses_postgres() && !cfg.db_path().exists() {
                 anyhow::bail!("no database at {} (--data-dir)", cfg.db_path().display());
             }
-            let store = crate::store::open(&cfg)?;
+            let store = open_store(&cfg).await?;
             let model = if cfg.embedder == "hash" {
                 crate::embed::hash::HASH_MODEL_ID
             } else {

@@ -46,7 +46,7 @@ pub async fn reflect(
             })?
             .timestamp_millis(),
     };
-    let store = crate::store::open(&cfg)?;
+    let store = super::open_store(&cfg).await?;
     let embed = embed_service(&cfg)?;
     let mut reflector = Reflector::new(store.clone(), embed);
     if let Some(llm) = llm_extractor(&cfg)? {
@@ -114,7 +114,7 @@ pub async fn reflect(
 /// `reflector reembed --user U | --all`: recompute the vectors of episodes and rules.
 pub async fn reembed(cfg: Config, user: Option<String>, all: bool) -> anyhow::Result<i32> {
     let user = scope(&user, all)?;
-    let store = crate::store::open(&cfg)?;
+    let store = super::open_store(&cfg).await?;
     let embed = embed_service(&cfg)?;
     let u = user.clone();
     let total = store.run(move |s| s.count_embedded(u.as_deref())).await?;

@@ -31,11 +31,11 @@ pub const VERSION: u64 = 1;
 pub type Counts = std::collections::BTreeMap<String, u64>;
 
 /// Little-endian f32 bytes as hex (exact, unlike decimal floats).
-fn vec_hex(blob: &[u8]) -> String {
+pub(crate) fn vec_hex(blob: &[u8]) -> String {
     blob.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn hex_vec(s: &str) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn hex_vec(s: &str) -> anyhow::Result<Vec<u8>> {
     if !s.len().is_multiple_of(8) {
         bail!("embedding: hex length {} is not a multiple of 8", s.len());
     }
@@ -45,7 +45,7 @@ fn hex_vec(s: &str) -> anyhow::Result<Vec<u8>> {
         .collect()
 }
 
-fn ms(v: &Value, field: &str) -> anyhow::Result<i64> {
+pub(crate) fn ms(v: &Value, field: &str) -> anyhow::Result<i64> {
     let s = v[field]
         .as_str()
         .with_context(|| format!("{field}: expected an RFC 3339 string"))?;
@@ -54,7 +54,7 @@ fn ms(v: &Value, field: &str) -> anyhow::Result<i64> {
         .with_context(|| format!("{field}: {s:?} is not an RFC 3339 timestamp"))
 }
 
-fn opt_ms(v: &Value, field: &str) -> anyhow::Result<Option<i64>> {
+pub(crate) fn opt_ms(v: &Value, field: &str) -> anyhow::Result<Option<i64>> {
     if v[field].is_null() {
         Ok(None)
     } else {
@@ -62,7 +62,7 @@ fn opt_ms(v: &Value, field: &str) -> anyhow::Result<Option<i64>> {
     }
 }
 
-fn s<'a>(v: &'a Value, field: &str) -> anyhow::Result<&'a str> {
+pub(crate) fn s<'a>(v: &'a Value, field: &str) -> anyhow::Result<&'a str> {
     v[field]
         .as_str()
         .with_context(|| format!("{field}: expected a string"))

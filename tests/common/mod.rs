@@ -43,6 +43,20 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     }
 }
 
+/// Environment for a `reflector` command that must use the same store as a server started
+/// with `cfg`: with PostgreSQL, its URL and schema (the data directory alone names only the
+/// SQLite file); nothing with SQLite.
+pub fn store_env(cfg: &Config) -> Vec<(&'static str, String)> {
+    let mut env = Vec::new();
+    if let Some(url) = &cfg.database_url {
+        env.push(("DATABASE_URL", url.clone()));
+    }
+    if let Some(schema) = &cfg.database_schema {
+        env.push(("REFLECTOR_DATABASE_SCHEMA", schema.clone()));
+    }
+    env
+}
+
 pub async fn start_with(f: impl FnOnce(&mut Config), opts: Options) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = test_config(dir.path());
