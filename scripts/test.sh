@@ -10,6 +10,12 @@
 # set, an unreachable broker FAILS those tests). Then the aio-pika interoperability script
 # (PyPI's aio-pika, installed when missing) and a small chaos run (scripts/chaos.sh).
 # REFLECTOR_SKIP_RABBITMQ=1 skips all of that (for a machine without root); CI never sets it.
+#
+# PostgreSQL: scripts/pg.sh starts Debian's PostgreSQL 15 (no pgvector: exact vector search)
+# and PyPI pgserver's PostgreSQL 16 with pgvector, and the store suite (the integration tests
+# that go through the store, and the PostgreSQL backend's own tests) runs again on each, with
+# REFLECTOR_TEST_DATABASE_URL set (an unreachable server FAILS those tests).
+# REFLECTOR_SKIP_POSTGRES=1 skips that; CI never sets it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/memory-reflector/target}"
@@ -50,6 +56,17 @@ if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --release --locked --no-fail-fast
 else
   cargo test --release --locked --no-fail-fast
+fi
+
+if [ "${REFLECTOR_SKIP_POSTGRES:-}" != 1 ]; then
+  echo "== PostgreSQL: the store suite on PostgreSQL 15 (exact vectors) and 16 (pgvector)"
+  eval "$(scripts/pg.sh start)"
+  # One suite, two backends: the same tests as above, now with the PostgreSQL store.
+  STORE_SUITE='binary(api) | binary(edit) | binary(export) | binary(window) | binary(auth) | binary(forget) | test(/store::pg::/)'
+  for url in "$PG15_URL" "$PG16_URL"; do
+    echo "-- $url"
+    REFLECTOR_TEST_DATABASE_URL="$url" cargo nextest run --release --locked --no-fail-fast -E "$STORE_SUITE"
+  done
 fi
 
 if [ "${REFLECTOR_SKIP_RABBITMQ:-}" != 1 ]; then

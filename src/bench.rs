@@ -1017,7 +1017,82 @@ async fn reflection_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> an
     Ok(())
 }
 
-/// Section 3: recall at 1k / 10k / 100k episodes.
+/// Seed `size` synthetic episodes for `user` in `svc`'s store, then time recall over HTTP:
+/// (latencies of `recall_queries` warm queries, the first (cold) query in ms). `seed`
+/// picks the random texts and vectors (the same seed gives the same episodes).
+async fn seed_and_recall(
+    ctx: &Ctx,
+    svc: &Service,
+    user: &str,
+    size: usize,
+    seed: usize,
+) -> anyhow::Result<(Lat, f64)> {
+    let dim = ctx.embed.dim();
+    progress(&format!("seeding {size} synthetic episodes"));
+    let mut rng = fastrand::Rng::with_seed(10 + seed as u64);
+    let t0 = 1_700_000_000_000i64;
+    let mut seeded = 0;
+    while seeded < size {
+        let chunk = (size - seeded).min(10_000);
+        let eps: Vec<(String, i64, Vec<f32>)> = (seeded..seeded + chunk)
+            .map(|i| {
+                let when = t0 + i as i64 * 3_600_000;
+                let day = chrono::DateTime::from_timestamp_millis(when)
+                    .map(|t| crate::extract::time::format_day(t.date_naive()))
+                    .unwrap_or_default();
+                (
+                    format!(
+                        "[{day}] {}: {}",
+                        NAMES[seed % NAMES.len()],
+                        message(&mut rng)
+                    ),
+                    when,
+                    random_unit(&mut rng, dim),
+                )
+            })
+            .collect();
+        let u = user.to_string();
+        svc.store
+            .run(move |s| s.insert_synthetic_episodes(&u, &eps))
+            .await?;
+        seeded += chunk;
+    }
+    progress(&format!("recall over {size} episodes"));
+    let url = format!("http://{}/api/memory/context/{user}", svc.addr);
+    let get = |q: &'static str| {
+        let (c, url) = (ctx.client.clone(), url.clone());
+        async move {
+            let r = c
+                .get(&url)
+                .query(&[("query", q), ("limit", "10")])
+                .send()
+                .await?;
+            let s = r.status().as_u16();
+            let b = r.bytes().await?;
+            if s != 200 {
+                bail!("recall status {s}: {}", String::from_utf8_lossy(&b));
+            }
+            anyhow::Ok(())
+        }
+    };
+    let t = Instant::now();
+    get(RECALL_QUERIES[0]).await?; // cold: loads the user's vectors
+    let cold = ms_since(t);
+    let mut lat = Lat::default();
+    let t = Instant::now();
+    for i in 0..ctx.sizes.recall_queries {
+        let s = Instant::now();
+        match get(RECALL_QUERIES[i % RECALL_QUERIES.len()]).await {
+            Ok(()) => lat.ms.push(ms_since(s)),
+            Err(_) => lat.errors += 1,
+        }
+    }
+    lat.secs = t.elapsed().as_secs_f64();
+    Ok((lat.sorted(), cold))
+}
+
+/// Section 3: recall at 1k / 10k / 100k episodes; with `REFLECTOR_BENCH_DATABASE_URL`, also
+/// at 10k on PostgreSQL (in a schema of its own), next to SQLite's.
 async fn recall_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow::Result<()> {
     let sizes = ctx.sizes;
     let rec = start_service(
@@ -1028,66 +1103,8 @@ async fn recall_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow
         ctx.options(false, true),
     )
     .await?;
-    let dim = ctx.embed.dim();
     for (k, &size) in sizes.recall_sizes.iter().enumerate() {
-        let user = format!("recall-{size}");
-        progress(&format!("seeding {size} synthetic episodes"));
-        let mut rng = fastrand::Rng::with_seed(10 + k as u64);
-        let t0 = 1_700_000_000_000i64;
-        let mut seeded = 0;
-        while seeded < size {
-            let chunk = (size - seeded).min(10_000);
-            let eps: Vec<(String, i64, Vec<f32>)> = (seeded..seeded + chunk)
-                .map(|i| {
-                    let when = t0 + i as i64 * 3_600_000;
-                    let day = chrono::DateTime::from_timestamp_millis(when)
-                        .map(|t| crate::extract::time::format_day(t.date_naive()))
-                        .unwrap_or_default();
-                    (
-                        format!("[{day}] {}: {}", NAMES[k], message(&mut rng)),
-                        when,
-                        random_unit(&mut rng, dim),
-                    )
-                })
-                .collect();
-            let u = user.clone();
-            rec.store
-                .run(move |s| s.insert_synthetic_episodes(&u, &eps))
-                .await?;
-            seeded += chunk;
-        }
-        progress(&format!("recall over {size} episodes"));
-        let url = format!("http://{}/api/memory/context/{user}", rec.addr);
-        let get = |q: &'static str| {
-            let (c, url) = (ctx.client.clone(), url.clone());
-            async move {
-                let r = c
-                    .get(&url)
-                    .query(&[("query", q), ("limit", "10")])
-                    .send()
-                    .await?;
-                let s = r.status().as_u16();
-                let b = r.bytes().await?;
-                if s != 200 {
-                    bail!("recall status {s}: {}", String::from_utf8_lossy(&b));
-                }
-                anyhow::Ok(())
-            }
-        };
-        let t = Instant::now();
-        get(RECALL_QUERIES[0]).await?; // cold: loads the user's vectors
-        let cold = ms_since(t);
-        let mut lat = Lat::default();
-        let t = Instant::now();
-        for i in 0..sizes.recall_queries {
-            let s = Instant::now();
-            match get(RECALL_QUERIES[i % RECALL_QUERIES.len()]).await {
-                Ok(()) => lat.ms.push(ms_since(s)),
-                Err(_) => lat.errors += 1,
-            }
-        }
-        lat.secs = t.elapsed().as_secs_f64();
-        let lat = lat.sorted();
+        let (lat, cold) = seed_and_recall(ctx, &rec, &format!("recall-{size}"), size, k).await?;
         let p99 = lat.p(0.99);
         let label = ["1k", "10k", "100k"][k];
         let target = match k {
@@ -1108,7 +1125,7 @@ async fn recall_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow
         };
         rep.table.row(
             &format!("3{}", (b'a' + k as u8) as char),
-            &format!("recall, one user with {size} episodes, query embedding included"),
+            &format!("recall, one user with {size} episodes, SQLite, query embedding included"),
             Some(&lat),
             format!(
                 "{:.0} queries/s (1 client); first (cold) query {cold:.0} ms",
@@ -1118,6 +1135,52 @@ async fn recall_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow
         );
     }
     rec.shutdown(Duration::from_secs(30)).await?;
+    let Some(url) = std::env::var("REFLECTOR_BENCH_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        return Ok(());
+    };
+    let size = sizes.recall_sizes[1];
+    for (row, pgvector) in [("3d", "off"), ("3e", "auto")] {
+        let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
+        let pg = start_service(
+            &ctx.base,
+            &ctx.dir,
+            &format!("recall-pg-{pgvector}"),
+            |c| {
+                c.database_url = Some(url.clone());
+                c.database_schema = Some(schema.clone());
+                c.pgvector = pgvector.into();
+            },
+            ctx.options(false, true),
+        )
+        .await?;
+        let mode = pg.store.sync().kind();
+        let (lat, cold) = seed_and_recall(ctx, &pg, &format!("recall-{size}"), size, 1).await?;
+        let p99 = lat.p(0.99);
+        let how = if pgvector == "off" {
+            "exact vector scan in the process".to_string()
+        } else {
+            "pgvector HNSW when the server has it, else exact".to_string()
+        };
+        let target = rep.target(
+            p99 <= 50.0 && lat.errors == 0,
+            "p99 <= 50 ms",
+            format!("recall_p99_ms_10k_{mode}_{pgvector} {p99:.1} > 50"),
+        );
+        rep.table.row(
+            row,
+            &format!("recall, one user with {size} episodes, PostgreSQL ({how})"),
+            Some(&lat),
+            format!(
+                "{:.0} queries/s (1 client); first (cold) query {cold:.0} ms",
+                lat.rate()
+            ),
+            target,
+        );
+        pg.shutdown(Duration::from_secs(30)).await?;
+    }
     Ok(())
 }
 

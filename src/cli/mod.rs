@@ -168,6 +168,13 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Create or upgrade the store's schema and exit: the SQLite file in --data-dir, or the
+    /// PostgreSQL database of DATABASE_URL (the service also migrates at start; this is for
+    /// deployments that migrate in a separate step).
+    Migrate {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
     /// API keys for `REFLECTOR_API_KEYS`.
     Key {
         #[command(subcommand)]
@@ -352,6 +359,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         } => rebuild::reflect(Config::load(&config)?, user, all, since).await,
         Command::Reembed { user, all, config } => {
             rebuild::reembed(Config::load(&config)?, user, all).await
+        }
+        Command::Migrate { config } => {
+            let cfg = Config::load(&config)?;
+            let store = tokio::task::spawn_blocking(move || {
+                crate::store::open(&cfg).map(|s| (s, crate::store::describe(&cfg)))
+            })
+            .await??;
+            eprintln!(
+                "{} schema is up to date at {}",
+                store.0.sync().kind(),
+                store.1
+            );
+            Ok(0)
         }
         Command::Export { user, out, config } => {
             let cfg = Config::load(&config)?;

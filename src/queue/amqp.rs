@@ -989,6 +989,12 @@ async fn settle_delivery(
     let begin = store.run(move |st| st.begin_delivery(&j, &o)).await?;
     let c = match begin {
         Delivery::Finished(_) => return Ok(()),
+        Delivery::Forgotten => {
+            tracing::info!(job_id = %job.job_id, "job of a forgotten user dropped");
+            metrics::counter!("reflector_jobs_total", "outcome" => "dropped_forgotten")
+                .increment(1);
+            return Ok(());
+        }
         Delivery::Exhausted { attempts } => {
             let reason = format!(
                 "gave up after {attempts} attempts: each delivery ended without the job finishing (worker crashes)"

@@ -53,6 +53,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "010_short_term_window",
         include_str!("../../migrations/010_short_term_window.sql"),
     ),
+    (
+        "011_forgotten_users",
+        include_str!("../../migrations/011_forgotten_users.sql"),
+    ),
 ];
 
 /// Waiting-job counts for admission within one write transaction: counted once per batch
@@ -507,6 +511,16 @@ impl SqliteStore {
                 .optional()?;
             let (attempts, max_retries) = match row {
                 None => {
+                    // A job created before its user was forgotten: drop it.
+                    let forgotten: Option<i64> = tx
+                        .prepare_cached(
+                            "SELECT forgotten_ms FROM forgotten_users WHERE user_id = ?1",
+                        )?
+                        .query_row([&job.user_id], |r| r.get(0))
+                        .optional()?;
+                    if forgotten.is_some_and(|at| job.created_at.timestamp_millis() <= at) {
+                        return Ok(Delivery::Forgotten);
+                    }
                     insert_job(tx, job, &payload, JobState::Queued, now, Some(now))?;
                     (1, job.max_retries as i64)
                 }
@@ -1492,7 +1506,9 @@ impl SqliteStore {
         })
     }
 
-    /// Forget a user: every tier, their jobs and tier records. Returns rows removed per table.
+    /// Forget a user: every tier, their jobs and tier records; the user is recorded in
+    /// `forgotten_users` so that a job of theirs still in a broker is dropped on arrival
+    /// ([`Delivery::Forgotten`]). Returns rows removed per table.
     pub fn forget_user(&self, user_id: &str) -> anyhow::Result<Value> {
         self.write(|tx| {
             let mut removed = serde_json::Map::new();
@@ -1505,6 +1521,12 @@ impl SqliteStore {
                 let n = tx.execute(&format!("DELETE FROM {table} WHERE user_id = ?1"), [user_id])?;
                 removed.insert(table.into(), n.into());
             }
+            // Jobs of this user still in a broker are dropped when they arrive.
+            tx.execute(
+                "INSERT INTO forgotten_users (user_id, forgotten_ms) VALUES (?1, ?2)
+                 ON CONFLICT (user_id) DO UPDATE SET forgotten_ms = excluded.forgotten_ms",
+                params![user_id, now_ms()],
+            )?;
             Ok(Value::Object(removed))
         })
     }

@@ -122,6 +122,9 @@ pub enum Delivery {
     Finished(JobState),
     /// Every allowed attempt was started and none finished (the worker died each time).
     Exhausted { attempts: u32 },
+    /// The job's user was forgotten (`DELETE /api/memory/user/{id}`) after the job was
+    /// created: acknowledge and drop it, write nothing.
+    Forgotten,
 }
 
 /// Counts and ages for `/api/reflection/queue-status`.

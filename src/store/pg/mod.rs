@@ -80,11 +80,15 @@ type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 
 /// The PostgreSQL backend (see the module documentation).
 pub struct PgStore {
-    pool: Pool,
+    /// `Some` until dropped (see the `Drop` impl).
+    pool: Option<Pool>,
     vectors: VectorMode,
     dim: usize,
     /// RabbitMQ mode: job rows are written unpublished for the relay (the outbox).
     outbox: AtomicBool,
+    /// The service-wide count of waiting jobs for backpressure, with when it was counted
+    /// (reused for 250 ms, as on SQLite).
+    waiting_total: std::sync::Mutex<Option<(std::time::Instant, i64)>>,
 }
 
 impl PgStore {
@@ -141,10 +145,11 @@ impl PgStore {
         tracing::info!(server = %where_, vectors = ?vectors, "PostgreSQL store ready");
         drop(c);
         Ok(Self {
-            pool,
+            pool: Some(pool),
             vectors,
             dim: opts.dim,
             outbox: AtomicBool::new(false),
+            waiting_total: std::sync::Mutex::new(None),
         })
     }
 
@@ -156,6 +161,8 @@ impl PgStore {
     /// A pooled connection. Errors when none frees up within the pool's timeout (30 s).
     fn conn(&self) -> anyhow::Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>> {
         self.pool
+            .as_ref()
+            .expect("the pool lives as long as the store")
             .get()
             .context("no PostgreSQL connection available (pool exhausted or server down)")
     }
@@ -213,6 +220,23 @@ impl PgStore {
     /// Whether new job rows wait in the outbox for the relay.
     pub fn is_outbox(&self) -> bool {
         self.outbox.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for PgStore {
+    /// Closing a blocking `postgres` client blocks on its own runtime, which panics on a
+    /// thread that drives async tasks (a service stopping drops its store there): the pool
+    /// is dropped on a thread of its own.
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                let _ = std::thread::Builder::new()
+                    .name("pg-pool-close".into())
+                    .spawn(move || drop(pool));
+            } else {
+                drop(pool);
+            }
+        }
     }
 }
 
