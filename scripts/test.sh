@@ -104,4 +104,9 @@ if [ "${REFLECTOR_SKIP_RABBITMQ:-}" != 1 ]; then
 
   echo "== chaos (small): worker SIGKILLed 3x, broker stopped 20 s, worker SIGTERMed"
   scripts/chaos.sh --turns 500 --users 20 --duration 30
+
+  if [ "${REFLECTOR_SKIP_POSTGRES:-}" != 1 ]; then
+    echo "== scale: 2 api + 3 workers on RabbitMQ and PostgreSQL 16 (scripts/scale-test.sh)"
+    DATABASE_URL="$PG16_URL" scripts/scale-test.sh
+  fi
 fi

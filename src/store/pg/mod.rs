@@ -312,7 +312,7 @@ fn setup_vectors(c: &mut postgres::Client, mode: &str, dim: usize) -> anyhow::Re
         return Ok(VectorMode::Exact);
     }
     let have = c
-        .batch_execute("CREATE EXTENSION IF NOT EXISTS vector")
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public")
         .map(|_| true)
         .or_else(|e| {
             // Created concurrently by another process: it exists now.
