@@ -1386,21 +1386,11 @@ mod tests {
         )
     }
 
-    /// What the scenario needs from a backend beyond [`Backend`]: rows written the way the
-    /// request path and the edit API would (plain SQL on PostgreSQL, whose job methods are
-    /// ported separately).
+    /// What the tests need from a backend beyond [`Backend`]: turns and jobs as the request
+    /// path writes them (the same calls on both backends), and tombstones as the edit API
+    /// writes them (plain SQL: the PostgreSQL edit methods are ported separately).
     trait Fixture: Backend {
-        /// The job's turn (and job row), reflected or not.
-        fn add_turn(&self, j: &ReflectionJob, reflected: bool);
-        /// A job row without a turn (a job from another producer).
-        fn add_job(&self, j: &ReflectionJob);
-        /// A tombstone, as the edit API writes it.
-        fn tombstone(&self, user: &str, tier: &str, signature: &str, job_id: &str, evidence: &str);
-        /// `user_stats` without the jobs' counts.
-        fn memory_stats(&self, user: &str) -> Value;
-    }
-
-    impl Fixture for SqliteStore {
+        /// The job's turn and job row (through the request path), reflected or not.
         fn add_turn(&self, j: &ReflectionJob, reflected: bool) {
             let turn = NewTurn {
                 interaction_id: j.interaction_id().into(),
@@ -1412,15 +1402,23 @@ mod tests {
                 metadata: j.metadata.clone(),
                 request_hash: "h".into(),
             };
-            self.insert_turn_and_job(&turn, j, JobState::Processing, QueueLimits::NONE)
+            let outcome = self
+                .insert_turn_and_job(&turn, j, JobState::Processing, QueueLimits::NONE)
                 .unwrap();
+            assert_eq!(outcome, crate::store::InsertOutcome::Created);
             if reflected {
-                SqliteStore::complete_job(self, &j.job_id).unwrap();
+                self.complete_job(&j.job_id).unwrap();
             }
         }
+        /// A job row without a turn (a job from another producer).
         fn add_job(&self, j: &ReflectionJob) {
-            assert!(SqliteStore::insert_job(self, j).unwrap());
+            assert!(self.insert_job(j).unwrap());
         }
+        /// A tombstone, as the edit API writes it.
+        fn tombstone(&self, user: &str, tier: &str, signature: &str, job_id: &str, evidence: &str);
+    }
+
+    impl Fixture for SqliteStore {
         fn tombstone(&self, user: &str, tier: &str, signature: &str, job_id: &str, evidence: &str) {
             self.write(|tx| {
                 tx.execute(
@@ -1432,50 +1430,9 @@ mod tests {
             })
             .unwrap();
         }
-        fn memory_stats(&self, user: &str) -> Value {
-            let mut v = SqliteStore::user_stats(self, user).unwrap();
-            v.as_object_mut().unwrap().remove("jobs");
-            v
-        }
-    }
-
-    fn pg_job_in(tx: &mut Transaction<'_>, j: &ReflectionJob) -> anyhow::Result<()> {
-        tx.execute(
-            "INSERT INTO jobs (job_id, user_id, priority, state, payload, attempts, max_retries,
-                               available_ms, published_ms, created_ms, updated_ms)
-             VALUES ($1, $2, 1, 'processing', $3, 1, 3, $4, $4, $4, $4)",
-            &[&j.job_id, &j.user_id, &serde_json::to_string(j)?, &now_ms()],
-        )?;
-        Ok(())
     }
 
     impl Fixture for PgStore {
-        fn add_turn(&self, j: &ReflectionJob, reflected: bool) {
-            self.write(|tx| {
-                tx.execute(
-                    "INSERT INTO turns (id, user_id, session_id, user_message, assistant_response, ts_ms,
-                                        metadata, request_hash, job_id, created_ms, reflected)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'h', $8, $9, $10)",
-                    &[
-                        &j.interaction_id(),
-                        &j.user_id,
-                        &j.session_id,
-                        &j.user_message,
-                        &j.assistant_response,
-                        &j.timestamp.timestamp_millis(),
-                        &j.metadata.to_string(),
-                        &j.job_id,
-                        &now_ms(),
-                        &reflected,
-                    ],
-                )?;
-                pg_job_in(tx, j)
-            })
-            .unwrap();
-        }
-        fn add_job(&self, j: &ReflectionJob) {
-            self.write(|tx| pg_job_in(tx, j)).unwrap();
-        }
         fn tombstone(&self, user: &str, tier: &str, signature: &str, job_id: &str, evidence: &str) {
             self.write(|tx| {
                 tx.execute(
@@ -1486,9 +1443,6 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        }
-        fn memory_stats(&self, user: &str) -> Value {
-            self.memory_counts(user).unwrap()
         }
     }
 
@@ -2048,7 +2002,7 @@ mod tests {
         out.insert("window_j5".into(), window("j5", 1, 0));
         out.insert("window_unknown".into(), window("nope", 2, 2));
         out.insert("window_other_user".into(), window("m1", 2, 2));
-        out.insert("stats".into(), s.memory_stats(u));
+        out.insert("stats".into(), s.user_stats(u).unwrap());
 
         // Tier 1 window: keep 2 turns; j6 is not reflected yet, so it stays anyway.
         let w = Window {
