@@ -27,7 +27,14 @@ USERS=50
 TURNS=20
 SOLO=100
 EMBEDDER=hash
-DATA="${LOCOMO:-../shared/data/locomo-dev.json}"
+# The LoCoMo file (not in the repository: see ../shared/data/README.md for its license): next to
+# the work tree, or where this machine keeps it (CI runs on a clone elsewhere).
+DATA="${LOCOMO:-}"
+if [ -z "$DATA" ]; then
+  for d in ../shared/data/locomo-dev.json /work/shared/data/locomo-dev.json; do
+    [ -f "$d" ] && { DATA="$d"; break; }
+  done
+fi
 while [ $# -gt 0 ]; do
   case "$1" in
     --users) USERS="$2"; shift 2 ;;
@@ -41,7 +48,7 @@ done
 
 BIN="${REFLECTOR_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/memory-reflector/target}/release/reflector}"
 [ -x "$BIN" ] || { echo "no reflector binary at $BIN (cargo build --release, or set REFLECTOR_BIN)" >&2; exit 2; }
-[ -f "$DATA" ] || { echo "no LoCoMo file at $DATA (set LOCOMO)" >&2; exit 2; }
+[ -f "$DATA" ] || { echo "no LoCoMo file (../shared/data/locomo-dev.json or /work/shared/data/locomo-dev.json; set LOCOMO)" >&2; exit 2; }
 export RABBITMQ_URL="${RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:55433/postgres}"
 psql "$DATABASE_URL" -qAtc "SELECT 1" >/dev/null || { echo "PostgreSQL is not reachable at DATABASE_URL (scripts/pg.sh start)" >&2; exit 2; }
