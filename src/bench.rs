@@ -598,6 +598,8 @@ struct Headline {
     recall_p99_10k: f64,
     recall_p99_100k: f64,
     rss: f64,
+    /// Figures beyond the names (RabbitMQ rows), in the order measured.
+    extra: Vec<(&'static str, f64)>,
 }
 
 impl Headline {
@@ -617,6 +619,7 @@ impl Headline {
             recall_p99_10k: n,
             recall_p99_100k: n,
             rss: n,
+            extra: Vec::new(),
         }
     }
 
@@ -637,8 +640,9 @@ impl Headline {
             self.rss,
         ];
         let mut m = serde_json::Map::new();
-        for (k, v) in JSON_KEYS.iter().zip(vals) {
-            m.insert((*k).to_string(), json!((v * 1000.0).round() / 1000.0));
+        let extra = self.extra.iter().map(|(k, v)| (*k, *v));
+        for (k, v) in JSON_KEYS.iter().copied().zip(vals).chain(extra) {
+            m.insert(k.to_string(), json!((v * 1000.0).round() / 1000.0));
         }
         Value::Object(m)
     }
@@ -861,6 +865,162 @@ async fn store_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow:
             target,
         );
     }
+    Ok(())
+}
+
+/// Section 1 on RabbitMQ (only when `RABBITMQ_URL` is set): the same fast path with the jobs
+/// table as the outbox and the relay publishing each job to the broker (publisher confirms),
+/// workers consuming from the broker. Rows 1i–1m; the figures also go into the JSON line
+/// under `amqp_*` keys. The bench declares its own exchange and queues (named
+/// `reflector-bench-<pid>…`) and deletes them at the end, so a service using the same broker
+/// is not disturbed. No target applies (the store targets are for embedded defaults).
+async fn amqp_store_rows(
+    ctx: &Ctx,
+    amqp: &Config,
+    h: &mut Headline,
+    rep: &mut Report,
+) -> anyhow::Result<()> {
+    let sizes = ctx.sizes;
+    let mut cfg = amqp.clone();
+    cfg.listen = "127.0.0.1:0".parse().expect("static address");
+    cfg.data_dir = ctx.dir.join("amqp");
+    cfg.fast_mode = true;
+    let settings =
+        crate::queue::amqp::AmqpSettings::from_config(&cfg).context("amqp settings")?;
+    let svc = Service::start(cfg, ctx.options(true, false)).await?;
+    let client = &ctx.client;
+    let url = format!("http://{}/api/interactions", svc.addr);
+    let bodies = Arc::new(turn_bodies(20_000, 50, "bench-amqp", 3));
+    let backlog = |svc: &Service| {
+        let store = svc.store.clone();
+        async move { store.run(|s| s.outbox_backlog()).await }
+    };
+    let completed =
+        |c: &std::collections::HashMap<String, i64>| c.get("completed").copied().unwrap_or(0);
+
+    progress("RabbitMQ: warming up");
+    closed_loop(client, &url, &bodies, 4, 400, Duration::from_secs(10)).await;
+    progress("RabbitMQ: sequential");
+    let seq = closed_loop(client, &url, &bodies, 1, sizes.seq_fast, Duration::from_secs(60)).await;
+    rep.table.row(
+        "1i",
+        "RabbitMQ: store, fast path (turn + outbox row; relay publishes), 1 client sequential, workers paused",
+        Some(&seq),
+        format!("{:.0} turns/s", seq.rate()),
+        String::new(),
+    );
+    let mut id = b'j';
+    for running in [false, true] {
+        let label = running_label(running);
+        if running {
+            svc.pause_workers(false);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        progress(&format!("RabbitMQ: open loop 1000/s, {label}"));
+        let before = completed(&job_counts(&svc).await?);
+        let (lat, _) = open_loop(client, &url, &bodies, 1000.0, sizes.open_secs).await?;
+        let done = completed(&job_counts(&svc).await?) - before;
+        let left = backlog(&svc).await?;
+        if running {
+            h.extra.push(("amqp_fast_p99_ms_workers_running", lat.p(0.99)));
+        } else {
+            h.extra.push(("amqp_fast_p99_ms", lat.p(0.99)));
+        }
+        let extra = if running {
+            format!("; {done} jobs reflected meanwhile")
+        } else {
+            String::new()
+        };
+        rep.table.row(
+            &format!("1{}", id as char),
+            &format!("RabbitMQ: fast path, open loop 1000 turns/s, {label}"),
+            Some(&lat),
+            format!(
+                "{:.0} turns/s achieved, {} errors; {left} not yet published at the end{extra}",
+                lat.rate(),
+                lat.errors
+            ),
+            String::new(),
+        );
+        id += 1;
+
+        progress(&format!(
+            "RabbitMQ: saturation, {} clients, {label}",
+            sizes.sat_clients
+        ));
+        let before = completed(&job_counts(&svc).await?);
+        let sat = closed_loop(
+            client,
+            &url,
+            &bodies,
+            sizes.sat_clients,
+            usize::MAX,
+            Duration::from_secs_f64(sizes.sat_secs),
+        )
+        .await;
+        let done = completed(&job_counts(&svc).await?) - before;
+        // How long the relay needs to publish what saturation left in the outbox.
+        let t = Instant::now();
+        let left = backlog(&svc).await?;
+        while backlog(&svc).await? > 0 && t.elapsed() < Duration::from_secs(120) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let drained = t.elapsed().as_secs_f64();
+        if running {
+            h.extra
+                .push(("amqp_store_turns_per_s_workers_running", sat.rate()));
+        } else {
+            h.extra.push(("amqp_store_turns_per_s", sat.rate()));
+        }
+        let extra = if running {
+            format!("; {done} jobs reflected meanwhile")
+        } else {
+            String::new()
+        };
+        rep.table.row(
+            &format!("1{}", id as char),
+            &format!(
+                "RabbitMQ: fast path, saturation ({} clients, closed loop), {label}",
+                sizes.sat_clients
+            ),
+            Some(&sat),
+            format!(
+                "**{:.0} turns/s**, {} errors; outbox {left} at the end, published in {drained:.1} s{extra}",
+                sat.rate(),
+                sat.errors
+            ),
+            String::new(),
+        );
+        id += 1;
+    }
+    svc.shutdown(Duration::from_secs(30)).await?;
+    if let Err(e) = delete_bench_topology(&settings).await {
+        tracing::warn!(error = %format!("{e:#}"), "could not delete the benchmark's RabbitMQ queues");
+    }
+    Ok(())
+}
+
+/// Delete the exchange and queues `amqp_store_rows` declared (the retry queues too, if a
+/// retry created any).
+async fn delete_bench_topology(s: &crate::queue::amqp::AmqpSettings) -> anyhow::Result<()> {
+    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+    let broker = crate::queue::amqp::Broker::new(s.clone());
+    let mut queues = vec![s.queue.clone(), s.work_queue(), s.dlq.clone()];
+    queues.extend((1..=12).map(|a| s.delay_queue(s.retry_delay_ms(a))));
+    queues.dedup();
+    for q in queues {
+        // A fresh channel each time: deleting a queue that was never declared may close it.
+        let ch = broker.channel().await?;
+        let _ = ch
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    let ch = broker.channel().await?;
+    for x in [s.exchange.clone(), s.dlx()] {
+        ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
+            .await?;
+    }
+    broker.close().await;
     Ok(())
 }
 
@@ -1194,7 +1354,19 @@ pub enum Section {
 
 /// Entry point of `reflector bench`. Returns the exit code: 0 all targets met, 1 missed.
 pub async fn run(args: BenchArgs) -> anyhow::Result<i32> {
-    let base = Config::load(&args.config)?;
+    let mut base = Config::load(&args.config)?;
+    // With RABBITMQ_URL, the main rows still measure embedded defaults; RabbitMQ gets rows
+    // of its own (1i–1m), on queues named for this run.
+    let amqp = base.uses_amqp().then(|| {
+        let mut a = base.clone();
+        let tag = format!("reflector-bench-{}", std::process::id());
+        a.queue = Some("amqp".into());
+        a.amqp_exchange = tag.clone();
+        a.amqp_queue = format!("{tag}.queue");
+        a.amqp_dlq = format!("{tag}.dlq");
+        a
+    });
+    base.queue = Some("embedded".into());
     let tmp = TempDir::new()?;
     let embedded = Arc::new(AtomicU64::new(0));
     let ctx = Ctx {
@@ -1219,6 +1391,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<i32> {
     let mut peaks = Vec::new();
     if want(Section::Store) {
         store_section(&ctx, &mut h, &mut rep).await?;
+        if let Some(amqp) = &amqp {
+            amqp_store_rows(&ctx, amqp, &mut h, &mut rep).await?;
+        }
         peaks.push(format!("{:.0} after 1", peak_rss_mb()));
         release_freed_memory();
     }

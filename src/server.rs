@@ -207,6 +207,7 @@ impl Service {
                 b.clone(),
                 reflector,
                 rx.clone(),
+                paused_rx,
             ))],
             (None, true) => spawn_workers(reflector, wcfg, wake.clone(), rx.clone(), paused_rx),
         };
@@ -297,7 +298,9 @@ impl Service {
     }
 
     /// Pause (`true`) or resume (`false`) the reflection workers at runtime. Paused workers
-    /// lease no new job; jobs already in hand finish. Jobs keep queueing durably meanwhile.
+    /// lease no new job (on RabbitMQ they cancel their consumers, so prefetched deliveries
+    /// return to the queue); jobs already in hand finish. Jobs keep queueing durably
+    /// meanwhile.
     pub fn pause_workers(&self, paused: bool) {
         self.paused.send_replace(paused);
     }

@@ -453,3 +453,67 @@ async fn a_broker_outage_delays_reflection_but_never_fails_a_turn() {
     t2.stop().await;
     cleanup(&url, &n).await;
 }
+
+#[tokio::test]
+async fn paused_workers_hold_no_consumer_and_resume_where_they_stopped() {
+    let Some(url) = broker_url().await else {
+        return;
+    };
+    let n = names();
+    let t = start_with(
+        amqp_config(&url, &n),
+        Options {
+            start_paused: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let (s, r) = t
+            .turn(
+                "paula",
+                &format!("I moved to Lisbon {i} weeks ago."),
+                "2024-08-20T18:40:00Z",
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, 202, "{r}");
+        ids.push(r["reflection_job_id"].as_str().unwrap().to_string());
+    }
+    // Published (the relay runs) but not consumed: the jobs wait in the intake queue (the
+    // forwarder to the priority queue is paused as well).
+    let mut q = Value::Null;
+    for _ in 0..200 {
+        q = t.get("/api/reflection/queue-status").await.1;
+        if q["outbox_backlog"] == 0 && q["broker"]["queues"]["intake"]["messages"] == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(q["outbox_backlog"], 0, "{q}");
+    assert_eq!(q["broker"]["queues"]["intake"]["messages"], 3, "{q}");
+    assert_eq!(q["broker"]["queues"]["priority"]["consumers"], 0, "{q}");
+    assert_eq!(q["broker"]["queues"]["intake"]["consumers"], 0, "{q}");
+    let (_, j) = t.get(&format!("/api/reflection/jobs/{}", ids[0])).await;
+    assert_ne!(j["state"], "completed", "{j}");
+
+    t.svc.as_ref().unwrap().pause_workers(false);
+    for id in &ids {
+        let j = wait_final(&t, id, 30).await;
+        assert_eq!(j["state"], "completed", "{j}");
+        assert_eq!(j["attempts"], 1, "{j}");
+    }
+    // Pausing again cancels the consumers.
+    t.svc.as_ref().unwrap().pause_workers(true);
+    for _ in 0..200 {
+        q = t.get("/api/reflection/queue-status").await.1;
+        if q["broker"]["queues"]["priority"]["consumers"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(q["broker"]["queues"]["priority"]["consumers"], 0, "{q}");
+    t.stop().await;
+    cleanup(&url, &n).await;
+}

@@ -720,23 +720,39 @@ async fn relay_once(
 /// and the worker reconnects with backoff (0.5 s doubling to 10 s). When `shutdown` turns
 /// true it stops taking deliveries, finishes the jobs in hand, and closes its channels,
 /// which returns every delivery it had not acknowledged to the queue.
+///
+/// While `paused` is true the worker holds no consumer at all (pausing cancels both
+/// consumers the same way, so unstarted deliveries go back to the queue and wait there);
+/// it consumes again when `paused` turns false.
 pub async fn run_worker(
     broker: Arc<Broker>,
     reflector: Reflector,
     shutdown: watch::Receiver<bool>,
+    mut paused: watch::Receiver<bool>,
 ) {
     let mut delay = Duration::from_millis(500);
     let mut failing = false;
     let mut stop = shutdown.clone();
     while !*stop.borrow() {
+        if *paused.borrow_and_update() {
+            tokio::select! {
+                _ = paused.wait_for(|p| !*p) => {}
+                _ = stop.wait_for(|v| *v) => {}
+            }
+            continue;
+        }
         let started = tokio::time::Instant::now();
-        // One stop signal for both halves: the process shutting down, or the other half
-        // failing (so that neither keeps running on a connection the other gave up).
+        // One stop signal for both halves: the process shutting down, the workers being
+        // paused, or the other half failing (so that neither keeps running on a connection
+        // the other gave up).
         let (halt, halted) = watch::channel(false);
         let relay_stop = {
-            let (halt, mut outer) = (halt.clone(), shutdown.clone());
+            let (halt, mut outer, mut pause) = (halt.clone(), shutdown.clone(), paused.clone());
             tokio::spawn(async move {
-                let _ = outer.wait_for(|v| *v).await;
+                tokio::select! {
+                    _ = outer.wait_for(|v| *v) => {}
+                    _ = pause.wait_for(|p| *p) => {}
+                }
                 let _ = halt.send(true);
             })
         };
@@ -753,9 +769,8 @@ pub async fn run_worker(
         relay_stop.abort();
         match a.and(b) {
             Ok(()) => {
-                if *stop.borrow() {
-                    break;
-                }
+                // Stopped (the loop condition ends it) or paused (the top of the loop
+                // waits for the resume).
             }
             Err(e) => {
                 if started.elapsed() > Duration::from_secs(30) {
