@@ -57,6 +57,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "011_forgotten_users",
         include_str!("../../migrations/011_forgotten_users.sql"),
     ),
+    (
+        "012_episode_stamps",
+        include_str!("../../migrations/012_episode_stamps.sql"),
+    ),
 ];
 
 /// Waiting-job counts for admission within one write transaction: counted once per batch
@@ -1247,14 +1251,14 @@ impl SqliteStore {
     /// (count, max id) of the user's episodes: a cheap version stamp for the vector cache.
     pub fn episode_version(&self, user_id: &str) -> anyhow::Result<(i64, i64)> {
         self.read(|c| {
-            // Two scalar subqueries: max(id) is then one index seek, and count(*) a scan of
-            // the covering index (3 ms at 100k episodes instead of 20 ms for the combined
-            // aggregate).
-            Ok(c.prepare_cached(
-                "SELECT (SELECT count(*) FROM episodes WHERE user_id = ?1),
-                        (SELECT coalesce(max(id), 0) FROM episodes WHERE user_id = ?1)",
-            )?
-            .query_row([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?)
+            // One row kept by triggers (migration 012), not count(*) over the user's index
+            // entries (3-7 ms at 100k episodes).
+            Ok(
+                c.prepare_cached("SELECT episodes, max_id FROM episode_stamps WHERE user_id = ?1")?
+                    .query_row([user_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?
+                    .unwrap_or((0, 0)),
+            )
         })
     }
 
@@ -1291,14 +1295,17 @@ impl SqliteStore {
             let mut stmt =
                 c.prepare_cached("SELECT embedding FROM episodes WHERE user_id = ?1 AND id = ?2")?;
             let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
+            // In id order: neighbouring lookups share b-tree pages.
+            let mut sorted = ids.to_vec();
+            sorted.sort_unstable();
+            for id in sorted {
                 if let Some(v) = stmt
                     .query_row(params![user_id, id], |r| {
-                        Ok(blob_to_vec(&r.get::<_, Vec<u8>>(0)?))
+                        Ok(blob_to_vec(r.get_ref(0)?.as_blob()?))
                     })
                     .optional()?
                 {
-                    out.push((*id, v));
+                    out.push((id, v));
                 }
             }
             Ok(out)
@@ -1521,6 +1528,8 @@ impl SqliteStore {
                 let n = tx.execute(&format!("DELETE FROM {table} WHERE user_id = ?1"), [user_id])?;
                 removed.insert(table.into(), n.into());
             }
+            // Derived from episodes (its trigger left the row at zero): no trace stays.
+            tx.execute("DELETE FROM episode_stamps WHERE user_id = ?1", [user_id])?;
             // Jobs of this user still in a broker are dropped when they arrive.
             tx.execute(
                 "INSERT INTO forgotten_users (user_id, forgotten_ms) VALUES (?1, ?2)
