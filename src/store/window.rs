@@ -16,6 +16,9 @@ pub struct Window {
     pub max_tokens: usize,
 }
 
+/// Most turns one fold marks (a backlog beyond that is folded by the next jobs' folds).
+pub const FOLD_BATCH: usize = 500;
+
 /// A user's running summary of the turns folded out of the window.
 #[derive(Debug, Clone, Serialize)]
 pub struct ShortTermSummary {
@@ -32,34 +35,59 @@ pub(crate) fn turn_tokens(user_message: &str, assistant: &str) -> usize {
 }
 
 impl SqliteStore {
-    /// Fold `user`'s turns beyond `w` into the summary, in ONE transaction. Only reflected
-    /// turns are folded (a turn still waiting for its job stays until it is reflected), in
-    /// time order; a folded turn adds its episode's text (filler turns, which kept no
-    /// episode, add nothing). Returns the number of turns folded.
+    /// Fold `user`'s turns beyond `w` into the summary. Only reflected turns are folded (a
+    /// turn still waiting for its job stays until it is reflected), in time order; a folded
+    /// turn adds its episode's text (filler turns, which kept no episode, add nothing).
+    /// Returns the number of turns folded.
+    ///
+    /// Runs after every job, so it must not hold the single writer (and with it the fast
+    /// path's group commit) for long: the window's edge and the overflow are found by reads
+    /// on a reader connection (the newest `max_turns + 1` unfolded turns, then the reflected
+    /// unfolded turns at or past the edge, at most [`FOLD_BATCH`]); the write transaction only
+    /// marks those turns (each only if still unfolded: a concurrent fold is not repeated) and
+    /// rewrites the summary. Nothing to fold, the usual case, takes no write at all.
     pub fn fold_short_term(&self, user: &str, w: Window) -> anyhow::Result<usize> {
-        self.write(|tx| {
-            let mut st = tx.prepare_cached(
-                "SELECT id, user_message, assistant_response, reflected, job_id, ts_ms FROM turns
-                 WHERE user_id = ?1 AND folded = 0 ORDER BY ts_ms DESC, created_ms DESC",
+        type Overflow = Vec<(String, String, i64)>;
+        let overflow: Overflow = self.read(|c| {
+            // Newest first; (ts_ms, created_ms, id) orders turns totally.
+            let mut newest = c.prepare_cached(
+                "SELECT ts_ms, created_ms, id, user_message, assistant_response FROM turns
+                 WHERE user_id = ?1 AND folded = 0
+                 ORDER BY ts_ms DESC, created_ms DESC, id DESC LIMIT ?2",
             )?;
-            let rows: Vec<(String, String, String, bool, String, i64)> = st
-                .query_map([user], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
+            let rows: Vec<(i64, i64, String, String, String)> = newest
+                .query_map(params![user, w.max_turns as i64 + 1], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
                 .collect::<Result<_, _>>()?;
-            let (mut n, mut tokens, mut cut) = (0usize, 0usize, rows.len());
+            let (mut tokens, mut edge) = (0usize, None);
             for (i, r) in rows.iter().enumerate() {
-                n += 1;
-                tokens += turn_tokens(&r.1, &r.2);
-                if n > w.max_turns || tokens > w.max_tokens {
-                    cut = i;
+                tokens += turn_tokens(&r.3, &r.4);
+                if i + 1 > w.max_turns || tokens > w.max_tokens {
+                    edge = Some((r.0, r.1, r.2.clone()));
                     break;
                 }
             }
-            let mut overflow: Vec<&(String, String, String, bool, String, i64)> =
-                rows[cut..].iter().filter(|r| r.3).collect();
-            if overflow.is_empty() {
-                return Ok(0);
-            }
-            overflow.reverse();
+            let Some((ts, created, id)) = edge else {
+                return Ok(Vec::new());
+            };
+            let mut past = c.prepare_cached(
+                "SELECT id, job_id, ts_ms FROM turns
+                 WHERE user_id = ?1 AND folded = 0 AND reflected = 1
+                   AND (ts_ms, created_ms, id) <= (?2, ?3, ?4)
+                 ORDER BY ts_ms, created_ms, id LIMIT ?5",
+            )?;
+            let out = past
+                .query_map(params![user, ts, created, id, FOLD_BATCH as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(out)
+        })?;
+        if overflow.is_empty() {
+            return Ok(0);
+        }
+        self.write(|tx| {
             let (mut summary, mut folded, mut through): (String, i64, i64) = tx
                 .query_row(
                     "SELECT summary, folded_turns, through_ms FROM short_term_summaries WHERE user_id = ?1",
@@ -69,18 +97,27 @@ impl SqliteStore {
                 .optional()?
                 .unwrap_or_default();
             let mut episode = tx.prepare_cached("SELECT text FROM episodes WHERE job_id = ?1")?;
-            let mut mark = tx.prepare_cached("UPDATE turns SET folded = 1 WHERE id = ?1")?;
-            for r in &overflow {
-                let texts: Vec<String> = episode.query_map([&r.4], |x| x.get(0))?.collect::<Result<_, _>>()?;
+            let mut mark = tx.prepare_cached(
+                "UPDATE turns SET folded = 1 WHERE user_id = ?1 AND id = ?2 AND folded = 0",
+            )?;
+            let mut n = 0;
+            for (id, job_id, ts) in &overflow {
+                if mark.execute(params![user, id])? == 0 {
+                    continue; // folded meanwhile by another worker, or deleted
+                }
+                let texts: Vec<String> = episode.query_map([job_id], |x| x.get(0))?.collect::<Result<_, _>>()?;
                 for t in texts {
                     if !summary.is_empty() {
                         summary.push('\n');
                     }
                     summary.push_str(&t.replace('\n', " "));
                 }
-                mark.execute([&r.0])?;
                 folded += 1;
-                through = through.max(r.5);
+                n += 1;
+                through = through.max(*ts);
+            }
+            if n == 0 {
+                return Ok(0);
             }
             // Bounded: keep the newest lines within half the window's tokens.
             let mut lines: Vec<&str> = summary.lines().collect();
@@ -94,7 +131,7 @@ impl SqliteStore {
                  ON CONFLICT (user_id) DO UPDATE SET summary = ?2, folded_turns = ?3, through_ms = ?4, updated_ms = ?5",
                 params![user, summary, folded, through, now_ms()],
             )?;
-            Ok(overflow.len())
+            Ok(n)
         })
     }
 
