@@ -885,8 +885,7 @@ async fn amqp_store_rows(
     cfg.listen = "127.0.0.1:0".parse().expect("static address");
     cfg.data_dir = ctx.dir.join("amqp");
     cfg.fast_mode = true;
-    let settings =
-        crate::queue::amqp::AmqpSettings::from_config(&cfg).context("amqp settings")?;
+    let settings = crate::queue::amqp::AmqpSettings::from_config(&cfg).context("amqp settings")?;
     let svc = Service::start(cfg, ctx.options(true, false)).await?;
     let client = &ctx.client;
     let url = format!("http://{}/api/interactions", svc.addr);
@@ -901,7 +900,15 @@ async fn amqp_store_rows(
     progress("RabbitMQ: warming up");
     closed_loop(client, &url, &bodies, 4, 400, Duration::from_secs(10)).await;
     progress("RabbitMQ: sequential");
-    let seq = closed_loop(client, &url, &bodies, 1, sizes.seq_fast, Duration::from_secs(60)).await;
+    let seq = closed_loop(
+        client,
+        &url,
+        &bodies,
+        1,
+        sizes.seq_fast,
+        Duration::from_secs(60),
+    )
+    .await;
     rep.table.row(
         "1i",
         "RabbitMQ: store, fast path (turn + outbox row; relay publishes), 1 client sequential, workers paused",
@@ -922,7 +929,8 @@ async fn amqp_store_rows(
         let done = completed(&job_counts(&svc).await?) - before;
         let left = backlog(&svc).await?;
         if running {
-            h.extra.push(("amqp_fast_p99_ms_workers_running", lat.p(0.99)));
+            h.extra
+                .push(("amqp_fast_p99_ms_workers_running", lat.p(0.99)));
         } else {
             h.extra.push(("amqp_fast_p99_ms", lat.p(0.99)));
         }
