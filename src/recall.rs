@@ -136,8 +136,10 @@ impl Default for VectorCache {
 
 #[derive(Default)]
 struct UserVectors {
+    /// The store's stamp when loaded: (count, max id, deletions); see `episode_version`.
     count: i64,
     max_id: i64,
+    deletes: i64,
     ids: Vec<i64>,
     /// Each vector's scale (f32 value of code 1).
     scales: Vec<f32>,
@@ -343,15 +345,18 @@ impl VectorCache {
             .or_default()
             .clone();
         let t0 = std::time::Instant::now();
-        let (count, max_id) = store.episode_version(user_id)?;
+        let (count, max_id, deletes) = store.episode_version(user_id)?;
         let t_version = t0.elapsed();
         {
             let cur = entry.read().unwrap_or_else(|p| p.into_inner());
-            if cur.count != count || cur.max_id != max_id {
+            let stale =
+                |u: &UserVectors| u.count != count || u.max_id != max_id || u.deletes != deletes;
+            if stale(&cur) {
                 drop(cur);
                 let mut w = entry.write().unwrap_or_else(|p| p.into_inner());
-                if w.count != count || w.max_id != max_id {
-                    let incremental = max_id >= w.max_id && count >= w.count;
+                if stale(&w) {
+                    let incremental =
+                        deletes == w.deletes && max_id >= w.max_id && count >= w.count;
                     let before = w.ids.len();
                     if incremental {
                         let after = w.max_id;
@@ -366,8 +371,11 @@ impl VectorCache {
                             w.push_blob(id, blob)
                         })?;
                     }
+                    // Rows committed between the stamp and the load were loaded too: the
+                    // next incremental load starts past them.
                     w.count = w.ids.len() as i64;
-                    w.max_id = max_id;
+                    w.max_id = max_id.max(w.ids.last().copied().unwrap_or(0));
+                    w.deletes = deletes;
                 }
             }
         }
@@ -1008,6 +1016,26 @@ mod tests {
         // A user with no episodes, and k = 0, give nothing.
         assert!(cache.top_k(&store, "nobody", &q, 5).unwrap().is_empty());
         assert!(cache.top_k(&store, "me", &q, 0).unwrap().is_empty());
+        // The highest row deleted and another inserted (SQLite reuses its id, so count and
+        // highest id are as before): the deletion counter makes the cache reload.
+        let before = cache.top_k(&store, "me", &q, 5).unwrap();
+        store
+            .write(|tx| {
+                tx.execute(
+                    "DELETE FROM episodes WHERE id = (SELECT max(id) FROM episodes)",
+                    [],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        let q2 = unit(&mut rng, dim);
+        store
+            .insert_synthetic_episodes("me", &[("replacement".into(), 10, q2.clone())])
+            .unwrap();
+        let got = cache.top_k(&store, "me", &q2, 5).unwrap();
+        assert!((got[0].1 - 1.0).abs() < 1e-5, "{got:?}");
+        assert_eq!(got, exact("me", &q2, 5));
+        assert_ne!(cache.top_k(&store, "me", &q, 5).unwrap(), before);
         // Deleted rows leave the cache (reload), even when as many rows were added back.
         store.forget_user("me").unwrap();
         assert!(cache.top_k(&store, "me", &q, 5).unwrap().is_empty());

@@ -734,10 +734,17 @@ pub async fn run_worker(
     let mut failing = false;
     let mut stop = shutdown.clone();
     while !*stop.borrow() {
+        // The owner (the `Service`) is gone without a shutdown: stop as well.
+        if stop.has_changed().is_err() {
+            break;
+        }
         if *paused.borrow_and_update() {
-            tokio::select! {
-                _ = paused.wait_for(|p| !*p) => {}
-                _ = stop.wait_for(|v| *v) => {}
+            let resumed = tokio::select! {
+                r = paused.wait_for(|p| !*p) => r.is_ok(),
+                _ = stop.wait_for(|v| *v) => false,
+            };
+            if !resumed {
+                break;
             }
             continue;
         }
@@ -749,9 +756,11 @@ pub async fn run_worker(
         let relay_stop = {
             let (halt, mut outer, mut pause) = (halt.clone(), shutdown.clone(), paused.clone());
             tokio::spawn(async move {
+                // A closed pause channel never pauses (the branch is disabled); a closed
+                // shutdown channel halts (the loop above then ends).
                 tokio::select! {
                     _ = outer.wait_for(|v| *v) => {}
-                    _ = pause.wait_for(|p| *p) => {}
+                    Ok(_) = pause.wait_for(|p| *p) => {}
                 }
                 let _ = halt.send(true);
             })

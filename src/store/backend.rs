@@ -109,7 +109,7 @@ backend! {
     fn search_episodes_fts(&self, user_id: &str, fts_query: &str, limit: usize) -> anyhow::Result<Vec<(i64, f64)>>;
     fn fts_doc_count(&self, fts_query: &str) -> anyhow::Result<i64>;
     fn turn_window(&self, user_id: &str, job_id: &str, before: usize, after: usize) -> anyhow::Result<(Vec<WindowTurn>, Vec<WindowTurn>)>;
-    fn episode_version(&self, user_id: &str) -> anyhow::Result<(i64, i64)>;
+    fn episode_version(&self, user_id: &str) -> anyhow::Result<(i64, i64, i64)>;
     fn each_episode_vector(&self, user_id: &str, after_id: i64, f: VectorSink<'_>) -> anyhow::Result<()>;
     fn episode_vectors_by_ids(&self, user_id: &str, ids: &[i64]) -> anyhow::Result<Vec<(i64, Vec<f32>)>>;
     fn insert_synthetic_episodes(&self, user_id: &str, episodes: &[(String, i64, Vec<f32>)]) -> anyhow::Result<usize>;

@@ -300,11 +300,29 @@ impl SqliteStore {
     }
 
     /// Run `f` in one write transaction; it commits when `f` returns Ok.
+    ///
+    /// There is one writer: while `f` runs, every other write (the fast path's group commit
+    /// included) waits. A transaction that holds it longer than 5 ms is logged at DEBUG
+    /// (`reflector::store::sqlite`, "slow write", with the caller's source line and the ms
+    /// spent waiting for and holding the writer), to find what delays stored turns.
+    #[track_caller]
     pub fn write<T>(&self, f: impl FnOnce(&Transaction) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let caller = std::panic::Location::caller();
+        let asked = std::time::Instant::now();
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let got = std::time::Instant::now();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
+        let held = got.elapsed();
+        if held > std::time::Duration::from_millis(5) {
+            tracing::debug!(
+                %caller,
+                held_ms = held.as_secs_f64() * 1e3,
+                waited_ms = (got - asked).as_secs_f64() * 1e3,
+                "slow write"
+            );
+        }
         Ok(out)
     }
 
@@ -867,6 +885,7 @@ impl SqliteStore {
 
     /// Run `f` (the tier's writes) and the tier's `completed` record in one transaction,
     /// unless the tier already committed for this job; then return the stored result.
+    #[track_caller]
     fn commit_tier(
         &self,
         job_id: &str,
@@ -1248,17 +1267,19 @@ impl SqliteStore {
         })
     }
 
-    /// (count, max id) of the user's episodes: a cheap version stamp for the vector cache.
-    pub fn episode_version(&self, user_id: &str) -> anyhow::Result<(i64, i64)> {
+    /// (count, highest id ever, deletions) of the user's episodes: a cheap version stamp for
+    /// the vector cache, which reloads the user's vectors whenever the deletions moved (ids
+    /// can be reused after a delete) and otherwise loads the ids past the highest it holds.
+    pub fn episode_version(&self, user_id: &str) -> anyhow::Result<(i64, i64, i64)> {
         self.read(|c| {
             // One row kept by triggers (migration 012), not count(*) over the user's index
             // entries (3-7 ms at 100k episodes).
-            Ok(
-                c.prepare_cached("SELECT episodes, max_id FROM episode_stamps WHERE user_id = ?1")?
-                    .query_row([user_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?
-                    .unwrap_or((0, 0)),
-            )
+            Ok(c.prepare_cached(
+                "SELECT episodes, max_id, deletes FROM episode_stamps WHERE user_id = ?1",
+            )?
+            .query_row([user_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?
+            .unwrap_or((0, 0, 0)))
         })
     }
 

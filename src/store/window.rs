@@ -98,12 +98,12 @@ impl SqliteStore {
                 .unwrap_or_default();
             let mut episode = tx.prepare_cached("SELECT text FROM episodes WHERE job_id = ?1")?;
             let mut mark = tx.prepare_cached(
-                "UPDATE turns SET folded = 1 WHERE user_id = ?1 AND id = ?2 AND folded = 0",
+                "UPDATE turns SET folded = 1 WHERE user_id = ?1 AND id = ?2 AND folded = 0 AND reflected = 1",
             )?;
             let mut n = 0;
             for (id, job_id, ts) in &overflow {
                 if mark.execute(params![user, id])? == 0 {
-                    continue; // folded meanwhile by another worker, or deleted
+                    continue; // folded meanwhile by another worker, or deleted (or replaced)
                 }
                 let texts: Vec<String> = episode.query_map([job_id], |x| x.get(0))?.collect::<Result<_, _>>()?;
                 for t in texts {

@@ -538,15 +538,18 @@ impl PgStore {
         })
     }
 
-    /// (count, max id) of the user's episodes: the vector cache's version stamp.
-    pub fn episode_version(&self, user_id: &str) -> anyhow::Result<(i64, i64)> {
+    /// (count, max id, 0) of the user's episodes: the vector cache's version stamp. The
+    /// deletion counter SQLite keeps is not needed here: identity ids are never reused, so a
+    /// delete followed by inserts always moves (count, max id) apart from what the cache
+    /// loaded, and the cache reloads.
+    pub fn episode_version(&self, user_id: &str) -> anyhow::Result<(i64, i64, i64)> {
         self.read(|c| {
             let r = c.query_one(
                 "SELECT (SELECT count(*) FROM episodes WHERE user_id = $1),
                         (SELECT coalesce(max(id), 0) FROM episodes WHERE user_id = $1)",
                 &[&user_id],
             )?;
-            Ok((r.get(0), r.get(1)))
+            Ok((r.get(0), r.get(1), 0))
         })
     }
 
@@ -1767,7 +1770,7 @@ mod tests {
                     .collect::<Vec<_>>()
             ),
         );
-        let (count, max_id) = s.episode_version(u).unwrap();
+        let (count, max_id, _) = s.episode_version(u).unwrap();
         assert_eq!(max_id, *ids.iter().max().unwrap());
         out.insert("episode_count".into(), json!(count));
         let mut streamed = Vec::new();
