@@ -3,7 +3,7 @@
 //! Timing targets are NOT asserted: CI machines are shared and noisy, so the command may
 //! exit 1 (a target missed); only 0 or 1 is accepted, never an error (2) or a crash.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
@@ -11,6 +11,7 @@ use serde_json::Value;
 fn bench_quick_json_reports_every_headline_figure() {
     let out = Command::new(env!("CARGO_BIN_EXE_reflector"))
         .args(["bench", "--quick", "--json"])
+        .env_remove("RABBITMQ_URL")
         .env("REFLECTOR_EMBEDDER", "hash")
         .env("REFLECTOR_LOG", "warn")
         .output()
@@ -40,4 +41,75 @@ fn bench_quick_json_reports_every_headline_figure() {
         stdout.contains("| 1a |") && stdout.contains("| 3c |"),
         "{stdout}"
     );
+}
+
+/// With a broker (`REFLECTOR_TEST_AMQP_URL`, set by scripts/test.sh), the store section adds
+/// the RabbitMQ rows and their JSON keys, and deletes the queues it declared.
+#[test]
+fn bench_with_rabbitmq_adds_the_broker_rows_and_deletes_its_queues() {
+    let Ok(url) = std::env::var("REFLECTOR_TEST_AMQP_URL") else {
+        eprintln!("REFLECTOR_TEST_AMQP_URL is not set: RabbitMQ bench rows not run");
+        return;
+    };
+    let child = Command::new(env!("CARGO_BIN_EXE_reflector"))
+        .args(["bench", "--quick", "--json", "--only", "store"])
+        .env("RABBITMQ_URL", &url)
+        .env("REFLECTOR_EMBEDDER", "hash")
+        .env("REFLECTOR_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run reflector bench");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("bench output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let code = out.status.code();
+    assert!(
+        matches!(code, Some(0) | Some(1)),
+        "bench exited with {code:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    for row in ["| 1d |", "| 1i |", "| 1j |", "| 1k |", "| 1l |", "| 1m |"] {
+        assert!(stdout.contains(row), "{row} missing:\n{stdout}");
+    }
+    assert!(stdout.contains("RabbitMQ: fast path"), "{stdout}");
+    let last = stdout.lines().last().unwrap_or_default();
+    let json: Value = serde_json::from_str(last).expect("last line is JSON");
+    for key in [
+        "amqp_fast_p99_ms",
+        "amqp_fast_p99_ms_workers_running",
+        "amqp_store_turns_per_s",
+        "amqp_store_turns_per_s_workers_running",
+        "fast_p99_ms",
+    ] {
+        assert!(
+            json[key].as_f64().is_some_and(f64::is_finite),
+            "{key}: {}",
+            json[key]
+        );
+    }
+    // Its queues are gone: a passive declaration of each fails.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let conn = lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
+            .await
+            .expect("broker reachable");
+        let tag = format!("reflector-bench-{pid}");
+        for q in [
+            format!("{tag}.queue"),
+            format!("{tag}.queue.priority"),
+            format!("{tag}.dlq"),
+        ] {
+            let ch = conn.create_channel().await.unwrap();
+            let passive = lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            let r = ch
+                .queue_declare(q.as_str().into(), passive, Default::default())
+                .await;
+            assert!(r.is_err(), "queue {q} still exists after the bench");
+        }
+        let _ = conn.close(200, "done".into()).await;
+    });
 }
