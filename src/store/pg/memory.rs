@@ -1046,8 +1046,9 @@ fn window_turn(r: &Row, user_id: &str) -> WindowTurn {
 
 /// The user's entity for `name`: by alias, then by normalised name, else a new one (see
 /// SQLite's `resolve_entity`). Run under the user's lock, so two commits cannot both
-/// create it; the unique key `(user_id, norm_name)` backs that up.
-fn resolve_entity(
+/// create it; the unique key `(user_id, norm_name)` backs that up. Also used by edits and
+/// imports (`more.rs`).
+pub(crate) fn resolve_entity(
     tx: &mut Transaction<'_>,
     user: &str,
     name: &str,

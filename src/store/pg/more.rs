@@ -27,6 +27,7 @@ use postgres::types::ToSql;
 use postgres::{IsolationLevel, Row, Transaction};
 use serde_json::{Value, json};
 
+use super::memory::{rederive_slot, rederive_topic, resolve_entity};
 use super::{PgStore, VectorMode};
 use crate::store::edits::{
     EditRefused, EditTier, EpisodePatch, FactPatch, NewEpisode, NewFact, NewRule, RulePatch,
@@ -241,138 +242,6 @@ fn pg_rule_info(
     }))
 }
 
-/// The user's entity for `name`: by alias, then by normalised name, else a new one. Port of
-/// `sqlite::resolve_entity`; the caller holds the user's lock, and the unique key
-/// `(user_id, norm_name)` backs it up.
-fn pg_resolve_entity(
-    tx: &mut Transaction<'_>,
-    user: &str,
-    name: &str,
-    kind: &str,
-    now: i64,
-) -> anyhow::Result<i64> {
-    let n = norm_name(name);
-    let n = if n.is_empty() {
-        name.trim().to_lowercase()
-    } else {
-        n
-    };
-    if let Some(r) = tx.query_opt(
-        "SELECT entity_id FROM entity_aliases WHERE user_id = $1 AND alias_norm = $2",
-        &[&user, &n],
-    )? {
-        return Ok(r.try_get(0)?);
-    }
-    let id: i64 = tx
-        .query_one(
-            "INSERT INTO entities (user_id, name, norm_name, kind, created_ms) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (user_id, norm_name) DO UPDATE SET
-                 kind = CASE WHEN entities.kind = 'other' THEN excluded.kind ELSE entities.kind END
-             RETURNING id",
-            &[&user, &name.trim(), &n, &kind, &now],
-        )?
-        .try_get(0)?;
-    tx.execute(
-        "INSERT INTO entity_aliases (user_id, alias_norm, entity_id) VALUES ($1, $2, $3)
-         ON CONFLICT DO NOTHING",
-        &[&user, &n, &id],
-    )?;
-    Ok(id)
-}
-
-/// Re-derive validity in an exclusive slot (subject, predicate) from its facts' own times:
-/// port of `sqlite::rederive_slot` (same runs, same heads, same `invalid_ms`). Rows whose
-/// derived values did not change are not written.
-fn pg_rederive_slot(
-    tx: &mut Transaction<'_>,
-    user: &str,
-    subject: i64,
-    predicate: &str,
-) -> anyhow::Result<()> {
-    /// A fact of the slot: id, object, valid_ms, and the derived invalid_ms and merged_into
-    /// as stored.
-    struct SlotFact(i64, i64, i64, Option<i64>, Option<i64>);
-    let facts: Vec<SlotFact> = tx
-        .query(
-            "SELECT r.id, r.object_id, r.valid_ms, r.invalid_ms, r.merged_into
-             FROM relations r JOIN entities o ON o.id = r.object_id
-             WHERE r.user_id = $1 AND r.subject_id = $2 AND r.predicate = $3 AND r.exclusive
-             ORDER BY r.valid_ms, o.norm_name COLLATE \"C\", r.id",
-            &[&user, &subject, &predicate],
-        )?
-        .iter()
-        .map(|r| {
-            Ok(SlotFact(
-                r.try_get(0)?,
-                r.try_get(1)?,
-                r.try_get(2)?,
-                r.try_get(3)?,
-                r.try_get(4)?,
-            ))
-        })
-        .collect::<Result<_, postgres::Error>>()?;
-    let update = tx.prepare(
-        "UPDATE relations SET invalid_ms = $2, merged_into = $3 WHERE user_id = $4 AND id = $1",
-    )?;
-    let set = |tx: &mut Transaction<'_>,
-               f: &SlotFact,
-               invalid: Option<i64>,
-               merged: Option<i64>|
-     -> anyhow::Result<()> {
-        if f.3 != invalid || f.4 != merged {
-            tx.execute(&update, &[&f.0, &invalid, &merged, &user])?;
-        }
-        Ok(())
-    };
-    let mut i = 0;
-    while i < facts.len() {
-        let SlotFact(head, object, ..) = facts[i];
-        let mut j = i + 1;
-        while j < facts.len() && facts[j].1 == object {
-            j += 1;
-        }
-        let invalid = facts.get(j).map(|f| f.2);
-        set(tx, &facts[i], invalid, None)?;
-        for f in &facts[i + 1..j] {
-            set(tx, f, invalid, Some(head))?;
-        }
-        i = j;
-    }
-    Ok(())
-}
-
-/// Re-derive which rule of a topic is active: the one stated last (ties: by statement).
-/// Port of `sqlite::rederive_topic`.
-fn pg_rederive_topic(tx: &mut Transaction<'_>, user: &str, topic: &str) -> anyhow::Result<()> {
-    let rules: Vec<(i64, i64)> = tx
-        .query(
-            "SELECT id, last_ms FROM rules WHERE user_id = $1 AND topic = $2
-             ORDER BY last_ms DESC, statement COLLATE \"C\" DESC",
-            &[&user, &topic],
-        )?
-        .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<_, postgres::Error>>()?;
-    let Some(&(active, active_ms)) = rules.first() else {
-        return Ok(());
-    };
-    tx.execute(
-        "UPDATE rules SET superseded_by = NULL, invalid_ms = NULL
-         WHERE user_id = $1 AND id = $2 AND (superseded_by IS NOT NULL OR invalid_ms IS NOT NULL)",
-        &[&user, &active],
-    )?;
-    if rules.len() > 1 {
-        let others: Vec<i64> = rules[1..].iter().map(|r| r.0).collect();
-        tx.execute(
-            "UPDATE rules SET superseded_by = $3, invalid_ms = $4
-             WHERE user_id = $1 AND id = ANY($2)
-               AND (superseded_by IS DISTINCT FROM $3 OR invalid_ms IS DISTINCT FROM $4)",
-            &[&user, &others, &active, &active_ms],
-        )?;
-    }
-    Ok(())
-}
-
 /// The entity of `name` during an import: the one its entity line resolved to, else resolved
 /// now (kind `other`), as SQLite's import does.
 fn pg_import_entity(
@@ -383,7 +252,7 @@ fn pg_import_entity(
 ) -> anyhow::Result<i64> {
     match entity_ids.get(name) {
         Some(id) => Ok(*id),
-        None => pg_resolve_entity(tx, user, name, "other", now_ms()),
+        None => resolve_entity(tx, user, name, "other", now_ms()),
     }
 }
 
@@ -480,8 +349,8 @@ impl PgStore {
         self.write(|tx| {
             super::lock_user(tx, user)?;
             let now = now_ms();
-            let s = pg_resolve_entity(tx, user, &f.subject, "other", now)?;
-            let o = pg_resolve_entity(tx, user, &f.object, "other", now)?;
+            let s = resolve_entity(tx, user, &f.subject, "other", now)?;
+            let o = resolve_entity(tx, user, &f.object, "other", now)?;
             let exclusive = match f.exclusive {
                 Some(x) => x,
                 None => tx
@@ -507,7 +376,7 @@ impl PgStore {
             };
             let id: i64 = row.try_get(0)?;
             if exclusive {
-                pg_rederive_slot(tx, user, s, &f.predicate)?;
+                rederive_slot(tx, user, s, &f.predicate)?;
             }
             let edit = pg_record(tx, user, EditTier::Semantic, id, "add", actor, None, None, None)?;
             tx.execute(
@@ -546,7 +415,7 @@ impl PgStore {
                 )));
             };
             let id: i64 = row.try_get(0)?;
-            pg_rederive_topic(tx, user, &r.topic)?;
+            rederive_topic(tx, user, &r.topic)?;
             let edit = pg_record(tx, user, EditTier::Procedural, id, "add", actor, None, None, None)?;
             tx.execute(
                 "UPDATE rules SET evidence = $3 WHERE user_id = $1 AND id = $2",
@@ -624,7 +493,7 @@ impl PgStore {
                 return Ok(Err(EditRefused::NotFound("fact", id)));
             };
             if let Some(object) = &p.object {
-                let o = pg_resolve_entity(tx, user, object, "other", now_ms())?;
+                let o = resolve_entity(tx, user, object, "other", now_ms())?;
                 let clash: bool = tx
                     .query_one(
                         "SELECT EXISTS (SELECT 1 FROM relations r JOIN relations x ON x.id = $2 AND x.user_id = $1
@@ -656,7 +525,7 @@ impl PgStore {
                 )?;
             }
             if before.exclusive {
-                pg_rederive_slot(tx, user, before.subject_id, &before.predicate)?;
+                rederive_slot(tx, user, before.subject_id, &before.predicate)?;
             }
             let after = pg_fact_info(tx, user, id)?.context("fact just updated")?;
             pg_record(tx, user, EditTier::Semantic, id, "update", actor, Some(&before.json), Some(&after.json),
@@ -742,7 +611,7 @@ impl PgStore {
                         &[&user, &id],
                     )?;
                     if before.exclusive {
-                        pg_rederive_slot(tx, user, before.subject_id, &before.predicate)?;
+                        rederive_slot(tx, user, before.subject_id, &before.predicate)?;
                     }
                     pg_record(tx, user, tier, id, "delete", actor, Some(&before.json), None,
                               Some((&before.signature, &before.job_id, &before.evidence)))?;
@@ -757,7 +626,7 @@ impl PgStore {
                         "UPDATE rules SET superseded_by = NULL WHERE user_id = $1 AND superseded_by = $2",
                         &[&user, &id],
                     )?;
-                    pg_rederive_topic(tx, user, &before.topic)?;
+                    rederive_topic(tx, user, &before.topic)?;
                     let job = String::new();
                     pg_record(tx, user, tier, id, "delete", actor, Some(&before.json), None,
                               Some((&rule_signature(&before.topic, &before.statement), &job, &before.evidence)))?;
@@ -1077,7 +946,7 @@ impl PgStore {
                             let existed: bool = tx
                                 .query_one(&entity_exists, &[&user, &norm_name(name)])?
                                 .try_get(0)?;
-                            let id = pg_resolve_entity(tx, user, name, s(v, "kind")?, ms(v, "created_at")?)?;
+                            let id = resolve_entity(tx, user, name, s(v, "kind")?, ms(v, "created_at")?)?;
                             for a in v["aliases"].as_array().into_iter().flatten() {
                                 let a = a.as_str().context("aliases: expected strings")?;
                                 tx.execute(&insert_alias, &[&user, &a, &id])?;
@@ -1140,10 +1009,10 @@ impl PgStore {
                 }
             }
             for (sid, p) in &slots {
-                pg_rederive_slot(tx, user, *sid, p)?;
+                rederive_slot(tx, user, *sid, p)?;
             }
             for t in &topics {
-                pg_rederive_topic(tx, user, t)?;
+                rederive_topic(tx, user, t)?;
             }
             Ok(counts)
         })
