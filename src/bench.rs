@@ -1348,6 +1348,17 @@ async fn recall_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow
             target,
         );
         pg.shutdown(Duration::from_secs(30)).await?;
+        // The schema was the bench's own: leave the database as it was.
+        let (url, schema) = (url.clone(), schema.clone());
+        let dropped = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls)?;
+            c.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))?;
+            Ok(())
+        })
+        .await?;
+        if let Err(e) = dropped {
+            tracing::warn!(error = %format!("{e:#}"), "could not drop the benchmark's PostgreSQL schema");
+        }
     }
     Ok(())
 }
