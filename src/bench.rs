@@ -471,6 +471,40 @@ async fn wait_jobs(svc: &Service, n: i64, timeout: Duration) -> anyhow::Result<(
     }
 }
 
+/// Run `load` against `svc` and count the jobs completed meanwhile: (its result, jobs).
+async fn with_jobs_done<T>(
+    svc: &Service,
+    load: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<(T, i64)> {
+    let completed = |c: std::collections::HashMap<String, i64>| c.get("completed").copied();
+    let before = completed(job_counts(svc).await?).unwrap_or(0);
+    let out = load.await?;
+    let after = completed(job_counts(svc).await?).unwrap_or(0);
+    Ok((out, after - before))
+}
+
+/// Closed-loop saturation of `url` with `sizes.sat_clients` clients for `sizes.sat_secs`.
+async fn saturate(ctx: &Ctx, url: &str, bodies: &Arc<Vec<Bytes>>) -> Lat {
+    closed_loop(
+        &ctx.client,
+        url,
+        bodies,
+        ctx.sizes.sat_clients,
+        usize::MAX,
+        Duration::from_secs_f64(ctx.sizes.sat_secs),
+    )
+    .await
+}
+
+/// The rate column's tail for a row with the workers running: how many jobs completed.
+fn reflected_note(running: bool, done: i64) -> String {
+    if running {
+        format!("; {done} jobs reflected meanwhile")
+    } else {
+        String::new()
+    }
+}
+
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -757,8 +791,6 @@ async fn store_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow:
 
     let mut open_rows = Vec::new();
     let mut sat_rows = Vec::new();
-    let completed =
-        |c: &std::collections::HashMap<String, i64>| c.get("completed").copied().unwrap_or(0);
     for running in [false, true] {
         let label = running_label(running);
         if running {
@@ -768,37 +800,26 @@ async fn store_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow:
         }
         for rate in [100.0, 1000.0] {
             progress(&format!("open loop {rate}/s, {label}"));
-            let before = completed(&job_counts(&fast).await?);
-            let (lat, _) = open_loop(client, &fast_url, &bodies, rate, sizes.open_secs).await?;
-            let done = completed(&job_counts(&fast).await?) - before;
+            let ((lat, _), done) = with_jobs_done(
+                &fast,
+                open_loop(client, &fast_url, &bodies, rate, sizes.open_secs),
+            )
+            .await?;
             open_rows.push((running, rate, lat, done));
         }
         progress(&format!(
             "saturation, {} clients, {label}",
             sizes.sat_clients
         ));
-        let before = completed(&job_counts(&fast).await?);
-        let sat = closed_loop(
-            client,
-            &fast_url,
-            &bodies,
-            sizes.sat_clients,
-            usize::MAX,
-            Duration::from_secs_f64(sizes.sat_secs),
-        )
-        .await;
-        let done = completed(&job_counts(&fast).await?) - before;
+        let (sat, done) =
+            with_jobs_done(&fast, async { Ok(saturate(ctx, &fast_url, &bodies).await) }).await?;
         sat_rows.push((running, sat, done));
     }
     fast.shutdown(Duration::from_secs(30)).await?;
     trad.shutdown(Duration::from_secs(30)).await?;
 
     for (i, (running, rate, lat, done)) in open_rows.iter().enumerate() {
-        let extra = if *running {
-            format!("; {done} jobs reflected meanwhile")
-        } else {
-            String::new()
-        };
+        let extra = reflected_note(*running, *done);
         let target = if *rate == 1000.0 {
             let p99 = lat.p(0.99);
             let (limit, key) = if *running {
@@ -844,11 +865,7 @@ async fn store_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow:
             &format!(">= {limit:.0}/s"),
             format!("{key} {:.0} < {limit}", sat.rate()),
         );
-        let extra = if *running {
-            format!("; {done} jobs reflected meanwhile")
-        } else {
-            String::new()
-        };
+        let extra = reflected_note(*running, *done);
         rep.table.row(
             id,
             &format!(
@@ -894,8 +911,6 @@ async fn amqp_store_rows(
         let store = svc.store.clone();
         async move { store.run(|s| s.outbox_backlog()).await }
     };
-    let completed =
-        |c: &std::collections::HashMap<String, i64>| c.get("completed").copied().unwrap_or(0);
 
     progress("RabbitMQ: warming up");
     closed_loop(client, &url, &bodies, 4, 400, Duration::from_secs(10)).await;
@@ -924,9 +939,11 @@ async fn amqp_store_rows(
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         progress(&format!("RabbitMQ: open loop 1000/s, {label}"));
-        let before = completed(&job_counts(&svc).await?);
-        let (lat, _) = open_loop(client, &url, &bodies, 1000.0, sizes.open_secs).await?;
-        let done = completed(&job_counts(&svc).await?) - before;
+        let ((lat, _), done) = with_jobs_done(
+            &svc,
+            open_loop(client, &url, &bodies, 1000.0, sizes.open_secs),
+        )
+        .await?;
         let left = backlog(&svc).await?;
         if running {
             h.extra
@@ -934,11 +951,7 @@ async fn amqp_store_rows(
         } else {
             h.extra.push(("amqp_fast_p99_ms", lat.p(0.99)));
         }
-        let extra = if running {
-            format!("; {done} jobs reflected meanwhile")
-        } else {
-            String::new()
-        };
+        let extra = reflected_note(running, done);
         rep.table.row(
             &format!("1{}", id as char),
             &format!("RabbitMQ: fast path, open loop 1000 turns/s, {label}"),
@@ -956,17 +969,8 @@ async fn amqp_store_rows(
             "RabbitMQ: saturation, {} clients, {label}",
             sizes.sat_clients
         ));
-        let before = completed(&job_counts(&svc).await?);
-        let sat = closed_loop(
-            client,
-            &url,
-            &bodies,
-            sizes.sat_clients,
-            usize::MAX,
-            Duration::from_secs_f64(sizes.sat_secs),
-        )
-        .await;
-        let done = completed(&job_counts(&svc).await?) - before;
+        let (sat, done) =
+            with_jobs_done(&svc, async { Ok(saturate(ctx, &url, &bodies).await) }).await?;
         // How long the relay needs to publish what saturation left in the outbox.
         let t = Instant::now();
         let left = backlog(&svc).await?;
@@ -980,11 +984,7 @@ async fn amqp_store_rows(
         } else {
             h.extra.push(("amqp_store_turns_per_s", sat.rate()));
         }
-        let extra = if running {
-            format!("; {done} jobs reflected meanwhile")
-        } else {
-            String::new()
-        };
+        let extra = reflected_note(running, done);
         rep.table.row(
             &format!("1{}", id as char),
             &format!(

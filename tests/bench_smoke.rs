@@ -7,22 +7,35 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-#[test]
-fn bench_quick_json_reports_every_headline_figure() {
-    let out = Command::new(env!("CARGO_BIN_EXE_reflector"))
-        .args(["bench", "--quick", "--json"])
-        .env_remove("RABBITMQ_URL")
+/// Run `reflector bench ARGS` with the hash embedder and `RABBITMQ_URL` set to `amqp` (or
+/// removed); asserts the exit code is 0 or 1. Returns (pid, stdout).
+fn run_bench(args: &[&str], amqp: Option<&str>) -> (u32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reflector"));
+    cmd.args(args)
         .env("REFLECTOR_EMBEDDER", "hash")
         .env("REFLECTOR_LOG", "warn")
-        .output()
-        .expect("run reflector bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match amqp {
+        Some(url) => cmd.env("RABBITMQ_URL", url),
+        None => cmd.env_remove("RABBITMQ_URL"),
+    };
+    let child = cmd.spawn().expect("run reflector bench");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("bench output");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     let code = out.status.code();
     assert!(
         matches!(code, Some(0) | Some(1)),
         "bench exited with {code:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
+    (pid, stdout)
+}
+
+#[test]
+fn bench_quick_json_reports_every_headline_figure() {
+    let (_, stdout) = run_bench(&["bench", "--quick", "--json"], None);
     let last = stdout.lines().last().unwrap_or_default();
     let json: Value = serde_json::from_str(last)
         .unwrap_or_else(|e| panic!("last line is not JSON ({e}): {last:?}\n{stdout}"));
@@ -51,23 +64,9 @@ fn bench_with_rabbitmq_adds_the_broker_rows_and_deletes_its_queues() {
         eprintln!("REFLECTOR_TEST_AMQP_URL is not set: RabbitMQ bench rows not run");
         return;
     };
-    let child = Command::new(env!("CARGO_BIN_EXE_reflector"))
-        .args(["bench", "--quick", "--json", "--only", "store"])
-        .env("RABBITMQ_URL", &url)
-        .env("REFLECTOR_EMBEDDER", "hash")
-        .env("REFLECTOR_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run reflector bench");
-    let pid = child.id();
-    let out = child.wait_with_output().expect("bench output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let code = out.status.code();
-    assert!(
-        matches!(code, Some(0) | Some(1)),
-        "bench exited with {code:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    let (pid, stdout) = run_bench(
+        &["bench", "--quick", "--json", "--only", "store"],
+        Some(&url),
     );
     for row in ["| 1d |", "| 1i |", "| 1j |", "| 1k |", "| 1l |", "| 1m |"] {
         assert!(stdout.contains(row), "{row} missing:\n{stdout}");
