@@ -61,6 +61,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "012_episode_stamps",
         include_str!("../../migrations/012_episode_stamps.sql"),
     ),
+    (
+        "013_foldable_turns",
+        include_str!("../../migrations/013_foldable_turns.sql"),
+    ),
 ];
 
 /// Waiting-job counts for admission within one write transaction: counted once per batch

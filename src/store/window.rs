@@ -43,7 +43,8 @@ impl SqliteStore {
     /// Runs after every job, so it must not hold the single writer (and with it the fast
     /// path's group commit) for long: the window's edge and the overflow are found by reads
     /// on a reader connection (the newest `max_turns + 1` unfolded turns, then the reflected
-    /// unfolded turns at or past the edge, at most [`FOLD_BATCH`]); the write transaction only
+    /// unfolded turns at or past the edge, at most [`FOLD_BATCH`], from the partial index
+    /// `turns_foldable`, so turns still queued are never walked); the write transaction only
     /// marks those turns (each only if still unfolded: a concurrent fold is not repeated) and
     /// rewrites the summary. Nothing to fold, the usual case, takes no write at all.
     pub fn fold_short_term(&self, user: &str, w: Window) -> anyhow::Result<usize> {
@@ -72,7 +73,7 @@ impl SqliteStore {
                 return Ok(Vec::new());
             };
             let mut past = c.prepare_cached(
-                "SELECT id, job_id, ts_ms FROM turns
+                "SELECT id, job_id, ts_ms FROM turns INDEXED BY turns_foldable
                  WHERE user_id = ?1 AND folded = 0 AND reflected = 1
                    AND (ts_ms, created_ms, id) <= (?2, ?3, ?4)
                  ORDER BY ts_ms, created_ms, id LIMIT ?5",

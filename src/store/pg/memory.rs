@@ -31,7 +31,7 @@ use crate::job::{ReflectionJob, Tier};
 use crate::store::backend::VectorSink;
 use crate::store::edits::{EditTier, episode_signature, fact_signature, rule_signature};
 use crate::store::sqlite::norm_name;
-use crate::store::window::{ShortTermSummary, Window, turn_tokens};
+use crate::store::window::{FOLD_BATCH, ShortTermSummary, Window, turn_tokens};
 use crate::store::{
     EntityRow, EpisodeRow, FactRow, RuleRow, TurnRow, WindowTurn, blob_to_vec, ms_to_rfc3339,
     now_ms, vec_to_blob,
@@ -873,26 +873,38 @@ impl PgStore {
     pub fn fold_short_term(&self, user: &str, w: Window) -> anyhow::Result<usize> {
         self.write(|tx| {
             lock_user(tx, user)?;
-            let rows = tx.query(
-                "SELECT id, user_message, assistant_response, reflected, job_id, ts_ms FROM turns
-                 WHERE user_id = $1 AND NOT folded ORDER BY ts_ms DESC, created_ms DESC",
-                &[&user],
+            // The window's edge from the newest `max_turns + 1` unfolded turns, then the
+            // reflected turns at or past it, oldest first, at most FOLD_BATCH (partial index
+            // turns_foldable: turns still queued are never read).
+            let newest = tx.query(
+                "SELECT ts_ms, created_ms, id, user_message, assistant_response FROM turns
+                 WHERE user_id = $1 AND NOT folded
+                 ORDER BY ts_ms DESC, created_ms DESC, id DESC LIMIT $2",
+                &[&user, &(w.max_turns as i64 + 1)],
             )?;
-            let (mut n, mut tokens, mut cut) = (0usize, 0usize, rows.len());
-            for (i, r) in rows.iter().enumerate() {
-                n += 1;
-                tokens += turn_tokens(r.get(1), r.get(2));
-                if n > w.max_turns || tokens > w.max_tokens {
-                    cut = i;
+            let mut tokens = 0usize;
+            let mut edge = None;
+            for (i, r) in newest.iter().enumerate() {
+                tokens += turn_tokens(r.get(3), r.get(4));
+                if i + 1 > w.max_turns || tokens > w.max_tokens {
+                    edge = Some((r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, &str>(2)));
                     break;
                 }
             }
+            let Some((edge_ts, edge_created, edge_id)) = edge else {
+                return Ok(0);
+            };
+            let past = tx.query(
+                "SELECT id, job_id, ts_ms FROM turns
+                 WHERE user_id = $1 AND NOT folded AND reflected
+                   AND (ts_ms, created_ms, id) <= ($2, $3, $4)
+                 ORDER BY ts_ms, created_ms, id LIMIT $5",
+                &[&user, &edge_ts, &edge_created, &edge_id, &(FOLD_BATCH as i64)],
+            )?;
             // (id, job id, ts_ms) of the reflected turns beyond the window, oldest first.
-            let overflow: Vec<(&str, &str, i64)> = rows[cut..]
+            let overflow: Vec<(&str, &str, i64)> = past
                 .iter()
-                .rev()
-                .filter(|r| r.get::<_, bool>(3))
-                .map(|r| (r.get(0), r.get(4), r.get(5)))
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
                 .collect();
             if overflow.is_empty() {
                 return Ok(0);

@@ -43,11 +43,18 @@ use r2d2_postgres::{PostgresConnectionManager, r2d2};
 pub const WRITE_ATTEMPTS: u32 = 8;
 
 /// The PostgreSQL migrations, applied in order; the number is the version.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "001_schema",
-    include_str!("../../../migrations/postgres/001_schema.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "001_schema",
+        include_str!("../../../migrations/postgres/001_schema.sql"),
+    ),
+    (
+        2,
+        "002_foldable_turns",
+        include_str!("../../../migrations/postgres/002_foldable_turns.sql"),
+    ),
+];
 
 /// How recall finds an episode's nearest neighbours on PostgreSQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
