@@ -18,7 +18,10 @@
 //! 1. store latency/throughput: fast vs traditional (sequential, one client), fast path
 //!    open loop at 100 and 1,000 turns/s (sends scheduled on a timer thread, latency measured
 //!    from the *scheduled* time, so queueing is not hidden by coordinated omission), closed
-//!    loop saturation with 32 clients — each with workers paused and running;
+//!    loop saturation with 32 clients — each with workers paused and running; before each
+//!    open loop with workers paused, its HTTP floor (rows 1c0, 1d0): the same POSTs without
+//!    `user_id`, answered 422 by validation without touching the store, at the same rate,
+//!    so the store's share of the latency is the difference (JSON `http_floor_p99_ms`);
 //! 2. reflection: raw MiniLM sentences/s through the same pool, jobs/s at saturation,
 //!    embeddings per job (counted by a wrapper around the embedder), lag from POST to job
 //!    completed at half the saturation rate;
@@ -300,6 +303,21 @@ fn turn_bodies(n: usize, users: usize, prefix: &str, seed: u64) -> Vec<Bytes> {
         .collect()
 }
 
+/// The same bodies without `user_id`: the API answers 422 after parsing and validating,
+/// without touching the store (the HTTP floor rows).
+fn without_user_id(bodies: &[Bytes]) -> Vec<Bytes> {
+    bodies
+        .iter()
+        .map(|b| {
+            let mut v: Value = serde_json::from_slice(b).expect("bench bodies are JSON");
+            if let Some(o) = v.as_object_mut() {
+                o.remove("user_id");
+            }
+            Bytes::from(v.to_string())
+        })
+        .collect()
+}
+
 /// A random unit vector of `dim` floats.
 fn random_unit(rng: &mut fastrand::Rng, dim: usize) -> Vec<f32> {
     let mut v: Vec<f32> = (0..dim).map(|_| rng.f32() - 0.5).collect();
@@ -323,8 +341,29 @@ const RECALL_QUERIES: [&str; 10] = [
 
 // ------------------------------------------------------------------------ HTTP load
 
+/// What an open-loop request must get back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// 200 or 202: the turn was stored (the fast or the traditional path).
+    Stored,
+    /// 422: the body was rejected by validation before the store was touched (the HTTP
+    /// floor rows, whose bodies lack `user_id`).
+    Rejected,
+}
+
 /// POST one turn; returns the reflection job id. Any status but 200/202 is an error.
 async fn post_turn(c: &reqwest::Client, url: &str, body: Bytes) -> anyhow::Result<String> {
+    post_expecting(c, url, body, Expect::Stored).await
+}
+
+/// POST one body; returns the reflection job id for a stored turn ("" for a rejected one).
+/// A status other than the expected one is an error.
+async fn post_expecting(
+    c: &reqwest::Client,
+    url: &str,
+    body: Bytes,
+    expect: Expect,
+) -> anyhow::Result<String> {
     let r = c
         .post(url)
         .header("content-type", "application/json")
@@ -333,7 +372,11 @@ async fn post_turn(c: &reqwest::Client, url: &str, body: Bytes) -> anyhow::Resul
         .await?;
     let status = r.status().as_u16();
     let bytes = r.bytes().await?;
-    if status != 202 && status != 200 {
+    let ok = match expect {
+        Expect::Stored => status == 202 || status == 200,
+        Expect::Rejected => status == 422,
+    };
+    if !ok {
         bail!("status {status}: {}", String::from_utf8_lossy(&bytes));
     }
     // The job id is a fixed-shape string field; avoid a full JSON parse on the hot path.
@@ -407,6 +450,18 @@ async fn open_loop(
     rate: f64,
     secs: f64,
 ) -> anyhow::Result<(Lat, Vec<(String, f64, f64)>)> {
+    open_loop_expecting(c, url, bodies, rate, secs, Expect::Stored).await
+}
+
+/// [`open_loop`] with the status each request must get (see [`Expect`]).
+async fn open_loop_expecting(
+    c: &reqwest::Client,
+    url: &str,
+    bodies: &Arc<Vec<Bytes>>,
+    rate: f64,
+    secs: f64,
+    expect: Expect,
+) -> anyhow::Result<(Lat, Vec<(String, f64, f64)>)> {
     let n = ((rate * secs).round() as usize).max(1);
     let handle = tokio::runtime::Handle::current();
     let start = Instant::now() + Duration::from_millis(20);
@@ -424,7 +479,7 @@ async fn open_loop(
             let (c, url, body) = (c2.clone(), url2.clone(), bodies2[i % bodies2.len()].clone());
             let scheduled_wall = wall0 + offset.as_secs_f64() * 1000.0;
             tasks.push(handle.spawn(async move {
-                let r = post_turn(&c, &url, body).await;
+                let r = post_expecting(&c, &url, body, expect).await;
                 (r, at.elapsed().as_secs_f64() * 1000.0, scheduled_wall)
             }));
         }
@@ -790,7 +845,9 @@ async fn store_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow:
     );
 
     let mut open_rows = Vec::new();
+    let mut floor_rows = Vec::new();
     let mut sat_rows = Vec::new();
+    let rejected = Arc::new(without_user_id(&bodies[..2_000.min(bodies.len())]));
     for running in [false, true] {
         let label = running_label(running);
         if running {
@@ -799,6 +856,19 @@ async fn store_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow:
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         for rate in [100.0, 1000.0] {
+            if !running {
+                progress(&format!("HTTP floor, open loop {rate}/s"));
+                let (floor, _) = open_loop_expecting(
+                    client,
+                    &fast_url,
+                    &rejected,
+                    rate,
+                    sizes.open_secs,
+                    Expect::Rejected,
+                )
+                .await?;
+                floor_rows.push(floor);
+            }
             progress(&format!("open loop {rate}/s, {label}"));
             let ((lat, _), done) = with_jobs_done(
                 &fast,
@@ -837,8 +907,9 @@ async fn store_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow:
         } else {
             String::new()
         };
+        let id = format!("1{}", (b'c' + i as u8) as char);
         rep.table.row(
-            &format!("1{}", (b'c' + i as u8) as char),
+            &id,
             &format!(
                 "fast path, open loop {rate:.0} turns/s, {}",
                 running_label(*running)
@@ -851,6 +922,25 @@ async fn store_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow:
             ),
             target,
         );
+        if let (false, Some(floor)) = (*running, floor_rows.get(i)) {
+            if *rate == 1000.0 {
+                h.extra.push(("http_floor_p99_ms", floor.p(0.99)));
+            }
+            rep.table.row(
+                &format!("{id}0"),
+                &format!(
+                    "HTTP floor for {id}: the same POSTs without `user_id`, rejected (422) before the store, open loop {rate:.0}/s, just before {id}"
+                ),
+                Some(floor),
+                format!(
+                    "{:.0} requests/s achieved, {} errors; {id} p99 - floor p99 = {:.2} ms",
+                    floor.rate(),
+                    floor.errors,
+                    lat.p(0.99) - floor.p(0.99)
+                ),
+                String::new(),
+            );
+        }
     }
     for (running, sat, done) in &sat_rows {
         let (id, limit, key) = if *running {
