@@ -442,19 +442,9 @@ async fn closed_loop(
 /// sleeps, not tokio's 1 ms wheel) and sent at once in its own task whatever the others are
 /// doing; latency is measured from the scheduled time to the response, so a server that
 /// falls behind shows its queueing delay (no coordinated omission). Returns the latencies
-/// and, per request, (job id, scheduled wall-clock ms, latency ms).
+/// and, per request, (job id, scheduled wall-clock ms, latency ms); a request that does not
+/// get the status `expect` asks for counts as an error.
 async fn open_loop(
-    c: &reqwest::Client,
-    url: &str,
-    bodies: &Arc<Vec<Bytes>>,
-    rate: f64,
-    secs: f64,
-) -> anyhow::Result<(Lat, Vec<(String, f64, f64)>)> {
-    open_loop_expecting(c, url, bodies, rate, secs, Expect::Stored).await
-}
-
-/// [`open_loop`] with the status each request must get (see [`Expect`]).
-async fn open_loop_expecting(
     c: &reqwest::Client,
     url: &str,
     bodies: &Arc<Vec<Bytes>>,
@@ -858,7 +848,7 @@ async fn store_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow:
         for rate in [100.0, 1000.0] {
             if !running {
                 progress(&format!("HTTP floor, open loop {rate}/s"));
-                let (floor, _) = open_loop_expecting(
+                let (floor, _) = open_loop(
                     client,
                     &fast_url,
                     &rejected,
@@ -872,7 +862,14 @@ async fn store_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow:
             progress(&format!("open loop {rate}/s, {label}"));
             let ((lat, _), done) = with_jobs_done(
                 &fast,
-                open_loop(client, &fast_url, &bodies, rate, sizes.open_secs),
+                open_loop(
+                    client,
+                    &fast_url,
+                    &bodies,
+                    rate,
+                    sizes.open_secs,
+                    Expect::Stored,
+                ),
             )
             .await?;
             open_rows.push((running, rate, lat, done));
@@ -1031,7 +1028,14 @@ async fn amqp_store_rows(
         progress(&format!("RabbitMQ: open loop 1000/s, {label}"));
         let ((lat, _), done) = with_jobs_done(
             &svc,
-            open_loop(client, &url, &bodies, 1000.0, sizes.open_secs),
+            open_loop(
+                client,
+                &url,
+                &bodies,
+                1000.0,
+                sizes.open_secs,
+                Expect::Stored,
+            ),
         )
         .await?;
         let left = backlog(&svc).await?;
@@ -1231,7 +1235,15 @@ async fn reflection_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> an
     let lag_rate = (jobs_rate / 2.0).max(0.5);
     progress(&format!("lag at {lag_rate:.1} jobs/s"));
     let lag_bodies = Arc::new(bodies[n..].to_vec());
-    let (posted, jobs) = open_loop(client, &url, &lag_bodies, lag_rate, sizes.lag_secs).await?;
+    let (posted, jobs) = open_loop(
+        client,
+        &url,
+        &lag_bodies,
+        lag_rate,
+        sizes.lag_secs,
+        Expect::Stored,
+    )
+    .await?;
     let total = n as i64 + jobs.len() as i64 + posted.errors as i64;
     wait_jobs(&refl, total, Duration::from_secs(600)).await?;
     let ids: Vec<String> = jobs.iter().map(|(j, _, _)| j.clone()).collect();
