@@ -16,6 +16,26 @@ pub struct Window {
     pub max_tokens: usize,
 }
 
+impl Window {
+    /// Given a user's unfolded turns newest first, as (user message, assistant response),
+    /// the index of the newest turn outside the window: the first that makes the count pass
+    /// `max_turns` or the estimated tokens pass `max_tokens`. That turn and every older one
+    /// may be folded. `None`: all of them fit.
+    pub(crate) fn edge<'a>(
+        &self,
+        newest_first: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Option<usize> {
+        let mut tokens = 0usize;
+        for (i, (message, response)) in newest_first.into_iter().enumerate() {
+            tokens += turn_tokens(message, response);
+            if i + 1 > self.max_turns || tokens > self.max_tokens {
+                return Some(i);
+            }
+        }
+        None
+    }
+}
+
 /// Most turns one fold marks (a backlog beyond that is folded by the next jobs' folds).
 pub const FOLD_BATCH: usize = 500;
 
@@ -61,14 +81,9 @@ impl SqliteStore {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })?
                 .collect::<Result<_, _>>()?;
-            let (mut tokens, mut edge) = (0usize, None);
-            for (i, r) in rows.iter().enumerate() {
-                tokens += turn_tokens(&r.3, &r.4);
-                if i + 1 > w.max_turns || tokens > w.max_tokens {
-                    edge = Some((r.0, r.1, r.2.clone()));
-                    break;
-                }
-            }
+            let edge = w
+                .edge(rows.iter().map(|r| (r.3.as_str(), r.4.as_str())))
+                .map(|i| (rows[i].0, rows[i].1, rows[i].2.clone()));
             let Some((ts, created, id)) = edge else {
                 return Ok(Vec::new());
             };

@@ -31,7 +31,7 @@ use crate::job::{ReflectionJob, Tier};
 use crate::store::backend::VectorSink;
 use crate::store::edits::{EditTier, episode_signature, fact_signature, rule_signature};
 use crate::store::sqlite::norm_name;
-use crate::store::window::{FOLD_BATCH, ShortTermSummary, Window, turn_tokens};
+use crate::store::window::{FOLD_BATCH, ShortTermSummary, Window};
 use crate::store::{
     EntityRow, EpisodeRow, FactRow, RuleRow, TurnRow, WindowTurn, blob_to_vec, ms_to_rfc3339,
     now_ms, vec_to_blob,
@@ -882,15 +882,10 @@ impl PgStore {
                  ORDER BY ts_ms DESC, created_ms DESC, id DESC LIMIT $2",
                 &[&user, &(w.max_turns as i64 + 1)],
             )?;
-            let mut tokens = 0usize;
-            let mut edge = None;
-            for (i, r) in newest.iter().enumerate() {
-                tokens += turn_tokens(r.get(3), r.get(4));
-                if i + 1 > w.max_turns || tokens > w.max_tokens {
-                    edge = Some((r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, &str>(2)));
-                    break;
-                }
-            }
+            let edge = w
+                .edge(newest.iter().map(|r| (r.get(3), r.get(4))))
+                .map(|i| &newest[i])
+                .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, &str>(2)));
             let Some((edge_ts, edge_created, edge_id)) = edge else {
                 return Ok(0);
             };
