@@ -834,8 +834,9 @@ async fn store_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow:
         target,
     );
 
+    // (workers running, rate, latencies, jobs done meanwhile, the HTTP floor measured
+    // just before: only with the workers paused)
     let mut open_rows = Vec::new();
-    let mut floor_rows = Vec::new();
     let mut sat_rows = Vec::new();
     let rejected = Arc::new(without_user_id(&bodies[..2_000.min(bodies.len())]));
     for running in [false, true] {
@@ -846,7 +847,9 @@ async fn store_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow:
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         for rate in [100.0, 1000.0] {
-            if !running {
+            let floor = if running {
+                None
+            } else {
                 progress(&format!("HTTP floor, open loop {rate}/s"));
                 let (floor, _) = open_loop(
                     client,
@@ -857,8 +860,8 @@ async fn store_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow:
                     Expect::Rejected,
                 )
                 .await?;
-                floor_rows.push(floor);
-            }
+                Some(floor)
+            };
             progress(&format!("open loop {rate}/s, {label}"));
             let ((lat, _), done) = with_jobs_done(
                 &fast,
@@ -872,7 +875,7 @@ async fn store_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow:
                 ),
             )
             .await?;
-            open_rows.push((running, rate, lat, done));
+            open_rows.push((running, rate, lat, done, floor));
         }
         progress(&format!(
             "saturation, {} clients, {label}",
@@ -885,7 +888,7 @@ async fn store_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow:
     fast.shutdown(Duration::from_secs(30)).await?;
     trad.shutdown(Duration::from_secs(30)).await?;
 
-    for (i, (running, rate, lat, done)) in open_rows.iter().enumerate() {
+    for (i, (running, rate, lat, done, floor)) in open_rows.iter().enumerate() {
         let extra = reflected_note(*running, *done);
         let target = if *rate == 1000.0 {
             let p99 = lat.p(0.99);
@@ -919,7 +922,7 @@ async fn store_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow:
             ),
             target,
         );
-        if let (false, Some(floor)) = (*running, floor_rows.get(i)) {
+        if let Some(floor) = floor {
             if *rate == 1000.0 {
                 h.extra.push(("http_floor_p99_ms", floor.p(0.99)));
             }
