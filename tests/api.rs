@@ -215,6 +215,19 @@ async fn bad_input_gets_4xx_naming_the_field() {
     assert_eq!(s, 413, "{e}");
     let (s, _) = t.get("/api/reflection/jobs/nope").await;
     assert_eq!(s, 404);
+    // A known route asked with another method: 405 with `Allow` and the JSON error body.
+    let r = t
+        .http
+        .get(format!("{}/api/interactions", t.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    let allow = r.headers()["allow"].to_str().unwrap().to_string();
+    assert!(allow.contains("POST"), "Allow: {allow}");
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"], "method_not_allowed", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("Allow"), "{e}");
     let (s, e) = t.get("/api/memory/context/u?limit=0").await;
     assert_eq!((s, e["field"].as_str()), (422, Some("limit")));
     let (_, st) = t.get("/api/memory/stats/u").await;

@@ -25,6 +25,10 @@ pub enum ApiError {
     /// 404: no such job (or route).
     #[error("{0}")]
     NotFound(String),
+    /// 405: the route exists but not with this method. axum adds the `Allow` header (see
+    /// [`crate::api::json_method_not_allowed`]).
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// 409: an idempotency key reused with a different body.
     #[error("{0}")]
     Conflict(String),
@@ -59,6 +63,7 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -74,6 +79,7 @@ impl ApiError {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::Conflict(_) => "conflict",
             Self::TooLarge(_) => "payload_too_large",
             Self::TooManyRequests { .. } => "too_many_requests",

@@ -32,7 +32,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
@@ -83,8 +83,22 @@ pub fn router(ctx: ApiContext) -> Router {
             ApiError::NotFound("no such route; see the README for the API".into())
         })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::map_response(json_method_not_allowed))
         .layer(middleware::from_fn(track_requests))
         .with_state(ctx)
+}
+
+/// axum answers a known path asked with another method with 405 and an empty body; this
+/// gives that answer the API's JSON error body (`method_not_allowed`). axum's method router
+/// adds the `Allow` header with the route's methods after this layer has run.
+pub async fn json_method_not_allowed(resp: Response) -> Response {
+    if resp.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return resp;
+    }
+    ApiError::MethodNotAllowed(
+        "this route does not take this method; the Allow header lists the ones it takes".into(),
+    )
+    .into_response()
 }
 
 /// Only the public health check (`GET /api/reflection/health`), for a process that serves

@@ -69,6 +69,8 @@ pub enum ErrorCode {
     Forbidden,
     /// 404: no such job, memory or route.
     NotFound,
+    /// 405: the route exists, not with this method (the `Allow` header lists its methods).
+    MethodNotAllowed,
     /// 409: an idempotency key reused for another turn, or an edit that would duplicate a memory.
     Conflict,
     /// 413: the body is larger than `max_body_bytes`.
