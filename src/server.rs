@@ -364,7 +364,8 @@ async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
-/// Wait for SIGINT or SIGTERM.
+/// Wait for SIGINT or SIGTERM, then log that the service is shutting down (the caller then
+/// stops taking work and lets the jobs in hand finish).
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -384,4 +385,5 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = term => {}
     }
+    tracing::info!("shutting down: no new jobs; finishing the ones in hand");
 }

@@ -272,7 +272,6 @@ async fn run_service(config: ConfigArgs, opts: Options) -> anyhow::Result<i32> {
     let cfg = Config::load(&config)?;
     let svc = Service::start(cfg, opts).await?;
     shutdown_signal().await;
-    tracing::info!("shutting down: no new jobs; finishing the ones in hand");
     svc.shutdown(Duration::from_secs(30)).await?;
     Ok(0)
 }
@@ -432,6 +431,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 anyhow::bail!("no database at {} (--data-dir)", cfg.db_path().display());
             }
             let store = open_store(&cfg).await?;
+            let user_shown = user.clone();
             let model = if cfg.embedder == "hash" {
                 crate::embed::hash::HASH_MODEL_ID
             } else {
@@ -453,6 +453,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             })
             .await??;
             eprintln!("exported: {counts:?}");
+            if counts.iter().all(|(kind, n)| kind == "header" || *n == 0) {
+                eprintln!(
+                    "warning: no memory for user {user_shown:?} in this store (check the user id and --data-dir / DATABASE_URL)"
+                );
+            }
             Ok(0)
         }
         Command::Key {
