@@ -94,7 +94,7 @@ pub struct PgStore {
     /// RabbitMQ mode: job rows are written unpublished for the relay (the outbox).
     outbox: AtomicBool,
     /// The service-wide count of waiting jobs for backpressure, with when it was counted
-    /// (reused for 250 ms, as on SQLite).
+    /// (reused for 250 ms, `jobs::WAITING_TOTAL_RECOUNT`).
     waiting_total: std::sync::Mutex<Option<(std::time::Instant, i64)>>,
 }
 
