@@ -42,20 +42,9 @@ fn main() {
     };
     match runtime.block_on(reflector::cli::run(cli)) {
         Ok(code) => std::process::exit(code),
-        // `reflector export … | head`: the reader closed the pipe because it has what it
-        // wants. Like other Unix tools, stop quietly (Rust ignores SIGPIPE, so the write fails).
-        Err(e) if closed_pipe(&e) => std::process::exit(0),
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::exit(2);
         }
     }
-}
-
-/// Whether `e` comes from writing to a pipe whose reader has gone (`EPIPE`).
-fn closed_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }

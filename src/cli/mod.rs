@@ -276,6 +276,14 @@ async fn run_service(config: ConfigArgs, opts: Options) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// Whether `e` comes from writing to a pipe whose reader has gone (`EPIPE`).
+fn closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// `reflector healthcheck`: 0 when `url` answers 2xx within the timeout, else 1 (the
 /// answer's status and body, or the error, on standard error).
 async fn healthcheck(url: &str, timeout_secs: u64) -> anyhow::Result<i32> {
@@ -445,13 +453,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                         store
                             .sync()
                             .export_user(&user, model, &mut std::io::BufWriter::new(f))
+                            .map(Some)
                     }
-                    None => store
-                        .sync()
-                        .export_user(&user, model, &mut std::io::stdout().lock()),
+                    // `reflector export … | head`: the reader closed the pipe because it
+                    // has what it wants; stop quietly, like other Unix tools (Rust ignores
+                    // SIGPIPE, so the write fails with EPIPE instead).
+                    None => {
+                        match store
+                            .sync()
+                            .export_user(&user, model, &mut std::io::stdout().lock())
+                        {
+                            Err(e) if closed_pipe(&e) => Ok(None),
+                            r => r.map(Some),
+                        }
+                    }
                 }
             })
             .await??;
+            let Some(counts) = counts else {
+                return Ok(0);
+            };
             eprintln!("exported: {counts:?}");
             if counts.iter().all(|(kind, n)| kind == "header" || *n == 0) {
                 eprintln!(
