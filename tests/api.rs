@@ -216,12 +216,7 @@ async fn bad_input_gets_4xx_naming_the_field() {
     let (s, _) = t.get("/api/reflection/jobs/nope").await;
     assert_eq!(s, 404);
     // A known route asked with another method: 405 with `Allow` and the JSON error body.
-    let r = t
-        .http
-        .get(format!("{}/api/interactions", t.base))
-        .send()
-        .await
-        .unwrap();
+    let r = t.get_response("/api/interactions").await;
     assert_eq!(r.status().as_u16(), 405);
     let allow = r.headers()["allow"].to_str().unwrap().to_string();
     assert!(allow.contains("POST"), "Allow: {allow}");
