@@ -442,3 +442,35 @@ async fn bad_edits_name_the_field_and_ids_are_per_user() {
     assert_eq!(edits["edits"], json!([]));
     t.stop().await;
 }
+
+/// Found by schemathesis: adding the fact a slot already holds, with a later `valid_at`, is a
+/// restatement that the slot's rederivation merges into the existing fact. The answer is
+/// that fact (201), not a 500 for the merged row.
+#[tokio::test]
+async fn restating_a_slots_fact_answers_with_the_fact_it_merged_into() {
+    let t = start().await;
+    let fact = |valid_at: &str| {
+        json!({"subject": "Di", "predicate": "LIVES_IN", "object": "Oslo",
+               "valid_at": valid_at, "exclusive": true})
+    };
+    let (s, first) = send(
+        &t,
+        "POST",
+        "/api/memory/semantic/di",
+        Some(fact("2024-01-01T00:00:00Z")),
+    )
+    .await;
+    assert_eq!(s, 201, "{first}");
+    let (s, again) = send(
+        &t,
+        "POST",
+        "/api/memory/semantic/di",
+        Some(fact("2024-06-01T00:00:00Z")),
+    )
+    .await;
+    assert_eq!(s, 201, "{again}");
+    assert_eq!(again["id"], first["id"], "{again}");
+    let (_, sem) = t.get("/api/memory/semantic/di").await;
+    assert_eq!(sem["facts"].as_array().unwrap().len(), 1, "{sem}");
+    t.stop().await;
+}

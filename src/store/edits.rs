@@ -374,12 +374,19 @@ impl SqliteStore {
             if exclusive {
                 rederive_slot(tx, user, s, &f.predicate)?;
             }
-            let edit = record(tx, user, EditTier::Semantic, id, "add", actor, None, None, None)?;
+            // A restatement of the slot's current fact (same object, later valid_at) is merged
+            // into it by the rederivation: the fact the user sees, and the edit, are that one.
+            let shown: i64 = tx.query_row(
+                "SELECT coalesce(merged_into, id) FROM relations WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )?;
+            let edit = record(tx, user, EditTier::Semantic, shown, "add", actor, None, None, None)?;
             tx.execute(
                 "UPDATE relations SET evidence = ?2 WHERE id = ?1",
                 params![id, json!([format!("manual:{edit}")]).to_string()],
             )?;
-            let info = fact_info(tx, user, id)?.context("fact just added")?;
+            let info = fact_info(tx, user, shown)?.context("fact just added")?;
             tx.execute("UPDATE memory_edits SET after = ?2 WHERE id = ?1", params![edit, info.json.to_string()])?;
             Ok(Ok(info.json))
         })

@@ -378,12 +378,20 @@ impl PgStore {
             if exclusive {
                 rederive_slot(tx, user, s, &f.predicate)?;
             }
-            let edit = pg_record(tx, user, EditTier::Semantic, id, "add", actor, None, None, None)?;
+            // A restatement of the slot's current fact (same object, later valid_at) is merged
+            // into it by the rederivation: the fact the user sees, and the edit, are that one.
+            let shown: i64 = tx
+                .query_one(
+                    "SELECT coalesce(merged_into, id) FROM relations WHERE user_id = $1 AND id = $2",
+                    &[&user, &id],
+                )?
+                .try_get(0)?;
+            let edit = pg_record(tx, user, EditTier::Semantic, shown, "add", actor, None, None, None)?;
             tx.execute(
                 "UPDATE relations SET evidence = $3 WHERE user_id = $1 AND id = $2",
                 &[&user, &id, &json!([format!("manual:{edit}")]).to_string()],
             )?;
-            let info = pg_fact_info(tx, user, id)?.context("fact just added")?;
+            let info = pg_fact_info(tx, user, shown)?.context("fact just added")?;
             tx.execute(
                 "UPDATE memory_edits SET after = $3 WHERE user_id = $1 AND id = $2",
                 &[&user, &edit, &info.json.to_string()],
