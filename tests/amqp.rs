@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use common::{TestServer, start_with};
 use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 use reflector::config::Config;
 use reflector::job::Tier;
 use reflector::server::Options;
@@ -218,34 +218,24 @@ async fn turns_flow_through_rabbitmq_and_the_original_declaration_still_succeeds
     assert_eq!(q["outbox_backlog"], 0, "{q}");
     assert_eq!(q["broker"]["queues"]["priority"]["consumers"], 1, "{q}");
 
-    // The original producer's declaration of the intake queue, on the broker we set up.
-    let c = Connection::connect(&url, ConnectionProperties::default())
+    // The original producer's whole connect sequence, and its consumer's declaration of the
+    // intake, on the broker we set up while our workers run: nothing is refused.
+    original_declares(&url, &n)
         .await
-        .unwrap();
-    let ch = c.create_channel().await.unwrap();
-    let mut args = FieldTable::default();
-    let s = |v: &str| AMQPValue::LongString(LongString::from(v.as_bytes().to_vec()));
-    args.insert(
-        "x-dead-letter-exchange".into(),
-        s(&format!("{}.dlx", n.exchange)),
+        .expect("the original producer's declarations succeed");
+    original_consumer_declares(&url, &n)
+        .await
+        .expect("the original consumer's declaration succeeds");
+    let (_, q) = t.get("/api/reflection/queue-status").await;
+    let topology = q["broker"]["topology"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(topology.len(), 7, "{q}");
+    assert!(
+        topology.iter().all(|e| e["status"] == "as declared"),
+        "{topology:?}"
     );
-    args.insert("x-dead-letter-routing-key".into(), s("failed"));
-    ch.queue_declare(
-        n.queue.as_str().into(),
-        QueueDeclareOptions::durable(),
-        args,
-    )
-    .await
-    .expect("the original declaration succeeds");
-    ch.queue_bind(
-        n.queue.as_str().into(),
-        n.exchange.as_str().into(),
-        "reflection.*".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
     // And with its binding added, a job still arrives once, not twice.
     let (_, r) = t
         .turn(
@@ -259,7 +249,244 @@ async fn turns_flow_through_rabbitmq_and_the_original_declaration_still_succeeds
     let j = wait_final(&t, id, 30).await;
     assert_eq!(j["state"], "completed", "{j}");
     assert_eq!(j["attempts"], 1, "{j}");
-    let _ = c.close(200, "done".into()).await;
+    t.stop().await;
+    cleanup(&url, &n).await;
+}
+
+/// A string argument as aio-pika sends one.
+fn long_str(v: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(v.as_bytes().to_vec()))
+}
+
+/// The intake's arguments exactly as the original producer and consumer declare them
+/// (aio-pika encodes the int 3 as a signed byte).
+fn original_intake_args(n: &Names) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        long_str(&format!("{}.dlx", n.exchange)),
+    );
+    args.insert("x-dead-letter-routing-key".into(), long_str("failed"));
+    args.insert("x-max-retries".into(), AMQPValue::ShortShortInt(3));
+    args
+}
+
+/// The original producer's connect sequence, its six steps in its order.
+async fn original_declares(url: &str, n: &Names) -> lapin::Result<()> {
+    let c = Connection::connect(url, ConnectionProperties::default()).await?;
+    let ch = c.create_channel().await?;
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    let dlx = format!("{}.dlx", n.exchange);
+    ch.exchange_declare(
+        n.exchange.as_str().into(),
+        ExchangeKind::Topic,
+        durable,
+        FieldTable::default(),
+    )
+    .await?;
+    ch.queue_declare(
+        n.queue.as_str().into(),
+        QueueDeclareOptions::durable(),
+        original_intake_args(n),
+    )
+    .await?;
+    ch.queue_bind(
+        n.queue.as_str().into(),
+        n.exchange.as_str().into(),
+        "reflection.*".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
+    ch.exchange_declare(
+        dlx.as_str().into(),
+        ExchangeKind::Topic,
+        durable,
+        FieldTable::default(),
+    )
+    .await?;
+    ch.queue_declare(
+        n.dlq.as_str().into(),
+        QueueDeclareOptions::durable(),
+        FieldTable::default(),
+    )
+    .await?;
+    ch.queue_bind(
+        n.dlq.as_str().into(),
+        dlx.as_str().into(),
+        "failed".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
+    let _ = c.close(200, "declared".into()).await;
+    Ok(())
+}
+
+/// The original consumer's declaration: the intake with the same arguments.
+async fn original_consumer_declares(url: &str, n: &Names) -> lapin::Result<()> {
+    let c = Connection::connect(url, ConnectionProperties::default()).await?;
+    let ch = c.create_channel().await?;
+    ch.queue_declare(
+        n.queue.as_str().into(),
+        QueueDeclareOptions::durable(),
+        original_intake_args(n),
+    )
+    .await?;
+    let _ = c.close(200, "declared".into()).await;
+    Ok(())
+}
+
+/// A job body in the original's schema.
+fn original_job(id: &str, user: &str) -> Vec<u8> {
+    json!({"job_id": id, "user_id": user, "session_id": "s",
+           "user_message": "My sister Lena lives in Lisbon.", "assistant_response": "Nice!",
+           "timestamp": "2024-03-01T10:20:30.123456", "priority": 1, "metadata": {},
+           "retry_count": 0, "max_retries": 3, "created_at": "2024-03-01T10:20:31"})
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn the_original_producer_may_declare_before_our_service_starts() {
+    let Some(url) = broker_url().await else {
+        return;
+    };
+    let n = names();
+    original_declares(&url, &n)
+        .await
+        .expect("a fresh broker takes the original's declarations");
+    let t = start_with(amqp_config(&url, &n), Options::default()).await;
+    wait_ready(&t).await;
+    let (_, q) = t.get("/api/reflection/queue-status").await;
+    let topology = q["broker"]["topology"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        topology.iter().all(|e| e["status"] == "as declared"),
+        "our declarations match the original's: {topology:?}"
+    );
+    // The producer publishes once we are up; dotted ids reach us through reflection.#.
+    let users = ["ana", "bob.smith", "dr.jane.doe", "carol"];
+    let msgs: Vec<(String, Vec<u8>)> = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            (
+                format!("reflection.{u}"),
+                original_job(&format!("b-{i}"), u),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, Vec<u8>)> = msgs.iter().map(|(k, b)| (k.as_str(), b.clone())).collect();
+    publish_raw(&url, &n.exchange, &refs).await;
+    for i in 0..users.len() {
+        let j = wait_final(&t, &format!("b-{i}"), 30).await;
+        assert_eq!(j["state"], "completed", "{j}");
+        assert_eq!(j["attempts"], 1, "each job once, not once per binding: {j}");
+    }
+    original_consumer_declares(&url, &n)
+        .await
+        .expect("the original consumer's declaration succeeds while our workers run");
+    t.stop().await;
+    cleanup(&url, &n).await;
+}
+
+#[tokio::test]
+async fn an_older_deployment_with_a_direct_dead_letter_exchange_still_starts() {
+    let Some(url) = broker_url().await else {
+        return;
+    };
+    let n = names();
+    // An operator's older deployment: the dead-letter exchange is direct, and the intake
+    // was declared without x-max-retries and with a length limit of its own.
+    {
+        let c = Connection::connect(&url, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = c.create_channel().await.unwrap();
+        ch.exchange_declare(
+            format!("{}.dlx", n.exchange).as_str().into(),
+            ExchangeKind::Direct,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            long_str(&format!("{}.dlx", n.exchange)),
+        );
+        args.insert("x-dead-letter-routing-key".into(), long_str("failed"));
+        args.insert("x-max-length".into(), AMQPValue::LongInt(100_000));
+        ch.queue_declare(
+            n.queue.as_str().into(),
+            QueueDeclareOptions::durable(),
+            args,
+        )
+        .await
+        .unwrap();
+        let _ = c.close(200, "older deployment".into()).await;
+    }
+    let t = start_with(amqp_config(&url, &n), Options::default()).await;
+    wait_ready(&t).await;
+    let (_, q) = t.get("/api/reflection/queue-status").await;
+    let topology = q["broker"]["topology"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let entity = |name: &str| {
+        topology
+            .iter()
+            .find(|e| e["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} not in {topology:?}"))
+    };
+    let dlx = entity(&format!("{}.dlx", n.exchange));
+    assert_eq!(dlx["status"], "differs", "{dlx}");
+    assert_eq!(dlx["owner"], "original", "{dlx}");
+    assert_eq!(dlx["declared"]["type"], "topic", "{dlx}");
+    let said = dlx["differences"].to_string();
+    assert!(
+        said.contains("'type'") && said.contains("'direct'"),
+        "{dlx}"
+    );
+    let intake = entity(&n.queue);
+    assert_eq!(intake["status"], "differs", "{intake}");
+    assert!(
+        intake["differences"].to_string().contains("x-max-length"),
+        "each difference is named: {intake}"
+    );
+    assert_eq!(entity(&n.exchange)["status"], "as declared");
+    let (_, h) = t.get("/api/reflection/health").await;
+    assert_eq!(
+        h["components"]["queue"]["broker"]["topology"]
+            .as_array()
+            .map(Vec::len),
+        Some(7),
+        "{h}"
+    );
+    // And it works: a job flows, poison still reaches the DLQ.
+    publish_raw(
+        &url,
+        &n.exchange,
+        &[
+            ("reflection.old.user", original_job("old-1", "old.user")),
+            ("reflection.x", b"not json".to_vec()),
+        ],
+    )
+    .await;
+    let j = wait_final(&t, "old-1", 30).await;
+    assert_eq!(j["state"], "completed", "{j}");
+    assert_eq!(wait_dlq(&t, 1).await.len(), 1);
     t.stop().await;
     cleanup(&url, &n).await;
 }

@@ -1,7 +1,7 @@
 //! The RabbitMQ queue backend (lapin): topology, the outbox relay (producer), the intake
 //! forwarder, the consumer that reflects jobs, and the operator's view of the broker.
 //!
-//! # Topology (declared idempotently by every process that connects)
+//! # Topology (declared idempotently by every process that connects; see [`topology`])
 //! ```text
 //! producers ──► memory_reflection_exchange (topic, durable)
 //!                 │ reflection.#  (ours; the original producer adds reflection.*)
@@ -9,14 +9,16 @@
 //!               memory_reflection_queue            durable classic, arguments EXACTLY the
 //!                 │ (intake)                        original's: x-dead-letter-exchange =
 //!                 │                                 memory_reflection_exchange.dlx,
-//!                 │                                 x-dead-letter-routing-key = failed
+//!                 │                                 x-dead-letter-routing-key = failed,
+//!                 │                                 x-max-retries = max_retries
 //!                 ▼ forwarder: decode, priority from the job, confirm, then ack
 //!               memory_reflection_queue.priority   durable classic, x-max-priority = 3
 //!                 ▼ consumer: manual ack after every tier committed
 //!   tier failed ──► memory_reflection_queue.retry.<ms>ms  (x-message-ttl = ms, dead-letters
 //!                     back into .priority: exponential backoff without a sleeping consumer)
-//!   poison / exhausted ──► memory_reflection_dlq   (bound to memory_reflection_exchange.dlx
-//!                     with `failed`), headers x-reflector-reason / -attempts / -job-id
+//!   poison / exhausted ──► memory_reflection_dlq   (bound to memory_reflection_exchange.dlx,
+//!                     topic as the original declares it, with `failed`), headers
+//!                     x-reflector-reason / -attempts / -job-id
 //! ```
 //! Why two queues: RabbitMQ refuses (406 PRECONDITION_FAILED) a re-declaration whose
 //! arguments differ, and `x-max-priority` is one of the compared arguments. The original
@@ -40,11 +42,11 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
-    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions, QueuePurgeOptions,
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
+    QueuePurgeOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -55,6 +57,10 @@ use crate::reflect::Reflector;
 use crate::store::Delivery;
 use crate::store::Store;
 use crate::store::now_ms;
+
+pub mod topology;
+
+use topology::{FoundEntity, declare_delay_queue, declare_topology};
 
 /// `x-max-priority` of the priority queue: job priorities are 0 (low) ..= 3 (urgent).
 pub const MAX_PRIORITY: u8 = 3;
@@ -101,6 +107,9 @@ pub struct AmqpSettings {
     pub retry_base_ms: u64,
     /// Longest retry delay (ms).
     pub retry_max_ms: u64,
+    /// Attempts before a job is dead-lettered; also the intake's `x-max-retries` argument,
+    /// as the original declares it (its `reflection_max_retries`).
+    pub max_retries: u32,
 }
 
 impl std::fmt::Debug for AmqpSettings {
@@ -131,6 +140,7 @@ impl AmqpSettings {
             max_job_bytes: cfg.max_body_bytes,
             retry_base_ms: cfg.retry_base_ms,
             retry_max_ms: cfg.retry_max_ms,
+            max_retries: cfg.max_retries,
         })
     }
 
@@ -147,6 +157,7 @@ impl AmqpSettings {
             max_job_bytes: d.max_body_bytes,
             retry_base_ms: d.retry_base_ms,
             retry_max_ms: d.retry_max_ms,
+            max_retries: d.max_retries,
         }
     }
 
@@ -313,6 +324,8 @@ async fn confirmed(pc: lapin::PublisherConfirm, what: &str) -> anyhow::Result<()
 pub struct Broker {
     settings: AmqpSettings,
     conn: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    /// The topology as found on the last connection (empty before the first).
+    topology: std::sync::Mutex<Vec<FoundEntity>>,
 }
 
 impl Broker {
@@ -321,6 +334,7 @@ impl Broker {
         Arc::new(Self {
             settings,
             conn: tokio::sync::Mutex::new(None),
+            topology: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -348,11 +362,10 @@ impl Broker {
         .map_err(|_| anyhow::anyhow!("cannot connect to RabbitMQ at {url}: timed out after 5 s"))?
         .map_err(|e| anyhow::anyhow!("cannot connect to RabbitMQ at {url}: {e}"))?;
         let conn = Arc::new(conn);
-        let ch = conn.create_channel().await?;
-        declare_topology(&ch, &self.settings)
+        let found = declare_topology(&conn, &self.settings)
             .await
             .map_err(|e| anyhow::anyhow!("declaring the RabbitMQ topology at {url}: {e:#}"))?;
-        let _ = ch.close(200, "topology declared".into()).await;
+        *self.topology.lock().unwrap_or_else(|p| p.into_inner()) = found;
         tracing::info!(broker = %url, exchange = %self.settings.exchange, queue = %self.settings.queue, "connected to RabbitMQ");
         *guard = Some(conn.clone());
         Ok(conn)
@@ -378,7 +391,10 @@ impl Broker {
     }
 
     /// Depth and consumers of the intake, priority and dead-letter queues (passive
-    /// declarations: nothing is created). `{"status": "down", "error": …}` when unreachable.
+    /// declarations: nothing is created), and the topology as found when this process last
+    /// connected (`topology`: a list of [`FoundEntity`]; entities whose `status` is
+    /// `"differs"` are used as the broker holds them). `{"status": "down", "error": …}` when
+    /// unreachable.
     pub async fn status(&self) -> Value {
         let r: anyhow::Result<Value> = async {
             let ch = self.channel().await?;
@@ -405,7 +421,12 @@ impl Broker {
                 );
             }
             let _ = ch.close(200, "status".into()).await;
-            Ok(json!({"status": "up", "exchange": s.exchange, "queues": out}))
+            let topology = self
+                .topology
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            Ok(json!({"status": "up", "exchange": s.exchange, "queues": out, "topology": topology}))
         }
         .await;
         r.unwrap_or_else(|e| json!({"status": "down", "error": format!("{e:#}")}))
@@ -490,87 +511,6 @@ fn describe_dead(d: &lapin::message::Delivery) -> Value {
         "body_bytes": header_int(&d.properties, H_BODY_BYTES).unwrap_or(d.data.len() as i64),
         "body_start": body,
     })
-}
-
-/// Declare the exchanges, queues and bindings (idempotent: the same arguments every time).
-pub async fn declare_topology(ch: &Channel, s: &AmqpSettings) -> anyhow::Result<()> {
-    let durable = ExchangeDeclareOptions {
-        durable: true,
-        ..ExchangeDeclareOptions::default()
-    };
-    ch.exchange_declare(
-        s.exchange.as_str().into(),
-        ExchangeKind::Topic,
-        durable,
-        FieldTable::default(),
-    )
-    .await?;
-    ch.exchange_declare(
-        s.dlx().as_str().into(),
-        ExchangeKind::Direct,
-        durable,
-        FieldTable::default(),
-    )
-    .await?;
-    ch.queue_declare(
-        s.dlq.as_str().into(),
-        QueueDeclareOptions::durable(),
-        FieldTable::default(),
-    )
-    .await?;
-    ch.queue_bind(
-        s.dlq.as_str().into(),
-        s.dlx().as_str().into(),
-        DLQ_ROUTING_KEY.into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await?;
-    // The intake: EXACTLY the original producer's arguments (see the module docs).
-    let mut intake = FieldTable::default();
-    intake.insert("x-dead-letter-exchange".into(), lstr(&s.dlx()));
-    intake.insert("x-dead-letter-routing-key".into(), lstr(DLQ_ROUTING_KEY));
-    ch.queue_declare(
-        s.queue.as_str().into(),
-        QueueDeclareOptions::durable(),
-        intake,
-    )
-    .await?;
-    ch.queue_bind(
-        s.queue.as_str().into(),
-        s.exchange.as_str().into(),
-        "reflection.#".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await?;
-    let mut work = FieldTable::default();
-    work.insert(
-        "x-max-priority".into(),
-        AMQPValue::ShortShortUInt(MAX_PRIORITY),
-    );
-    work.insert("x-dead-letter-exchange".into(), lstr(&s.dlx()));
-    work.insert("x-dead-letter-routing-key".into(), lstr(DLQ_ROUTING_KEY));
-    ch.queue_declare(
-        s.work_queue().as_str().into(),
-        QueueDeclareOptions::durable(),
-        work,
-    )
-    .await?;
-    Ok(())
-}
-
-/// Declare the delay queue for `ms` (idempotent): messages expire after `ms` and are
-/// dead-lettered back into the priority queue.
-async fn declare_delay_queue(ch: &Channel, s: &AmqpSettings, ms: u64) -> anyhow::Result<String> {
-    let name = s.delay_queue(ms);
-    let mut args = FieldTable::default();
-    args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ms as i64));
-    args.insert("x-dead-letter-exchange".into(), lstr(""));
-    args.insert("x-dead-letter-routing-key".into(), lstr(&s.work_queue()));
-    ch.queue_declare(name.as_str().into(), QueueDeclareOptions::durable(), args)
-        .await?;
-    Ok(name)
 }
 
 /// Publish a copy of `d` to the DLQ with the reason (confirmed). Oversized bodies keep
