@@ -16,6 +16,9 @@ pub mod sqlite;
 pub mod types;
 pub mod window;
 
+#[cfg(test)]
+mod parity;
+
 use std::sync::Arc;
 
 use serde::Serialize;

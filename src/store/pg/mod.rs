@@ -29,8 +29,8 @@
 //!   `websearch_to_tsquery`, which reads the `"term" OR "term"` expressions recall builds.
 
 mod jobs;
-mod memory;
-mod more;
+pub(crate) mod memory;
+pub(crate) mod more;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
