@@ -147,7 +147,7 @@ pub fn worker_config(cfg: &Config) -> WorkerConfig {
         retry_base_ms: cfg.retry_base_ms,
         retry_max_ms: cfg.retry_max_ms,
         idle_poll_ms: 200,
-        window: Some(crate::store::window::Window {
+        window: Some(crate::store::Window {
             max_turns: cfg.short_term_window_turns,
             max_tokens: cfg.short_term_window_tokens,
         }),

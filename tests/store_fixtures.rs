@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use reflector::store::pg::PgOptions;
+use reflector::store::postgres::PgOptions;
 use reflector::store::{Backend, PgStore, SqliteStore};
 use serde_json::Value;
 

@@ -15,7 +15,7 @@
 //! typo is never silently ignored); 400 for a body that is not a JSON object. Each change is
 //! visible to recall at once (rows, full-text index, the vector cache) and recorded with the
 //! caller's key id and the time; updates and deletes leave a tombstone so that re-reflecting
-//! the turns the memory came from does not bring the old version back (`crate::store::edits`).
+//! the turns the memory came from does not bring the old version back (`crate::store::sqlite::edits`).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -32,7 +32,7 @@ use super::schema::{
     PageQuery, Rule, RulePatchRequest, UserPath,
 };
 use super::{ApiContext, ApiError, body_bytes, check_user_id, page};
-use crate::store::edits::{
+use crate::store::{
     EditRefused, EditTier, EpisodePatch, FactPatch, NewEpisode, NewFact, NewRule, RulePatch,
 };
 

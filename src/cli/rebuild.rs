@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::reflect::Reflector;
 use crate::reflect::worker::settle;
 use crate::server::{embed_service, llm_extractor, worker_config};
-use crate::store::rebuild::Embedded;
+use crate::store::Embedded;
 
 fn scope(user: &Option<String>, all: bool) -> anyhow::Result<Option<String>> {
     match (user, all) {

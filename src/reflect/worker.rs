@@ -30,7 +30,7 @@ pub struct WorkerConfig {
     pub idle_poll_ms: u64,
     /// The Tier 1 window: after a job completes, its user's turns beyond it are folded into
     /// the running summary (here, never on the request path).
-    pub window: Option<crate::store::window::Window>,
+    pub window: Option<crate::store::Window>,
 }
 
 /// Delay before retry number `attempt` (1-based): `base * 2^(attempt-1)`, capped at `max`,

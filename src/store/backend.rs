@@ -19,15 +19,13 @@ use std::io::{BufRead, Write};
 
 use serde_json::Value;
 
-use super::edits::{
-    EditRefused, EditTier, EpisodePatch, FactPatch, NewEpisode, NewFact, NewRule, RulePatch,
-};
-use super::export::Counts;
-use super::rebuild::Embedded;
-use super::types::{
+use super::model::{
     ClaimedJob, Delivery, InsertOutcome, NewTurn, QueueLimits, QueueStatus, TurnInsert, WindowTurn,
 };
-use super::window::{ShortTermSummary, Window};
+use super::model::{Counts, Embedded, ShortTermSummary, Window};
+use super::model::{
+    EditRefused, EditTier, EpisodePatch, FactPatch, NewEpisode, NewFact, NewRule, RulePatch,
+};
 use super::{EntityRow, EpisodeRow, FactRow, JobRecord, PgStore, RuleRow, SqliteStore, TurnRow};
 use crate::extract::{EpisodeDraft, GraphDraft, RuleDraft};
 use crate::job::{JobState, Priority, ReflectionJob, Tier};

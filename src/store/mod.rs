@@ -8,25 +8,23 @@
 //! between users.
 
 pub mod backend;
-pub mod edits;
-pub mod export;
-pub mod pg;
-pub mod rebuild;
+pub mod derive;
+pub mod model;
+pub mod postgres;
 pub mod sqlite;
-pub mod types;
-pub mod window;
 
 #[cfg(test)]
 mod parity;
 
 use std::sync::Arc;
 
-use serde::Serialize;
-
 pub use backend::Backend;
-pub use pg::PgStore;
+
+pub use self::postgres::PgStore;
+
 pub use sqlite::SqliteStore;
-pub use types::*;
+
+pub use model::*;
 
 /// Shared handle to the store for async code.
 #[derive(Clone)]
@@ -73,7 +71,7 @@ pub fn open(cfg: &crate::config::Config) -> anyhow::Result<Store> {
         } else {
             crate::embed::minilm::DIM
         };
-        Ok(Store::new(PgStore::open(&pg::PgOptions {
+        Ok(Store::new(PgStore::open(&postgres::PgOptions {
             url,
             schema: cfg.database_schema.clone(),
             pgvector: cfg.pgvector.clone(),
@@ -93,8 +91,8 @@ pub fn open(cfg: &crate::config::Config) -> anyhow::Result<Store> {
 pub fn describe(cfg: &crate::config::Config) -> String {
     match (&cfg.database_url, cfg.uses_postgres()) {
         (Some(url), true) => url
-            .parse::<postgres::Config>()
-            .map(|c| format!("PostgreSQL {}", pg::describe(&c)))
+            .parse::<::postgres::Config>()
+            .map(|c| format!("PostgreSQL {}", postgres::describe(&c)))
             .unwrap_or_else(|_| "PostgreSQL".into()),
         _ => cfg.db_path().display().to_string(),
     }
@@ -110,111 +108,6 @@ pub fn ms_to_rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| crate::job::format_timestamp(&t))
         .unwrap_or_default()
-}
-
-/// A turn as stored in Tier 1.
-#[derive(Debug, Clone, Serialize)]
-pub struct TurnRow {
-    pub interaction_id: String,
-    pub user_id: String,
-    pub session_id: String,
-    pub user_message: String,
-    pub assistant_response: String,
-    pub timestamp: String,
-    #[serde(skip)]
-    pub ts_ms: i64,
-    pub metadata: serde_json::Value,
-    pub reflection_job_id: String,
-    pub reflected: bool,
-}
-
-/// A Tier 2 episode.
-#[derive(Debug, Clone, Serialize)]
-pub struct EpisodeRow {
-    pub id: i64,
-    pub user_id: String,
-    pub speaker: String,
-    pub text: String,
-    pub summary: String,
-    pub importance: f32,
-    pub tags: Vec<String>,
-    pub occurred_at: String,
-    #[serde(skip)]
-    pub occurred_ms: i64,
-    pub observed_at: String,
-    #[serde(skip)]
-    pub observed_ms: i64,
-    pub evidence: Vec<String>,
-    pub job_id: String,
-}
-
-/// A Tier 3 relation with its entities' names.
-#[derive(Debug, Clone, Serialize)]
-pub struct FactRow {
-    pub id: i64,
-    pub subject: String,
-    pub predicate: String,
-    pub object: String,
-    pub fact: String,
-    pub valid_at: String,
-    pub invalid_at: Option<String>,
-    #[serde(skip)]
-    pub valid_ms: i64,
-    pub evidence: Vec<String>,
-}
-
-/// A Tier 3 entity with its aliases.
-#[derive(Debug, Clone, Serialize)]
-pub struct EntityRow {
-    pub id: i64,
-    pub name: String,
-    pub kind: String,
-    pub aliases: Vec<String>,
-}
-
-/// A Tier 4 rule.
-#[derive(Debug, Clone, Serialize)]
-pub struct RuleRow {
-    pub id: i64,
-    pub kind: String,
-    pub topic: String,
-    pub statement: String,
-    pub confidence: f32,
-    pub stated_at: String,
-    pub superseded_by: Option<i64>,
-    pub evidence: Vec<String>,
-    #[serde(skip)]
-    pub embedding: Vec<f32>,
-}
-
-/// One tier's outcome for one job, as kept in `job_tiers`.
-#[derive(Debug, Clone, Serialize)]
-pub struct TierRecord {
-    pub tier: String,
-    pub status: String,
-    pub result: Option<serde_json::Value>,
-    pub error: Option<String>,
-    pub attempts: i64,
-    pub latency_ms: Option<f64>,
-}
-
-/// A job as the API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct JobRecord {
-    pub job_id: String,
-    pub user_id: String,
-    pub state: String,
-    pub priority: String,
-    pub attempts: i64,
-    pub max_retries: i64,
-    pub last_error: Option<String>,
-    pub dead_reason: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-    pub completed_at: Option<String>,
-    pub next_attempt_at: Option<String>,
-    pub tiers: Vec<TierRecord>,
-    pub job: serde_json::Value,
 }
 
 /// Encode a vector as little-endian f32 bytes (the `embedding` BLOB format).

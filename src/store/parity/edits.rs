@@ -8,15 +8,15 @@ use chrono::{TimeZone, Utc};
 
 use crate::extract::{EntityDraft, EpisodeDraft, GraphDraft, RelationDraft, RuleDraft};
 use crate::job::{JobState, Priority, ReflectionJob};
+use crate::store::Counts;
+use crate::store::Embedded;
 use crate::store::blob_to_vec;
-use crate::store::edits::{
+use crate::store::postgres::PgOptions;
+use crate::store::postgres::{PgStore, VectorMode};
+use crate::store::{Backend, NewTurn, QueueLimits, SqliteStore};
+use crate::store::{
     EditRefused, EditTier, EpisodePatch, FactPatch, NewEpisode, NewFact, NewRule, RulePatch,
 };
-use crate::store::export::Counts;
-use crate::store::pg::PgOptions;
-use crate::store::pg::{PgStore, VectorMode};
-use crate::store::rebuild::Embedded;
-use crate::store::{Backend, NewTurn, QueueLimits, SqliteStore};
 use serde_json::{Value, json};
 
 const DIM: usize = 8;
@@ -37,7 +37,7 @@ impl TestPg {
 impl Drop for TestPg {
     fn drop(&mut self) {
         self.store.take();
-        if let Ok(mut c) = postgres::Client::connect(&self.url, postgres::NoTls) {
+        if let Ok(mut c) = ::postgres::Client::connect(&self.url, ::postgres::NoTls) {
             // Never drop a schema an extension lives in (another test may use it).
             let ext: i64 = c
                 .query_one(

@@ -4,16 +4,16 @@
 
 use std::sync::{Arc, Barrier};
 
+use ::postgres::NoTls;
 use chrono::{DateTime, Utc};
-use postgres::NoTls;
 
 use crate::extract::{EntityDraft, RelationDraft};
 use crate::extract::{EpisodeDraft, GraphDraft, RuleDraft};
 use crate::job::JobState;
 use crate::job::ReflectionJob;
-use crate::store::pg::PgOptions;
-use crate::store::pg::{PgStore, VectorMode, vector_text};
-use crate::store::window::Window;
+use crate::store::Window;
+use crate::store::postgres::PgOptions;
+use crate::store::postgres::{PgStore, VectorMode, vector_text};
 use crate::store::{Backend, NewTurn, QueueLimits, SqliteStore};
 use crate::store::{blob_to_vec, now_ms, vec_to_blob};
 use serde_json::{Value, json};
@@ -37,7 +37,7 @@ impl std::ops::Deref for TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&self.url, NoTls) {
+        if let Ok(mut c) = ::postgres::Client::connect(&self.url, NoTls) {
             let _ = c.batch_execute(&format!(
                 "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
                 self.schema
@@ -57,7 +57,7 @@ fn test_url() -> Option<String> {
 }
 
 fn open_db(url: &str, pgvector: &str) -> TestDb {
-    let mut c = postgres::Client::connect(url, NoTls)
+    let mut c = ::postgres::Client::connect(url, NoTls)
         .expect("REFLECTOR_TEST_DATABASE_URL is set but the server cannot be reached");
     // pgvector's types must live in `public`, where every test schema sees them: created
     // from a test's connection they would land in that test's schema (first on its
@@ -86,7 +86,7 @@ fn test_db() -> Option<TestDb> {
 
 /// Can the server create the `vector` extension?
 fn server_has_pgvector(url: &str) -> bool {
-    let mut c = postgres::Client::connect(url, NoTls).unwrap();
+    let mut c = ::postgres::Client::connect(url, NoTls).unwrap();
     c.query_one(
         "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector')",
         &[],

@@ -1,4 +1,4 @@
-//! Memory editing: explicit adds, updates and deletes of one episode, fact or rule, each in
+//! SQLite: memory editing: explicit adds, updates and deletes of one episode, fact or rule, each in
 //! one transaction with its audit record (`memory_edits`: who, when, before, after), and the
 //! tombstones that keep re-reflection from writing back what a user changed or deleted.
 //!
@@ -8,179 +8,19 @@
 //! signature is tombstoned for the job being reflected or for any of its evidence ids. A NEW
 //! turn saying the same thing again is new evidence and is remembered again.
 
-use anyhow::Context as _;
+use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::{Value, json};
 
-use super::sqlite::{
-    EPISODE_SELECT, FACT_SELECT, episode_from_row, fact_from_row, rederive_slot, rederive_topic,
-    resolve_entity,
-};
-use super::{SqliteStore, ms_to_rfc3339, now_ms, vec_to_blob};
+use crate::store::derive::*;
+use crate::store::*;
+use crate::store::{SqliteStore, ms_to_rfc3339, now_ms, vec_to_blob};
 
-/// The three tiers that can be edited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EditTier {
-    Episodic,
-    Semantic,
-    Procedural,
-}
-
-impl EditTier {
-    /// From the path segment (`episodic`, `semantic`, `procedural`).
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "episodic" => Some(Self::Episodic),
-            "semantic" => Some(Self::Semantic),
-            "procedural" => Some(Self::Procedural),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Episodic => "episodic",
-            Self::Semantic => "semantic",
-            Self::Procedural => "procedural",
-        }
-    }
-
-    /// What one memory of the tier is called in messages.
-    pub fn noun(self) -> &'static str {
-        match self {
-            Self::Episodic => "episode",
-            Self::Semantic => "fact",
-            Self::Procedural => "rule",
-        }
-    }
-}
-
-/// Why an edit was not made.
-#[derive(Debug, thiserror::Error)]
-pub enum EditRefused {
-    /// No such memory for this user.
-    #[error("no {0} with id {1} for this user")]
-    NotFound(&'static str, i64),
-    /// The result would duplicate an existing memory.
-    #[error("{0}")]
-    Conflict(String),
-}
-
-/// A new explicit episode ("remember that …").
-#[derive(Debug, Clone)]
-pub struct NewEpisode {
-    pub text: String,
-    pub speaker: String,
-    pub occurred_ms: i64,
-    pub importance: f32,
-    pub tags: Vec<String>,
-    pub embedding: Vec<f32>,
-}
-
-/// Changes to an episode; `None` leaves a field as it is. A new text comes with its vector.
-#[derive(Debug, Clone, Default)]
-pub struct EpisodePatch {
-    pub text: Option<(String, Vec<f32>)>,
-    pub importance: Option<f32>,
-    pub tags: Option<Vec<String>>,
-}
-
-/// A new explicit fact.
-#[derive(Debug, Clone)]
-pub struct NewFact {
-    pub subject: String,
-    pub predicate: String,
-    pub object: String,
-    pub fact: String,
-    pub valid_ms: i64,
-    /// `None`: as the slot's existing facts, else false.
-    pub exclusive: Option<bool>,
-}
-
-/// Changes to a fact.
-#[derive(Debug, Clone, Default)]
-pub struct FactPatch {
-    pub fact: Option<String>,
-    pub object: Option<String>,
-}
-
-/// A new explicit rule.
-#[derive(Debug, Clone)]
-pub struct NewRule {
-    pub kind: String,
-    pub topic: String,
-    pub statement: String,
-    pub embedding: Vec<f32>,
-}
-
-/// Changes to a rule. A new statement comes with its vector.
-#[derive(Debug, Clone, Default)]
-pub struct RulePatch {
-    pub statement: Option<(String, Vec<f32>)>,
-    pub kind: Option<String>,
-}
-
-/// True when reflection of `job_id` (whose evidence is `evidence`) must not write the memory
-/// `signature` of `tier` for `user`: a tombstone names that job or one of those evidence ids.
-pub(crate) fn tombstoned(
-    tx: &Connection,
-    user: &str,
-    tier: EditTier,
-    signature: &str,
-    job_id: &str,
-    evidence: &[String],
-) -> anyhow::Result<bool> {
-    let mut stmt = tx.prepare_cached(
-        "SELECT source_job_id, evidence FROM memory_edits
-         WHERE user_id = ?1 AND tier = ?2 AND signature = ?3",
-    )?;
-    let rows = stmt.query_map(params![user, tier.as_str(), signature], |r| {
-        Ok((
-            r.get::<_, Option<String>>(0)?,
-            r.get::<_, Option<String>>(1)?,
-        ))
-    })?;
-    for row in rows {
-        let (job, ev) = row?;
-        if job.as_deref() == Some(job_id) {
-            return Ok(true);
-        }
-        let ev: Vec<String> = ev
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_default();
-        if evidence.iter().any(|e| ev.contains(e)) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
-/// Whether `user` has any tombstone in `tier` (reflection skips the per-memory checks otherwise).
-pub(crate) fn has_tombstones(tx: &Connection, user: &str, tier: EditTier) -> anyhow::Result<bool> {
-    Ok(tx
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM memory_edits WHERE user_id = ?1 AND tier = ?2 AND signature IS NOT NULL)",
-        )?
-        .query_row(params![user, tier.as_str()], |r| r.get(0))?)
-}
-
-/// The tombstone signature of an episode.
-pub(crate) fn episode_signature(job_id: &str) -> String {
-    format!("job:{job_id}")
-}
-
-/// The tombstone signature of a fact, from its entities' normalised names.
-pub(crate) fn fact_signature(subject_norm: &str, predicate: &str, object_norm: &str) -> String {
-    format!("{subject_norm}|{predicate}|{object_norm}")
-}
-
-/// The tombstone signature of a rule.
-pub(crate) fn rule_signature(topic: &str, statement: &str) -> String {
-    format!("{topic}|{statement}")
-}
+use super::reads::*;
+use super::tiers::*;
 
 #[allow(clippy::too_many_arguments)]
-fn record(
+pub(super) fn record(
     tx: &Transaction,
     user: &str,
     tier: EditTier,
@@ -219,7 +59,11 @@ fn record(
     Ok(tx.last_insert_rowid())
 }
 
-fn episode_json(tx: &Connection, user: &str, id: i64) -> anyhow::Result<Option<(Value, String)>> {
+pub(super) fn episode_json(
+    tx: &Connection,
+    user: &str,
+    id: i64,
+) -> anyhow::Result<Option<(Value, String)>> {
     let row = tx
         .prepare_cached(&format!("{EPISODE_SELECT} WHERE user_id = ?1 AND id = ?2"))?
         .query_row(params![user, id], episode_from_row)
@@ -231,7 +75,7 @@ fn episode_json(tx: &Connection, user: &str, id: i64) -> anyhow::Result<Option<(
 }
 
 /// A fact as JSON, with its job, its signature and its entities.
-struct FactInfo {
+pub(super) struct FactInfo {
     json: Value,
     job_id: String,
     signature: String,
@@ -241,7 +85,7 @@ struct FactInfo {
     evidence: Vec<String>,
 }
 
-fn fact_info(tx: &Connection, user: &str, id: i64) -> anyhow::Result<Option<FactInfo>> {
+pub(super) fn fact_info(tx: &Connection, user: &str, id: i64) -> anyhow::Result<Option<FactInfo>> {
     let row = tx
         .prepare_cached(&format!(
             "{FACT_SELECT} WHERE r.user_id = ?1 AND r.id = ?2 AND r.merged_into IS NULL"
@@ -278,14 +122,14 @@ fn fact_info(tx: &Connection, user: &str, id: i64) -> anyhow::Result<Option<Fact
 }
 
 /// A rule as JSON, with its topic, statement and evidence.
-struct RuleInfo {
+pub(super) struct RuleInfo {
     json: Value,
     topic: String,
     statement: String,
     evidence: Vec<String>,
 }
 
-fn rule_info(tx: &Connection, user: &str, id: i64) -> anyhow::Result<Option<RuleInfo>> {
+pub(super) fn rule_info(tx: &Connection, user: &str, id: i64) -> anyhow::Result<Option<RuleInfo>> {
     tx.prepare_cached(
         "SELECT id, kind, topic, statement, confidence, last_ms, superseded_by, evidence
          FROM rules WHERE user_id = ?1 AND id = ?2",

@@ -1,4 +1,4 @@
-//! Export and import of one user's memory as JSON Lines (schema: docs/EXPORT.md).
+//! SQLite: Export and import of one user's memory as JSON Lines (schema: docs/EXPORT.md).
 //!
 //! The export holds everything needed to give the same context for the same query in
 //! another store: the turns (Tier 1) with their jobs, episodes with their vectors and
@@ -15,58 +15,15 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, Write};
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context, bail};
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
 
-use super::sqlite::{norm_name, rederive_slot, rederive_topic, resolve_entity};
-use super::{SqliteStore, ms_to_rfc3339, now_ms};
+use crate::store::derive::*;
+use crate::store::*;
+use crate::store::{SqliteStore, ms_to_rfc3339, now_ms};
 
-/// The `format` of the header line.
-pub const FORMAT: &str = "memory-reflector-export";
-/// The schema version this build writes and reads.
-pub const VERSION: u64 = 1;
-
-/// Lines written or read, by record type.
-pub type Counts = std::collections::BTreeMap<String, u64>;
-
-/// Little-endian f32 bytes as hex (exact, unlike decimal floats).
-pub(crate) fn vec_hex(blob: &[u8]) -> String {
-    blob.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub(crate) fn hex_vec(s: &str) -> anyhow::Result<Vec<u8>> {
-    if !s.len().is_multiple_of(8) {
-        bail!("embedding: hex length {} is not a multiple of 8", s.len());
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).context("embedding: not hexadecimal"))
-        .collect()
-}
-
-pub(crate) fn ms(v: &Value, field: &str) -> anyhow::Result<i64> {
-    let s = v[field]
-        .as_str()
-        .with_context(|| format!("{field}: expected an RFC 3339 string"))?;
-    crate::job::parse_timestamp(s)
-        .map(|t| t.timestamp_millis())
-        .with_context(|| format!("{field}: {s:?} is not an RFC 3339 timestamp"))
-}
-
-pub(crate) fn opt_ms(v: &Value, field: &str) -> anyhow::Result<Option<i64>> {
-    if v[field].is_null() {
-        Ok(None)
-    } else {
-        ms(v, field).map(Some)
-    }
-}
-
-pub(crate) fn s<'a>(v: &'a Value, field: &str) -> anyhow::Result<&'a str> {
-    v[field]
-        .as_str()
-        .with_context(|| format!("{field}: expected a string"))
-}
+use super::tiers::*;
 
 impl SqliteStore {
     /// Write `user`'s memory to `out` as JSON Lines; returns the lines written by type.
@@ -370,19 +327,5 @@ impl SqliteStore {
             }
             Ok(counts)
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::{blob_to_vec, vec_to_blob};
-
-    #[test]
-    fn vectors_round_trip_exactly_through_hex() {
-        let v = [0.1f32, -3.25e-7, 1.0, f32::MIN_POSITIVE];
-        let blob = vec_to_blob(&v);
-        assert_eq!(blob_to_vec(&hex_vec(&vec_hex(&blob)).unwrap()), v);
-        assert!(hex_vec("abc").is_err());
     }
 }

@@ -28,14 +28,19 @@
 //!   weight A and its context at B) with a GIN index; queries go through
 //!   `websearch_to_tsquery`, which reads the `"term" OR "term"` expressions recall builds.
 
-mod jobs;
-pub(crate) mod memory;
-pub(crate) mod more;
+pub(crate) mod edits;
+pub(crate) mod export;
+pub(crate) mod jobs;
+pub(crate) mod reads;
+pub(crate) mod rebuild;
+pub(crate) mod tiers;
+pub(crate) mod window;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use ::postgres::NoTls;
+use ::postgres::types::ToSql;
 use anyhow::{Context, bail};
-use postgres::NoTls;
 use r2d2_postgres::{PostgresConnectionManager, r2d2};
 
 /// How many times a write transaction is tried when PostgreSQL reports a serialization
@@ -43,7 +48,7 @@ use r2d2_postgres::{PostgresConnectionManager, r2d2};
 pub const WRITE_ATTEMPTS: u32 = 8;
 
 /// The PostgreSQL migrations, applied in order; the number is the version.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
+pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
         "001_schema",
@@ -83,7 +88,7 @@ pub struct PgOptions {
     pub max_connections: u32,
 }
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+pub(super) type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 
 /// The PostgreSQL backend (see the module documentation).
 pub struct PgStore {
@@ -103,7 +108,7 @@ impl PgStore {
     /// Errors: unreachable server or bad credentials (the message names the host, never
     /// the password), a migration that fails, `pgvector = on` without the extension.
     pub fn open(opts: &PgOptions) -> anyhow::Result<Self> {
-        let mut config: postgres::Config = opts
+        let mut config: ::postgres::Config = opts
             .url
             .parse()
             .context("DATABASE_URL is not a valid PostgreSQL connection string")?;
@@ -125,7 +130,7 @@ impl PgStore {
             c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
                 .or_else(|e| {
                     // Two processes creating it at once: the loser sees a duplicate.
-                    if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) {
+                    if e.code() == Some(&::postgres::error::SqlState::UNIQUE_VIOLATION) {
                         Ok(())
                     } else {
                         Err(e)
@@ -166,7 +171,9 @@ impl PgStore {
     }
 
     /// A pooled connection. Errors when none frees up within the pool's timeout (30 s).
-    fn conn(&self) -> anyhow::Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>> {
+    pub(super) fn conn(
+        &self,
+    ) -> anyhow::Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>> {
         self.pool
             .as_ref()
             .expect("the pool lives as long as the store")
@@ -177,7 +184,7 @@ impl PgStore {
     /// Run `f` on a pooled connection outside any explicit transaction.
     pub(crate) fn read<T>(
         &self,
-        f: impl FnOnce(&mut postgres::Client) -> anyhow::Result<T>,
+        f: impl FnOnce(&mut ::postgres::Client) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
         let mut c = self.conn()?;
         f(&mut c)
@@ -187,7 +194,7 @@ impl PgStore {
     /// repeatable) on a serialization failure or deadlock, up to [`WRITE_ATTEMPTS`] times.
     pub(crate) fn write<T>(
         &self,
-        mut f: impl FnMut(&mut postgres::Transaction) -> anyhow::Result<T>,
+        mut f: impl FnMut(&mut ::postgres::Transaction) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
         let mut c = self.conn()?;
         let mut attempt = 0;
@@ -228,6 +235,15 @@ impl PgStore {
     pub fn is_outbox(&self) -> bool {
         self.outbox.load(Ordering::Relaxed)
     }
+
+    /// `, embedding_v` and its value expression for an episode insert with pgvector, else
+    /// nothing; `n` is the parameter number of the vector's text.
+    pub(super) fn vector_column(&self, n: usize) -> (&'static str, String) {
+        match self.vectors {
+            VectorMode::Pgvector => (", embedding_v", format!(", CAST(${n}::text AS vector)")),
+            VectorMode::Exact => ("", String::new()),
+        }
+    }
 }
 
 impl Drop for PgStore {
@@ -248,13 +264,13 @@ impl Drop for PgStore {
 }
 
 /// `host:port/db` of a config, for messages (never the password).
-pub(crate) fn describe(c: &postgres::Config) -> String {
+pub(crate) fn describe(c: &::postgres::Config) -> String {
     let host = c
         .get_hosts()
         .first()
         .map(|h| match h {
-            postgres::config::Host::Tcp(h) => h.clone(),
-            postgres::config::Host::Unix(p) => p.display().to_string(),
+            ::postgres::config::Host::Tcp(h) => h.clone(),
+            ::postgres::config::Host::Unix(p) => p.display().to_string(),
         })
         .unwrap_or_else(|| "localhost".into());
     let port = c.get_ports().first().copied().unwrap_or(5432);
@@ -262,19 +278,19 @@ pub(crate) fn describe(c: &postgres::Config) -> String {
 }
 
 /// Serialization failure or deadlock: the transaction may succeed when run again.
-fn retryable(e: &anyhow::Error) -> bool {
+pub(super) fn retryable(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<postgres::Error>()
+        c.downcast_ref::<::postgres::Error>()
             .and_then(|e| e.code())
             .is_some_and(|code| {
-                *code == postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
-                    || *code == postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+                *code == ::postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+                    || *code == ::postgres::error::SqlState::T_R_DEADLOCK_DETECTED
             })
     })
 }
 
 /// Apply the migrations not yet applied, one transaction each, under an advisory lock.
-fn migrate(c: &mut postgres::Client) -> anyhow::Result<()> {
+pub(super) fn migrate(c: &mut ::postgres::Client) -> anyhow::Result<()> {
     // Arbitrary constant key for the migration lock ("reflectr" in ASCII).
     const LOCK: i64 = 0x7265_666c_6563_7472;
     c.execute("SELECT pg_advisory_lock($1)", &[&LOCK])?;
@@ -314,7 +330,11 @@ fn migrate(c: &mut postgres::Client) -> anyhow::Result<()> {
 
 /// Decide the vector mode and, with pgvector, add the vector column and the HNSW index for
 /// `dim` (both idempotent; the index build reads every stored vector once).
-fn setup_vectors(c: &mut postgres::Client, mode: &str, dim: usize) -> anyhow::Result<VectorMode> {
+pub(super) fn setup_vectors(
+    c: &mut ::postgres::Client,
+    mode: &str,
+    dim: usize,
+) -> anyhow::Result<VectorMode> {
     if mode == "off" {
         return Ok(VectorMode::Exact);
     }
@@ -323,7 +343,7 @@ fn setup_vectors(c: &mut postgres::Client, mode: &str, dim: usize) -> anyhow::Re
         .map(|_| true)
         .or_else(|e| {
             // Created concurrently by another process: it exists now.
-            if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) {
+            if e.code() == Some(&::postgres::error::SqlState::UNIQUE_VIOLATION) {
                 Ok(true)
             } else {
                 tracing::debug!(error = %e, "pgvector is not available");
@@ -371,10 +391,20 @@ pub(crate) fn vector_text(v: &[f32]) -> String {
 
 /// Take the per-user advisory lock for the rest of the transaction: a user's tier commits
 /// and edits run one at a time across every process (see the module documentation).
-pub(crate) fn lock_user(tx: &mut postgres::Transaction, user: &str) -> anyhow::Result<()> {
+pub(crate) fn lock_user(tx: &mut ::postgres::Transaction, user: &str) -> anyhow::Result<()> {
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))",
         &[&user],
     )?;
     Ok(())
+}
+
+/// A query parameter.
+pub(super) type Param<'a> = &'a (dyn ToSql + Sync);
+
+/// pgvector's text of an embedding, or NULL for one pgvector cannot store (no dimension, a
+/// NaN or an infinity): such an episode is found by the exact scan only, as in the tier
+/// commits.
+pub(super) fn vector_param(v: &[f32]) -> Option<String> {
+    (!v.is_empty() && v.iter().all(|x| x.is_finite())).then(|| vector_text(v))
 }

@@ -1,32 +1,31 @@
 //! PostgreSQL: the request path (turn + job in one transaction), the outbox, the job ledger
-//! and the embedded queue's claims (`FOR UPDATE SKIP LOCKED`), retention and re-reflection.
-//! Each method behaves as the SQLite method of the same name (the reference; see
-//! `src/store/sqlite.rs`).
+//! and the embedded queue's claims (`FOR UPDATE SKIP LOCKED`). Each method behaves as the
+//! SQLite method of the same name (the reference: `src/store/sqlite/jobs.rs`).
 
 use std::collections::HashMap;
 
-use anyhow::Context as _;
-use postgres::Row;
-use postgres::Transaction;
+use ::postgres::{Row, Transaction};
+use anyhow::Context;
 use serde_json::{Value, json};
 
-use super::PgStore;
 use crate::job::{JobState, Priority, ReflectionJob, Tier};
-use crate::store::rebuild::REFLECT_OWNER;
 use crate::store::*;
+use crate::store::{ms_to_rfc3339, now_ms};
+
+use super::*;
 
 /// How long the request path reuses its count of all waiting jobs (SQLite's
 /// `WAITING_TOTAL_RECOUNT` is 10 s: there the count runs inside the fast path's single write
 /// transaction and delayed the turns behind it; not measured on PostgreSQL, so the shorter
 /// period stays): a reused count only over-estimates, so it may admit a turn but a turn is
 /// refused only on a fresh count.
-const WAITING_TOTAL_RECOUNT: std::time::Duration = std::time::Duration::from_millis(250);
+pub(super) const WAITING_TOTAL_RECOUNT: std::time::Duration = std::time::Duration::from_millis(250);
 
-const JOB_SELECT: &str =
+pub(super) const JOB_SELECT: &str =
     "SELECT job_id, user_id, state, priority, attempts, max_retries, last_error, dead_reason,
         created_ms, updated_ms, completed_ms, available_ms, payload FROM jobs";
 
-fn job_from_row(r: &Row) -> JobRecord {
+pub(super) fn job_from_row(r: &Row) -> JobRecord {
     let state: String = r.get(2);
     let available: i64 = r.get(11);
     let payload: String = r.get(12);
@@ -51,7 +50,10 @@ fn job_from_row(r: &Row) -> JobRecord {
     }
 }
 
-fn tiers_of(c: &mut impl postgres::GenericClient, job_id: &str) -> anyhow::Result<Vec<TierRecord>> {
+pub(super) fn tiers_of(
+    c: &mut impl ::postgres::GenericClient,
+    job_id: &str,
+) -> anyhow::Result<Vec<TierRecord>> {
     let rows = c.query(
         "SELECT tier, status, result, error, attempts, latency_ms FROM job_tiers WHERE job_id = $1 ORDER BY tier",
         &[&job_id],
@@ -73,7 +75,7 @@ fn tiers_of(c: &mut impl postgres::GenericClient, job_id: &str) -> anyhow::Resul
 
 /// `published_ms`: `Some(now)` for the embedded queue and broker deliveries, `None` for an
 /// outbox row the relay has yet to publish. Returns false when the job id already existed.
-fn insert_job(
+pub(super) fn insert_job(
     tx: &mut Transaction,
     job: &ReflectionJob,
     payload: &str,
@@ -102,7 +104,7 @@ fn insert_job(
 
 /// Waiting-job admission within one transaction (as SQLite's `Admission`): each user's
 /// count once per batch, the total from a count at most [`WAITING_TOTAL_RECOUNT`] old.
-struct Admission<'a> {
+pub(super) struct Admission<'a> {
     limits: QueueLimits,
     store: &'a PgStore,
     per_user: HashMap<String, i64>,
@@ -210,7 +212,7 @@ impl<'a> Admission<'a> {
 /// interaction id at once: the second insert waits for the first to commit, finds the row
 /// (`ON CONFLICT DO NOTHING`), and answers as a retry or a conflict.
 #[allow(clippy::too_many_arguments)] // private: the columns of one turn + job
-fn insert_turn_and_job_in(
+pub(super) fn insert_turn_and_job_in(
     tx: &mut Transaction,
     turn: &NewTurn,
     job: &ReflectionJob,
@@ -728,110 +730,11 @@ impl PgStore {
             })
         })
     }
-
-    /// See [`crate::store::SqliteStore::prune`].
-    pub fn prune(&self, cutoff_ms: i64) -> anyhow::Result<(usize, usize)> {
-        self.write(|tx| {
-            tx.execute(
-                "DELETE FROM job_tiers WHERE job_id IN
-                   (SELECT job_id FROM jobs WHERE state = 'completed' AND completed_ms < $1)",
-                &[&cutoff_ms],
-            )?;
-            let jobs = tx.execute(
-                "DELETE FROM jobs WHERE state = 'completed' AND completed_ms < $1",
-                &[&cutoff_ms],
-            )?;
-            let turns = tx.execute(
-                "DELETE FROM turns WHERE created_ms < $1 AND reflected",
-                &[&cutoff_ms],
-            )?;
-            Ok((jobs as usize, turns as usize))
-        })
-    }
-
-    /// See [`crate::store::SqliteStore::rereflection_jobs`].
-    pub fn rereflection_jobs(
-        &self,
-        user: Option<&str>,
-        since_ms: i64,
-    ) -> anyhow::Result<Vec<String>> {
-        self.read(|c| {
-            Ok(c.query(
-                "SELECT j.job_id FROM jobs j JOIN turns t ON t.job_id = j.job_id
-                 WHERE ($1::TEXT IS NULL OR j.user_id = $1) AND t.ts_ms >= $2 AND j.state IN ('completed', 'dead')
-                 ORDER BY t.ts_ms, t.id",
-                &[&user, &since_ms],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect())
-        })
-    }
-
-    /// See [`crate::store::SqliteStore::begin_rereflection`].
-    pub fn begin_rereflection(
-        &self,
-        job_id: &str,
-        lease_ms: i64,
-    ) -> anyhow::Result<Option<ClaimedJob>> {
-        self.write(|tx| {
-            let Some(row) = tx.query_opt(
-                "SELECT state, payload, max_retries FROM jobs WHERE job_id = $1 FOR UPDATE",
-                &[&job_id],
-            )?
-            else {
-                return Ok(None);
-            };
-            let (state, payload, max_retries): (String, String, i64) =
-                (row.get(0), row.get(1), row.get(2));
-            if !matches!(state.as_str(), "completed" | "dead") {
-                return Ok(None);
-            }
-            let job: ReflectionJob = serde_json::from_str(&payload)?;
-            tx.execute("DELETE FROM job_tiers WHERE job_id = $1", &[&job_id])?;
-            let now = now_ms();
-            tx.execute(
-                "UPDATE jobs SET state = 'processing', attempts = 1, lease_owner = $2, lease_expires_ms = $3,
-                     last_error = NULL, dead_reason = NULL, completed_ms = NULL, updated_ms = $4
-                 WHERE job_id = $1",
-                &[&job_id, &REFLECT_OWNER, &(now + lease_ms), &now],
-            )?;
-            Ok(Some(ClaimedJob {
-                job,
-                attempts: 1,
-                max_retries: max_retries as u32,
-            }))
-        })
-    }
-
-    /// See [`crate::store::SqliteStore::rereflect_job`].
-    pub fn rereflect_job(&self, job_id: &str) -> anyhow::Result<bool> {
-        self.write(|tx| {
-            let state: Option<String> = tx
-                .query_opt(
-                    "SELECT state FROM jobs WHERE job_id = $1 FOR UPDATE",
-                    &[&job_id],
-                )?
-                .map(|r| r.get(0));
-            if !matches!(state.as_deref(), Some("completed" | "dead")) {
-                return Ok(false);
-            }
-            tx.execute("DELETE FROM job_tiers WHERE job_id = $1", &[&job_id])?;
-            let now = now_ms();
-            tx.execute(
-                "UPDATE jobs SET state = 'queued', attempts = 0, available_ms = $2, lease_owner = NULL,
-                     lease_expires_ms = NULL, last_error = NULL, dead_reason = NULL, completed_ms = NULL, updated_ms = $2
-                 WHERE job_id = $1",
-                &[&job_id, &now],
-            )?;
-            Ok(true)
-        })
-    }
 }
 
 /// True when the job's user was forgotten at or after the job was created: the job predates
 /// the DELETE and must not write anything.
-fn forgotten_after(tx: &mut Transaction, job: &ReflectionJob) -> anyhow::Result<bool> {
+pub(super) fn forgotten_after(tx: &mut Transaction, job: &ReflectionJob) -> anyhow::Result<bool> {
     let at: Option<i64> = tx
         .query_opt(
             "SELECT forgotten_ms FROM forgotten_users WHERE user_id = $1",

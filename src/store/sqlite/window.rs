@@ -1,58 +1,10 @@
-//! Tier 1 window and retention: fold turns beyond a user's window into a running summary,
-//! and prune completed jobs and reflected turns past an age. Both run in the reflector (after
-//! a job completes; the pruner every minute), never on the request path.
+//! SQLite: the Tier 1 window (folding turns beyond a user's window into a running summary)
+//! and retention. Both run in the reflector, never on the request path.
 
 use rusqlite::{OptionalExtension, params};
-use serde::Serialize;
 
-use super::{SqliteStore, ms_to_rfc3339, now_ms};
-
-/// The Tier 1 window of one user: the newest turns up to `max_turns` and `max_tokens`
-/// (estimated as in `crate::budget`); older, reflected turns are folded into the summary,
-/// which itself keeps its newest lines within `max_tokens / 2`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub max_turns: usize,
-    pub max_tokens: usize,
-}
-
-impl Window {
-    /// Given a user's unfolded turns newest first, as (user message, assistant response),
-    /// the index of the newest turn outside the window: the first that makes the count pass
-    /// `max_turns` or the estimated tokens pass `max_tokens`. That turn and every older one
-    /// may be folded. `None`: all of them fit.
-    pub(crate) fn edge<'a>(
-        &self,
-        newest_first: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Option<usize> {
-        let mut tokens = 0usize;
-        for (i, (message, response)) in newest_first.into_iter().enumerate() {
-            tokens += turn_tokens(message, response);
-            if i + 1 > self.max_turns || tokens > self.max_tokens {
-                return Some(i);
-            }
-        }
-        None
-    }
-}
-
-/// Most turns one fold marks (a backlog beyond that is folded by the next jobs' folds).
-pub const FOLD_BATCH: usize = 500;
-
-/// A user's running summary of the turns folded out of the window.
-#[derive(Debug, Clone, Serialize)]
-pub struct ShortTermSummary {
-    pub summary: String,
-    pub folded_turns: i64,
-    /// Timestamp of the newest folded turn.
-    pub through: String,
-    pub updated_at: String,
-}
-
-/// Estimated tokens of one turn (message and response), as the window counts them.
-pub(crate) fn turn_tokens(user_message: &str, assistant: &str) -> usize {
-    crate::budget::estimate_tokens(user_message) + crate::budget::estimate_tokens(assistant)
-}
+use crate::store::*;
+use crate::store::{SqliteStore, ms_to_rfc3339, now_ms};
 
 impl SqliteStore {
     /// Fold `user`'s turns beyond `w` into the summary. Only reflected turns are folded (a

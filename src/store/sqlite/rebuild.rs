@@ -1,22 +1,11 @@
-//! Rebuilding memory after a model or rule change: re-reflection of stored turns and
+//! SQLite: Rebuilding memory after a model or rule change: re-reflection of stored turns and
 //! re-embedding of stored memories (`reflector reflect`, `reflector reembed`).
 
 use rusqlite::{OptionalExtension, params};
 
-use super::types::ClaimedJob;
-use super::{SqliteStore, now_ms, vec_to_blob};
 use crate::job::ReflectionJob;
-
-/// What holds a re-reflected job's lease (a crashed `reflector reflect` lets it expire, and
-/// a worker finishes the job).
-pub const REFLECT_OWNER: &str = "reflector-reflect";
-
-/// Which memories `reembed` recomputes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Embedded {
-    Episodes,
-    Rules,
-}
+use crate::store::*;
+use crate::store::{SqliteStore, now_ms, vec_to_blob};
 
 impl SqliteStore {
     /// Jobs whose turns to reflect again: finished (completed or dead) jobs with a stored

@@ -1,0 +1,407 @@
+//! The store's model: the values that cross the store interface ([`super::Backend`]) —
+//! the rows each tier holds, what the request path inserts, what the queue hands to workers,
+//! the edit requests and their refusals, and what the status endpoints show. Plain data: no
+//! SQL, no backend.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::job::{JobState, Priority, ReflectionJob};
+
+/// A turn as stored in Tier 1.
+#[derive(Debug, Clone, Serialize)]
+pub struct TurnRow {
+    pub interaction_id: String,
+    pub user_id: String,
+    pub session_id: String,
+    pub user_message: String,
+    pub assistant_response: String,
+    pub timestamp: String,
+    #[serde(skip)]
+    pub ts_ms: i64,
+    pub metadata: serde_json::Value,
+    pub reflection_job_id: String,
+    pub reflected: bool,
+}
+
+/// A Tier 2 episode.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpisodeRow {
+    pub id: i64,
+    pub user_id: String,
+    pub speaker: String,
+    pub text: String,
+    pub summary: String,
+    pub importance: f32,
+    pub tags: Vec<String>,
+    pub occurred_at: String,
+    #[serde(skip)]
+    pub occurred_ms: i64,
+    pub observed_at: String,
+    #[serde(skip)]
+    pub observed_ms: i64,
+    pub evidence: Vec<String>,
+    pub job_id: String,
+}
+
+/// A Tier 3 relation with its entities' names.
+#[derive(Debug, Clone, Serialize)]
+pub struct FactRow {
+    pub id: i64,
+    pub subject: String,
+    pub predicate: String,
+    pub object: String,
+    pub fact: String,
+    pub valid_at: String,
+    pub invalid_at: Option<String>,
+    #[serde(skip)]
+    pub valid_ms: i64,
+    pub evidence: Vec<String>,
+}
+
+/// A Tier 3 entity with its aliases.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntityRow {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub aliases: Vec<String>,
+}
+
+/// A Tier 4 rule.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleRow {
+    pub id: i64,
+    pub kind: String,
+    pub topic: String,
+    pub statement: String,
+    pub confidence: f32,
+    pub stated_at: String,
+    pub superseded_by: Option<i64>,
+    pub evidence: Vec<String>,
+    #[serde(skip)]
+    pub embedding: Vec<f32>,
+}
+
+/// One tier's outcome for one job, as kept in `job_tiers`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TierRecord {
+    pub tier: String,
+    pub status: String,
+    pub result: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub attempts: i64,
+    pub latency_ms: Option<f64>,
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRecord {
+    pub job_id: String,
+    pub user_id: String,
+    pub state: String,
+    pub priority: String,
+    pub attempts: i64,
+    pub max_retries: i64,
+    pub last_error: Option<String>,
+    pub dead_reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub completed_at: Option<String>,
+    pub next_attempt_at: Option<String>,
+    pub tiers: Vec<TierRecord>,
+    pub job: serde_json::Value,
+}
+
+/// A turn to append to Tier 1, with its idempotency fingerprint.
+#[derive(Debug, Clone)]
+pub struct NewTurn {
+    pub interaction_id: String,
+    pub user_id: String,
+    pub session_id: String,
+    pub user_message: String,
+    pub assistant_response: String,
+    pub ts_ms: i64,
+    pub metadata: Value,
+    /// sha256 (hex) of the request's content: equal for a retry, different for a conflict.
+    pub request_hash: String,
+}
+
+/// One turn and its job for the group commit ([`super::Backend::insert_turns_and_jobs`]), with
+/// the job's payload and the turn's metadata already serialised (off the writer thread).
+#[derive(Debug, Clone)]
+pub struct TurnInsert {
+    pub turn: NewTurn,
+    pub job: ReflectionJob,
+    pub state: JobState,
+    pub(crate) payload: String,
+    pub(crate) metadata: String,
+}
+
+impl TurnInsert {
+    /// `state` is `queued` for the fast path, `processing` for the traditional path.
+    pub fn new(turn: NewTurn, job: ReflectionJob, state: JobState) -> anyhow::Result<Self> {
+        Ok(Self {
+            payload: serde_json::to_string(&job)?,
+            metadata: serde_json::to_string(&turn.metadata)?,
+            turn,
+            job,
+            state,
+        })
+    }
+}
+
+/// What `insert_turn_and_job` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InsertOutcome {
+    /// New turn and job committed.
+    Created,
+    /// The interaction id was already stored with the same content: nothing written.
+    Replay {
+        job_id: String,
+        priority: Priority,
+        state: JobState,
+    },
+    /// The interaction id is taken by different content (or another user).
+    Conflict,
+    /// Backpressure: the waiting jobs (queued or retrying) of this user, or of everyone,
+    /// are at their ceiling ([`QueueLimits`]); nothing was written.
+    Busy {
+        /// `user` or `total`: which ceiling.
+        scope: &'static str,
+        /// Waiting jobs counted against that ceiling, before this turn.
+        depth: i64,
+        ceiling: u64,
+    },
+}
+
+/// Backpressure ceilings on waiting jobs (state `queued` or `retrying`; leased jobs are
+/// being worked on and do not count). A new fast-path turn is refused (429) when its user
+/// already has `per_user` waiting jobs, or everyone together `total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct QueueLimits {
+    #[serde(rename = "max_waiting_per_user")]
+    pub per_user: u64,
+    #[serde(rename = "max_waiting_total")]
+    pub total: u64,
+}
+
+impl QueueLimits {
+    /// No ceiling (the traditional path, which reflects inline, and tools).
+    pub const NONE: QueueLimits = QueueLimits {
+        per_user: u64::MAX,
+        total: u64::MAX,
+    };
+}
+
+/// A neighbouring turn shown around an episode in recall.
+#[derive(Debug, Clone)]
+pub struct WindowTurn {
+    pub job_id: String,
+    pub text: String,
+    pub evidence: String,
+}
+
+/// A job leased to a worker.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub job: ReflectionJob,
+    /// Attempts started, including this one.
+    pub attempts: u32,
+    pub max_retries: u32,
+}
+
+impl ClaimedJob {
+    /// This attempt was the last one allowed: `attempts >= max_retries + 1`.
+    pub fn exhausted(&self) -> bool {
+        self.attempts > self.max_retries
+    }
+}
+
+/// What to do with a job the broker delivered ([`super::Backend::begin_delivery`]).
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// Process it: this is attempt `attempts` (counted in the jobs table).
+    Process(ClaimedJob),
+    /// Already completed or dead (a duplicate or stale message): acknowledge, do nothing.
+    Finished(JobState),
+    /// Every allowed attempt was started and none finished (the worker died each time).
+    Exhausted { attempts: u32 },
+    /// The job's user was forgotten (`DELETE /api/memory/user/{id}`) after the job was
+    /// created: acknowledge and drop it, write nothing.
+    Forgotten,
+}
+
+/// Counts and ages for `/api/reflection/queue-status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueStatus {
+    /// Waiting jobs (queued or retrying) by priority name.
+    pub depth_by_priority: HashMap<String, i64>,
+    pub waiting: i64,
+    /// Age of the oldest waiting job that is already due, in seconds.
+    pub oldest_waiting_age_s: f64,
+    pub leased: i64,
+    pub dead: i64,
+    /// Waiting jobs of the user with the most (the figure `max_waiting_per_user` limits).
+    pub deepest_user_waiting: i64,
+}
+
+/// The three tiers that can be edited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EditTier {
+    Episodic,
+    Semantic,
+    Procedural,
+}
+
+impl EditTier {
+    /// From the path segment (`episodic`, `semantic`, `procedural`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "episodic" => Some(Self::Episodic),
+            "semantic" => Some(Self::Semantic),
+            "procedural" => Some(Self::Procedural),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Episodic => "episodic",
+            Self::Semantic => "semantic",
+            Self::Procedural => "procedural",
+        }
+    }
+
+    /// What one memory of the tier is called in messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Episodic => "episode",
+            Self::Semantic => "fact",
+            Self::Procedural => "rule",
+        }
+    }
+}
+
+/// Why an edit was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum EditRefused {
+    /// No such memory for this user.
+    #[error("no {0} with id {1} for this user")]
+    NotFound(&'static str, i64),
+    /// The result would duplicate an existing memory.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// A new explicit episode ("remember that …").
+#[derive(Debug, Clone)]
+pub struct NewEpisode {
+    pub text: String,
+    pub speaker: String,
+    pub occurred_ms: i64,
+    pub importance: f32,
+    pub tags: Vec<String>,
+    pub embedding: Vec<f32>,
+}
+
+/// Changes to an episode; `None` leaves a field as it is. A new text comes with its vector.
+#[derive(Debug, Clone, Default)]
+pub struct EpisodePatch {
+    pub text: Option<(String, Vec<f32>)>,
+    pub importance: Option<f32>,
+    pub tags: Option<Vec<String>>,
+}
+
+/// A new explicit fact.
+#[derive(Debug, Clone)]
+pub struct NewFact {
+    pub subject: String,
+    pub predicate: String,
+    pub object: String,
+    pub fact: String,
+    pub valid_ms: i64,
+    /// `None`: as the slot's existing facts, else false.
+    pub exclusive: Option<bool>,
+}
+
+/// Changes to a fact.
+#[derive(Debug, Clone, Default)]
+pub struct FactPatch {
+    pub fact: Option<String>,
+    pub object: Option<String>,
+}
+
+/// A new explicit rule.
+#[derive(Debug, Clone)]
+pub struct NewRule {
+    pub kind: String,
+    pub topic: String,
+    pub statement: String,
+    pub embedding: Vec<f32>,
+}
+
+/// Changes to a rule. A new statement comes with its vector.
+#[derive(Debug, Clone, Default)]
+pub struct RulePatch {
+    pub statement: Option<(String, Vec<f32>)>,
+    pub kind: Option<String>,
+}
+
+/// Lines written or read, by record type.
+pub type Counts = std::collections::BTreeMap<String, u64>;
+
+/// What holds a re-reflected job's lease (a crashed `reflector reflect` lets it expire, and
+/// a worker finishes the job).
+pub const REFLECT_OWNER: &str = "reflector-reflect";
+
+/// Which memories `reembed` recomputes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Embedded {
+    Episodes,
+    Rules,
+}
+
+/// The Tier 1 window of one user: the newest turns up to `max_turns` and `max_tokens`
+/// (estimated as in `crate::budget`); older, reflected turns are folded into the summary,
+/// which itself keeps its newest lines within `max_tokens / 2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub max_turns: usize,
+    pub max_tokens: usize,
+}
+
+impl Window {
+    /// Given a user's unfolded turns newest first, as (user message, assistant response),
+    /// the index of the newest turn outside the window: the first that makes the count pass
+    /// `max_turns` or the estimated tokens pass `max_tokens`. That turn and every older one
+    /// may be folded. `None`: all of them fit.
+    pub(crate) fn edge<'a>(
+        &self,
+        newest_first: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Option<usize> {
+        let mut tokens = 0usize;
+        for (i, (message, response)) in newest_first.into_iter().enumerate() {
+            tokens += super::derive::turn_tokens(message, response);
+            if i + 1 > self.max_turns || tokens > self.max_tokens {
+                return Some(i);
+            }
+        }
+        None
+    }
+}
+
+/// Most turns one fold marks (a backlog beyond that is folded by the next jobs' folds).
+pub const FOLD_BATCH: usize = 500;
+
+/// A user's running summary of the turns folded out of the window.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShortTermSummary {
+    pub summary: String,
+    pub folded_turns: i64,
+    /// Timestamp of the newest folded turn.
+    pub through: String,
+    pub updated_at: String,
+}

@@ -1,0 +1,483 @@
+//! SQLite: the reads of recall and of the browse API (turns, episodes by full text and by
+//! vector, entities, facts, rules), the user's statistics, and forgetting a user.
+
+use std::collections::BTreeSet;
+
+use rusqlite::{OptionalExtension, params};
+use serde_json::{Value, json};
+
+use crate::store::*;
+use crate::store::{SqliteStore, ms_to_rfc3339, now_ms, vec_to_blob};
+
+impl SqliteStore {
+    /// The user's most recent turns, newest first.
+    pub fn recent_turns(&self, user_id: &str, limit: usize) -> anyhow::Result<Vec<TurnRow>> {
+        self.list_turns(user_id, limit, 0)
+    }
+
+    /// Tier 1 browse, newest first.
+    pub fn list_turns(
+        &self,
+        user_id: &str,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<TurnRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, job_id, reflected
+                 FROM turns WHERE user_id = ?1 ORDER BY ts_ms DESC, created_ms DESC LIMIT ?2 OFFSET ?3",
+            )?;
+            let rows = stmt.query_map(params![user_id, limit as i64, offset as i64], |r| {
+                let ts: i64 = r.get(5)?;
+                let meta: String = r.get(6)?;
+                Ok(TurnRow {
+                    interaction_id: r.get(0)?,
+                    user_id: r.get(1)?,
+                    session_id: r.get(2)?,
+                    user_message: r.get(3)?,
+                    assistant_response: r.get(4)?,
+                    timestamp: ms_to_rfc3339(ts),
+                    ts_ms: ts,
+                    metadata: serde_json::from_str(&meta).unwrap_or(Value::Null),
+                    reflection_job_id: r.get(7)?,
+                    reflected: r.get::<_, i64>(8)? != 0,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// BM25 over the user's episodes: (episode id, bm25 score; lower is better in SQLite).
+    /// `fts_query` must already be an FTS5 expression (see `recall::fts_query`).
+    pub fn search_episodes_fts(
+        &self,
+        user_id: &str,
+        fts_query: &str,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(i64, f64)>> {
+        if fts_query.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read(|c| {
+            // The user filter goes through the small covering index (user_id, id), not the
+            // episode rows (~2 KB each with their vector): 3x faster at 100k episodes, 7x for
+            // a small user sharing the database with a big one.
+            let mut stmt = c.prepare_cached(
+                "SELECT e.id, bm25(episodes_fts, 1.0, 0.5) AS score FROM episodes_fts
+                 JOIN episodes e INDEXED BY episodes_by_user
+                   ON e.user_id = ?2 AND e.id = episodes_fts.rowid
+                 WHERE episodes_fts MATCH ?1
+                 ORDER BY score LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![fts_query, user_id, limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Rows of the whole full-text index (every user) that match `fts_query`: the document
+    /// frequency of a term when given one quoted term. Reads the term's postings.
+    pub fn fts_doc_count(&self, fts_query: &str) -> anyhow::Result<i64> {
+        self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT count(*) FROM episodes_fts WHERE episodes_fts MATCH ?1")?
+                    .query_row([fts_query], |r| r.get(0))?,
+            )
+        })
+    }
+
+    /// The turns around a job's turn in its session: up to `before` earlier and `after` later
+    /// ones, in time order, each as its episode text when it has one (dates resolved), else
+    /// as `[date] speaker: message`. Empty for jobs without a stored turn.
+    pub fn turn_window(
+        &self,
+        user_id: &str,
+        job_id: &str,
+        before: usize,
+        after: usize,
+    ) -> anyhow::Result<(Vec<WindowTurn>, Vec<WindowTurn>)> {
+        self.read(|c| {
+            let anchor: Option<(String, i64)> = c
+                .prepare_cached("SELECT session_id, ts_ms FROM turns WHERE user_id = ?1 AND job_id = ?2")?
+                .query_row(params![user_id, job_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((session, ts)) = anchor else { return Ok((Vec::new(), Vec::new())) };
+            let fetch = |sql: &str, n: usize| -> anyhow::Result<Vec<WindowTurn>> {
+                if n == 0 {
+                    return Ok(Vec::new());
+                }
+                let mut stmt = c.prepare_cached(sql)?;
+                let rows = stmt.query_map(params![user_id, session, ts, n as i64], |r| {
+                    let meta: String = r.get(2)?;
+                    let meta: Value = serde_json::from_str(&meta).unwrap_or(Value::Null);
+                    let ts: i64 = r.get(3)?;
+                    let id: String = r.get(0)?;
+                    let episode: Option<String> = r.get(5)?;
+                    let evidence = meta.get("dia_id").and_then(|v| v.as_str()).unwrap_or(&id).to_string();
+                    let text = episode.unwrap_or_else(|| {
+                        let who = meta.get("speaker").and_then(|v| v.as_str()).unwrap_or(user_id);
+                        let day = chrono::DateTime::from_timestamp_millis(ts)
+                            .map(|t| crate::extract::time::format_day(t.date_naive()))
+                            .unwrap_or_default();
+                        format!("[{day}] {who}: {}", r.get::<_, String>(1).unwrap_or_default())
+                    });
+                    Ok(WindowTurn { job_id: r.get(4)?, text, evidence })
+                })?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            };
+            let mut prev = fetch(
+                "SELECT t.id, t.user_message, t.metadata, t.ts_ms, t.job_id, e.text FROM turns t
+                 LEFT JOIN episodes e ON e.job_id = t.job_id
+                 WHERE t.user_id = ?1 AND t.session_id = ?2 AND t.ts_ms < ?3 ORDER BY t.ts_ms DESC LIMIT ?4",
+                before,
+            )?;
+            prev.reverse();
+            let next = fetch(
+                "SELECT t.id, t.user_message, t.metadata, t.ts_ms, t.job_id, e.text FROM turns t
+                 LEFT JOIN episodes e ON e.job_id = t.job_id
+                 WHERE t.user_id = ?1 AND t.session_id = ?2 AND t.ts_ms > ?3 ORDER BY t.ts_ms ASC LIMIT ?4",
+                after,
+            )?;
+            Ok((prev, next))
+        })
+    }
+
+    /// (count, highest id ever, deletions) of the user's episodes: a cheap version stamp for
+    /// the vector cache, which reloads the user's vectors whenever the deletions moved (ids
+    /// can be reused after a delete) and otherwise loads the ids past the highest it holds.
+    pub fn episode_version(&self, user_id: &str) -> anyhow::Result<(i64, i64, i64)> {
+        self.read(|c| {
+            // One row kept by triggers (migration 012), not count(*) over the user's index
+            // entries (3-7 ms at 100k episodes).
+            Ok(c.prepare_cached(
+                "SELECT episodes, max_id, deletes FROM episode_stamps WHERE user_id = ?1",
+            )?
+            .query_row([user_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?
+            .unwrap_or((0, 0, 0)))
+        })
+    }
+
+    /// Calls `f(id, blob)` for each of the user's episode vectors with id > `after_id`, in
+    /// ascending id; `blob` is the stored little-endian f32 vector (4 bytes per dimension).
+    /// Streams: no copy of all the vectors is ever held (100k episodes are 154 MB as f32).
+    pub fn each_episode_vector(
+        &self,
+        user_id: &str,
+        after_id: i64,
+        mut f: impl FnMut(i64, &[u8]),
+    ) -> anyhow::Result<()> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, embedding FROM episodes WHERE user_id = ?1 AND id > ?2 ORDER BY id",
+            )?;
+            let mut rows = stmt.query(params![user_id, after_id])?;
+            while let Some(r) = rows.next()? {
+                let id: i64 = r.get(0)?;
+                f(id, r.get_ref(1)?.as_blob()?);
+            }
+            Ok(())
+        })
+    }
+
+    /// The f32 vectors of the given episodes of this user (ids of another user, or unknown,
+    /// are skipped), in no particular order.
+    pub fn episode_vectors_by_ids(
+        &self,
+        user_id: &str,
+        ids: &[i64],
+    ) -> anyhow::Result<Vec<(i64, Vec<f32>)>> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT embedding FROM episodes WHERE user_id = ?1 AND id = ?2")?;
+            let mut out = Vec::with_capacity(ids.len());
+            // In id order: neighbouring lookups share b-tree pages.
+            let mut sorted = ids.to_vec();
+            sorted.sort_unstable();
+            for id in sorted {
+                if let Some(v) = stmt
+                    .query_row(params![user_id, id], |r| {
+                        Ok(blob_to_vec(r.get_ref(0)?.as_blob()?))
+                    })
+                    .optional()?
+                {
+                    out.push((id, v));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// **For benchmarks only** (`reflector bench`): insert synthetic Tier 2 episodes for
+    /// `user_id` in ONE transaction, bypassing reflection — no turn, no job, no tier record;
+    /// each `job_id` is a fresh `synthetic-…` id, importance 0.5, no tags, no evidence. Each
+    /// item is (text, occurred_ms, vector); the full-text index follows through its trigger.
+    /// Returns the number of episodes inserted. Never called by the service itself.
+    pub fn insert_synthetic_episodes(
+        &self,
+        user_id: &str,
+        episodes: &[(String, i64, Vec<f32>)],
+    ) -> anyhow::Result<usize> {
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO episodes (user_id, job_id, speaker, text, summary, importance, tags, occurred_ms,
+                                       observed_ms, embedding, evidence, created_ms)
+                 VALUES (?1, ?2, ?1, ?3, ?3, 0.5, '[]', ?4, ?4, ?5, '[]', ?6)",
+            )?;
+            let now = now_ms();
+            for (text, occurred_ms, vector) in episodes {
+                let job_id = format!("synthetic-{}", uuid::Uuid::now_v7());
+                stmt.execute(params![user_id, job_id, text, occurred_ms, vec_to_blob(vector), now])?;
+            }
+            Ok(episodes.len())
+        })
+    }
+
+    /// Episodes by id, for this user only (ids of another user are ignored).
+    pub fn episodes_by_ids(&self, user_id: &str, ids: &[i64]) -> anyhow::Result<Vec<EpisodeRow>> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached(&format!("{EPISODE_SELECT} WHERE user_id = ?1 AND id = ?2"))?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(e) = stmt
+                    .query_row(params![user_id, id], episode_from_row)
+                    .optional()?
+                {
+                    out.push(e);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Tier 2 browse, newest first.
+    pub fn list_episodes(
+        &self,
+        user_id: &str,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<EpisodeRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "{EPISODE_SELECT} WHERE user_id = ?1 ORDER BY occurred_ms DESC, id DESC LIMIT ?2 OFFSET ?3"
+            ))?;
+            let rows = stmt.query_map(params![user_id, limit as i64, offset as i64], episode_from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Every (normalised name or alias, entity id) of the user, for spotting entities in a query.
+    pub fn entity_names(&self, user_id: &str) -> anyhow::Result<Vec<(String, i64)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT norm_name, id FROM entities WHERE user_id = ?1
+                 UNION SELECT alias_norm, entity_id FROM entity_aliases WHERE user_id = ?1",
+            )?;
+            let rows = stmt.query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Facts whose subject or object is one of `entity_ids`; only currently valid ones unless
+    /// `include_invalid`. Newest first.
+    pub fn facts_about(
+        &self,
+        user_id: &str,
+        entity_ids: &[i64],
+        include_invalid: bool,
+        limit: usize,
+    ) -> anyhow::Result<Vec<FactRow>> {
+        self.read(|c| {
+            let mut out = Vec::new();
+            let mut seen = BTreeSet::new();
+            let mut stmt = c.prepare_cached(&format!(
+                "{FACT_SELECT} WHERE r.user_id = ?1 AND (r.subject_id = ?2 OR r.object_id = ?2)
+                 AND r.merged_into IS NULL AND (?3 OR r.invalid_ms IS NULL) ORDER BY r.valid_ms DESC LIMIT ?4"
+            ))?;
+            for id in entity_ids {
+                for f in stmt.query_map(
+                    params![user_id, id, include_invalid, limit as i64],
+                    fact_from_row,
+                )? {
+                    let f = f?;
+                    if seen.insert(f.id) {
+                        out.push(f);
+                    }
+                }
+            }
+            out.sort_by_key(|f| std::cmp::Reverse(f.valid_ms));
+            out.truncate(limit);
+            Ok(out)
+        })
+    }
+
+    /// Tier 3 browse: facts newest first (valid and invalidated).
+    pub fn list_facts(
+        &self,
+        user_id: &str,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<FactRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "{FACT_SELECT} WHERE r.user_id = ?1 AND r.merged_into IS NULL
+                 ORDER BY r.valid_ms DESC, r.id DESC LIMIT ?2 OFFSET ?3"
+            ))?;
+            let rows =
+                stmt.query_map(params![user_id, limit as i64, offset as i64], fact_from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Tier 3 browse: entities with their aliases.
+    pub fn list_entities(
+        &self,
+        user_id: &str,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<EntityRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT e.id, e.name, e.kind,
+                        (SELECT json_group_array(alias_norm) FROM entity_aliases a
+                         WHERE a.user_id = e.user_id AND a.entity_id = e.id AND a.alias_norm <> e.norm_name)
+                 FROM entities e WHERE e.user_id = ?1 ORDER BY e.id LIMIT ?2 OFFSET ?3",
+            )?;
+            let rows = stmt.query_map(params![user_id, limit as i64, offset as i64], |r| {
+                let aliases: String = r.get(3)?;
+                Ok(EntityRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    kind: r.get(2)?,
+                    aliases: serde_json::from_str(&aliases).unwrap_or_default(),
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Tier 4: rules, active ones only unless `include_superseded`.
+    pub fn list_rules(
+        &self,
+        user_id: &str,
+        include_superseded: bool,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<RuleRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, kind, topic, statement, confidence, last_ms, superseded_by, evidence, embedding
+                 FROM rules WHERE user_id = ?1 AND (?2 OR superseded_by IS NULL)
+                 ORDER BY last_ms DESC, id DESC LIMIT ?3 OFFSET ?4",
+            )?;
+            let rows = stmt.query_map(params![user_id, include_superseded, limit as i64, offset as i64], |r| {
+                let ev: String = r.get(7)?;
+                Ok(RuleRow {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    topic: r.get(2)?,
+                    statement: r.get(3)?,
+                    confidence: r.get(4)?,
+                    stated_at: ms_to_rfc3339(r.get(5)?),
+                    superseded_by: r.get(6)?,
+                    evidence: serde_json::from_str(&ev).unwrap_or_default(),
+                    embedding: blob_to_vec(&r.get::<_, Vec<u8>>(8)?),
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Row counts per tier for one user.
+    pub fn user_stats(&self, user_id: &str) -> anyhow::Result<Value> {
+        let jobs = self.job_counts(Some(user_id))?;
+        self.read(|c| {
+            let count = |sql: &str| -> rusqlite::Result<i64> { c.query_row(sql, [user_id], |r| r.get(0)) };
+            Ok(json!({
+                "user_id": user_id,
+                "short_term": {"turns": count("SELECT count(*) FROM turns WHERE user_id = ?1")?,
+                               "unreflected": count("SELECT count(*) FROM turns WHERE user_id = ?1 AND reflected = 0")?},
+                "episodic": {"episodes": count("SELECT count(*) FROM episodes WHERE user_id = ?1")?},
+                "semantic": {"entities": count("SELECT count(*) FROM entities WHERE user_id = ?1")?,
+                             "facts": count("SELECT count(*) FROM relations WHERE user_id = ?1 AND merged_into IS NULL")?,
+                             "valid_facts": count("SELECT count(*) FROM relations WHERE user_id = ?1 AND merged_into IS NULL AND invalid_ms IS NULL")?},
+                "procedural": {"rules": count("SELECT count(*) FROM rules WHERE user_id = ?1")?,
+                               "active_rules": count("SELECT count(*) FROM rules WHERE user_id = ?1 AND superseded_by IS NULL")?},
+                "jobs": jobs,
+            }))
+        })
+    }
+
+    /// Forget a user: every tier, their jobs and tier records; the user is recorded in
+    /// `forgotten_users` so that a job of theirs still in a broker is dropped on arrival
+    /// ([`Delivery::Forgotten`]). Returns rows removed per table.
+    pub fn forget_user(&self, user_id: &str) -> anyhow::Result<Value> {
+        self.write(|tx| {
+            let mut removed = serde_json::Map::new();
+            let n = tx.execute(
+                "DELETE FROM job_tiers WHERE job_id IN (SELECT job_id FROM jobs WHERE user_id = ?1)",
+                [user_id],
+            )?;
+            removed.insert("job_tiers".into(), n.into());
+            for table in ["relations", "entity_aliases", "entities", "rules", "episodes", "turns", "jobs", "memory_edits", "short_term_summaries"] {
+                let n = tx.execute(&format!("DELETE FROM {table} WHERE user_id = ?1"), [user_id])?;
+                removed.insert(table.into(), n.into());
+            }
+            // Derived from episodes (its trigger left the row at zero): no trace stays.
+            tx.execute("DELETE FROM episode_stamps WHERE user_id = ?1", [user_id])?;
+            // Jobs of this user still in a broker are dropped when they arrive.
+            tx.execute(
+                "INSERT INTO forgotten_users (user_id, forgotten_ms) VALUES (?1, ?2)
+                 ON CONFLICT (user_id) DO UPDATE SET forgotten_ms = excluded.forgotten_ms",
+                params![user_id, now_ms()],
+            )?;
+            Ok(Value::Object(removed))
+        })
+    }
+}
+
+pub(crate) const EPISODE_SELECT: &str = "SELECT id, user_id, speaker, text, summary, importance, tags, occurred_ms, observed_ms, evidence, job_id FROM episodes";
+
+pub(crate) fn episode_from_row(r: &rusqlite::Row) -> rusqlite::Result<EpisodeRow> {
+    let tags: String = r.get(6)?;
+    let ev: String = r.get(9)?;
+    let occurred: i64 = r.get(7)?;
+    Ok(EpisodeRow {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        speaker: r.get(2)?,
+        text: r.get(3)?,
+        summary: r.get(4)?,
+        importance: r.get(5)?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        occurred_at: ms_to_rfc3339(occurred),
+        occurred_ms: occurred,
+        observed_at: ms_to_rfc3339(r.get(8)?),
+        observed_ms: r.get(8)?,
+        evidence: serde_json::from_str(&ev).unwrap_or_default(),
+        job_id: r.get(10)?,
+    })
+}
+
+pub(crate) const FACT_SELECT: &str =
+    "SELECT r.id, s.name, r.predicate, o.name, r.fact, r.valid_ms, r.invalid_ms, r.evidence
+     FROM relations r JOIN entities s ON s.id = r.subject_id JOIN entities o ON o.id = r.object_id";
+
+pub(crate) fn fact_from_row(r: &rusqlite::Row) -> rusqlite::Result<FactRow> {
+    let valid: i64 = r.get(5)?;
+    let invalid: Option<i64> = r.get(6)?;
+    let ev: String = r.get(7)?;
+    Ok(FactRow {
+        id: r.get(0)?,
+        subject: r.get(1)?,
+        predicate: r.get(2)?,
+        object: r.get(3)?,
+        fact: r.get(4)?,
+        valid_at: ms_to_rfc3339(valid),
+        invalid_at: invalid.map(ms_to_rfc3339),
+        valid_ms: valid,
+        evidence: serde_json::from_str(&ev).unwrap_or_default(),
+    })
+}
