@@ -3,6 +3,7 @@
 //! backend reads rows, calls these, and writes what they return.
 
 use std::collections::BTreeSet;
+use std::io::BufRead;
 
 use anyhow::{Context as _, bail};
 use serde_json::Value;
@@ -95,6 +96,130 @@ pub(crate) fn s<'a>(v: &'a Value, field: &str) -> anyhow::Result<&'a str> {
         .with_context(|| format!("{field}: expected a string"))
 }
 
+/// The key an entity is found by: its [`norm_name`], or, for a name with no word left after
+/// normalising (only punctuation or "the"), the trimmed name in lower case.
+pub(crate) fn entity_key(name: &str) -> String {
+    let n = norm_name(name);
+    if n.is_empty() {
+        name.trim().to_lowercase()
+    } else {
+        n
+    }
+}
+
+/// One fact row of an exclusive slot after re-derivation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SlotRow {
+    pub id: i64,
+    /// When the fact stopped holding (the next run's `valid_ms`), `None` while current.
+    pub invalid_ms: Option<i64>,
+    /// The run's first fact, for a restatement merged into it; `None` for a run's head.
+    pub merged_into: Option<i64>,
+}
+
+/// Re-derive validity in an exclusive slot (subject, predicate) from its facts' own times.
+/// `facts` are `(id, object_id, valid_ms)` in time order (ties by the object's normalised
+/// name, then id). A fact with the same object as the run before it is a restatement and is
+/// merged into the run's first fact; each run's first fact is invalid from the `valid_ms` of
+/// the next run. A pure function of the set of facts, so processing order cannot matter.
+/// Returns every fact, in the input's order.
+pub(crate) fn slot_rows(facts: &[(i64, i64, i64)]) -> Vec<SlotRow> {
+    let mut out = Vec::with_capacity(facts.len());
+    let mut i = 0;
+    while i < facts.len() {
+        let (head, object, _) = facts[i];
+        let mut j = i + 1;
+        while j < facts.len() && facts[j].1 == object {
+            j += 1;
+        }
+        let invalid_ms = facts.get(j).map(|f| f.2);
+        for (k, f) in facts[i..j].iter().enumerate() {
+            out.push(SlotRow {
+                id: f.0,
+                invalid_ms,
+                merged_into: (k > 0).then_some(head),
+            });
+        }
+        i = j;
+    }
+    out
+}
+
+/// Whether one tombstone (its `source_job_id`, and its `evidence` as a JSON string array)
+/// keeps reflection of `job_id`, whose evidence ids are `evidence`, from writing the memory
+/// again: it names that job, or one of those evidence ids.
+pub(crate) fn tombstone_applies(
+    source_job_id: Option<&str>,
+    tombstone_evidence: Option<&str>,
+    job_id: &str,
+    evidence: &[String],
+) -> bool {
+    if source_job_id == Some(job_id) {
+        return true;
+    }
+    let ev: Vec<String> = tombstone_evidence
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default();
+    evidence.iter().any(|e| ev.contains(e))
+}
+
+/// Append folded episode texts to a running summary, one line each (newlines inside a text
+/// become spaces).
+pub(crate) fn append_to_summary<'a>(
+    summary: &mut String,
+    texts: impl IntoIterator<Item = &'a str>,
+) {
+    for t in texts {
+        if !summary.is_empty() {
+            summary.push('\n');
+        }
+        summary.push_str(&t.replace('\n', " "));
+    }
+}
+
+/// The summary bounded to `max_tokens`: its newest lines whose estimate
+/// (`crate::budget::estimate_tokens`) fits, and at least the newest line.
+pub(crate) fn trim_summary(summary: &str, max_tokens: usize) -> String {
+    let mut lines: Vec<&str> = summary.lines().collect();
+    while lines.len() > 1 && crate::budget::estimate_tokens(&lines.join("\n")) > max_tokens {
+        lines.remove(0);
+    }
+    lines.join("\n")
+}
+
+/// The header line of an export of `user`'s memory, embedded with `model`.
+pub(crate) fn export_header(user: &str, model: &str) -> Value {
+    serde_json::json!({"type": "header", "format": FORMAT, "version": VERSION, "user_id": user,
+                       "exported_at": crate::store::ms_to_rfc3339(crate::store::now_ms()), "embedding_model": model})
+}
+
+/// Read an export: its non-blank lines as JSON, the header checked (format and version).
+/// Returns the lines (header first) and the user id the header names. Errors name the line.
+pub(crate) fn read_export(input: &mut dyn BufRead) -> anyhow::Result<(Vec<Value>, String)> {
+    let mut lines: Vec<Value> = Vec::new();
+    for (i, l) in input.lines().enumerate() {
+        let l = l.with_context(|| format!("line {}", i + 1))?;
+        if l.trim().is_empty() {
+            continue;
+        }
+        lines.push(serde_json::from_str(&l).with_context(|| format!("line {}: not JSON", i + 1))?);
+    }
+    let Some(header) = lines.first() else {
+        bail!("the file is empty")
+    };
+    if header["type"] != "header" || header["format"] != FORMAT {
+        bail!("line 1: not a Memory Reflector export (expected a header with format {FORMAT:?})");
+    }
+    if header["version"].as_u64() != Some(VERSION) {
+        bail!(
+            "line 1: export version {} is not supported (this build reads {VERSION})",
+            header["version"]
+        );
+    }
+    let user = s(header, "user_id").context("line 1")?.to_string();
+    Ok((lines, user))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +230,88 @@ mod tests {
         assert_eq!(norm_name("My Mom"), "mom");
         assert_eq!(norm_name("the  Eiffel Tower!"), "eiffel tower");
         assert_eq!(norm_name("Sarah"), "sarah");
+    }
+
+    #[test]
+    fn a_slot_merges_restatements_and_ends_each_run_at_the_next() {
+        // Berlin (1), Berlin again (2), Munich (3), Berlin (4): three runs.
+        let rows = slot_rows(&[(1, 10, 100), (2, 10, 150), (3, 20, 200), (4, 10, 300)]);
+        let want = [
+            (1, Some(200), None),
+            (2, Some(200), Some(1)),
+            (3, Some(300), None),
+            (4, None, None),
+        ];
+        let got: Vec<_> = rows
+            .iter()
+            .map(|r| (r.id, r.invalid_ms, r.merged_into))
+            .collect();
+        assert_eq!(got, want);
+        assert!(slot_rows(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_tombstone_applies_to_its_job_and_its_evidence() {
+        let ev = vec!["D1:3".to_string()];
+        assert!(tombstone_applies(Some("j1"), None, "j1", &[]));
+        assert!(tombstone_applies(
+            None,
+            Some(r#"["D1:2","D1:3"]"#),
+            "j2",
+            &ev
+        ));
+        assert!(!tombstone_applies(
+            Some("j1"),
+            Some(r#"["D1:2"]"#),
+            "j2",
+            &ev
+        ));
+        assert!(!tombstone_applies(None, Some("not json"), "j2", &ev));
+    }
+
+    #[test]
+    fn a_summary_keeps_its_newest_lines_within_the_budget() {
+        let mut s = String::new();
+        append_to_summary(&mut s, ["one\ntwo", "three"]);
+        assert_eq!(s, "one two\nthree");
+        let long = (0..50)
+            .map(|i| format!("line {i} with several words"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let t = trim_summary(&long, 30);
+        assert!(t.ends_with("line 49 with several words"), "{t}");
+        assert!(crate::budget::estimate_tokens(&t) <= 30);
+        assert_eq!(
+            trim_summary("a single very long line", 1),
+            "a single very long line"
+        );
+    }
+
+    #[test]
+    fn an_export_must_start_with_a_header_of_this_version() {
+        let read = |t: &str| read_export(&mut t.as_bytes()).map(|(l, u)| (l.len(), u));
+        let h = format!(
+            r#"{{"type":"header","format":"{FORMAT}","version":{VERSION},"user_id":"ana"}}"#
+        );
+        assert_eq!(
+            read(&format!("{h}\n\n{{\"type\":\"turn\"}}\n")).unwrap(),
+            (2, "ana".into())
+        );
+        assert_eq!(read("").unwrap_err().to_string(), "the file is empty");
+        assert!(
+            read("{\"type\":\"turn\"}")
+                .unwrap_err()
+                .to_string()
+                .contains("not a Memory Reflector export")
+        );
+        let v2 = h.replace(&format!(":{VERSION},"), ":99,");
+        assert!(
+            read(&v2)
+                .unwrap_err()
+                .to_string()
+                .contains("export version 99 is not supported")
+        );
+        assert!(format!("{:#}", read("{oops").unwrap_err()).contains("line 1: not JSON"));
     }
 
     #[test]

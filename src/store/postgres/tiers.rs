@@ -366,12 +366,7 @@ pub(crate) fn resolve_entity(
     kind: &str,
     now: i64,
 ) -> anyhow::Result<i64> {
-    let n = norm_name(name);
-    let n = if n.is_empty() {
-        name.trim().to_lowercase()
-    } else {
-        n
-    };
+    let n = entity_key(name);
     if let Some(r) = tx.query_opt(
         "SELECT entity_id FROM entity_aliases WHERE user_id = $1 AND alias_norm = $2",
         &[&user, &n],
@@ -425,24 +420,10 @@ pub(crate) fn rederive_slot(
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
-    let mut ids = Vec::with_capacity(facts.len());
-    let mut invalids: Vec<Option<i64>> = Vec::with_capacity(facts.len());
-    let mut merged: Vec<Option<i64>> = Vec::with_capacity(facts.len());
-    let mut i = 0;
-    while i < facts.len() {
-        let (head, object, _) = facts[i];
-        let mut j = i + 1;
-        while j < facts.len() && facts[j].1 == object {
-            j += 1;
-        }
-        let invalid = facts.get(j).map(|f| f.2);
-        for (k, f) in facts[i..j].iter().enumerate() {
-            ids.push(f.0);
-            invalids.push(invalid);
-            merged.push((k > 0).then_some(head));
-        }
-        i = j;
-    }
+    let rows = slot_rows(&facts);
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let invalids: Vec<Option<i64>> = rows.iter().map(|r| r.invalid_ms).collect();
+    let merged: Vec<Option<i64>> = rows.iter().map(|r| r.merged_into).collect();
     if !ids.is_empty() {
         tx.execute(
             "UPDATE relations r SET invalid_ms = v.invalid_ms, merged_into = v.merged_into
@@ -495,20 +476,9 @@ pub(crate) fn tombstoned(
          WHERE user_id = $1 AND tier = $2 AND signature = $3",
         &[&user, &tier.as_str(), &signature],
     )?;
-    for r in &rows {
-        let job: Option<&str> = r.get(0);
-        if job == Some(job_id) {
-            return Ok(true);
-        }
-        let ev: Vec<String> = r
-            .get::<_, Option<&str>>(1)
-            .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or_default();
-        if evidence.iter().any(|e| ev.contains(e)) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    Ok(rows
+        .iter()
+        .any(|r| tombstone_applies(r.get(0), r.get(1), job_id, evidence)))
 }
 
 /// Whether `user` has any tombstone in `tier` (reflection skips the per-memory checks

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use crate::store::derive::{append_to_summary, trim_summary};
 use crate::store::*;
 use crate::store::{ms_to_rfc3339, now_ms};
 
@@ -65,12 +66,7 @@ impl PgStore {
                 .map(|r| (r.get(0), r.get(1)))
                 .collect();
             for (_, job_id, ts) in &overflow {
-                if let Some(t) = texts.get(*job_id) {
-                    if !summary.is_empty() {
-                        summary.push('\n');
-                    }
-                    summary.push_str(&t.replace('\n', " "));
-                }
+                append_to_summary(&mut summary, texts.get(*job_id).map(String::as_str));
                 folded += 1;
                 through = through.max(*ts);
             }
@@ -79,13 +75,7 @@ impl PgStore {
                 &[&user, &ids],
             )?;
             // Bounded: keep the newest lines within half the window's tokens.
-            let mut lines: Vec<&str> = summary.lines().collect();
-            while lines.len() > 1
-                && crate::budget::estimate_tokens(&lines.join("\n")) > w.max_tokens / 2
-            {
-                lines.remove(0);
-            }
-            let summary = lines.join("\n");
+            let summary = trim_summary(&summary, w.max_tokens / 2);
             tx.execute(
                 "INSERT INTO short_term_summaries (user_id, summary, folded_turns, through_ms, updated_ms)
                  VALUES ($1, $2, $3, $4, $5)

@@ -44,8 +44,7 @@ impl SqliteStore {
         };
         self.read(|c| {
             line(
-                json!({"type": "header", "format": FORMAT, "version": VERSION, "user_id": user,
-                       "exported_at": ms_to_rfc3339(now_ms()), "embedding_model": model}),
+                export_header(user, model),
                 &mut counts,
             )?;
             let mut st = c.prepare(
@@ -158,31 +157,7 @@ impl SqliteStore {
     /// Returns the records imported (new) by type; records already present are skipped.
     /// Errors name the line number and the field.
     pub fn import_user(&self, input: &mut dyn BufRead) -> anyhow::Result<Counts> {
-        let mut lines: Vec<Value> = Vec::new();
-        for (i, l) in input.lines().enumerate() {
-            let l = l.with_context(|| format!("line {}", i + 1))?;
-            if l.trim().is_empty() {
-                continue;
-            }
-            lines.push(
-                serde_json::from_str(&l).with_context(|| format!("line {}: not JSON", i + 1))?,
-            );
-        }
-        let Some(header) = lines.first() else {
-            bail!("the file is empty")
-        };
-        if header["type"] != "header" || header["format"] != FORMAT {
-            bail!(
-                "line 1: not a Memory Reflector export (expected a header with format {FORMAT:?})"
-            );
-        }
-        if header["version"].as_u64() != Some(VERSION) {
-            bail!(
-                "line 1: export version {} is not supported (this build reads {VERSION})",
-                header["version"]
-            );
-        }
-        let user = s(header, "user_id").context("line 1")?.to_string();
+        let (lines, user) = read_export(input)?;
         self.write(|tx| {
             let mut counts = Counts::new();
             let mut slots: BTreeSet<(i64, String)> = BTreeSet::new();

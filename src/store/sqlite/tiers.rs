@@ -275,12 +275,7 @@ pub(crate) fn resolve_entity(
     kind: &str,
     now: i64,
 ) -> anyhow::Result<i64> {
-    let n = norm_name(name);
-    let n = if n.is_empty() {
-        name.trim().to_lowercase()
-    } else {
-        n
-    };
+    let n = entity_key(name);
     if let Some(id) = tx
         .prepare_cached(
             "SELECT entity_id FROM entity_aliases WHERE user_id = ?1 AND alias_norm = ?2",
@@ -327,19 +322,8 @@ pub(crate) fn rederive_slot(
         .collect::<Result<_, _>>()?;
     let mut update =
         tx.prepare_cached("UPDATE relations SET invalid_ms = ?2, merged_into = ?3 WHERE id = ?1")?;
-    let mut i = 0;
-    while i < facts.len() {
-        let (head, object, _) = facts[i];
-        let mut j = i + 1;
-        while j < facts.len() && facts[j].1 == object {
-            j += 1;
-        }
-        let invalid = facts.get(j).map(|f| f.2);
-        update.execute(params![head, invalid, Option::<i64>::None])?;
-        for f in &facts[i + 1..j] {
-            update.execute(params![f.0, invalid, head])?;
-        }
-        i = j;
+    for r in slot_rows(&facts) {
+        update.execute(params![r.id, r.invalid_ms, r.merged_into])?;
     }
     Ok(())
 }
@@ -390,13 +374,7 @@ pub(crate) fn tombstoned(
     })?;
     for row in rows {
         let (job, ev) = row?;
-        if job.as_deref() == Some(job_id) {
-            return Ok(true);
-        }
-        let ev: Vec<String> = ev
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_default();
-        if evidence.iter().any(|e| ev.contains(e)) {
+        if tombstone_applies(job.as_deref(), ev.as_deref(), job_id, evidence) {
             return Ok(true);
         }
     }

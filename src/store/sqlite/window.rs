@@ -3,6 +3,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
+use crate::store::derive::{append_to_summary, trim_summary};
 use crate::store::*;
 use crate::store::{SqliteStore, ms_to_rfc3339, now_ms};
 
@@ -74,12 +75,7 @@ impl SqliteStore {
                     continue; // folded meanwhile by another worker, or deleted (or replaced)
                 }
                 let texts: Vec<String> = episode.query_map([job_id], |x| x.get(0))?.collect::<Result<_, _>>()?;
-                for t in texts {
-                    if !summary.is_empty() {
-                        summary.push('\n');
-                    }
-                    summary.push_str(&t.replace('\n', " "));
-                }
+                append_to_summary(&mut summary, texts.iter().map(String::as_str));
                 folded += 1;
                 n += 1;
                 through = through.max(*ts);
@@ -88,11 +84,7 @@ impl SqliteStore {
                 return Ok(0);
             }
             // Bounded: keep the newest lines within half the window's tokens.
-            let mut lines: Vec<&str> = summary.lines().collect();
-            while lines.len() > 1 && crate::budget::estimate_tokens(&lines.join("\n")) > w.max_tokens / 2 {
-                lines.remove(0);
-            }
-            let summary = lines.join("\n");
+            let summary = trim_summary(&summary, w.max_tokens / 2);
             tx.execute(
                 "INSERT INTO short_term_summaries (user_id, summary, folded_turns, through_ms, updated_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5)
