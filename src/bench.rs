@@ -1326,7 +1326,7 @@ async fn seed_and_recall(
             .collect();
         let u = user.to_string();
         svc.store
-            .run(move |s| s.insert_synthetic_episodes(&u, &eps))
+            .run_seams(move |s| s.insert_synthetic_episodes(&u, &eps))
             .await?;
         seeded += chunk;
     }

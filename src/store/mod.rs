@@ -18,7 +18,7 @@ mod parity;
 
 use std::sync::Arc;
 
-pub use backend::Backend;
+pub use backend::{Backend, Editor, JobLedger, Portability, Reader, Seams, TierWriter};
 
 pub use self::postgres::PgStore;
 
@@ -30,12 +30,16 @@ pub use model::*;
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<dyn Backend>,
+    /// The same store, as its test and benchmark seams (not part of [`Backend`]).
+    seams: Arc<dyn Seams>,
 }
 
 impl Store {
-    pub fn new(inner: impl Backend + 'static) -> Self {
+    pub fn new(inner: impl Backend + Seams + 'static) -> Self {
+        let inner = Arc::new(inner);
         Self {
-            inner: Arc::new(inner),
+            seams: inner.clone(),
+            inner,
         }
     }
 
@@ -52,6 +56,18 @@ impl Store {
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || f(&*inner))
+            .await
+            .map_err(|e| anyhow::anyhow!("store task panicked: {e}"))?
+    }
+
+    /// Run `f` against the store's test and benchmark seams on the blocking pool.
+    pub async fn run_seams<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Seams) -> anyhow::Result<T> + Send + 'static,
+    {
+        let seams = self.seams.clone();
+        tokio::task::spawn_blocking(move || f(&*seams))
             .await
             .map_err(|e| anyhow::anyhow!("store task panicked: {e}"))?
     }

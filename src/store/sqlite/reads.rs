@@ -10,6 +10,18 @@ use crate::store::*;
 use crate::store::{SqliteStore, ms_to_rfc3339, now_ms, vec_to_blob};
 
 impl SqliteStore {
+    /// Nearest episodes from an index in the database: SQLite has none, so always `None`,
+    /// and recall scans its in-process vector cache (exact search). PostgreSQL answers from
+    /// pgvector's HNSW index when the extension is there.
+    pub fn vector_search(
+        &self,
+        _user_id: &str,
+        _query: &[f32],
+        _k: usize,
+    ) -> anyhow::Result<Option<Vec<(i64, f32)>>> {
+        Ok(None)
+    }
+
     /// The user's most recent turns, newest first.
     pub fn recent_turns(&self, user_id: &str, limit: usize) -> anyhow::Result<Vec<TurnRow>> {
         self.list_turns(user_id, limit, 0)
