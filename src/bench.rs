@@ -1325,9 +1325,8 @@ async fn seed_and_recall(
             })
             .collect();
         let u = user.to_string();
-        svc.store
-            .run_seams(move |s| s.insert_synthetic_episodes(&u, &eps))
-            .await?;
+        let seams = svc.store.seams();
+        tokio::task::spawn_blocking(move || seams.insert_synthetic_episodes(&u, &eps)).await??;
         seeded += chunk;
     }
     progress(&format!("recall over {size} episodes"));

@@ -60,16 +60,9 @@ impl Store {
             .map_err(|e| anyhow::anyhow!("store task panicked: {e}"))?
     }
 
-    /// Run `f` against the store's test and benchmark seams on the blocking pool.
-    pub async fn run_seams<T, F>(&self, f: F) -> anyhow::Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&dyn Seams) -> anyhow::Result<T> + Send + 'static,
-    {
-        let seams = self.seams.clone();
-        tokio::task::spawn_blocking(move || f(&*seams))
-            .await
-            .map_err(|e| anyhow::anyhow!("store task panicked: {e}"))?
+    /// The store's test and benchmark seams (synchronous, like [`Store::sync`]).
+    pub fn seams(&self) -> Arc<dyn Seams> {
+        self.seams.clone()
     }
 }
 

@@ -19,14 +19,15 @@
 //!
 //! The private helpers are ports of those in `edits.rs` and `sqlite.rs`, prefixed `pg_`.
 
-use ::postgres::{Row, Transaction};
+use ::postgres::Transaction;
 use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::store::derive::*;
 use crate::store::*;
-use crate::store::{EpisodeRow, FactRow, ms_to_rfc3339, now_ms, vec_to_blob};
+use crate::store::{FactRow, ms_to_rfc3339, now_ms, vec_to_blob};
 
+use super::reads::{EPISODE_SELECT, episode_from_row};
 use super::tiers::*;
 use super::*;
 
@@ -72,32 +73,6 @@ pub(super) fn pg_record(
         .try_get(0)?)
 }
 
-/// Columns of [`pg_episode_from_row`].
-pub(super) const EPISODE_COLUMNS: &str = "id, user_id, speaker, text, summary, importance, tags, occurred_ms, observed_ms, evidence, job_id";
-
-/// An episode row as the API shows it (port of `sqlite::episode_from_row`).
-pub(super) fn pg_episode_from_row(r: &Row) -> anyhow::Result<EpisodeRow> {
-    let tags: String = r.try_get(6)?;
-    let ev: String = r.try_get(9)?;
-    let occurred: i64 = r.try_get(7)?;
-    let observed: i64 = r.try_get(8)?;
-    Ok(EpisodeRow {
-        id: r.try_get(0)?,
-        user_id: r.try_get(1)?,
-        speaker: r.try_get(2)?,
-        text: r.try_get(3)?,
-        summary: r.try_get(4)?,
-        importance: r.try_get(5)?,
-        tags: serde_json::from_str(&tags).unwrap_or_default(),
-        occurred_at: ms_to_rfc3339(occurred),
-        occurred_ms: occurred,
-        observed_at: ms_to_rfc3339(observed),
-        observed_ms: observed,
-        evidence: serde_json::from_str(&ev).unwrap_or_default(),
-        job_id: r.try_get(10)?,
-    })
-}
-
 /// The user's episode `id` as JSON, with its job id. Port of `edits::episode_json`.
 pub(super) fn pg_episode_json(
     tx: &mut Transaction<'_>,
@@ -105,12 +80,12 @@ pub(super) fn pg_episode_json(
     id: i64,
 ) -> anyhow::Result<Option<(Value, String)>> {
     let row = tx.query_opt(
-        &format!("SELECT {EPISODE_COLUMNS} FROM episodes WHERE user_id = $1 AND id = $2"),
+        &format!("{EPISODE_SELECT} WHERE user_id = $1 AND id = $2"),
         &[&user, &id],
     )?;
     Ok(match row {
         Some(r) => {
-            let e = pg_episode_from_row(&r)?;
+            let e = episode_from_row(&r);
             Some((serde_json::to_value(&e)?, e.job_id))
         }
         None => None,
