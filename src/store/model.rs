@@ -61,6 +61,69 @@ pub struct FactRow {
     pub evidence: Vec<String>,
 }
 
+/// Typed access to one result row by column index, so that a row type is read the same way
+/// from either backend ([`EpisodeRow::from_columns`], [`FactRow::from_columns`]). Each
+/// backend implements it for its own row type; `Error` is that driver's error.
+pub trait Columns {
+    type Error;
+    fn int(&self, i: usize) -> Result<i64, Self::Error>;
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, Self::Error>;
+    fn real(&self, i: usize) -> Result<f32, Self::Error>;
+    fn text(&self, i: usize) -> Result<String, Self::Error>;
+}
+
+/// The `SELECT` whose columns [`EpisodeRow::from_columns`] reads, in its order (the same SQL on
+/// both backends); callers add `WHERE …`.
+pub const EPISODE_SELECT: &str = "SELECT id, user_id, speaker, text, summary, importance, tags, occurred_ms, observed_ms, evidence, job_id FROM episodes";
+
+impl EpisodeRow {
+    /// An episode from a row of [`EPISODE_SELECT`]. Tags and evidence are JSON string arrays
+    /// in the store (unreadable: empty); times are epoch milliseconds.
+    pub fn from_columns<R: Columns>(r: &R) -> Result<Self, R::Error> {
+        let occurred = r.int(7)?;
+        let observed = r.int(8)?;
+        Ok(Self {
+            id: r.int(0)?,
+            user_id: r.text(1)?,
+            speaker: r.text(2)?,
+            text: r.text(3)?,
+            summary: r.text(4)?,
+            importance: r.real(5)?,
+            tags: serde_json::from_str(&r.text(6)?).unwrap_or_default(),
+            occurred_at: crate::store::ms_to_rfc3339(occurred),
+            occurred_ms: occurred,
+            observed_at: crate::store::ms_to_rfc3339(observed),
+            observed_ms: observed,
+            evidence: serde_json::from_str(&r.text(9)?).unwrap_or_default(),
+            job_id: r.text(10)?,
+        })
+    }
+}
+
+/// The `SELECT` whose columns [`FactRow::from_columns`] reads: relations `r` with their
+/// subjects `s` and objects `o` (the same SQL on both backends); callers add `WHERE …`.
+pub const FACT_SELECT: &str =
+    "SELECT r.id, s.name, r.predicate, o.name, r.fact, r.valid_ms, r.invalid_ms, r.evidence
+     FROM relations r JOIN entities s ON s.id = r.subject_id JOIN entities o ON o.id = r.object_id";
+
+impl FactRow {
+    /// A fact from a row of [`FACT_SELECT`] (evidence: a JSON string array, unreadable: empty).
+    pub fn from_columns<R: Columns>(r: &R) -> Result<Self, R::Error> {
+        let valid = r.int(5)?;
+        Ok(Self {
+            id: r.int(0)?,
+            subject: r.text(1)?,
+            predicate: r.text(2)?,
+            object: r.text(3)?,
+            fact: r.text(4)?,
+            valid_at: crate::store::ms_to_rfc3339(valid),
+            invalid_at: r.opt_int(6)?.map(crate::store::ms_to_rfc3339),
+            valid_ms: valid,
+            evidence: serde_json::from_str(&r.text(7)?).unwrap_or_default(),
+        })
+    }
+}
+
 /// A Tier 3 entity with its aliases.
 #[derive(Debug, Clone, Serialize)]
 pub struct EntityRow {

@@ -23,11 +23,12 @@ use ::postgres::Transaction;
 use anyhow::Context;
 use serde_json::{Value, json};
 
+use crate::store::EPISODE_SELECT;
 use crate::store::derive::*;
 use crate::store::*;
 use crate::store::{FactRow, ms_to_rfc3339, now_ms, vec_to_blob};
 
-use super::reads::{EPISODE_SELECT, episode_from_row};
+use super::reads::episode_from_row;
 use super::tiers::*;
 use super::*;
 
@@ -85,7 +86,7 @@ pub(super) fn pg_episode_json(
     )?;
     Ok(match row {
         Some(r) => {
-            let e = episode_from_row(&r);
+            let e = episode_from_row(&r)?;
             Some((serde_json::to_value(&e)?, e.job_id))
         }
         None => None,

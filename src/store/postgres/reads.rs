@@ -10,6 +10,7 @@ use ::postgres::types::ToSql;
 use serde_json::{Value, json};
 
 use crate::store::backend::VectorSink;
+use crate::store::{Columns, EPISODE_SELECT, FACT_SELECT};
 use crate::store::{
     EntityRow, EpisodeRow, FactRow, RuleRow, TurnRow, WindowTurn, blob_to_vec, ms_to_rfc3339,
     now_ms, vec_to_blob,
@@ -307,11 +308,8 @@ impl PgStore {
             )?;
             let found: HashMap<i64, EpisodeRow> = rows
                 .iter()
-                .map(|r| {
-                    let e = episode_from_row(r);
-                    (e.id, e)
-                })
-                .collect();
+                .map(|r| episode_from_row(r).map(|e| (e.id, e)))
+                .collect::<Result<_, _>>()?;
             Ok(ids.iter().filter_map(|id| found.get(id).cloned()).collect())
         })
     }
@@ -330,7 +328,7 @@ impl PgStore {
                 ),
                 &[&user_id, &(limit as i64), &(offset as i64)],
             )?;
-            Ok(rows.iter().map(episode_from_row).collect())
+            Ok(rows.iter().map(episode_from_row).collect::<Result<_, _>>()?)
         })
     }
 
@@ -367,7 +365,7 @@ impl PgStore {
                 ),
                 &[&user_id, &entity_ids, &include_invalid, &(limit as i64)],
             )?;
-            Ok(rows.iter().map(fact_from_row).collect())
+            Ok(rows.iter().map(fact_from_row).collect::<Result<_, _>>()?)
         })
     }
 
@@ -386,7 +384,7 @@ impl PgStore {
                 ),
                 &[&user_id, &(limit as i64), &(offset as i64)],
             )?;
-            Ok(rows.iter().map(fact_from_row).collect())
+            Ok(rows.iter().map(fact_from_row).collect::<Result<_, _>>()?)
         })
     }
 
@@ -525,50 +523,30 @@ impl PgStore {
     }
 }
 
-/// The columns [`episode_from_row`] reads, as in SQLite's `EPISODE_SELECT`.
-pub(crate) const EPISODE_SELECT: &str = "SELECT id, user_id, speaker, text, summary, importance, tags, occurred_ms, observed_ms, evidence, job_id FROM episodes";
-
-/// An episode from a row of [`EPISODE_SELECT`].
-pub(crate) fn episode_from_row(r: &Row) -> EpisodeRow {
-    let occurred: i64 = r.get(7);
-    let observed: i64 = r.get(8);
-    EpisodeRow {
-        id: r.get(0),
-        user_id: r.get(1),
-        speaker: r.get(2),
-        text: r.get(3),
-        summary: r.get(4),
-        importance: r.get(5),
-        tags: serde_json::from_str(r.get(6)).unwrap_or_default(),
-        occurred_at: ms_to_rfc3339(occurred),
-        occurred_ms: occurred,
-        observed_at: ms_to_rfc3339(observed),
-        observed_ms: observed,
-        evidence: serde_json::from_str(r.get(9)).unwrap_or_default(),
-        job_id: r.get(10),
+impl Columns for ::postgres::Row {
+    type Error = ::postgres::Error;
+    fn int(&self, i: usize) -> Result<i64, ::postgres::Error> {
+        self.try_get(i)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, ::postgres::Error> {
+        self.try_get(i)
+    }
+    fn real(&self, i: usize) -> Result<f32, ::postgres::Error> {
+        self.try_get(i)
+    }
+    fn text(&self, i: usize) -> Result<String, ::postgres::Error> {
+        self.try_get(i)
     }
 }
 
-/// The columns [`fact_from_row`] reads (relations `r`, subjects `s`, objects `o`).
-pub(crate) const FACT_SELECT: &str =
-    "SELECT r.id, s.name, r.predicate, o.name, r.fact, r.valid_ms, r.invalid_ms, r.evidence
-     FROM relations r JOIN entities s ON s.id = r.subject_id JOIN entities o ON o.id = r.object_id";
+/// An episode row as the API shows it.
+pub(crate) fn episode_from_row(r: &Row) -> Result<EpisodeRow, ::postgres::Error> {
+    EpisodeRow::from_columns(r)
+}
 
-/// A fact from a row of [`FACT_SELECT`].
-pub(crate) fn fact_from_row(r: &Row) -> FactRow {
-    let valid: i64 = r.get(5);
-    let invalid: Option<i64> = r.get(6);
-    FactRow {
-        id: r.get(0),
-        subject: r.get(1),
-        predicate: r.get(2),
-        object: r.get(3),
-        fact: r.get(4),
-        valid_at: ms_to_rfc3339(valid),
-        invalid_at: invalid.map(ms_to_rfc3339),
-        valid_ms: valid,
-        evidence: serde_json::from_str(r.get(7)).unwrap_or_default(),
-    }
+/// A fact row as the API shows it.
+pub(crate) fn fact_from_row(r: &Row) -> Result<FactRow, ::postgres::Error> {
+    FactRow::from_columns(r)
 }
 
 /// One row of [`PgStore::turn_window`]'s queries: the turn's episode text, else

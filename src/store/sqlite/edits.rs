@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::store::derive::*;
 use crate::store::*;
+use crate::store::{EPISODE_SELECT, FACT_SELECT};
 use crate::store::{SqliteStore, ms_to_rfc3339, now_ms, vec_to_blob};
 
 use super::reads::*;

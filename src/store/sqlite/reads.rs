@@ -7,6 +7,7 @@ use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
 
 use crate::store::*;
+use crate::store::{Columns, EPISODE_SELECT, FACT_SELECT};
 use crate::store::{SqliteStore, ms_to_rfc3339, now_ms, vec_to_blob};
 
 impl SqliteStore {
@@ -450,46 +451,28 @@ impl SqliteStore {
     }
 }
 
-pub(crate) const EPISODE_SELECT: &str = "SELECT id, user_id, speaker, text, summary, importance, tags, occurred_ms, observed_ms, evidence, job_id FROM episodes";
-
-pub(crate) fn episode_from_row(r: &rusqlite::Row) -> rusqlite::Result<EpisodeRow> {
-    let tags: String = r.get(6)?;
-    let ev: String = r.get(9)?;
-    let occurred: i64 = r.get(7)?;
-    Ok(EpisodeRow {
-        id: r.get(0)?,
-        user_id: r.get(1)?,
-        speaker: r.get(2)?,
-        text: r.get(3)?,
-        summary: r.get(4)?,
-        importance: r.get(5)?,
-        tags: serde_json::from_str(&tags).unwrap_or_default(),
-        occurred_at: ms_to_rfc3339(occurred),
-        occurred_ms: occurred,
-        observed_at: ms_to_rfc3339(r.get(8)?),
-        observed_ms: r.get(8)?,
-        evidence: serde_json::from_str(&ev).unwrap_or_default(),
-        job_id: r.get(10)?,
-    })
+impl Columns for rusqlite::Row<'_> {
+    type Error = rusqlite::Error;
+    fn int(&self, i: usize) -> rusqlite::Result<i64> {
+        self.get(i)
+    }
+    fn opt_int(&self, i: usize) -> rusqlite::Result<Option<i64>> {
+        self.get(i)
+    }
+    fn real(&self, i: usize) -> rusqlite::Result<f32> {
+        self.get(i)
+    }
+    fn text(&self, i: usize) -> rusqlite::Result<String> {
+        self.get(i)
+    }
 }
 
-pub(crate) const FACT_SELECT: &str =
-    "SELECT r.id, s.name, r.predicate, o.name, r.fact, r.valid_ms, r.invalid_ms, r.evidence
-     FROM relations r JOIN entities s ON s.id = r.subject_id JOIN entities o ON o.id = r.object_id";
+/// An episode row as the API shows it (for `query_map`).
+pub(crate) fn episode_from_row(r: &rusqlite::Row) -> rusqlite::Result<EpisodeRow> {
+    EpisodeRow::from_columns(r)
+}
 
+/// A fact row as the API shows it (for `query_map`).
 pub(crate) fn fact_from_row(r: &rusqlite::Row) -> rusqlite::Result<FactRow> {
-    let valid: i64 = r.get(5)?;
-    let invalid: Option<i64> = r.get(6)?;
-    let ev: String = r.get(7)?;
-    Ok(FactRow {
-        id: r.get(0)?,
-        subject: r.get(1)?,
-        predicate: r.get(2)?,
-        object: r.get(3)?,
-        fact: r.get(4)?,
-        valid_at: ms_to_rfc3339(valid),
-        invalid_at: invalid.map(ms_to_rfc3339),
-        valid_ms: valid,
-        evidence: serde_json::from_str(&ev).unwrap_or_default(),
-    })
+    FactRow::from_columns(r)
 }
