@@ -1,10 +1,13 @@
 //! Queue backends for reflection jobs.
 //!
 //! - embedded (default): the `jobs` table itself, leased by the workers in
-//!   `crate::reflect::worker`; nothing here.
+//!   `crate::reflect::worker`.
+//! - [`lifecycle`]: what an attempt's outcome does to a job (complete, retry, dead) and the
+//!   retry delays, for both backends.
 //! - [`amqp`]: RabbitMQ, selected by `REFLECTOR_QUEUE=amqp` or by `RABBITMQ_URL` alone. The
 //!   `jobs` table stays the ledger and becomes the outbox: the relay publishes its rows.
 //! - [`measure`]: `reflector amqp-bench`, publish-confirm latency and throughput figures.
 
 pub mod amqp;
+pub mod lifecycle;
 pub mod measure;

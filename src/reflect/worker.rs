@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use super::{JobOutcome, Reflector};
+use crate::queue::lifecycle::{Transition, jittered, retry_delay_ms, settle as settle_outcome};
 use crate::store::now_ms;
 
 /// Settings of the worker pool.
@@ -31,14 +32,6 @@ pub struct WorkerConfig {
     /// The Tier 1 window: after a job completes, its user's turns beyond it are folded into
     /// the running summary (here, never on the request path).
     pub window: Option<crate::store::Window>,
-}
-
-/// Delay before retry number `attempt` (1-based): `base * 2^(attempt-1)`, capped at `max`,
-/// with ±10 % jitter so retries of many jobs that failed together spread out.
-pub fn backoff_ms(attempt: u32, base: u64, max: u64) -> u64 {
-    let exp = base.saturating_mul(1u64 << attempt.saturating_sub(1).min(30));
-    let d = exp.min(max) as f64;
-    (d * (0.9 + 0.2 * fastrand::f64())) as u64
 }
 
 /// CPU priority (nice value) of the thread that runs the worker loops, and of the embedding
@@ -196,7 +189,9 @@ pub async fn run_once(r: &Reflector, owner: &str, cfg: &WorkerConfig) -> anyhow:
     Ok(true)
 }
 
-/// Turn an outcome into the job's next state.
+/// Carry out what `outcome` does to the claimed job ([`crate::queue::lifecycle::settle`]) on
+/// the embedded queue: the job row is completed, dead with its reason, or due again after a
+/// jittered exponential delay.
 pub async fn settle(
     r: &Reflector,
     c: &crate::store::ClaimedJob,
@@ -204,30 +199,35 @@ pub async fn settle(
     cfg: &WorkerConfig,
 ) -> anyhow::Result<()> {
     let job_id = c.job.job_id.clone();
-    if outcome.all_committed() {
-        r.store().run(move |s| s.complete_job(&job_id)).await?;
-        metrics::counter!("reflector_jobs_total", "outcome" => "completed").increment(1);
-        let lag = (now_ms()
-            - c.job
-                .timestamp
-                .timestamp_millis()
-                .max(c.job.created_at.timestamp_millis())) as f64;
-        metrics::histogram!("reflector_job_lag_seconds").record(lag.max(0.0) / 1000.0);
-        return Ok(());
-    }
-    let error = outcome.error_summary();
-    if let Some(reason) = outcome.dead_reason(&error, c.exhausted(), c.attempts) {
-        tracing::warn!(job_id = %c.job.job_id, attempts = c.attempts, reason = %reason, "job dead");
-        r.store().run(move |s| s.dead_job(&job_id, &reason)).await?;
-        metrics::counter!("reflector_jobs_total", "outcome" => "dead").increment(1);
-    } else {
-        let delay = backoff_ms(c.attempts, cfg.retry_base_ms, cfg.retry_max_ms);
-        tracing::info!(job_id = %c.job.job_id, attempt = c.attempts, delay_ms = delay, error = %error, "tier failed; retrying");
-        let due = now_ms() + delay as i64;
-        r.store()
-            .run(move |s| s.retry_job(&job_id, due, &error))
-            .await?;
-        metrics::counter!("reflector_jobs_total", "outcome" => "retrying").increment(1);
+    match settle_outcome(outcome, c.exhausted(), c.attempts) {
+        Transition::Complete => {
+            r.store().run(move |s| s.complete_job(&job_id)).await?;
+            metrics::counter!("reflector_jobs_total", "outcome" => "completed").increment(1);
+            let lag = (now_ms()
+                - c.job
+                    .timestamp
+                    .timestamp_millis()
+                    .max(c.job.created_at.timestamp_millis())) as f64;
+            metrics::histogram!("reflector_job_lag_seconds").record(lag.max(0.0) / 1000.0);
+        }
+        Transition::Dead { reason } => {
+            tracing::warn!(job_id = %c.job.job_id, attempts = c.attempts, reason = %reason, "job dead");
+            r.store().run(move |s| s.dead_job(&job_id, &reason)).await?;
+            metrics::counter!("reflector_jobs_total", "outcome" => "dead").increment(1);
+        }
+        Transition::Retry { error } => {
+            let delay = jittered(retry_delay_ms(
+                c.attempts,
+                cfg.retry_base_ms,
+                cfg.retry_max_ms,
+            ));
+            tracing::info!(job_id = %c.job.job_id, attempt = c.attempts, delay_ms = delay, error = %error, "tier failed; retrying");
+            let due = now_ms() + delay as i64;
+            r.store()
+                .run(move |s| s.retry_job(&job_id, due, &error))
+                .await?;
+            metrics::counter!("reflector_jobs_total", "outcome" => "retrying").increment(1);
+        }
     }
     Ok(())
 }
@@ -236,23 +236,4 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "host".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        for _ in 0..20 {
-            let a = backoff_ms(1, 1000, 60_000);
-            let b = backoff_ms(2, 1000, 60_000);
-            let c = backoff_ms(3, 1000, 60_000);
-            let z = backoff_ms(30, 1000, 60_000);
-            assert!((900..=1100).contains(&a), "{a}");
-            assert!((1800..=2200).contains(&b), "{b}");
-            assert!((3600..=4400).contains(&c), "{c}");
-            assert!((54_000..=66_000).contains(&z), "{z}");
-        }
-    }
 }

@@ -53,6 +53,7 @@ use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::job::{Priority, ReflectionJob};
+use crate::queue::lifecycle::{self, Transition};
 use crate::reflect::Reflector;
 use crate::store::Delivery;
 use crate::store::Store;
@@ -179,10 +180,7 @@ impl AmqpSettings {
     /// Delay (ms) before retry number `attempt` (1-based): `base * 2^(attempt-1)`, capped.
     /// No jitter: each distinct delay is one queue with a fixed TTL.
     pub fn retry_delay_ms(&self, attempt: u32) -> u64 {
-        self.retry_base_ms
-            .saturating_mul(1u64 << attempt.saturating_sub(1).min(30))
-            .min(self.retry_max_ms)
-            .max(1)
+        lifecycle::retry_delay_ms(attempt, self.retry_base_ms, self.retry_max_ms)
     }
 
     /// The URL with its password replaced by `***`, for messages.
@@ -975,19 +973,21 @@ async fn settle_delivery(
     let outcome = r.process(&c.job).await;
     metrics::histogram!("reflector_job_seconds").record(start.elapsed().as_secs_f64());
     let id = job.job_id.clone();
-    if outcome.all_committed() {
-        store.run(move |st| st.complete_job(&id)).await?;
-        metrics::counter!("reflector_jobs_total", "outcome" => "completed").increment(1);
-        return Ok(());
-    }
-    let error = outcome.error_summary();
-    if let Some(reason) = outcome.dead_reason(&error, c.exhausted(), c.attempts) {
-        tracing::warn!(job_id = %job.job_id, attempts = c.attempts, reason = %reason, "job dead");
-        dead_letter(publ, s, d, &reason, c.attempts, Some(&job.job_id)).await?;
-        store.run(move |st| st.dead_job(&id, &reason)).await?;
-        metrics::counter!("reflector_jobs_total", "outcome" => "dead").increment(1);
-        return Ok(());
-    }
+    let error = match lifecycle::settle(&outcome, c.exhausted(), c.attempts) {
+        Transition::Complete => {
+            store.run(move |st| st.complete_job(&id)).await?;
+            metrics::counter!("reflector_jobs_total", "outcome" => "completed").increment(1);
+            return Ok(());
+        }
+        Transition::Dead { reason } => {
+            tracing::warn!(job_id = %job.job_id, attempts = c.attempts, reason = %reason, "job dead");
+            dead_letter(publ, s, d, &reason, c.attempts, Some(&job.job_id)).await?;
+            store.run(move |st| st.dead_job(&id, &reason)).await?;
+            metrics::counter!("reflector_jobs_total", "outcome" => "dead").increment(1);
+            return Ok(());
+        }
+        Transition::Retry { error } => error,
+    };
     let ms = s.retry_delay_ms(c.attempts);
     let queue = declare_delay_queue(publ, s, ms).await?;
     let mut h = d.properties.headers().clone().unwrap_or_default();
