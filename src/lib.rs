@@ -8,13 +8,13 @@
 //! - [`api`]: HTTP routes (axum) — interactions, memory, reflection, metrics.
 //! - [`manager`]: `store_interaction`, the fast and the traditional path.
 //! - [`store`]: SQLite tables for every tier and the job ledger, which is also the embedded queue.
-//! - [`reflect`]: the worker loop and the three processors.
+//! - [`reflect`]: the three processors of one job.
 //! - [`extract`]: pure extraction rules — curation, graph, rules, time grounding.
 //! - [`llm`]: the optional LLM mode — extraction by an OpenAI-compatible chat model.
 //! - [`embed`]: all-MiniLM-L6-v2 on CPU (candle), the model cache, the embedding pool.
 //! - [`recall`]: hybrid search and context assembly; [`budget`]: fitting it into `max_tokens`.
 //! - [`job`]: the reflection job and its wire format.
-//! - [`queue`]: the RabbitMQ queue backend (the embedded queue is the `jobs` table).
+//! - [`queue`]: the job lifecycle, the embedded queue's worker loop over the `jobs` table, and RabbitMQ.
 //! - [`config`], [`server`], [`cli`]: settings, wiring, and the command-line tools.
 //! - [`bench`]: `reflector bench`, the performance benchmark (docs/BENCHMARKS.md).
 

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use crate::job::{JobState, Priority, ReflectionJob};
-use crate::reflect::worker::{WorkerConfig, settle};
+use crate::queue::embedded::{WorkerConfig, settle};
 use crate::reflect::{JobOutcome, Reflector};
 use crate::store::Store;
 use crate::store::{ClaimedJob, InsertOutcome, NewTurn, QueueLimits, TurnInsert};

@@ -14,8 +14,8 @@ use crate::embed::Embedder;
 use crate::embed::{EmbedService, HashEmbedder, MiniLm, PoolConfig, fetch};
 use crate::manager::MemoryManager;
 use crate::queue::amqp::{self, AmqpSettings, Broker};
+use crate::queue::embedded::{REFLECTION_NICE, WorkerConfig, lower_thread_priority, spawn_workers};
 use crate::recall::Recall;
-use crate::reflect::worker::{REFLECTION_NICE, WorkerConfig, lower_thread_priority, spawn_workers};
 use crate::reflect::{FaultInjector, Reflector};
 use crate::store::Store;
 

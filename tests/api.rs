@@ -342,7 +342,7 @@ async fn an_unknown_time_zone_from_another_producer_is_dead_at_once() {
     let r = reflector::reflect::Reflector::new(store.clone(), embed);
     let cfg = reflector::server::worker_config(&test_config(t.dir.path()));
     assert!(
-        reflector::reflect::worker::run_once(&r, "w", &cfg)
+        reflector::queue::embedded::run_once(&r, "w", &cfg)
             .await
             .unwrap()
     );
@@ -508,7 +508,7 @@ async fn an_expired_lease_is_taken_over_and_nothing_is_duplicated() {
     let first = r.process(&job).await;
     assert!(first.all_committed());
     assert!(
-        reflector::reflect::worker::run_once(
+        reflector::queue::embedded::run_once(
             &r,
             "second-worker",
             &reflector::server::worker_config(&cfg)

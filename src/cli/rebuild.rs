@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::bail;
 
 use crate::config::Config;
+use crate::queue::embedded::settle;
 use crate::reflect::Reflector;
-use crate::reflect::worker::settle;
 use crate::server::{embed_service, llm_extractor, worker_config};
 use crate::store::Embedded;
 

@@ -4,7 +4,7 @@
 //! A job is **completed** when every tier committed (now or in an earlier attempt); **dead**
 //! with a reason when it can never succeed or its retries are used up; otherwise it is
 //! **retried** after a delay that doubles per attempt. The embedded queue writes the
-//! transition to the job row (`crate::reflect::worker::settle`); RabbitMQ also moves the
+//! transition to the job row (`crate::queue::embedded::settle`); RabbitMQ also moves the
 //! message (to a delay queue or the DLQ, `crate::queue::amqp`), then writes the same row.
 
 use crate::reflect::JobOutcome;

@@ -1,7 +1,6 @@
 //! Queue backends for reflection jobs.
 //!
-//! - embedded (default): the `jobs` table itself, leased by the workers in
-//!   `crate::reflect::worker`.
+//! - [`embedded`] (default): the `jobs` table itself, leased by the worker loop here.
 //! - [`lifecycle`]: what an attempt's outcome does to a job (complete, retry, dead) and the
 //!   retry delays, for both backends.
 //! - [`amqp`]: RabbitMQ, selected by `REFLECTOR_QUEUE=amqp` or by `RABBITMQ_URL` alone. The
@@ -9,5 +8,6 @@
 //! - [`measure`]: `reflector amqp-bench`, publish-confirm latency and throughput figures.
 
 pub mod amqp;
+pub mod embedded;
 pub mod lifecycle;
 pub mod measure;

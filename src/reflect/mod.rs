@@ -8,8 +8,6 @@
 //! [`worker`] holds the loop that leases jobs from the embedded queue and decides
 //! completed / retrying / dead from the outcome.
 
-pub mod worker;
-
 use std::sync::Arc;
 use std::time::Instant;
 

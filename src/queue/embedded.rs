@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
-use super::{JobOutcome, Reflector};
-use crate::queue::lifecycle::{Transition, jittered, retry_delay_ms, settle as settle_outcome};
+use super::lifecycle::{Transition, jittered, retry_delay_ms, settle as settle_outcome};
+use crate::reflect::{JobOutcome, Reflector};
 use crate::store::now_ms;
 
 /// Settings of the worker pool.
