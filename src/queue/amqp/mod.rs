@@ -22,9 +22,10 @@
 //! ```
 //! Why two queues: RabbitMQ refuses (406 PRECONDITION_FAILED) a re-declaration whose
 //! arguments differ, and `x-max-priority` is one of the compared arguments. The original
-//! Python producer declares `memory_reflection_queue` with its two dead-letter arguments and
-//! no priority, so that queue must keep exactly those arguments for the original producer to
-//! keep working on a broker we set up; the priority queue is a second queue behind it.
+//! Python producer declares `memory_reflection_queue` with its dead-letter arguments and
+//! `x-max-retries`, and no priority, so that queue must keep exactly those arguments for the
+//! original producer to keep working on a broker we set up; the priority queue is a second
+//! queue behind it.
 //! Messages from any producer take the same path, and the forwarder sets the AMQP priority
 //! from the job's own `priority` field (the original producer never set it).
 //!
