@@ -38,7 +38,7 @@ const KINDS: [&str; 7] = [
 /// The lowest accuracy each half may have for each kind (0.0 ..= 1.0), in the order of
 /// [`KINDS`]: the figures measured when the floor was last raised, so a change that loses
 /// cases fails. The goal of issue 18 is 0.90 everywhere.
-const FLOORS: [f64; 7] = [0.0, 0.2, 0.0, 0.2, 0.1, 0.6, 0.97];
+const FLOORS: [f64; 7] = [0.3, 0.3, 0.2, 0.2, 0.4, 0.75, 0.95];
 
 #[derive(Debug, Clone, Deserialize)]
 struct Turn {
@@ -149,6 +149,7 @@ struct Memory {
     facts: Vec<(String, String, String, String)>,
     /// Active rule statements.
     rules: Vec<String>,
+    /// Episode texts, the most recently stated first (by the turn's time, `observed_at`).
     episodes: Vec<String>,
     /// The top episode recalled for the case's query.
     top: Option<String>,
@@ -199,9 +200,11 @@ fn holds(e: &Expect, m: &Memory, speaker: &str) -> bool {
             let day = chrono::NaiveDate::parse_from_str(&e.value, "%Y-%m-%d")
                 .map(|d| d.format("%-d %B %Y").to_string())
                 .unwrap_or_else(|_| panic!("bad date {}", e.value));
+            // The most recent mention of the event is the plan as it stands.
             m.episodes
                 .iter()
-                .any(|t| has_words(t, &event) && t.contains(&day))
+                .find(|t| has_words(t, &event))
+                .is_some_and(|t| t.contains(&day))
         }
         other => panic!("unknown slot {other}"),
     }
@@ -267,12 +270,19 @@ async fn run_case(c: Arc<Client>, case: Case, user: String) -> Memory {
     let epi = c
         .get(&format!("/api/memory/episodic/{user}?limit=500"))
         .await;
-    let episodes = epi["episodes"]
+    let mut episodes: Vec<(String, String)> = epi["episodes"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e["text"].as_str().unwrap_or("").to_string())
+        .map(|e| {
+            (
+                e["observed_at"].as_str().unwrap_or("").to_string(),
+                e["text"].as_str().unwrap_or("").to_string(),
+            )
+        })
         .collect();
+    episodes.sort_by(|a, b| b.0.cmp(&a.0));
+    let episodes = episodes.into_iter().map(|e| e.1).collect();
     let top = match &case.query {
         Some(q) => {
             let q = urlencode(q);

@@ -398,7 +398,8 @@ pub struct Rule {
     pub statement: String,
     pub confidence: f32,
     pub stated_at: String,
-    /// The rule that replaced this one, if any.
+    /// The rule that replaced this one, if any; the rule's own id when a later turn ended
+    /// it without a replacement ("you can forget the bullet points").
     pub superseded_by: Option<i64>,
     pub evidence: Vec<String>,
 }

@@ -30,14 +30,15 @@
 
 use chrono::{DateTime, Datelike, Utc};
 
+use super::clause::Subject;
 use super::curate::{is_filler_word, noon_utc, speaker_name};
+use super::slots::{self, Slot};
 use super::time::Granularity;
 use super::words::{
-    DETERMINERS, Phrase, Sentence, Tok, extend_gerund, hedged, is_light_gerund, is_question,
-    is_stopword, match_seq, no_longer_after, object_phrase, sentences, singular, skip_adverbs,
-    split_caption,
+    DETERMINERS, Phrase, Sentence, Tok, hedged, is_question, is_stopword, match_seq,
+    no_longer_after, object_phrase, sentences, singular, skip_adverbs, split_caption,
 };
-use super::{EntityDraft, GraphDraft, RelationDraft, TurnView};
+use super::{EndDraft, EntityDraft, GraphDraft, RelationDraft, TurnView};
 
 /// Job nouns recognised after "I'm a(n)" (the phrase's last word).
 #[rustfmt::skip]
@@ -62,6 +63,11 @@ const JOBS: &[&str] = &[
     "landscaper", "builder", "welder", "tailor", "florist", "butcher", "jeweler", "potter", "coder",
     "dev", "pr", "marketer", "recruiter", "scholar", "professional",
 ];
+
+/// A job noun ("nurse", "engineers").
+pub(crate) fn is_job_noun(w: &str) -> bool {
+    JOBS.contains(&w) || JOBS.contains(&singular(w).as_str())
+}
 
 /// Pet words (singular and plural).
 const PETS: &[&str] = &[
@@ -173,6 +179,49 @@ const KIN: &[(&str, &str, &str, bool, Option<&str>)] = &[
     ),
     ("fiance", "PARTNER_OF", "fiancé", true, Some("engaged")),
     ("fiancee", "PARTNER_OF", "fiancée", true, Some("engaged")),
+    ("hubby", "PARTNER_OF", "husband", true, Some("married")),
+    ("girls", "HAS_DAUGHTER", "daughter", false, None),
+    ("boys", "HAS_SON", "son", false, None),
+    ("twins", "HAS_CHILD", "child", false, None),
+    ("manager", "HAS_BOSS", "manager", true, None),
+    (
+        "sister-in-law",
+        "HAS_SISTER_IN_LAW",
+        "sister-in-law",
+        true,
+        None,
+    ),
+    (
+        "brother-in-law",
+        "HAS_BROTHER_IN_LAW",
+        "brother-in-law",
+        true,
+        None,
+    ),
+    (
+        "mother-in-law",
+        "HAS_MOTHER_IN_LAW",
+        "mother-in-law",
+        true,
+        None,
+    ),
+    (
+        "father-in-law",
+        "HAS_FATHER_IN_LAW",
+        "father-in-law",
+        true,
+        None,
+    ),
+    ("stepdad", "HAS_STEPFATHER", "stepdad", true, None),
+    ("stepmom", "HAS_STEPMOTHER", "stepmom", true, None),
+    ("stepmum", "HAS_STEPMOTHER", "stepmum", true, None),
+    ("flatmate", "HAS_ROOMMATE", "flatmate", true, None),
+    ("housemate", "HAS_ROOMMATE", "housemate", true, None),
+    ("mam", "HAS_MOTHER", "mam", true, None),
+    ("grandad", "HAS_GRANDFATHER", "grandad", true, None),
+    ("gran", "HAS_GRANDMOTHER", "gran", true, None),
+    ("neighbour", "HAS_NEIGHBOUR", "neighbour", false, None),
+    ("neighbor", "HAS_NEIGHBOUR", "neighbor", false, None),
     ("fiancé", "PARTNER_OF", "fiancé", true, Some("engaged")),
     ("fiancée", "PARTNER_OF", "fiancée", true, Some("engaged")),
 ];
@@ -338,16 +387,9 @@ fn strip_possessive(s: &str) -> &str {
 /// How a first-person pattern turns its object into a relation.
 #[derive(Clone, Copy)]
 enum Pat {
-    LivesIn,
     /// FROM, with the fact's verb phrase.
     From(&'static str),
-    WorksAt,
-    /// HAS_JOB; `true` when the object must end in a job noun.
-    JobAs(bool),
     Status(&'static str),
-    Dating,
-    /// LIKES, with the fact's verb phrase.
-    Likes(&'static str),
     /// VISITED, with the fact's verb phrase.
     Visited(&'static str),
     /// MEMBER_OF: "I joined a book club".
@@ -361,46 +403,11 @@ enum Pat {
 
 /// First-person patterns, tried in order after "I" (and adverbs).
 const SUBJECT_PATTERNS: &[(&[&str], Pat)] = &[
-    (&["live", "in"], Pat::LivesIn),
-    (&["am", "living", "in"], Pat::LivesIn),
-    (&["have", "been", "living", "in"], Pat::LivesIn),
-    (&["moved", "to"], Pat::LivesIn),
-    (&["moved", "back", "to"], Pat::LivesIn),
-    (&["have", "moved", "to"], Pat::LivesIn),
-    (&["relocated", "to"], Pat::LivesIn),
-    (&["have", "relocated", "to"], Pat::LivesIn),
-    (&["am", "based", "in"], Pat::LivesIn),
-    (&["reside", "in"], Pat::LivesIn),
-    (&["am", "settled", "in"], Pat::LivesIn),
     (&["am", "from"], Pat::From("is from")),
     (&["come", "from"], Pat::From("is from")),
     (&["was", "born", "in"], Pat::From("was born in")),
     (&["grew", "up", "in"], Pat::From("grew up in")),
     (&["was", "raised", "in"], Pat::From("was raised in")),
-    (&["work", "at"], Pat::WorksAt),
-    (&["work", "for"], Pat::WorksAt),
-    (&["am", "working", "at"], Pat::WorksAt),
-    (&["am", "working", "for"], Pat::WorksAt),
-    (&["started", "working", "at"], Pat::WorksAt),
-    (&["started", "working", "for"], Pat::WorksAt),
-    (&["started", "a", "new", "job", "at"], Pat::WorksAt),
-    (&["started", "a", "job", "at"], Pat::WorksAt),
-    (&["got", "a", "job", "at"], Pat::WorksAt),
-    (&["got", "a", "new", "job", "at"], Pat::WorksAt),
-    (&["got", "hired", "at"], Pat::WorksAt),
-    (&["got", "hired", "by"], Pat::WorksAt),
-    (&["was", "hired", "by"], Pat::WorksAt),
-    (&["was", "hired", "at"], Pat::WorksAt),
-    (&["am", "employed", "at"], Pat::WorksAt),
-    (&["am", "employed", "by"], Pat::WorksAt),
-    (&["have", "a", "job", "at"], Pat::WorksAt),
-    (&["have", "a", "new", "job", "at"], Pat::WorksAt),
-    (&["work", "as"], Pat::JobAs(false)),
-    (&["am", "working", "as"], Pat::JobAs(false)),
-    (&["got", "a", "job", "as"], Pat::JobAs(false)),
-    (&["started", "working", "as"], Pat::JobAs(false)),
-    (&["became"], Pat::JobAs(true)),
-    (&["have", "become"], Pat::JobAs(true)),
     (&["got", "married"], Pat::Status("married")),
     (&["got", "engaged"], Pat::Status("engaged")),
     (&["got", "divorced"], Pat::Status("divorced")),
@@ -408,26 +415,6 @@ const SUBJECT_PATTERNS: &[(&[&str], Pat)] = &[
         &["am", "in", "a", "relationship"],
         Pat::Status("in a relationship"),
     ),
-    (&["am", "dating"], Pat::Dating),
-    (&["like"], Pat::Likes("likes")),
-    (&["love"], Pat::Likes("loves")),
-    (&["enjoy"], Pat::Likes("enjoys")),
-    (&["adore"], Pat::Likes("adores")),
-    (&["am", "into"], Pat::Likes("is into")),
-    (
-        &["am", "a", "big", "fan", "of"],
-        Pat::Likes("is a big fan of"),
-    ),
-    (
-        &["am", "a", "huge", "fan", "of"],
-        Pat::Likes("is a huge fan of"),
-    ),
-    (&["am", "a", "fan", "of"], Pat::Likes("is a fan of")),
-    (
-        &["am", "passionate", "about"],
-        Pat::Likes("is passionate about"),
-    ),
-    (&["am", "obsessed", "with"], Pat::Likes("is obsessed with")),
     (&["went", "to"], Pat::Visited("went to")),
     (&["visited"], Pat::Visited("visited")),
     (&["have", "visited"], Pat::Visited("has visited")),
@@ -468,9 +455,142 @@ struct Builder<'a> {
     all_lower: bool,
     entities: Vec<EntityDraft>,
     relations: Vec<RelationDraft>,
+    ends: Vec<EndDraft>,
+    /// The last person named in the turn, for "he"/"she"/"who".
+    last_person: Option<Subject>,
 }
 
 impl<'a> Builder<'a> {
+    /// The entity name of a clause subject: the speaker, a named person, or an unnamed
+    /// relative as "SPEAKER's ROLE". `None` for anything else.
+    fn subject_name(&mut self, who: &Subject) -> Option<String> {
+        match who {
+            Subject::Speaker => Some(self.speaker.to_string()),
+            Subject::Person { name, role } => {
+                let speaker = self.speaker.to_string();
+                let name = match (name, role) {
+                    (Some(n), _) => n.clone(),
+                    (None, Some(r)) => format!("{speaker}'s {r}"),
+                    (None, None) => return None,
+                };
+                let aliases = match (name.contains('\''), role) {
+                    (false, Some(r)) => vec![format!("{speaker}'s {r}")],
+                    _ => vec![],
+                };
+                self.entity(&name, "person", aliases);
+                Some(name)
+            }
+            Subject::Other => None,
+        }
+    }
+
+    /// Slot facts and endings from the clauses of sentence `s` (see [`super::slots`]).
+    fn clause_slots(&mut self, s: &Sentence<'_>) {
+        let speaker = self.speaker.to_string();
+        let mut last = self.last_person.take();
+        let clauses = super::clause::clauses(s, &speaker, &mut last);
+        self.last_person = last;
+        // A sentence in lower case (in a text that has capitals elsewhere) cannot mark names
+        // by capitals either.
+        let lower = self.all_lower || !s.toks.iter().skip(1).any(|t| t.cap);
+        let local = self.turn.local_date();
+        let (_, mentions) = super::time::ground(s.text, local);
+        let future_mention = mentions.iter().any(|m| m.resolved.start > local);
+        let mut ops = Vec::new();
+        let asserted = !clauses.is_empty()
+            && clauses.iter().all(|c| {
+                c.mood == super::clause::Mood::Asserted && c.tense != super::clause::Tense::Future
+            });
+        if asserted && !future_mention {
+            ops.extend(slots::noun_phrase_ops(&s.toks, lower));
+        }
+        for c in &clauses {
+            // "Michal is officially my husband": the kin relation a copula states.
+            if let Subject::Person {
+                name: Some(name), ..
+            } = &c.subject
+                && c.verb.as_deref() == Some("be")
+                && !c.negated
+                && let Some(my) = (c.rest..c.end.min(c.rest + 3)).find(|&k| s.toks[k].word == "my")
+                && let Some(role) = s.toks.get(my + 1)
+                && let Some(&(_, pred, noun, _, _)) = KIN.iter().find(|k| k.0 == role.word)
+            {
+                let fact = format!("{name} is {speaker}'s {noun}.");
+                self.relate(s, pred, name, "person", vec![], fact, pred == "PARTNER_OF");
+            }
+            ops.extend(slots::ops(&s.toks, c, lower, future_mention));
+            // "Ana, my sister, …": the kin relation the subject names.
+            if let Subject::Person {
+                name: Some(name),
+                role: Some(role),
+            } = &c.subject
+                && let Some(&(_, pred, noun, _, _)) = KIN.iter().find(|k| k.0 == role)
+            {
+                let fact = format!("{name} is {speaker}'s {noun}.");
+                self.relate(s, pred, name, "person", vec![], fact, pred == "PARTNER_OF");
+            }
+        }
+        {
+            for op in ops {
+                let Some(who) = self.subject_name(&op.who) else {
+                    continue;
+                };
+                let at = self.valid_at(s);
+                let pred = op.slot.predicate();
+                if op.end {
+                    let object = op.value.clone();
+                    if !self
+                        .ends
+                        .iter()
+                        .any(|e| e.subject == who && e.predicate == pred && e.object == object)
+                    {
+                        self.ends.push(EndDraft {
+                            subject: who,
+                            predicate: pred.to_string(),
+                            object,
+                            at,
+                        });
+                    }
+                    continue;
+                }
+                let Some(v) = op.value else { continue };
+                // A place or employer typed in lower case is still a name.
+                let v = if matches!(op.slot, Slot::Residence | Slot::Employer)
+                    && !v.chars().any(char::is_uppercase)
+                    && !v.starts_with("a ")
+                    && !v.starts_with("an ")
+                    && !v.starts_with("the ")
+                {
+                    title_case(&v)
+                } else {
+                    v
+                };
+                if v.eq_ignore_ascii_case(&who) {
+                    continue;
+                }
+                let fact = match op.slot {
+                    Slot::Residence => format!("{who} lives in {v}."),
+                    Slot::Employer => format!("{who} works at {v}."),
+                    Slot::Job => format!("{who} works as {} {v}.", a_or_an(&v)),
+                    Slot::Partner => format!("{v} is {who}'s partner."),
+                    Slot::Pet => format!("{who} has a pet named {v}."),
+                    Slot::Likes => format!("{who} likes {v}."),
+                    Slot::Dislikes => format!("{who} dislikes {v}."),
+                };
+                self.relate_from(
+                    &who,
+                    s,
+                    pred,
+                    &v,
+                    op.slot.kind(),
+                    vec![],
+                    fact,
+                    op.slot.exclusive(),
+                );
+            }
+        }
+    }
+
     fn text(&self, toks: &[Tok], a: usize, b: usize) -> &'a str {
         if a >= b || b > toks.len() {
             return "";
@@ -532,12 +652,31 @@ impl<'a> Builder<'a> {
         fact: String,
         exclusive: bool,
     ) {
+        let speaker = self.speaker.to_string();
+        self.relate_from(
+            &speaker, s, predicate, object, kind, aliases, fact, exclusive,
+        );
+    }
+
+    /// A relation with `subject` (an entity name) as its subject.
+    #[allow(clippy::too_many_arguments)]
+    fn relate_from(
+        &mut self,
+        subject: &str,
+        s: &Sentence<'_>,
+        predicate: &str,
+        object: &str,
+        kind: &str,
+        aliases: Vec<String>,
+        fact: String,
+        exclusive: bool,
+    ) {
         let object = object.trim();
-        if object.is_empty() || object.eq_ignore_ascii_case(self.speaker) {
+        if object.is_empty() || object.eq_ignore_ascii_case(subject) {
             return;
         }
         self.entity(object, kind, aliases);
-        let subject = self.speaker.to_string();
+        let subject = subject.to_string();
         if self.relations.iter().any(|r| {
             r.subject == subject
                 && r.predicate == predicate
@@ -584,6 +723,7 @@ impl<'a> Builder<'a> {
     }
 
     fn sentence(&mut self, s: &Sentence<'_>) {
+        self.clause_slots(s);
         let toks = &s.toks;
         for k in 0..toks.len() {
             if toks[k].word == "i" && !hedged(toks, k) {
@@ -618,7 +758,7 @@ impl<'a> Builder<'a> {
         let toks = &s.toks;
         let speaker = self.speaker.to_string();
         match pat {
-            Pat::LivesIn | Pat::From(_) => {
+            Pat::From(verb) => {
                 let p = object_phrase(toks, at, 5)?;
                 if no_longer_after(toks, p.end) {
                     return None;
@@ -629,47 +769,9 @@ impl<'a> Builder<'a> {
                 } else {
                     ""
                 };
-                let (pred, fact, excl) = match pat {
-                    Pat::From(verb) => ("FROM", format!("{speaker} {verb} {the}{name}."), false),
-                    _ => ("LIVES_IN", format!("{speaker} lives in {the}{name}."), true),
-                };
-                self.relate(s, pred, &name, "place", vec![], fact, excl);
+                let fact = format!("{speaker} {verb} {the}{name}.");
+                self.relate(s, "FROM", &name, "place", vec![], fact, false);
                 Some(p.end)
-            }
-            Pat::WorksAt => {
-                let p = object_phrase(toks, at, 5)?;
-                if no_longer_after(toks, p.end) {
-                    return None;
-                }
-                let body = self.text(toks, p.start, p.end);
-                if matches!(
-                    body.to_lowercase().as_str(),
-                    "home" | "myself" | "night" | "the moment"
-                ) {
-                    return None;
-                }
-                let name = match self.proper_object(toks, &p) {
-                    Some(n) => n,
-                    None if matches!(p.det.as_deref(), Some("a" | "an" | "the")) => {
-                        body.to_lowercase()
-                    }
-                    None => return None,
-                };
-                let shown = match p.det.as_deref() {
-                    Some(d @ ("a" | "an")) => format!("{d} {name}"),
-                    Some("the") => format!("the {name}"),
-                    _ => name.clone(),
-                };
-                let fact = format!("{speaker} works at {shown}.");
-                self.relate(s, "WORKS_AT", &name, "organization", vec![], fact, true);
-                Some(p.end)
-            }
-            Pat::JobAs(strict) => {
-                let p = object_phrase(toks, at, 4)?;
-                if strict && !matches!(p.det.as_deref(), Some("a" | "an")) {
-                    return None;
-                }
-                self.job(s, &p, strict)
             }
             Pat::Status(status) => {
                 if no_longer_after(toks, at) {
@@ -686,68 +788,6 @@ impl<'a> Builder<'a> {
                     true,
                 );
                 Some(at)
-            }
-            Pat::Dating => {
-                let (names, end) = self.names(toks, at, false);
-                let name = names.first()?;
-                let fact = format!("{name} is {speaker}'s partner.");
-                self.relate(
-                    s,
-                    "PARTNER_OF",
-                    name,
-                    "person",
-                    vec![format!("{speaker}'s partner")],
-                    fact,
-                    true,
-                );
-                let fact = format!("{speaker} is in a relationship.");
-                self.relate(
-                    s,
-                    "RELATIONSHIP_STATUS",
-                    "in a relationship",
-                    "other",
-                    vec![],
-                    fact,
-                    true,
-                );
-                Some(end)
-            }
-            Pat::Likes(verb) => {
-                let mut start = at;
-                let mut shown_to = "";
-                if toks.get(at).is_some_and(|t| t.word == "to") && verb != "is passionate about" {
-                    start += 1;
-                    shown_to = "to ";
-                }
-                let base = object_phrase(toks, start, 5)?;
-                let ext = extend_gerund(toks, base.clone());
-                let p = if is_light_gerund(&toks[base.end - 1].word) {
-                    ext.clone()
-                } else {
-                    base
-                };
-                // "I love your turtles" is about the listener's things, not a taste.
-                let others = matches!(p.det.as_deref(), Some("your" | "his" | "her" | "their"));
-                if (p.det.is_some() && shown_to == "to ") || others {
-                    return None;
-                }
-                let body = self.text(toks, p.start, p.end);
-                let lower = body.to_lowercase();
-                let first = toks[p.start].word.as_str();
-                if NOT_LIKES.contains(&lower.as_str())
-                    || NOT_LIKES.contains(&first)
-                    || no_longer_after(toks, p.end)
-                {
-                    return None;
-                }
-                let object = if Self::has_cap(toks, p.start, p.end) {
-                    body.to_string()
-                } else {
-                    lower
-                };
-                let fact = format!("{speaker} {verb} {shown_to}{}.", self.display(toks, &ext));
-                self.relate(s, "LIKES", &object, "thing", vec![], fact, false);
-                Some(p.end)
             }
             Pat::Visited(verb) => {
                 let p = object_phrase(toks, at, 5)?;
@@ -1239,6 +1279,8 @@ pub fn extract(turn: &TurnView) -> GraphDraft {
         all_lower: !own.chars().any(char::is_uppercase),
         entities: Vec::new(),
         relations: Vec::new(),
+        ends: Vec::new(),
+        last_person: None,
     };
     b.entity(speaker, "person", vec![]);
     let sents = sentences(own);
@@ -1258,11 +1300,20 @@ pub fn extract(turn: &TurnView) -> GraphDraft {
         }
         if !is_question(s) {
             b.sentence(s);
+        } else {
+            // A question still presupposes the people and pets it names ("should my dog
+            // Bruno get a friend?").
+            for k in 0..s.toks.len() {
+                if s.toks[k].word == "my" {
+                    b.possessive(s, k);
+                }
+            }
         }
     }
     GraphDraft {
         entities: b.entities,
         relations: b.relations,
+        ends: b.ends,
     }
 }
 
@@ -1580,7 +1631,7 @@ mod tests {
         );
         assert_eq!(
             rel("I love hiking in the mountains.", "LIKES").fact,
-            "Caroline loves hiking in the mountains."
+            "Caroline likes hiking."
         );
         assert_eq!(
             rel("I love going on road trips.", "LIKES").object,
@@ -1592,7 +1643,7 @@ mod tests {
         );
         assert_eq!(
             rel("I love to paint.", "LIKES").fact,
-            "Caroline loves to paint."
+            "Caroline likes painting."
         );
         assert!(!rel("I love hiking.", "LIKES").exclusive);
         for t in [

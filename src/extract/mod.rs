@@ -13,9 +13,11 @@
 //! - [`words`]: whole-word tokenisation and matching shared by all of the above (never substrings:
 //!   "hi" must not match "this").
 
+pub mod clause;
 pub mod curate;
 pub mod graph;
 pub mod rules;
+pub mod slots;
 pub mod time;
 pub mod words;
 
@@ -95,17 +97,44 @@ pub struct RelationDraft {
     pub exclusive: bool,
 }
 
+/// A Tier 3 ending: the turn says a fact stopped holding ("I moved out of Oslo", "we broke
+/// up", "I'm not vegan anymore") without necessarily naming what replaced it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndDraft {
+    /// Entity name of the subject.
+    pub subject: String,
+    /// The predicate whose facts end (`LIVES_IN`, `WORKS_AT`, …).
+    pub predicate: String,
+    /// Only the fact with this object ends; `None`: every valid fact of the slot.
+    pub object: Option<String>,
+    /// When it stopped holding: the date the sentence names, else the turn's timestamp.
+    /// Only facts valid from this time or earlier end.
+    pub at: DateTime<Utc>,
+}
+
 /// Everything Tier 3 learns from one turn.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GraphDraft {
     pub entities: Vec<EntityDraft>,
     pub relations: Vec<RelationDraft>,
+    /// Facts the turn ends, applied before `relations` are added.
+    pub ends: Vec<EndDraft>,
 }
+
+/// The [`RuleDraft::kind`] of a revocation: the turn ends the rule of `topic` without
+/// stating a new one.
+pub const REVOCATION: &str = "revocation";
 
 /// A Tier 4 rule before it is stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleDraft {
-    /// `preference`, `instruction` or `constraint`.
+    /// `preference`, `instruction` or `constraint`; or [`REVOCATION`]: the turn ends the
+    /// topic's rule without a replacement ("you can forget the bullet-point thing", "I'm not
+    /// vegan anymore", "stop calling me Dr Okafor"). A revocation is never stored as a rule
+    /// (its `statement` only describes the ending, for the embedder and the logs): the store
+    /// marks the topic's rule stated at or before the turn as ended (`superseded_by` = its
+    /// own id, `invalid_at` = the turn's time), and no rule of the topic is active until one
+    /// is stated again.
     pub kind: String,
     /// The rule as a sentence about the user ("Caroline prefers answers in Spanish.").
     pub statement: String,

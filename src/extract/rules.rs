@@ -31,7 +31,7 @@ use super::words::{
     is_question, is_stopword, match_seq, no_longer_after, object_phrase, sentences, singular,
     skip_adverbs, split_caption,
 };
-use super::{RuleDraft, TurnView};
+use super::{REVOCATION, RuleDraft, TurnView};
 
 #[rustfmt::skip]
 const LANGUAGES: &[&str] = &[
@@ -71,7 +71,7 @@ const DIETS: &[&str] = &[
 #[rustfmt::skip]
 const COMM_VERBS: &[&str] = &[
     "answer", "respond", "reply", "speak", "talk", "write", "communicate", "chat", "text", "use",
-    "switch", "translate", "say",
+    "switch", "translate", "say", "go", "stick", "keep",
 ];
 
 /// Verbs an assistant can be told to do, for generic standing instructions.
@@ -84,6 +84,45 @@ const ASSISTANT_VERBS: &[&str] = &[
     "summarize", "summarise", "add", "put", "sign", "greet", "start", "end", "let",
 ];
 
+/// First-person endings of a taste or habit ("I quit bouldering"), after the subject.
+const TASTE_ENDINGS: &[&[&str]] = &[
+    &["quit"],
+    &["gave", "up"],
+    &["have", "given", "up"],
+    &["stopped"],
+    &["have", "stopped"],
+    &["lost", "interest", "in"],
+    &["have", "lost", "interest", "in"],
+    &["have", "gone", "off"],
+    &["have", "gone", "right", "off"],
+    &["went", "off"],
+    &["am", "done", "with"],
+    &["am", "over"],
+    &["uninstalled"],
+];
+
+/// Titles written before a name, often with a full stop ("Dr. Okafor").
+const TITLES: &[&str] = &[
+    "dr",
+    "mr",
+    "mrs",
+    "ms",
+    "prof",
+    "professor",
+    "doctor",
+    "sir",
+    "miss",
+];
+
+/// Nouns for what the assistant writes: a standing instruction about them is a rule.
+#[rustfmt::skip]
+const OUTPUT_NOUNS: &[&str] = &[
+    "answer", "answers", "reply", "replies", "response", "responses", "explanation",
+    "explanations", "message", "messages", "code", "example", "examples", "summary", "summaries",
+    "suggestion", "suggestions", "recipe", "recipes", "sources", "citations", "reminder",
+    "reminders",
+];
+
 /// Contact verbs and their past participles, for contact-time constraints.
 const CONTACT_VERBS: &[(&str, &str)] = &[
     ("call", "called"),
@@ -92,6 +131,8 @@ const CONTACT_VERBS: &[(&str, &str)] = &[
     ("email", "emailed"),
     ("contact", "contacted"),
     ("ping", "pinged"),
+    ("address", "addressed"),
+    ("refer", "referred to"),
     ("phone", "phoned"),
     ("ring", "rung"),
     ("bother", "bothered"),
@@ -193,22 +234,46 @@ impl<'a> Rules<'a> {
         }
     }
 
+    /// Adds a rule, unless the turn already gave one for its topic; a rule replaces a
+    /// revocation of its topic ("drop the title and just use Nkechi": the new name stands).
     fn push(&mut self, kind: &str, statement: String, confidence: f32, topic: String) {
         let topic = topic.trim().to_string();
-        if topic.is_empty() || self.out.iter().any(|r| r.topic == topic) {
+        if topic.is_empty() {
             return;
         }
-        self.out.push(RuleDraft {
+        let draft = RuleDraft {
             kind: kind.to_string(),
             statement,
             confidence,
             topic,
-        });
+        };
+        match self.out.iter().position(|r| r.topic == draft.topic) {
+            Some(i) if self.out[i].kind == REVOCATION && kind != REVOCATION => self.out[i] = draft,
+            Some(_) => {}
+            None => self.out.push(draft),
+        }
+    }
+
+    /// The turn ends the rule of `topic` without a replacement.
+    fn revoke(&mut self, statement: String, topic: String) {
+        self.push(REVOCATION, statement, 0.8, topic);
     }
 
     fn sentence(&mut self, s: &Sentence<'_>) {
-        self.imperative(s);
         let toks = &s.toks;
+        // Diary style without "I": "lost interest in baking tbh", "update: quit bouldering".
+        for start in Self::directive_starts(toks) {
+            let at = skip_markers(toks, start);
+            if toks.get(at).is_some_and(|t| {
+                matches!(
+                    t.word.as_str(),
+                    "quit" | "lost" | "uninstalled" | "gave" | "stopped"
+                )
+            }) && (at == 0 || toks[at - 1].boundary_after)
+            {
+                self.taste_ending(s, at);
+            }
+        }
         for k in 0..toks.len() {
             match toks[k].word.as_str() {
                 "i" if !hedged(toks, k) && !self.relative_clause(toks, k) => {
@@ -229,41 +294,104 @@ impl<'a> Rules<'a> {
         k > 0 && !toks[k - 1].boundary_after && RELATIVE_HEADS.contains(&toks[k - 1].word.as_str())
     }
 
-    /// Imperatives addressed to the assistant: "always answer in Spanish", "please call me
-    /// Sam", "don't call me before 9", "never mention my ex", "from now on use metric units".
-    fn imperative(&mut self, s: &Sentence<'_>) {
+    /// Where a directive to the assistant may start in a sentence: its start, after clause
+    /// punctuation, and at a conjunction or a politeness marker ("…, so use those", "My
+    /// name's Isabela but please call me Bela", "and when I ask about code just assume Python").
+    fn directive_starts(toks: &[Tok]) -> Vec<usize> {
+        let mut out = vec![0];
+        for i in 1..toks.len() {
+            let after_boundary = toks[i - 1].boundary_after;
+            let marker = matches!(
+                toks[i].word.as_str(),
+                "but" | "so" | "and" | "just" | "please" | "pls" | "plz" | "then"
+            ) && !matches!(
+                toks[i - 1].word.as_str(),
+                "please" | "pls" | "just" | "and" | "so" | "but"
+            );
+            if (after_boundary || marker) && !out.contains(&i) {
+                out.push(i);
+            }
+        }
+        out
+    }
+
+    /// Directives to the assistant, each from a possible start ([`Self::directive_starts`]).
+    /// A question is one only as a request with a standing cue ("could you always write code
+    /// in Rust?", "would you mind always using metric units?"): "can you translate this into
+    /// Italian?" is a one-off task, not a standing rule.
+    fn directives(&mut self, s: &Sentence<'_>, before: &[Sentence<'_>]) {
         let toks = &s.toks;
         let words = s.words();
-        let mut i = 0;
+        let question = is_question(s);
+        let standing = standing_cue(&words);
+        // A rule for today, this question or this time only is not a standing rule.
+        if temporary(&words) {
+            return;
+        }
+        for start in Self::directive_starts(toks) {
+            if question {
+                let Some(at) = REQUEST_LEADS
+                    .iter()
+                    .find_map(|lead| match_seq(toks, skip_markers(toks, start), lead))
+                else {
+                    continue;
+                };
+                // A request without a standing cue is a one-off task ("can you translate
+                // this into Italian?", "could you rewrite it more formally?").
+                if !standing {
+                    continue;
+                }
+                self.imperative(s, at, true, standing, before);
+            } else {
+                self.imperative(s, start, false, standing, before);
+            }
+        }
+    }
+
+    /// Imperatives addressed to the assistant: "always answer in Spanish", "please call me
+    /// Sam", "don't call me before 9", "never mention my ex", "from now on use metric units",
+    /// from token `start` on (`requested`: after "could you …").
+    fn imperative(
+        &mut self,
+        s: &Sentence<'_>,
+        start: usize,
+        requested: bool,
+        standing: bool,
+        before: &[Sentence<'_>],
+    ) {
+        let toks = &s.toks;
+        let words = s.words();
+        let mut i = start;
         let mut neg = false;
         let has = |i: usize, seq: &[&str]| words.get(i..i + seq.len()) == Some(seq);
-        let mut standing = contains_seq(&words, &["from", "now", "on"])
-            || contains_seq(&words, &["going", "forward"])
-            || contains_seq(&words, &["in", "the", "future"]);
+        let mut standing = standing;
         let mut polite = false;
         let mut only = false;
-        let mut addressed = false;
-        let mut verb: Option<&str> = None;
-        for lead in [
-            &["i", "want", "you", "to"][..],
-            &["i", "would", "like", "you", "to"],
-            &["i", "need", "you", "to"],
-            &["i", "would", "prefer", "you", "to"],
-            &["i", "would", "prefer", "if", "you"],
-            &["you", "can"],
-            &["you", "should"],
-            &["you", "must"],
-        ] {
-            if let Some(at) = match_seq(toks, 0, lead) {
-                i = at;
-                addressed = true;
-                break;
+        let mut addressed = requested;
+        let mut verb: Option<String> = None;
+        if !requested {
+            let from = skip_markers(toks, start);
+            for lead in ADDRESSED_LEADS {
+                if let Some(at) = match_seq(toks, from, lead) {
+                    i = at;
+                    addressed = true;
+                    polite |= from > start;
+                    break;
+                }
             }
+        }
+        // A hypothetical ("if I were famous I'd make you call me Captain") is no rule.
+        if toks[start..i.min(toks.len())]
+            .iter()
+            .any(|t| matches!(t.word.as_str(), "if" | "were"))
+            && !addressed
+        {
+            return;
         }
         while let Some(t) = toks.get(i) {
             match t.word.as_str() {
                 "please" | "pls" | "plz" | "kindly" | "and" | "also" | "so" | "ok" | "okay"
-                | "oh" | "hey" | "just" | "but" | "then" | "now" | "ever" => {
+                | "oh" | "hey" | "just" | "but" | "then" | "now" | "ever" | "simply" => {
                     polite |= matches!(t.word.as_str(), "please" | "pls" | "plz" | "kindly");
                     i += 1;
                 }
@@ -283,7 +411,7 @@ impl<'a> Rules<'a> {
                 "from" if has(i, &["from", "now", "on"]) => i += 3,
                 "going" if has(i, &["going", "forward"]) => i += 2,
                 "in" if has(i, &["in", "the", "future"]) => i += 3,
-                "do" if toks.get(i + 1).is_some_and(|t| t.word == "not") => {
+                "do" | "did" if toks.get(i + 1).is_some_and(|t| t.word == "not") => {
                     neg = true;
                     i += 2;
                 }
@@ -292,12 +420,10 @@ impl<'a> Rules<'a> {
                     i += 1;
                 }
                 "stop" => {
-                    let g = toks
-                        .get(i + 1)
-                        .and_then(|n| GERUNDS.iter().find(|(w, _)| *w == n.word));
-                    if let Some((_, base)) = g {
+                    if let Some(n) = toks.get(i + 1).filter(|n| is_gerund(&n.word)) {
                         neg = true;
-                        verb = Some(base);
+                        standing = true;
+                        verb = Some(base_verb(&n.word));
                         i += 2;
                     }
                     break;
@@ -313,10 +439,27 @@ impl<'a> Rules<'a> {
         let (verb, at) = match verb {
             Some(v) => (v, i),
             None => match toks.get(i) {
-                Some(t) if i == 0 || !t.cap || addressed => (t.word.as_str(), i + 1),
+                // A gerund is the verb only after "would you mind" ("… always citing").
+                Some(t)
+                    if (i == 0 || !t.cap || addressed)
+                        && (!is_gerund(&t.word) || minded(toks, i)) =>
+                {
+                    (base_verb(&t.word), i + 1)
+                }
                 _ => return,
             },
         };
+        if SUBJECTS.contains(&verb.as_str())
+            || NOT_VERBS.contains(&verb.as_str())
+            || super::words::ADVERBS.contains(&verb.as_str())
+            || verb.chars().any(|ch| ch.is_ascii_digit())
+        {
+            return;
+        }
+        // Something before the verb marks it as said to the assistant ("always", "please",
+        // "so", "you can", "could you").
+        let cued = addressed || i > start;
+        let verb = verb.as_str();
         let me_next = toks.get(at).is_some_and(|t| t.word == "me");
         let cue = Cues {
             neg,
@@ -325,14 +468,338 @@ impl<'a> Rules<'a> {
             only,
             addressed,
             me_next,
+            cued,
         };
-        let _handled = self.language(s, verb, at, &cue)
+        let _handled = self.revocation(s, verb, at, &cue)
+            || self.language(s, verb, at, &cue)
             || self.call_me(s, verb, at, &cue)
+            || self.currency(s, verb, at, &cue)
             || self.units(s, verb, at, &cue)
             || self.answer_length(s, verb, at, &cue)
             || self.emoji(s, verb, &cue)
             || self.not_mention(s, verb, at, &cue)
+            || self.use_name(s, verb, at, &cue)
+            || self.anaphora(s, verb, at, &cue, before)
+            || self.family(s, verb, at, &cue)
             || self.generic(s, verb, at, &cue);
+    }
+
+    /// "you can forget the bullet-point thing", "scrap the recap at the end", "go back to
+    /// normal with the times", "enough cheerleading", "forget that request": the turn ends a
+    /// rule without stating a new one. The topic is the family the words name, else the
+    /// object noun (the reflector may match it to an active rule by meaning), or
+    /// [`PREVIOUS`] for "that" / "it".
+    fn revocation(&mut self, s: &Sentence<'_>, verb: &str, at: usize, c: &Cues) -> bool {
+        let toks = &s.toks;
+        let obj_at = match verb {
+            "forget" | "scrap" | "drop" | "ditch" | "cancel" | "lose" | "disregard" | "ignore"
+                if !c.neg =>
+            {
+                match_seq(toks, at, &["about"]).unwrap_or(at)
+            }
+            "go" | "get" if !c.neg => {
+                let Some(end) = match_seq(toks, at, &["back", "to", "normal"])
+                    .or_else(|| match_seq(toks, at, &["back", "to", "the", "usual"]))
+                    .or_else(|| match_seq(toks, at, &["back", "to", "default"]))
+                else {
+                    return false;
+                };
+                match_seq(toks, end, &["with"]).unwrap_or(end)
+            }
+            "enough" => at,
+            _ => return false,
+        };
+        let mut end = clause_end(toks, obj_at);
+        if let Some(k) = toks[obj_at.min(end)..end]
+            .iter()
+            .position(|t| matches!(t.word.as_str(), "and" | "but" | "so"))
+        {
+            end = obj_at + k;
+        }
+        let object: Vec<&str> = words_of(toks, obj_at, end);
+        let anaphoric = object.is_empty()
+            || matches!(
+                object.as_slice(),
+                ["that", ..] | ["it", ..] | ["this", ..] | ["those", ..] | ["the", "request", ..]
+            ) && object.len() <= 3;
+        let topic = match family_in(toks, obj_at, end) {
+            Some(f) => f.to_string(),
+            None if anaphoric => PREVIOUS.to_string(),
+            None => match object_phrase(toks, obj_at, 5) {
+                Some(p) => format!("{INSTRUCTION_PREFIX}{}", topic_of(toks, &p)),
+                None => PREVIOUS.to_string(),
+            },
+        };
+        let what = self.text(toks, obj_at, end);
+        let statement = if what.is_empty() {
+            format!("{} ended an earlier request.", self.speaker)
+        } else {
+            format!("{} no longer wants {}.", self.speaker, pronouns_third(what))
+        };
+        self.revoke(statement, topic);
+        true
+    }
+
+    /// "prices in euros please", "give me prices in rand".
+    fn currency(&mut self, s: &Sentence<'_>, verb: &str, at: usize, c: &Cues) -> bool {
+        let toks = &s.toks;
+        if !STYLE_VERBS.contains(&verb) {
+            return false;
+        }
+        let end = clause_end(toks, at);
+        if family_in(toks, at, end) != Some("currency") {
+            return false;
+        }
+        let rest = self.text(toks, at, end);
+        let statement = self.directive_statement(verb, rest, c);
+        self.push(kind_of(c), statement, 0.8, "currency".into());
+        true
+    }
+
+    /// "use Nkechi": the speaker's own name as the object of "use" / "go with".
+    fn use_name(&mut self, s: &Sentence<'_>, verb: &str, at: usize, c: &Cues) -> bool {
+        let toks = &s.toks;
+        if c.neg || !matches!(verb, "use") {
+            return false;
+        }
+        let first = self
+            .speaker
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_lowercase();
+        match toks.get(at) {
+            Some(t)
+                if t.cap
+                    && !first.is_empty()
+                    && t.word == first
+                    && clause_end(toks, at) == at + 1 =>
+            {
+                let name = self.text(toks, at, at + 1);
+                let statement = format!("{} wants to be called {name}.", self.speaker);
+                self.push("instruction", statement, 0.8, "name".into());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// "use those from now on", "go with that please", "use it": the object is a pronoun
+    /// for the family named earlier in the turn ("plates marked in pounds, so use those").
+    fn anaphora(
+        &mut self,
+        s: &Sentence<'_>,
+        verb: &str,
+        at: usize,
+        c: &Cues,
+        before: &[Sentence<'_>],
+    ) -> bool {
+        let toks = &s.toks;
+        if c.neg || !matches!(verb, "use" | "go" | "stick" | "switch" | "do") {
+            return false;
+        }
+        let at = match_seq(toks, at, &["with"])
+            .or_else(|| match_seq(toks, at, &["to"]))
+            .unwrap_or(at);
+        if !toks.get(at).is_some_and(|t| {
+            matches!(
+                t.word.as_str(),
+                "it" | "those" | "that" | "them" | "these" | "this"
+            )
+        }) {
+            return false;
+        }
+        // The nearest earlier mention: this sentence before the verb, then earlier sentences.
+        let here = &toks[..at.saturating_sub(1)];
+        let found = mention(here, self.own)
+            .or_else(|| before.iter().rev().find_map(|b| mention(&b.toks, self.own)));
+        let Some((topic, shown)) = found else {
+            return false;
+        };
+        let statement = match topic.as_str() {
+            "name" => format!("{} wants to be called {shown}.", self.speaker),
+            "units" => {
+                let system = unit_system_word(&shown.to_lowercase()).unwrap_or("metric");
+                units_statement(self.speaker, system, &shown)
+            }
+            "language" => format!(
+                "{} wants answers in {}.",
+                self.speaker,
+                title_case(&shown.to_lowercase())
+            ),
+            _ => format!("{} wants the assistant to use {shown}.", self.speaker),
+        };
+        self.push("instruction", statement, 0.7, topic);
+        true
+    }
+
+    /// Standing instructions about the form of answers, by family ([`FAMILIES`]): "use
+    /// bullet points", "keep it casual", "stick to British spelling", "use the 24-hour clock".
+    fn family(&mut self, s: &Sentence<'_>, verb: &str, at: usize, c: &Cues) -> bool {
+        let toks = &s.toks;
+        if !STYLE_VERBS.contains(&verb) {
+            return false;
+        }
+        let end = clause_end(toks, at);
+        let Some(topic) = family_in(toks, at, end) else {
+            return false;
+        };
+        if one_off(toks, at, end) && !c.standing {
+            return false;
+        }
+        let rest = self.statement_tail(toks, at);
+        let statement = self.directive_statement(verb, &rest, c);
+        self.push(kind_of(c), statement, 0.75, topic.to_string());
+        true
+    }
+
+    /// Verbless requests: "Short answers please", "Plain text only please", "English
+    /// please", "Canadian dollars from now on", "no tables please".
+    fn fragment(&mut self, s: &Sentence<'_>, start: usize) {
+        let toks = &s.toks;
+        let words = s.words();
+        let from = skip_markers(toks, start);
+        let Some(first) = toks.get(from) else { return };
+        if SUBJECTS.contains(&first.word.as_str()) || first.word.ends_with("ing") {
+            return;
+        }
+        let end = clause_end(toks, from);
+        let clause = &words[from..end];
+        // "No more bullet points, please": the marker may follow after a comma.
+        let after = &words[end..(end + 1).min(words.len())];
+        let asked = clause
+            .iter()
+            .chain(after)
+            .any(|w| matches!(*w, "please" | "pls" | "plz" | "only"))
+            || contains_seq(clause, &["for", "me"])
+            || contains_seq(clause, &["from", "now", "on"])
+            || contains_seq(clause, &["going", "forward"]);
+        // A verb in the clause makes it a sentence, not a fragment ("English is hard please").
+        let verbal = clause.iter().any(|w| {
+            matches!(
+                *w,
+                "is" | "are"
+                    | "was"
+                    | "were"
+                    | "am"
+                    | "have"
+                    | "has"
+                    | "had"
+                    | "do"
+                    | "does"
+                    | "did"
+                    | "will"
+                    | "would"
+                    | "can"
+                    | "could"
+            )
+        });
+        if !asked || verbal || clause.len() > 8 {
+            return;
+        }
+        let neg = matches!(first.word.as_str(), "no" | "without");
+        let body_from = if neg { from + 1 } else { from };
+        if let Some(lang) = find_word(&toks[..end], body_from, LANGUAGES)
+            && !neg
+        {
+            let statement = format!(
+                "{} wants answers in {}.",
+                self.speaker,
+                title_case(&lang.word)
+            );
+            self.push("instruction", statement, 0.8, "language".into());
+            return;
+        }
+        let topic = match family_in(toks, body_from, end) {
+            Some(f) => f.to_string(),
+            None => match unit_system(&toks[body_from..end]) {
+                Some(_) => "units".into(),
+                None => match length_wanted(&toks[body_from..end]) {
+                    Some(_) => "answer_length".into(),
+                    None => return,
+                },
+            },
+        };
+        let tail = self.statement_tail(toks, body_from);
+        let body: Vec<&str> = tail
+            .split_whitespace()
+            .filter(|w| {
+                !matches!(
+                    w.trim_matches(|c: char| !c.is_alphanumeric())
+                        .to_lowercase()
+                        .as_str(),
+                    "please" | "pls" | "plz"
+                )
+            })
+            .collect();
+        let body = body.join(" ");
+        let body = body.trim_end_matches([',', '.', '!', ';']);
+        let (kind, statement) = if neg {
+            (
+                "constraint",
+                format!("{} does not want {}.", self.speaker, pronouns_third(body)),
+            )
+        } else {
+            (
+                "instruction",
+                format!("{} wants {}.", self.speaker, pronouns_third(body)),
+            )
+        };
+        self.push(kind, statement, 0.7, topic);
+    }
+
+    /// The words after the verb, to the end of the sentence but not into a new clause with
+    /// its own subject ("…, the app I paste your answers into …").
+    fn statement_tail(&self, toks: &[Tok], at: usize) -> String {
+        let mut end = at;
+        while end < toks.len() {
+            end += 1;
+            if toks[end - 1].boundary_after
+                && toks.get(end).is_some_and(|n| {
+                    SUBJECTS.contains(&n.word.as_str())
+                        || matches!(
+                            n.word.as_str(),
+                            "the"
+                                | "my"
+                                | "and"
+                                | "but"
+                                | "so"
+                                | "because"
+                                | "since"
+                                | "as"
+                                | "its"
+                                | "thanks"
+                                | "thank"
+                        )
+                })
+            {
+                break;
+            }
+        }
+        self.text(toks, at, end)
+            .trim_end_matches([',', ';', ':'])
+            .to_string()
+    }
+
+    /// "{speaker} asked the assistant to always {verb} {rest}."
+    fn directive_statement(&self, verb: &str, rest: &str, c: &Cues) -> String {
+        let adverb = if c.neg {
+            "never "
+        } else if c.standing {
+            "always "
+        } else {
+            ""
+        };
+        let rest = pronouns_third(rest);
+        let rest = rest.trim_end_matches(['.', '!', '?', ',']);
+        if rest.is_empty() {
+            format!("{} asked the assistant to {adverb}{verb}.", self.speaker)
+        } else {
+            format!(
+                "{} asked the assistant to {adverb}{verb} {rest}.",
+                self.speaker
+            )
+        }
     }
 
     fn language(&mut self, s: &Sentence<'_>, verb: &str, at: usize, c: &Cues) -> bool {
@@ -342,6 +809,10 @@ impl<'a> Rules<'a> {
         let Some(lang) = find_word(&s.toks, at, LANGUAGES) else {
             return false;
         };
+        // "use British English" is about spelling, not the language.
+        if family_in(&s.toks, at, clause_end(&s.toks, at)) == Some("spelling") {
+            return false;
+        }
         let directed = c.neg
             || c.standing
             || c.polite
@@ -370,13 +841,19 @@ impl<'a> Rules<'a> {
     /// "call me Sam" (name) or "don't call me before 9" (contact time).
     fn call_me(&mut self, s: &Sentence<'_>, verb: &str, at: usize, c: &Cues) -> bool {
         let toks = &s.toks;
+        // "refer to me as Dr. Patel".
+        let (at, me_next) = match match_seq(toks, at, &["to", "me"]) {
+            Some(m) if verb == "refer" => (m - 1, true),
+            _ => (at, c.me_next),
+        };
         let Some(&(_, participle)) = CONTACT_VERBS.iter().find(|(v, _)| *v == verb) else {
             return false;
         };
-        if !c.me_next {
+        if !me_next {
             return false;
         }
-        let next = at + 1;
+        // "address me as Dr. Okafor" is "call me Dr. Okafor".
+        let next = match_seq(&s.toks, at + 1, &["as"]).unwrap_or(at + 1);
         let Some(t) = toks.get(next) else {
             return false;
         };
@@ -413,13 +890,22 @@ impl<'a> Rules<'a> {
             self.push(kind, statement, 0.85, "contact_time".into());
             return true;
         }
-        if !matches!(verb, "call") {
+        if !matches!(verb, "call" | "address" | "refer") {
             return false;
         }
         let mut end = next;
+        // "don't call me sweetie": what not to be called need not be a name.
+        if c.neg
+            && toks.get(next).is_some_and(|t| {
+                !t.cap && !is_stopword(&t.word) && t.word.chars().all(char::is_alphabetic)
+            })
+        {
+            end = next + 1;
+        }
         while end < toks.len() && end - next < 3 && toks[end].cap && !is_stopword(&toks[end].word) {
             end += 1;
-            if toks[end - 1].boundary_after {
+            // "Dr. Okafor": the full stop after a title does not end the name.
+            if toks[end - 1].boundary_after && !TITLES.contains(&toks[end - 1].word.as_str()) {
                 break;
             }
         }
@@ -445,14 +931,21 @@ impl<'a> Rules<'a> {
     fn units(&mut self, s: &Sentence<'_>, verb: &str, at: usize, c: &Cues) -> bool {
         const VERBS: &[&str] = &[
             "use", "give", "show", "measure", "convert", "switch", "answer", "respond", "write",
-            "put", "list", "tell", "express", "display", "keep", "stick",
+            "put", "list", "tell", "express", "display", "keep", "stick", "weigh", "do", "go",
         ];
         if !VERBS.contains(&verb) {
             return false;
         }
-        let Some(system) = unit_system(&s.toks[at.min(s.toks.len())..]) else {
+        let toks = &s.toks;
+        let end = clause_end(toks, at);
+        let Some(unit) = toks[at.min(end)..end]
+            .iter()
+            .find(|t| unit_system_word(&t.word).is_some())
+        else {
             return false;
         };
+        let system = unit_system_word(&unit.word).unwrap_or("metric");
+        let written = self.own.get(unit.start..unit.end).unwrap_or("");
         let (kind, statement) = if c.neg {
             (
                 "constraint",
@@ -461,7 +954,7 @@ impl<'a> Rules<'a> {
         } else {
             (
                 "instruction",
-                format!("{} wants {system} units.", self.speaker),
+                units_statement(self.speaker, system, written),
             )
         };
         self.push(kind, statement, 0.85, "units".into());
@@ -470,7 +963,7 @@ impl<'a> Rules<'a> {
 
     fn answer_length(&mut self, s: &Sentence<'_>, verb: &str, at: usize, c: &Cues) -> bool {
         const VERBS: &[&str] = &[
-            "keep", "be", "make", "give", "answer", "respond", "reply", "write",
+            "keep", "be", "make", "give", "answer", "respond", "reply", "write", "explain",
         ];
         if !VERBS.contains(&verb) {
             return false;
@@ -479,11 +972,7 @@ impl<'a> Rules<'a> {
             return false;
         };
         let short = short != c.neg;
-        let statement = if short {
-            format!("{} wants short, concise answers.", self.speaker)
-        } else {
-            format!("{} wants detailed answers.", self.speaker)
-        };
+        let statement = length_statement(self.speaker, short, &s.toks[at.min(s.toks.len())..]);
         self.push("instruction", statement, 0.8, "answer_length".into());
         true
     }
@@ -557,27 +1046,24 @@ impl<'a> Rules<'a> {
     /// Other standing instructions that involve the user: "always remind me to drink water".
     fn generic(&mut self, s: &Sentence<'_>, verb: &str, at: usize, c: &Cues) -> bool {
         let toks = &s.toks;
-        if !(c.standing || c.addressed) || !ASSISTANT_VERBS.contains(&verb) {
-            return false;
-        }
-        let about_me = toks
+        let clause = &toks[at.min(toks.len())..clause_end(toks, at)];
+        let about_me = clause
             .iter()
-            .skip(at)
             .any(|t| matches!(t.word.as_str(), "me" | "my"));
-        if !about_me {
+        // "always round final answers to two decimal places": about the assistant's output.
+        let about_answers = clause
+            .iter()
+            .any(|t| OUTPUT_NOUNS.contains(&t.word.as_str()));
+        let known = ASSISTANT_VERBS.contains(&verb);
+        // A known verb said as a standing rule ("always include a TL;DR", "never mention
+        // …"), or any verb about the assistant's answers after a cue ("so make the bills
+        // reminder a Monday thing").
+        let strong = c.standing || c.addressed || c.neg;
+        if !((known && strong && (about_me || about_answers || c.standing))
+            || ((known || c.cued) && about_answers))
+        {
             return false;
         }
-        let Some(noun) = toks
-            .iter()
-            .skip(at)
-            .rev()
-            .map(|t| t.word.as_str())
-            .find(|w| {
-                !is_stopword(w) && !matches!(*w, "me" | "my") && w.chars().any(char::is_alphabetic)
-            })
-        else {
-            return false;
-        };
         let mut end = at;
         while end < toks.len() {
             end += 1;
@@ -586,6 +1072,27 @@ impl<'a> Rules<'a> {
                 break;
             }
         }
+        let Some(noun) = toks[at.min(end)..end]
+            .iter()
+            .rev()
+            .map(|t| t.word.as_str())
+            .find(|w| {
+                !is_stopword(w) && !matches!(*w, "me" | "my") && w.chars().any(char::is_alphabetic)
+            })
+        else {
+            return false;
+        };
+        // A reminder is keyed by what it is about: "remind me to check my bills" and "make
+        // the bills reminder a Monday thing" are one topic.
+        let reminder = toks[at.min(end)..end]
+            .iter()
+            .position(|t| matches!(t.word.as_str(), "reminder" | "reminders"))
+            .filter(|&r| r > 0)
+            .map(|r| format!("remind:{}", singular(&toks[at + r - 1].word)));
+        let topic = family_in(toks, at, end)
+            .map(str::to_string)
+            .or(reminder)
+            .unwrap_or_else(|| format!("{verb}:{}", singular(noun)));
         let rest: Vec<String> = self
             .text(toks, at, end)
             .split_whitespace()
@@ -613,7 +1120,7 @@ impl<'a> Rules<'a> {
             self.speaker
         );
         let kind = if c.neg { "constraint" } else { "instruction" };
-        self.push(kind, statement, 0.7, format!("{verb}:{}", singular(noun)));
+        self.push(kind, statement, 0.7, topic);
         true
     }
 
@@ -634,26 +1141,81 @@ impl<'a> Rules<'a> {
             (&["am", "no", "longer"], true),
             (&["am", "not", "a"], true),
             (&["am", "a"], false),
+            (&["am", "going"], false),
+            (&["am", "going", "to", "go"], false),
         ] {
             if let Some(at) = match_seq(toks, j, seq)
                 && let Some(d) = toks.get(at).filter(|t| DIETS.contains(&t.word.as_str()))
             {
-                let no_more = negated || no_longer_after(toks, at + 1);
-                let statement = if no_more {
-                    format!("{sp} is no longer {}.", d.word)
+                // "I'm not vegan anymore" ends the diet; it states no new rule.
+                if negated || no_longer_after(toks, at + 1) {
+                    self.revoke(format!("{sp} is no longer {}.", d.word), "diet".into());
                 } else {
-                    format!("{sp} is {}.", d.word)
-                };
+                    self.push(
+                        "preference",
+                        format!("{sp} is {}.", d.word),
+                        0.9,
+                        "diet".into(),
+                    );
+                }
+                return;
+            }
+        }
+        if self.diet_ending(s, j) || self.free_of(s, j) || self.taste_ending(s, j) {
+            return;
+        }
+        // "I'm on Singapore time".
+        if let Some(at) = match_seq(toks, j, &["am", "on"])
+            && family_in(toks, at, (at + 3).min(toks.len())) == Some("time_zone")
+            && toks.get(at + 1).is_some_and(|t| t.word == "time")
+        {
+            let zone = self.text(toks, at, at + 2);
+            self.push(
+                "preference",
+                format!("{sp} is on {zone}."),
+                0.8,
+                "time_zone".into(),
+            );
+            return;
+        }
+        // "I don't need the pep talk at the start of every answer".
+        if let Some(at) = match_seq(toks, j, &["do", "not", "need"])
+            .or_else(|| match_seq(toks, j, &["do", "not", "want"]))
+        {
+            let end = clause_end(toks, at);
+            let about_answers = toks[at.min(end)..end]
+                .iter()
+                .any(|t| OUTPUT_NOUNS.contains(&t.word.as_str()));
+            if about_answers && let Some(p) = object_phrase(toks, at, 5) {
+                let topic = family_in(toks, at, end)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| topic_of(toks, &p));
+                let what = pronouns_third(self.text(
+                    toks,
+                    p.start.saturating_sub(p.det.is_some() as usize),
+                    end,
+                ));
+                let what = what.trim_end_matches(['.', '!', ',']);
                 self.push(
-                    "preference",
-                    statement,
-                    if no_more { 0.85 } else { 0.9 },
-                    "diet".into(),
+                    "constraint",
+                    format!("{sp} does not want {what}."),
+                    0.75,
+                    topic,
                 );
                 return;
             }
         }
-        // Allergies and intolerances.
+        // Allergies and intolerances; "I'm no longer allergic to eggs" ends one.
+        if let Some(at) = match_seq(toks, j, &["am", "no", "longer", "allergic", "to"])
+            .or_else(|| match_seq(toks, j, &["am", "not", "allergic", "to"]))
+        {
+            if let Some(p) = object_phrase(toks, at, 4) {
+                let statement =
+                    format!("{sp} is no longer allergic to {}.", self.display(toks, &p));
+                self.revoke(statement, format!("allergy:{}", topic_of(toks, &p)));
+            }
+            return;
+        }
         if let Some(at) = match_seq(toks, j, &["am", "allergic", "to"]) {
             if let Some(p) = object_phrase(toks, at, 4) {
                 let statement = format!("{sp} is allergic to {}.", self.display(toks, &p));
@@ -677,12 +1239,20 @@ impl<'a> Rules<'a> {
                 return;
             }
         }
+        if match_seq(toks, j, &["am", "not", "celiac"]).is_some()
+            || match_seq(toks, j, &["am", "not", "coeliac"]).is_some()
+        {
+            self.revoke(format!("{sp} is not coeliac."), "allergy:gluten".into());
+            return;
+        }
         if match_seq(toks, j, &["have", "celiac"]).is_some()
             || match_seq(toks, j, &["have", "coeliac"]).is_some()
+            || match_seq(toks, j, &["am", "celiac"]).is_some()
+            || match_seq(toks, j, &["am", "coeliac"]).is_some()
         {
             self.push(
                 "constraint",
-                format!("{sp} has celiac disease."),
+                format!("{sp} has coeliac disease and cannot eat gluten."),
                 0.9,
                 "allergy:gluten".into(),
             );
@@ -877,6 +1447,112 @@ impl<'a> Rules<'a> {
         }
     }
 
+    /// "I'm eating meat again", "I eat meat again now": the diet ends without a new one.
+    fn diet_ending(&mut self, s: &Sentence<'_>, j: usize) -> bool {
+        let toks = &s.toks;
+        let end = clause_end(toks, j);
+        let w = words_of(toks, j, end);
+        let eats = w
+            .iter()
+            .take(4)
+            .any(|x| matches!(*x, "eat" | "eating" | "ate" | "having"));
+        let topic = w.iter().find_map(|x| match *x {
+            "meat" | "steak" | "chicken" | "fish" | "beef" | "pork" | "bacon" | "burgers" => {
+                Some("diet")
+            }
+            "gluten" | "bread" | "pasta" | "wheat" => Some("allergy:gluten"),
+            "dairy" | "cheese" | "milk" => Some("free:dairy"),
+            _ => None,
+        });
+        match topic {
+            Some(t) if eats && w.contains(&"again") => {
+                let what = self.text(toks, j, end);
+                self.revoke(
+                    format!("{} {}.", self.speaker, pronouns_third(what)),
+                    t.to_string(),
+                );
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// "I've been gluten-free for two years", "I'm dairy-free": the thing avoided is the
+    /// topic (gluten and lactose share the intolerance's key).
+    fn free_of(&mut self, s: &Sentence<'_>, j: usize) -> bool {
+        let toks = &s.toks;
+        let at = [
+            &["am"][..],
+            &["have", "been"],
+            &["went"],
+            &["am", "going"],
+            &["have", "gone"],
+            &["eat"],
+        ]
+        .iter()
+        .find_map(|seq| match_seq(toks, j, seq));
+        let Some(at) = at else { return false };
+        let (Some(x), Some(free)) = (toks.get(at), toks.get(at + 1)) else {
+            return false;
+        };
+        if free.word != "free" || is_stopword(&x.word) || x.boundary_after {
+            return false;
+        }
+        let thing = singular(&x.word);
+        let topic = match thing.as_str() {
+            "gluten" | "lactose" => format!("allergy:{thing}"),
+            _ => format!("free:{thing}"),
+        };
+        self.push(
+            "preference",
+            format!("{} eats {}-free.", self.speaker, x.word),
+            0.85,
+            topic,
+        );
+        true
+    }
+
+    /// "I quit bouldering", "I lost interest in baking", "I gave up on the fasting", "I've
+    /// gone off pistachio": a taste or habit ends, and nothing replaces it in this clause.
+    fn taste_ending(&mut self, s: &Sentence<'_>, j: usize) -> bool {
+        let toks = &s.toks;
+        let Some(at) = TASTE_ENDINGS.iter().find_map(|seq| match_seq(toks, j, seq)) else {
+            return false;
+        };
+        let at = match_seq(toks, at, &["on"])
+            .or_else(|| match_seq(toks, at, &["bothering", "with"]))
+            .or_else(|| match_seq(toks, at, &["drinking"]))
+            .or_else(|| match_seq(toks, at, &["eating"]))
+            .unwrap_or(at);
+        let Some(mut p) = object_phrase(toks, at, 4) else {
+            return false;
+        };
+        if NOT_LIKES.contains(&toks[p.start].word.as_str()) {
+            return false;
+        }
+        // "baking tbh": chat fillers are not part of the thing.
+        while p.end > p.start + 1
+            && matches!(
+                toks[p.end - 1].word.as_str(),
+                "tbh" | "lol" | "ngl" | "honestly" | "haha" | "tho" | "now" | "lately"
+            )
+        {
+            p.end -= 1;
+        }
+        // "I stopped being vegetarian" ends the diet.
+        let diet = toks[p.start..p.end]
+            .iter()
+            .any(|t| DIETS.contains(&t.word.as_str()));
+        let topic = if diet {
+            "diet".to_string()
+        } else {
+            diet_topic(toks, &p).unwrap_or_else(|| topic_of(toks, &p))
+        };
+        let statement = format!("{} gave up {}.", self.speaker, self.display(toks, &p));
+        self.revoke(statement, topic);
+        true
+    }
+
     /// "I prefer answers in Spanish", "I want shorter replies", "I prefer metric".
     fn answer_preference(&mut self, s: &Sentence<'_>, at: usize, bare_ok: bool) -> bool {
         let toks = &s.toks;
@@ -909,23 +1585,21 @@ impl<'a> Rules<'a> {
             self.push("preference", statement, 0.85, "language".into());
             return true;
         }
-        if let Some(system) = unit_system(rest)
+        if let Some(unit) = rest.iter().find(|t| unit_system_word(&t.word).is_some())
             && (about_answers || bare_ok)
         {
+            let system = unit_system_word(&unit.word).unwrap_or("metric");
+            let written = self.own.get(unit.start..unit.end).unwrap_or("");
             self.push(
                 "preference",
-                format!("{sp} wants {system} units."),
+                units_statement(sp, system, written),
                 0.8,
                 "units".into(),
             );
             return true;
         }
         if about_answers && let Some(short) = length_wanted(rest) {
-            let statement = if short {
-                format!("{sp} wants short, concise answers.")
-            } else {
-                format!("{sp} wants detailed answers.")
-            };
+            let statement = length_statement(sp, short, rest);
             self.push("preference", statement, 0.8, "answer_length".into());
             return true;
         }
@@ -1113,6 +1787,544 @@ impl<'a> Rules<'a> {
     }
 }
 
+/// The topic a revocation gives when it names no family ("forget that request"): the
+/// reflector resolves it to the user's most recently stated instruction.
+pub const PREVIOUS: &str = "@previous";
+
+/// The topic prefix of a revocation of an instruction that names no family ("scrap the
+/// recap" → `instruction:recap`): the reflector matches it to an active instruction by
+/// meaning; a revocation without it ends a taste ("I quit bouldering" → `bouldering`).
+pub const INSTRUCTION_PREFIX: &str = "instruction:";
+
+/// Requests phrased as questions ("could you always …?", "would you mind always …?").
+const REQUEST_LEADS: &[&[&str]] = &[
+    &["would", "you", "mind"],
+    &["do", "you", "mind"],
+    &["could", "you", "please"],
+    &["can", "you", "please"],
+    &["could", "you"],
+    &["can", "you"],
+    &["would", "you"],
+    &["will", "you"],
+    &["could", "u"],
+    &["can", "u"],
+    &["would", "u"],
+];
+
+/// Openings that address the assistant before the verb of a directive.
+const ADDRESSED_LEADS: &[&[&str]] = &[
+    &["i", "want", "you", "to"],
+    &["i", "would", "like", "you", "to"],
+    &["i", "need", "you", "to"],
+    &["i", "would", "prefer", "you", "to"],
+    &["i", "would", "prefer", "if", "you"],
+    &["i", "would", "prefer", "it", "if", "you"],
+    &["i", "would", "appreciate", "it", "if", "you"],
+    &["i", "would", "appreciate", "if", "you"],
+    &["i", "would", "love", "it", "if", "you"],
+    &["i", "would", "rather", "you"],
+    &["want", "you", "to"],
+    &["need", "you", "to"],
+    &["you", "can"],
+    &["you", "could"],
+    &["you", "should"],
+    &["you", "must"],
+    &["you", "may"],
+    &["feel", "free", "to"],
+    &["go", "ahead", "and"],
+    &["make", "sure", "to"],
+    &["make", "sure", "you"],
+    &["be", "sure", "to"],
+    &["let", "us"],
+];
+
+/// Words that open a clause but are never its imperative verb.
+#[rustfmt::skip]
+const NOT_VERBS: &[&str] = &[
+    "another", "one", "the", "a", "an", "some", "any", "no", "not", "all", "every", "each", "for",
+    "in", "on", "at", "to", "of", "with", "by", "from", "as", "if", "when", "whenever", "while",
+    "because", "since", "though", "although", "thanks", "thank", "sorry", "yes", "yeah", "nope",
+    "no", "ok", "okay", "haha", "lol", "hi", "hello", "hey", "well", "also", "really", "very",
+    "is", "are", "was", "were", "am", "being", "been", "has", "had", "does", "did", "would",
+    "could", "should", "might", "will", "shall", "can", "may", "must", "perfect", "great", "cool",
+    "nice", "fine", "good", "sure",
+];
+
+/// Words that are a clause's subject, never an imperative verb.
+const SUBJECTS: &[&str] = &[
+    "i", "you", "we", "they", "he", "she", "it", "that", "this", "there", "my", "your", "our",
+    "their", "his", "her", "its", "what", "who", "which", "u",
+];
+
+/// Verbs that set how the assistant writes, for family rules.
+#[rustfmt::skip]
+const STYLE_VERBS: &[&str] = &[
+    "use", "keep", "be", "stay", "stick", "write", "talk", "speak", "answer", "reply", "respond",
+    "give", "put", "make", "format", "explain", "break", "avoid", "switch", "go", "skip", "show",
+    "list", "add", "include", "assume", "structure", "present", "lay", "start", "end", "open",
+    "begin", "quote", "express", "display", "sound", "address", "call", "spell", "round", "cite",
+    "leave", "drop", "bring", "send", "do", "try", "tell",
+];
+
+/// Families of instructions about the form of answers, each one topic, so that differently
+/// worded rules of a family supersede each other ("use a numbered list" → "write in flowing
+/// prose"). Bullet points and tables are different families: a user can want both.
+#[rustfmt::skip]
+const FAMILIES: &[(&str, &[&[&str]])] = &[
+    ("time_format", &[&["24", "hour"], &["12", "hour"], &["am", "pm"], &["military", "time"], &["24h"], &["12h"]]),
+    ("tables", &[&["table"], &["tables"]]),
+    ("emoji", &[&["emoji"], &["emojis"], &["emoticons"], &["emojies"]]),
+    ("format", &[
+        &["bullet"], &["bullets"], &["bulleted"], &["numbered"], &["list"], &["lists"], &["prose"],
+        &["paragraph"], &["paragraphs"], &["walls", "of", "text"], &["wall", "of", "text"],
+    ]),
+    ("markup", &[
+        &["plain", "text"], &["markdown"], &["formatting"], &["headers"], &["header"], &["headings"],
+        &["heading"], &["bold"], &["italics"], &["italic"],
+    ]),
+    ("tone", &[
+        &["formal"], &["informal"], &["casual"], &["friendly"], &["professional"], &["upbeat"],
+        &["encouraging"], &["cheerleading"], &["cheerful"], &["matter", "of", "fact"], &["blunt"],
+        &["playful"], &["stiff"], &["register"], &["tone"], &["corporate"], &["polite"],
+        &["enthusiastic"], &["sarcastic"], &["chatty"], &["relaxed"], &["laid", "back"], &["pirate"],
+        &["motivating"], &["motivational"], &["gentle"], &["direct"], &["serious"],
+        &["friendlier"], &["warmer"], &["gentler"], &["softer"], &["nicer"], &["formally"],
+        &["casually"], &["politely"], &["bluntly"],
+    ]),
+    ("expertise", &[
+        &["beginner"], &["beginners"], &["basics"], &["jargon"], &["technical"], &["vocabulary"],
+        &["layman"], &["laymans"], &["expert"], &["eli5"], &["simple", "words"], &["simple", "language"],
+        &["hand", "holding"], &["simple"], &["simpler"], &["plain", "language"], &["plain", "english"],
+    ]),
+    ("spelling", &[
+        &["spelling"], &["spellings"], &["british", "english"], &["american", "english"],
+        &["uk", "english"], &["us", "english"], &["australian", "english"],
+    ]),
+    ("currency", &[
+        &["euro"], &["euros"], &["dollar"], &["dollars"], &["rand"], &["yen"], &["rupee"], &["rupees"],
+        &["peso"], &["pesos"], &["franc"], &["francs"], &["kronor"], &["krona"], &["krone"],
+        &["zloty"], &["sterling"], &["gbp"], &["usd"], &["eur"], &["currency"], &["won"], &["baht"],
+    ]),
+    ("code_language", &[
+        &["rust"], &["python"], &["kotlin"], &["java"], &["javascript"], &["typescript"], &["golang"],
+        &["ruby"], &["php"], &["swift"], &["scala"], &["haskell"], &["sql"], &["bash"], &["perl"],
+        &["elixir"], &["clojure"], &["lua"],
+    ]),
+    ("punctuation", &[&["exclamation"], &["exclamation", "marks"], &["exclamation", "points"]]),
+    ("name", &[&["title"], &["nickname"], &["full", "name"]]),
+    ("answer_length", &[
+        &["one", "sentence"], &["few", "lines"], &["to", "the", "point"], &["full", "detail"],
+        &["in", "detail"], &["in", "depth"], &["more", "detail"], &["less", "detail"],
+        &["word", "count"], &["shorter"], &["longer"],
+    ]),
+];
+
+/// The family named in tokens `a..b` (a capitalised word before "time" is a time zone:
+/// "Pacific time", "Japan time"; "pounds" is a currency only next to prices).
+fn family_in(toks: &[Tok], a: usize, b: usize) -> Option<&'static str> {
+    let b = b.min(toks.len());
+    let words: Vec<&str> = toks[..b].iter().map(|t| t.word.as_str()).collect();
+    let prices = words[a.min(b)..]
+        .iter()
+        .any(|w| matches!(*w, "price" | "prices" | "cost" | "costs" | "money"));
+    for i in a..b {
+        if toks[i].word == "time"
+            && i > a
+            && (toks[i - 1].cap || matches!(toks[i - 1].word.as_str(), "local" | "zone"))
+            && !matches!(toks[i - 1].word.as_str(), "i" | "the" | "this" | "that")
+        {
+            return Some("time_zone");
+        }
+        if matches!(
+            toks[i].word.as_str(),
+            "timezone"
+                | "gmt"
+                | "utc"
+                | "cet"
+                | "pst"
+                | "est"
+                | "pdt"
+                | "edt"
+                | "bst"
+                | "jst"
+                | "aest"
+        ) || contains_seq(&words[i..], &["time", "zone"]) && i + 2 <= b && words[i] == "time"
+        {
+            return Some("time_zone");
+        }
+        if prices && matches!(toks[i].word.as_str(), "pounds" | "pound") {
+            return Some("currency");
+        }
+        for (family, phrases) in FAMILIES {
+            if phrases
+                .iter()
+                .any(|p| i + p.len() <= b && words[i..i + p.len()] == **p)
+            {
+                return Some(family);
+            }
+        }
+    }
+    None
+}
+
+/// The last family, unit, language or name ("called me Sasha") mentioned in `toks`, with
+/// its words as written in `own`.
+fn mention(toks: &[Tok], own: &str) -> Option<(String, String)> {
+    let text = |a: usize, b: usize| {
+        own.get(toks[a].start..toks[b - 1].end)
+            .unwrap_or("")
+            .to_string()
+    };
+    for i in (0..toks.len()).rev() {
+        let w = toks[i].word.as_str();
+        if METRIC.contains(&w) || IMPERIAL.contains(&w) {
+            return Some(("units".into(), text(i, i + 1)));
+        }
+        if LANGUAGES.contains(&w) {
+            return Some(("language".into(), text(i, i + 1)));
+        }
+        if i >= 2
+            && toks[i].cap
+            && toks[i - 1].word == "me"
+            && matches!(toks[i - 2].word.as_str(), "call" | "called" | "calls")
+        {
+            return Some(("name".into(), text(i, i + 1)));
+        }
+        if let Some(f) = family_in(toks, i, (i + 3).min(toks.len()))
+            && family_in(toks, i + 1, (i + 3).min(toks.len())) != Some(f)
+        {
+            let mut end = i + 1;
+            while end < toks.len()
+                && end - i < 3
+                && !toks[end - 1].boundary_after
+                && !is_stopword(&toks[end].word)
+            {
+                end += 1;
+            }
+            return Some((f.to_string(), text(i, end)));
+        }
+    }
+    None
+}
+
+/// Index just past the clause that contains token `at`.
+fn clause_end(toks: &[Tok], at: usize) -> usize {
+    let mut end = at;
+    while end < toks.len() {
+        end += 1;
+        if toks[end - 1].boundary_after {
+            break;
+        }
+    }
+    end.min(toks.len())
+}
+
+/// Leading politeness and discourse markers.
+fn skip_markers(toks: &[Tok], mut i: usize) -> usize {
+    while toks.get(i).is_some_and(|t| {
+        matches!(
+            t.word.as_str(),
+            "please"
+                | "pls"
+                | "plz"
+                | "and"
+                | "also"
+                | "so"
+                | "ok"
+                | "okay"
+                | "oh"
+                | "hey"
+                | "but"
+                | "then"
+                | "now"
+                | "anyway"
+                | "btw"
+                | "tbh"
+                | "honestly"
+                | "though"
+                | "well"
+        )
+    }) {
+        i += 1;
+    }
+    i
+}
+
+/// A word in -ing that is not a verb's base form ("citing", not "bring").
+fn is_gerund(w: &str) -> bool {
+    const BASES: &[&str] = &[
+        "bring",
+        "sing",
+        "ring",
+        "string",
+        "swing",
+        "sting",
+        "spring",
+        "fling",
+        "cling",
+        "thing",
+        "king",
+        "wing",
+        "ping",
+        "ding",
+        "during",
+        "nothing",
+        "something",
+        "anything",
+        "everything",
+    ];
+    w.len() > 4 && w.ends_with("ing") && !BASES.contains(&w)
+}
+
+/// The verb at `i` follows "would you mind" / "do you mind" (a gerund is its verb).
+fn minded(toks: &[Tok], i: usize) -> bool {
+    toks[..i].iter().rev().take(3).any(|t| t.word == "mind")
+}
+
+/// The sentence says the rule stands beyond this turn.
+fn standing_cue(words: &[&str]) -> bool {
+    words.iter().any(|w| {
+        matches!(
+            *w,
+            "always"
+                | "never"
+                | "every"
+                | "each"
+                | "whenever"
+                | "anytime"
+                | "default"
+                | "unless"
+                | "generally"
+                | "stop"
+        )
+    }) || [
+        &["from", "now", "on"][..],
+        &["going", "forward"],
+        &["in", "the", "future"],
+        &["in", "future"],
+        &["in", "general"],
+        &["from", "here", "on"],
+        &["any", "time"],
+        &["starting", "today"],
+        &["from", "today"],
+        &["all", "the", "time"],
+        &["for", "anything"],
+        &["our", "chats"],
+    ]
+    .iter()
+    .any(|seq| contains_seq(words, seq))
+}
+
+/// The request is for today, this question or this time only.
+fn temporary(words: &[&str]) -> bool {
+    [
+        &["for", "today"][..],
+        &["rest", "of", "our", "chat", "today"],
+        &["rest", "of", "the", "day"],
+        &["this", "one"],
+        &["this", "time"],
+        &["just", "this"],
+        &["for", "this", "question"],
+        &["for", "this", "answer"],
+    ]
+    .iter()
+    .any(|seq| contains_seq(words, seq))
+}
+
+/// The object is a particular text ("this email", "the sentence", a quotation): a task.
+fn one_off(toks: &[Tok], a: usize, b: usize) -> bool {
+    toks[a.min(toks.len())..b.min(toks.len())].iter().any(|t| {
+        matches!(
+            t.word.as_str(),
+            "this"
+                | "these"
+                | "email"
+                | "message"
+                | "sentence"
+                | "paragraph"
+                | "essay"
+                | "letter"
+                | "card"
+                | "post"
+                | "text"
+                | "document"
+        )
+    }) && !toks[a.min(toks.len())..b.min(toks.len())]
+        .iter()
+        .any(|t| matches!(t.word.as_str(), "plain" | "walls" | "wall"))
+}
+
+/// The base form of a gerund or past tense after "stop", "would you mind", "if you":
+/// "citing" → "cite", "kept" → "keep", "putting" → "put".
+fn base_verb(w: &str) -> String {
+    if let Some((_, b)) = GERUNDS.iter().find(|(g, _)| *g == w) {
+        return (*b).to_string();
+    }
+    let past = match w {
+        "kept" => "keep",
+        "used" => "use",
+        "gave" => "give",
+        "wrote" => "write",
+        "made" => "make",
+        "stopped" => "stop",
+        "called" => "call",
+        "answered" => "answer",
+        "replied" => "reply",
+        "responded" => "respond",
+        "avoided" => "avoid",
+        "sent" => "send",
+        "spoke" => "speak",
+        "told" => "tell",
+        "added" => "add",
+        "started" => "start",
+        "ended" => "end",
+        "stuck" => "stick",
+        "switched" => "switch",
+        "included" => "include",
+        "explained" => "explain",
+        "talked" => "talk",
+        "opened" => "open",
+        "skipped" => "skip",
+        "wrapped" => "wrap",
+        _ => "",
+    };
+    if !past.is_empty() {
+        return past.to_string();
+    }
+    const E_STEMS: &[&str] = &[
+        "cit",
+        "us",
+        "writ",
+        "giv",
+        "mak",
+        "tak",
+        "includ",
+        "provid",
+        "quot",
+        "phras",
+        "structur",
+        "stat",
+        "not",
+        "shar",
+        "describ",
+        "summaris",
+        "summariz",
+        "typ",
+        "plac",
+        "rat",
+        "translat",
+        "cod",
+        "serv",
+        "com",
+        "lov",
+        "hat",
+        "sav",
+        "leav",
+        "receiv",
+        "argu",
+        "prefac",
+        "continu",
+        "captur",
+        "clos",
+        "compar",
+        "explor",
+        "chang",
+        "arrang",
+        "prepar",
+        "reduc",
+        "introduc",
+        "capitalis",
+        "capitaliz",
+        "rephras",
+        "simplif",
+        "pronounc",
+    ];
+    let Some(stem) = w.strip_suffix("ing").filter(|_| is_gerund(w)) else {
+        return w.to_string();
+    };
+    let b = stem.as_bytes();
+    if b.len() >= 3
+        && b[b.len() - 1] == b[b.len() - 2]
+        && b"ptgmnbdr".contains(&b[b.len() - 1])
+        && !stem.ends_with("dd")
+    {
+        return stem[..stem.len() - 1].to_string();
+    }
+    if E_STEMS.contains(&stem) {
+        return format!("{stem}e");
+    }
+    stem.to_string()
+}
+
+/// A directive's words about the user in the third person: "me" → "them", "my" → "their".
+fn pronouns_third(text: &str) -> String {
+    text.split_whitespace()
+        .map(|w| {
+            let core = w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'');
+            let rest = &w[w.find(core).map_or(0, |i| i + core.len())..];
+            let mapped = match core.to_lowercase().as_str() {
+                "me" => "them",
+                "my" => "their",
+                "i" => "they",
+                "myself" => "themselves",
+                "i'm" | "im" => "they're",
+                "mine" => "theirs",
+                _ => return w.to_string(),
+            };
+            let lead = &w[..w.find(core).unwrap_or(0)];
+            format!("{lead}{mapped}{rest}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn kind_of(c: &Cues) -> &'static str {
+    if c.neg { "constraint" } else { "instruction" }
+}
+
+/// `metric` or `imperial` for one unit word.
+fn unit_system_word(w: &str) -> Option<&'static str> {
+    if METRIC.contains(&w) {
+        Some("metric")
+    } else if IMPERIAL.contains(&w) {
+        Some("imperial")
+    } else {
+        None
+    }
+}
+
+/// "Sam wants imperial units (pounds)."; the unit as the user wrote it unless it is the
+/// system's own name.
+fn units_statement(speaker: &str, system: &str, written: &str) -> String {
+    if written.is_empty() || written.eq_ignore_ascii_case(system) {
+        format!("{speaker} wants {system} units.")
+    } else {
+        format!("{speaker} wants {system} units ({written}).")
+    }
+}
+
+/// "Sam wants short, concise answers." plus the user's own word when the template lacks it
+/// ("… (brief)", "Sam wants detailed answers (thorough).").
+fn length_statement(speaker: &str, short: bool, toks: &[Tok]) -> String {
+    let (base, words) = if short {
+        (
+            format!("{speaker} wants short, concise answers"),
+            SHORT_WORDS,
+        )
+    } else {
+        (format!("{speaker} wants detailed answers"), LONG_WORDS)
+    };
+    let said = toks
+        .iter()
+        .find(|t| words.contains(&t.word.as_str()))
+        .map(|t| t.word.as_str())
+        .filter(|w| !matches!(*w, "short" | "concise" | "detailed"));
+    match said {
+        Some(w) => format!("{base} ({w})."),
+        None => format!("{base}."),
+    }
+}
+
 /// What made an imperative look addressed to the assistant.
 struct Cues {
     neg: bool,
@@ -1121,6 +2333,8 @@ struct Cues {
     only: bool,
     addressed: bool,
     me_next: bool,
+    /// A word before the verb (a marker, "always", a request) addresses it.
+    cued: bool,
 }
 
 fn is_favorite(w: &str) -> bool {
@@ -1163,6 +2377,244 @@ fn diet_topic(toks: &[Tok], p: &Phrase) -> Option<String> {
     .then(|| "diet".to_string())
 }
 
+/// An active rule of the user, as [`adopt_topics`] compares a new draft with it.
+#[derive(Debug, Clone, Copy)]
+pub struct ActiveRule<'a> {
+    pub kind: &'a str,
+    pub topic: &'a str,
+    pub statement: &'a str,
+    /// Its stored vector (empty when unknown).
+    pub embedding: &'a [f32],
+}
+
+/// Cosine (MiniLM, all-MiniLM-L6-v2) from which a new instruction takes the topic of the
+/// user's most similar active instruction: they are worded differently but say how to do
+/// the same thing ("make the bills reminder a Monday thing" after "remind me to check my
+/// bills every Sunday"). Calibrated on the tuning part of the phrasing corpus
+/// (`tests/phrasing/tuning/instructions.json`): between an instruction and the earlier one it
+/// replaces the statements' cosine was 0.62–0.83, between two instructions of one user that
+/// both stand it was at most 0.55; 0.6 sits between them.
+pub const SAME_TOPIC_COSINE: f32 = 0.6;
+
+/// The same for a revocation ("scrap the recap at the end" → "end every answer with a
+/// one-line summary"), whose statement restates less of the rule: a revocation that matches
+/// nothing ends nothing, so a lower bar costs little. Same source as [`SAME_TOPIC_COSINE`].
+pub const REVOCATION_COSINE: f32 = 0.45;
+
+/// Word-overlap fallback when vectors cannot decide (the `hash` embedder): the share of
+/// the smaller statement's content words that the other statement has.
+pub const SAME_TOPIC_OVERLAP: f32 = 0.6;
+
+/// The cosine from which a new instruction takes an active rule's canonical topic (one the
+/// word families decided, like `answer_length`): the families did not recognise the new
+/// one's words, so it needs to be closer. Same source as [`SAME_TOPIC_COSINE`]: the closest
+/// pair of two standing instructions of one user seen there was 0.63 ("short answers, one
+/// sentence" / "ask me a clarifying question").
+pub const CANONICAL_TOPIC_COSINE: f32 = 0.75;
+
+/// Topics whose keys already name the slot ([`extract`]'s table): a draft with one of
+/// them keeps it.
+fn canonical(topic: &str) -> bool {
+    matches!(
+        topic,
+        "language"
+            | "name"
+            | "contact_time"
+            | "units"
+            | "answer_length"
+            | "emoji"
+            | "diet"
+            | "pronouns"
+            | "time_zone"
+            | "time_format"
+            | "tables"
+            | "format"
+            | "markup"
+            | "tone"
+            | "expertise"
+            | "spelling"
+            | "currency"
+            | "code_language"
+            | "punctuation"
+    ) || topic.starts_with("allergy:")
+        || topic.starts_with("favorite_")
+        || topic.starts_with("free:")
+}
+
+/// Instructions and constraints to the assistant (not allergies) form one class, tastes and
+/// diets another: a topic is only taken from a rule of the same class.
+fn directive(kind: &str, topic: &str) -> bool {
+    (matches!(kind, "instruction" | "constraint") && !topic.starts_with("allergy:"))
+        || (kind == REVOCATION
+            && (topic == PREVIOUS || topic.starts_with(INSTRUCTION_PREFIX) || canonical(topic))
+            && !matches!(topic, "diet")
+            && !topic.starts_with("allergy:")
+            && !topic.starts_with("free:"))
+}
+
+/// A statement's content words, without its subject (the speaker's name) and the words of
+/// the statement templates.
+fn content_words(statement: &str) -> Vec<String> {
+    super::words::tokens(statement)
+        .into_iter()
+        .skip(1)
+        .filter(|w| {
+            !is_stopword(w)
+                && !matches!(
+                    w.as_str(),
+                    "asked"
+                        | "more"
+                        | "anymore"
+                        | "again"
+                        | "please"
+                        | "instead"
+                        | "use"
+                        | "assistant"
+                        | "always"
+                        | "never"
+                        | "wants"
+                        | "want"
+                        | "does"
+                        | "not"
+                        | "no"
+                        | "longer"
+                        | "them"
+                        | "their"
+                        | "they"
+                        | "answers"
+                        | "is"
+                )
+        })
+        .map(|w| singular(&w))
+        .collect()
+}
+
+fn overlap(a: &[String], b: &[String]) -> f32 {
+    let n = a.len().min(b.len());
+    if n == 0 {
+        return 0.0;
+    }
+    a.iter().filter(|w| b.contains(w)).count() as f32 / n as f32
+}
+
+/// A negative statement ("does not want", "no longer", "never") or a constraint.
+fn negative(kind: &str, statement: &str) -> bool {
+    kind == "constraint" || {
+        let w = super::words::tokens(statement);
+        w.iter()
+            .any(|x| matches!(x.as_str(), "not" | "never" | "longer"))
+    }
+}
+
+/// Gives each draft the topic of the user's active rule it is about, however either is
+/// worded (issue 18): a newer rule on the same topic supersedes the older one.
+///
+/// - A draft whose topic an active rule already has, or whose topic is canonical (see
+///   [`extract`]'s table), keeps it. When it only negates that active rule ("stop calling
+///   me Dr Okafor" after "address me as Dr. Okafor", "you can use emojis again" after "don't
+///   use emojis"), it becomes a revocation: the rule ends and no negated rule is stored.
+/// - A revocation of [`PREVIOUS`] ("forget that request") takes the topic of the user's
+///   most recently stated active instruction (`active` is newest first).
+/// - Other instructions, constraints and revocations take the topic of the most similar
+///   active instruction or constraint: by cosine of the vectors when `vectors` are given
+///   (MiniLM; [`SAME_TOPIC_COSINE`], [`REVOCATION_COSINE`]), else by content-word overlap
+///   ([`SAME_TOPIC_OVERLAP`]).
+/// - Tastes take the topic of an active taste whose key contains theirs or is contained in
+///   it, with the same last word ("baking" → "sourdough baking"); meaning is not enough
+///   there ("Thai food" is not "Italian food").
+///
+/// Two drafts of one turn never end up with one topic: a later one keeps its own.
+pub fn adopt_topics(
+    drafts: &mut [RuleDraft],
+    vectors: Option<&[Vec<f32>]>,
+    active: &[ActiveRule<'_>],
+) {
+    for i in 0..drafts.len() {
+        let d = &drafts[i];
+        let revocation = d.kind == REVOCATION;
+        if let Some(a) = active.iter().find(|a| a.topic == d.topic) {
+            if !revocation && negative(&d.kind, &d.statement) != negative(a.kind, a.statement) {
+                let (mine, theirs) = (content_words(&d.statement), content_words(a.statement));
+                if !mine.is_empty() && mine.iter().all(|w| theirs.contains(w)) {
+                    drafts[i].kind = REVOCATION.to_string();
+                }
+            }
+            continue;
+        }
+        if canonical(&d.topic) {
+            continue;
+        }
+        let taken = |t: &str| {
+            drafts
+                .iter()
+                .enumerate()
+                .any(|(k, x)| k != i && x.topic == t)
+        };
+        let topic: Option<&str> = if d.topic == PREVIOUS {
+            active
+                .iter()
+                .find(|a| directive(a.kind, a.topic))
+                .map(|a| a.topic)
+        } else if revocation || directive(&d.kind, &d.topic) {
+            // A revocation's own key ("instruction:recap") is never kept as a topic.
+            let mine = content_words(&d.statement);
+            let vector = vectors.and_then(|v| v.get(i));
+            let mine_directive = directive(&d.kind, &d.topic);
+            let mut best: Option<(f32, &str)> = None;
+            for a in active {
+                let bar = if revocation {
+                    REVOCATION_COSINE
+                } else if canonical(a.topic) {
+                    CANONICAL_TOPIC_COSINE
+                } else {
+                    SAME_TOPIC_COSINE
+                };
+                let score = if directive(a.kind, a.topic) != mine_directive {
+                    None
+                } else if mine_directive {
+                    match vector {
+                        Some(v) if v.len() == a.embedding.len() && !v.is_empty() => {
+                            let c = crate::embed::cosine(v, a.embedding);
+                            (c >= bar).then_some(c)
+                        }
+                        _ => {
+                            let o = overlap(&mine, &content_words(a.statement));
+                            (o >= SAME_TOPIC_OVERLAP).then_some(o)
+                        }
+                    }
+                } else {
+                    same_taste(&d.topic, a.topic).then_some(1.0)
+                };
+                if let Some(sc) = score
+                    && best.is_none_or(|(b, _)| sc > b)
+                {
+                    best = Some((sc, a.topic));
+                }
+            }
+            best.map(|(_, t)| t)
+        } else {
+            active
+                .iter()
+                .find(|a| !directive(a.kind, a.topic) && same_taste(&d.topic, a.topic))
+                .map(|a| a.topic)
+        };
+        if let Some(t) = topic
+            && !taken(t)
+        {
+            drafts[i].topic = t.to_string();
+        }
+    }
+}
+
+/// Two taste keys of one thing: one's words contain the other's, with the same last word.
+fn same_taste(a: &str, b: &str) -> bool {
+    let (wa, wb): (Vec<&str>, Vec<&str>) = (a.split(' ').collect(), b.split(' ').collect());
+    if a.contains(':') || b.contains(':') || wa.last() != wb.last() {
+        return false;
+    }
+    wa.iter().all(|w| wb.contains(w)) || wb.iter().all(|w| wa.contains(w))
+}
+
 /// Extracts the preferences, instructions and constraints the speaker states in one turn.
 /// Questions yield nothing; at most one rule per topic (the first stated).
 pub fn extract(turn: &TurnView) -> Vec<RuleDraft> {
@@ -1172,9 +2624,14 @@ pub fn extract(turn: &TurnView) -> Vec<RuleDraft> {
         own,
         out: Vec::new(),
     };
-    for s in sentences(own) {
-        if !is_question(&s) {
-            rules.sentence(&s);
+    let all = sentences(own);
+    for (i, s) in all.iter().enumerate() {
+        rules.directives(s, &all[..i]);
+        if !is_question(s) {
+            for start in Rules::directive_starts(&s.toks) {
+                rules.fragment(s, start);
+            }
+            rules.sentence(s);
         }
     }
     rules.out
@@ -1285,7 +2742,7 @@ mod tests {
             "Always give temperatures in Fahrenheit",
             "instruction",
             "units",
-            "Sam wants imperial units.",
+            "Sam wants imperial units (Fahrenheit).",
         );
         check(
             "Keep your answers short please.",
@@ -1317,6 +2774,146 @@ mod tests {
             "language",
             "Sam wants answers in French.",
         );
+        // A request with a standing cue is a standing rule, even as a question.
+        check(
+            "Can you always answer in Spanish?",
+            "instruction",
+            "language",
+            "Sam wants answers in Spanish.",
+        );
+        check(
+            "Would you mind always citing your sources?",
+            "instruction",
+            "cite:source",
+            "Sam asked the assistant to always cite your sources.",
+        );
+        check(
+            "Also no tables please.",
+            "constraint",
+            "tables",
+            "Sam does not want tables.",
+        );
+        check(
+            "Write in flowing prose instead, please.",
+            "instruction",
+            "format",
+            "Sam asked the assistant to write in flowing prose instead, please.",
+        );
+        check(
+            "Just be casual with me from here on.",
+            "instruction",
+            "tone",
+            "Sam asked the assistant to always be casual with them from here on.",
+        );
+        check(
+            "Use Pacific time for anything involving hours.",
+            "instruction",
+            "time_zone",
+            "Sam asked the assistant to always use Pacific time for anything involving hours.",
+        );
+        check(
+            "Please address me as Dr. Okafor in your replies.",
+            "instruction",
+            "name",
+            "Sam wants to be called Dr. Okafor.",
+        );
+    }
+
+    #[test]
+    fn revocations() {
+        for (text, topic) in [
+            ("You can forget the bullet-point thing now.", "format"),
+            ("Go ahead and forget that request.", PREVIOUS),
+            (
+                "You can go back to normal with the times.",
+                "instruction:time",
+            ),
+            ("Enough cheerleading now.", "tone"),
+            ("I'm eating meat again!", "diet"),
+            ("I'm not vegan anymore.", "diet"),
+            ("Turns out I'm not coeliac after all.", "allergy:gluten"),
+            ("I quit bouldering after I sprained my wrist.", "bouldering"),
+            ("lost interest in baking tbh", "baking"),
+        ] {
+            let r = one(text);
+            assert_eq!(
+                (r.kind.as_str(), r.topic.as_str()),
+                (REVOCATION, topic),
+                "{text:?}"
+            );
+        }
+        // A new value in the same turn replaces the ending.
+        let r = rules_of("Nkechi", "You can drop the title and just use Nkechi.");
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(
+            (r[0].kind.as_str(), r[0].topic.as_str()),
+            ("instruction", "name")
+        );
+    }
+
+    #[test]
+    fn a_newer_rule_takes_the_topic_of_the_rule_it_replaces() {
+        let active = [
+            ActiveRule {
+                kind: "instruction",
+                topic: "remind:bill",
+                statement: "Sam asked the assistant to remind them to check their bills every Sunday.",
+                embedding: &[],
+            },
+            ActiveRule {
+                kind: "preference",
+                topic: "sourdough baking",
+                statement: "Sam is into sourdough baking.",
+                embedding: &[],
+            },
+            ActiveRule {
+                kind: "instruction",
+                topic: "name",
+                statement: "Sam wants to be called Dr. Okafor.",
+                embedding: &[],
+            },
+        ];
+        let mut drafts = vec![
+            RuleDraft {
+                kind: "instruction".into(),
+                statement: "Sam asked the assistant to remind them to check their bills on Monday."
+                    .into(),
+                confidence: 0.7,
+                topic: "remind:monday".into(),
+            },
+            RuleDraft {
+                kind: REVOCATION.into(),
+                statement: "Sam gave up baking.".into(),
+                confidence: 0.8,
+                topic: "baking".into(),
+            },
+            RuleDraft {
+                kind: "constraint".into(),
+                statement: "Sam does not want to be called Dr. Okafor.".into(),
+                confidence: 0.9,
+                topic: "name".into(),
+            },
+            RuleDraft {
+                kind: "preference".into(),
+                statement: "Sam loves Thai food.".into(),
+                confidence: 0.6,
+                topic: "thai food".into(),
+            },
+        ];
+        adopt_topics(&mut drafts, None, &active);
+        let got: Vec<(&str, &str)> = drafts
+            .iter()
+            .map(|d| (d.kind.as_str(), d.topic.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("instruction", "remind:bill"),
+                (REVOCATION, "sourdough baking"),
+                (REVOCATION, "name"),
+                ("preference", "thai food"),
+            ]
+        );
     }
 
     #[test]
@@ -1341,9 +2938,11 @@ mod tests {
             "Sam is vegetarian.",
         );
         check("I am a vegan", "preference", "diet", "Sam is vegan.");
+        // Ends the diet (issue 18): no rule "Sam is no longer vegetarian" that would still
+        // present the word as valid.
         check(
             "I'm not vegetarian anymore.",
-            "preference",
+            "revocation",
             "diet",
             "Sam is no longer vegetarian.",
         );
@@ -1480,7 +3079,14 @@ mod tests {
         for t in [
             "Do you prefer tea?",
             "Do you like coffee",
-            "Can you always answer in Spanish?",
+            "Can you translate 'where is the nearest pharmacy' into Italian for me?",
+            "Can you rewrite this email so it sounds more formal?",
+            "Rewrite this email formally.",
+            "How do you say 'good luck' in German?",
+            "Should I make you answer in Japanese?",
+            "For this one question, give me the full detail.",
+            "Talk like a pirate for the rest of our chat today!",
+            "If I were famous I'd make you call me Captain.",
             "Are you vegetarian?",
             "What's your favorite color?",
             "Hi!",

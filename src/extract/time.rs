@@ -93,12 +93,12 @@ static BEFORE_RE: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?i)\bthe\s+(week|weekend)\s+before(\s+last)?\b"));
 static WEEKDAY_RE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)\b(last|this\s+past|past|this|next|on)\s+(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b|\b(last|next)\s+(mon|tues?|wed|thu(?:rs?)?|fri|sat|sun)\b",
+        r"(?i)\b(?:(last|this\s+past|past|this|next|on|to|until|till|by|for)\s+)(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b|\b(last|next)\s+(mon|tues?|wed|thu(?:rs?)?|fri|sat|sun)\b",
     )
 });
 static COUNT_RE: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
-        r"(?i)\b(?:(in)\s+)?{NUM}\s+(day|week|weekend|month|year)s?(?:\s+(ago))?\b"
+        r"(?i)\b(?:(in)\s+)?{NUM}\s+(day|week|weekend|month|year|fortnight)s?(?:\s+(ago|from\s+(?:today|now)))?\b"
     ))
 });
 static MONTH_RE: LazyLock<Regex> = LazyLock::new(|| {
@@ -336,6 +336,17 @@ fn tense(text: &str, start: usize, end: usize) -> Option<bool> {
     before.or(after).flatten()
 }
 
+/// The sentence around `start..end` has a verb in the past ("threw", "moved", "was").
+fn sentence_is_past(text: &str, start: usize, end: usize) -> bool {
+    let stops = ['.', '!', '?', ';', '\n'];
+    let s = text[..start].rfind(stops).map_or(0, |i| i + 1);
+    let e = text[end..].find(stops).map_or(text.len(), |i| end + i);
+    WORD_RE.find_iter(&text[s..e]).any(|w| {
+        let lw = w.as_str().to_lowercase();
+        PAST_CUES.contains(&lw.as_str()) || super::clause::is_past_form(&lw)
+    })
+}
+
 fn day_cand(c: &Captures, r: NaiveDate) -> Option<Cand> {
     let m = c.get(0)?;
     let (s, e) = (m.start(), m.end());
@@ -530,18 +541,25 @@ fn weekday_cand(c: &Captures, text: &str, r: NaiveDate) -> Option<Cand> {
         "sunday",
     ];
     // Full names (groups 1, 2), or abbreviations after last/next (groups 3, 4: "last Fri").
-    let (which, name) = match (c.get(1), c.get(2)) {
-        (Some(w), Some(n)) => (w, n),
-        _ => (c.get(3)?, c.get(4)?),
+    let (which, name) = match c.get(2) {
+        Some(n) => (c.get(1).map_or("on", |w| w.as_str()), n),
+        None => (c.get(3)?.as_str(), c.get(4)?),
     };
     let name = name.as_str().to_lowercase();
     let wd = u32::try_from(names.iter().position(|n| n.starts_with(&name[..3]))?).ok()?;
-    let d = match norm(which.as_str()).as_str() {
+    // A bare weekday ("on Friday", "Thursday instead") follows the clause's tense: forward
+    // for the future and for a present ("we're driving up on Friday", "the party is on
+    // Monday": a scheduled event), back when the sentence speaks of the past.
+    let d = match norm(which).as_str() {
         "last" | "this past" | "past" => last_weekday(r, wd)?,
         "next" => next_weekday(r, wd)?,
         "this" => add_days(monday(r)?, i64::from(wd))?,
-        _ if tense(text, m.start(), m.end()) == Some(true) => next_weekday(r, wd)?,
-        _ => last_weekday(r, wd)?,
+        _ => match tense(text, m.start(), m.end()) {
+            Some(true) => next_weekday(r, wd)?,
+            Some(false) => last_weekday(r, wd)?,
+            None if sentence_is_past(text, m.start(), m.end()) => last_weekday(r, wd)?,
+            None => next_weekday(r, wd)?,
+        },
     };
     day(m.start(), m.end(), d)
 }
@@ -549,9 +567,13 @@ fn weekday_cand(c: &Captures, text: &str, r: NaiveDate) -> Option<Cand> {
 fn count_cand(c: &Captures, r: NaiveDate) -> Option<Cand> {
     let m = c.get(0)?;
     let (s, e) = (m.start(), m.end());
-    let future = c.get(1).is_some();
-    if future == c.get(4).is_some() {
-        return None; // needs exactly one of "in …" (future) or "… ago" (past)
+    let after = c
+        .get(4)
+        .map(|g| g.as_str().to_lowercase())
+        .filter(|g| g.starts_with("from"));
+    let future = c.get(1).is_some() || after.is_some();
+    if c.get(1).is_some() == c.get(4).is_some() {
+        return None; // needs exactly one of "in …" (future), "… from today" or "… ago" (past)
     }
     let qty = norm(c.get(2)?.as_str());
     let (n, vague): (i64, bool) = match qty.as_str() {
@@ -578,6 +600,9 @@ fn count_cand(c: &Captures, r: NaiveDate) -> Option<Cand> {
             )
         }
         "day" => day(s, e, add_days(r, sign * n)?),
+        // "in a fortnight", "two weeks from today": counted days, exact.
+        "fortnight" => day(s, e, add_days(r, sign * 14 * n)?),
+        "week" if after.is_some() => day(s, e, add_days(r, 7 * n)?),
         "week" if !future && !vague && n >= 1 => week_before(s, e, r, n),
         "week" => {
             let center = add_days(r, sign * 7 * n)?;

@@ -19,6 +19,9 @@ use crate::extract::{self, TurnView};
 use crate::job::{ReflectionJob, Tier};
 use crate::store::Store;
 
+/// How many of a user's active rules (newest first) a new rule is compared with.
+const ACTIVE_RULES_COMPARED: usize = 500;
+
 /// A test hook: returns `Some(error)` to make a tier fail for a job before it commits.
 /// Production code never sets one.
 pub type FaultInjector = Arc<dyn Fn(&ReflectionJob, Tier) -> Option<String> + Send + Sync>;
@@ -255,6 +258,7 @@ impl Reflector {
             Some(llm) => llm.rules(view).await?,
             None => extract::rules::extract(view),
         };
+        let mut drafts = drafts;
         let vectors = if drafts.is_empty() {
             Vec::new()
         } else {
@@ -262,6 +266,27 @@ impl Reflector {
                 .embed(drafts.iter().map(|d| d.statement.clone()).collect())
                 .await?
         };
+        if !drafts.is_empty() {
+            // A newer rule on the same topic supersedes the older one however either is
+            // worded: compare with the user's active rules (their stored vectors; words
+            // when the embedder is the `hash` one, whose vectors carry no meaning).
+            let user = job.user_id.clone();
+            let active = self
+                .store
+                .run(move |s| s.list_rules(&user, false, ACTIVE_RULES_COMPARED, 0))
+                .await?;
+            let view: Vec<extract::rules::ActiveRule<'_>> = active
+                .iter()
+                .map(|r| extract::rules::ActiveRule {
+                    kind: &r.kind,
+                    topic: &r.topic,
+                    statement: &r.statement,
+                    embedding: &r.embedding,
+                })
+                .collect();
+            let semantic = !self.embed.model_id().starts_with("hash");
+            extract::rules::adopt_topics(&mut drafts, semantic.then_some(&vectors[..]), &view);
+        }
         let pairs: Vec<_> = drafts.into_iter().zip(vectors).collect();
         let job = job.clone();
         self.store

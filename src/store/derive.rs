@@ -145,6 +145,57 @@ pub(crate) fn slot_rows(facts: &[(i64, i64, i64)]) -> Vec<SlotRow> {
     out
 }
 
+/// One rule of a topic as [`topic_rows`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TopicRule {
+    pub id: i64,
+    /// When it was last stated.
+    pub last_ms: i64,
+    pub superseded_by: Option<i64>,
+    pub invalid_ms: Option<i64>,
+}
+
+impl TopicRule {
+    /// The time a revocation ended this rule: `superseded_by` is its own id.
+    fn ended_at(&self) -> Option<i64> {
+        (self.superseded_by == Some(self.id))
+            .then_some(self.invalid_ms)
+            .flatten()
+    }
+}
+
+/// Which rule of a topic is active, from `rules` ordered newest first (by `last_ms`, ties by
+/// statement, descending): the newest, unless a revocation ended the topic at or after it was
+/// stated (the latest ending mark on any of the topic's rules), in which case it keeps an
+/// ending mark (`superseded_by` = itself, `invalid_ms` = that ending) and none is active.
+/// Every other rule is superseded by the newest from its `last_ms`, except one that carries
+/// its own ending mark, which keeps it. Returns `(id, superseded_by, invalid_ms)` for the
+/// rows that change. A pure function of the rows, shared by both stores.
+pub(crate) fn topic_rows(rules: &[TopicRule]) -> Vec<(i64, Option<i64>, Option<i64>)> {
+    let Some(top) = rules.first() else {
+        return Vec::new();
+    };
+    let ended = rules.iter().filter_map(TopicRule::ended_at).max();
+    let mut out = Vec::new();
+    let top_state = match ended {
+        Some(e) if e >= top.last_ms => (Some(top.id), Some(e)),
+        _ => (None, None),
+    };
+    if (top.superseded_by, top.invalid_ms) != top_state {
+        out.push((top.id, top_state.0, top_state.1));
+    }
+    for r in &rules[1..] {
+        if r.ended_at().is_some() {
+            continue;
+        }
+        let state = (Some(top.id), Some(top.last_ms));
+        if (r.superseded_by, r.invalid_ms) != state {
+            out.push((r.id, state.0, state.1));
+        }
+    }
+    out
+}
+
 /// Whether one tombstone (its `source_job_id`, and its `evidence` as a JSON string array)
 /// keeps reflection of `job_id`, whose evidence ids are `evidence`, from writing the memory
 /// again: it names that job, or one of those evidence ids.
@@ -230,6 +281,45 @@ mod tests {
         assert_eq!(norm_name("My Mom"), "mom");
         assert_eq!(norm_name("the  Eiffel Tower!"), "eiffel tower");
         assert_eq!(norm_name("Sarah"), "sarah");
+    }
+
+    #[test]
+    fn a_topic_keeps_its_newest_rule_unless_a_revocation_ended_it() {
+        let r = |id, last_ms, superseded_by, invalid_ms| TopicRule {
+            id,
+            last_ms,
+            superseded_by,
+            invalid_ms,
+        };
+        // Newest first: 3 is active, 1 and 2 superseded by it.
+        assert_eq!(
+            topic_rows(&[
+                r(3, 300, None, None),
+                r(2, 200, None, None),
+                r(1, 100, Some(2), Some(200))
+            ]),
+            vec![(2, Some(3), Some(300)), (1, Some(3), Some(300))]
+        );
+        // 2 was ended at 250: nothing is active; 1 is superseded by 2, which keeps its mark.
+        assert_eq!(
+            topic_rows(&[r(2, 200, Some(2), Some(250)), r(1, 100, None, None)]),
+            vec![(1, Some(2), Some(200))]
+        );
+        // An older rule processed after the ending (out of order) is ended too.
+        assert_eq!(
+            topic_rows(&[r(4, 220, None, None), r(2, 200, Some(2), Some(250))]),
+            vec![(4, Some(4), Some(250))]
+        );
+        // A rule stated after the ending is active; the ended one keeps its own mark.
+        assert_eq!(
+            topic_rows(&[r(5, 400, None, None), r(2, 200, Some(2), Some(250))]),
+            vec![]
+        );
+        // Restated after its ending: active again.
+        assert_eq!(
+            topic_rows(&[r(2, 400, Some(2), Some(250)), r(1, 100, Some(2), Some(200))]),
+            vec![(2, None, None), (1, Some(2), Some(400))]
+        );
     }
 
     #[test]

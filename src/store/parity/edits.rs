@@ -809,10 +809,12 @@ fn seed_sqlite(sq: &SqliteStore) {
                     relation("Sarah", "LIVES_IN", "Paris", ts, true),
                     relation("Ana", "MOTHER", "mom", ts, false),
                 ],
+                ..Default::default()
             },
             ("ana", 2) => GraphDraft {
                 entities: vec![entity("Berlin", "place", &["berlin city"])],
                 relations: vec![relation("Ana", "LIVES_IN", "Berlin", ts, true)],
+                ..Default::default()
             },
             ("ana", 3) => GraphDraft {
                 entities: vec![entity("Jazz", "thing", &[])],
@@ -821,6 +823,7 @@ fn seed_sqlite(sq: &SqliteStore) {
                     relation("Ana", "LIKES", "Jazz", ts, false),
                     relation("Ana", "LIKES", "Tea", ts, false),
                 ],
+                ..Default::default()
             },
             ("ana", 4) => GraphDraft {
                 entities: vec![],
@@ -828,10 +831,12 @@ fn seed_sqlite(sq: &SqliteStore) {
                     relation("Ana", "LIVES_IN", "Paris", ts, true),
                     relation("Ana", "LIKES", "Jazz", t(1, 8), false),
                 ],
+                ..Default::default()
             },
             _ => GraphDraft {
                 entities: vec![entity("Bob", "person", &[])],
                 relations: vec![relation("Bob", "LIVES_IN", "Oslo", ts, true)],
+                ..Default::default()
             },
         };
         sq.commit_graph(&job, &graph, 2.0).unwrap();

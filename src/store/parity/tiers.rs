@@ -331,6 +331,7 @@ fn scenario(s: &dyn Fixture) -> serde_json::Map<String, Value> {
                 true,
             ),
         ],
+        ..Default::default()
     };
     let g2 = GraphDraft {
         entities: vec![
@@ -354,6 +355,7 @@ fn scenario(s: &dyn Fixture) -> serde_json::Map<String, Value> {
                 false,
             ),
         ],
+        ..Default::default()
     };
     let g3 = GraphDraft {
         entities: vec![
@@ -377,6 +379,7 @@ fn scenario(s: &dyn Fixture) -> serde_json::Map<String, Value> {
             ),
             rel("Caroline", "LIKES", "hiking", "2023-05-03T10:00:00Z", false),
         ],
+        ..Default::default()
     };
     let g4 = GraphDraft {
         entities: vec![
@@ -394,6 +397,7 @@ fn scenario(s: &dyn Fixture) -> serde_json::Map<String, Value> {
                 true,
             ),
         ],
+        ..Default::default()
     };
     // j6's HAS_PET fact was deleted by the user; its other fact is still written.
     s.tombstone(u, "semantic", "caroline|HAS_PET|cat", "", "[\"D1:6\"]");
@@ -409,6 +413,7 @@ fn scenario(s: &dyn Fixture) -> serde_json::Map<String, Value> {
                 true,
             ),
         ],
+        ..Default::default()
     };
     commit(s.commit_graph(&jobs[0], &g1, 2.0));
     commit(s.commit_graph(&jobs[2], &g3, 2.0));
@@ -427,6 +432,7 @@ fn scenario(s: &dyn Fixture) -> serde_json::Map<String, Value> {
                 "2023-05-03T09:00:00Z",
                 true,
             )],
+            ..Default::default()
         },
         1.0,
     ));
@@ -997,6 +1003,7 @@ fn concurrent_graph_commits_equal_sequential() {
                 false,
             ),
         ],
+        ..Default::default()
     };
     let jobs_of = |user: &str| -> Vec<ReflectionJob> {
         (0..8)
@@ -1135,6 +1142,7 @@ fn forget_racing_commits_leaves_nothing() {
                             "2023-06-01T12:00:00Z",
                             false,
                         )],
+                        ..Default::default()
                     };
                     db.commit_episode(
                         &j,

@@ -23,7 +23,7 @@ use ::postgres::Transaction;
 use ::postgres::types::ToSql;
 use serde_json::{Value, json};
 
-use crate::extract::{EpisodeDraft, GraphDraft, RuleDraft};
+use crate::extract::{EpisodeDraft, GraphDraft, REVOCATION, RuleDraft};
 use crate::job::{ReflectionJob, Tier};
 use crate::store::derive::*;
 use crate::store::*;
@@ -196,6 +196,23 @@ impl PgStore {
                     }
                 }
             }
+            // Endings first (see the SQLite store).
+            let mut ended = 0u64;
+            for e in &draft.ends {
+                let s = resolve_entity(tx, user, &e.subject, "person", now)?;
+                let o = match &e.object {
+                    Some(name) => Some(resolve_entity(tx, user, name, "other", now)?),
+                    None => None,
+                };
+                let at = e.at.timestamp_millis();
+                ended += tx.execute(
+                    "UPDATE relations SET invalid_ms = $5
+                     WHERE user_id = $1 AND subject_id = $2 AND predicate = $3
+                       AND ($4::BIGINT IS NULL OR object_id = $4) AND invalid_ms IS NULL
+                       AND valid_ms <= $5 AND job_id <> $6",
+                    &[&user, &s, &e.predicate, &o, &at, &job_id],
+                )?;
+            }
             let mut relation_ids = Vec::new();
             let edited = has_tombstones(tx, user, EditTier::Semantic)?;
             for r in &draft.relations {
@@ -226,13 +243,14 @@ impl PgStore {
                     rederive_slot(tx, user, s, &r.predicate)?;
                 } else {
                     // Accumulating facts: one row per (subject, predicate, object), valid from
-                    // the earliest turn that stated it; evidence is the union. The first row
-                    // by id, as SQLite's lookup through `relations_by_subject` finds it.
+                    // the earliest turn that stated it; evidence is the union. The newest row
+                    // that was not ended before this statement, as in the SQLite store.
                     let existing = tx.query_opt(
                         "SELECT id, valid_ms, evidence FROM relations
                          WHERE user_id = $1 AND subject_id = $2 AND predicate = $3 AND object_id = $4
-                         ORDER BY id LIMIT 1",
-                        &[&user, &s, &r.predicate, &o],
+                           AND (invalid_ms IS NULL OR invalid_ms > $5)
+                         ORDER BY id DESC LIMIT 1",
+                        &[&user, &s, &r.predicate, &o, &valid],
                     )?;
                     match existing {
                         Some(row) => {
@@ -263,7 +281,7 @@ impl PgStore {
                 }
                 relation_ids.push(format!("{} {} {}", r.subject, r.predicate, r.object));
             }
-            Ok(json!({"entities": entity_ids.len(), "relations": relation_ids}))
+            Ok(json!({"entities": entity_ids.len(), "relations": relation_ids, "ended": ended}))
         })
     }
 
@@ -284,7 +302,13 @@ impl PgStore {
         self.commit_tier(job, Tier::Procedural, latency_ms, |tx| {
             let mut topics = BTreeSet::new();
             let edited = has_tombstones(tx, user, EditTier::Procedural)?;
+            let mut ended = 0u64;
             for (d, emb) in drafts {
+                if d.kind == REVOCATION {
+                    ended += revoke_topic(tx, user, &d.topic, ts)?;
+                    topics.insert(d.topic.as_str());
+                    continue;
+                }
                 if edited
                     && tombstoned(
                         tx,
@@ -344,7 +368,12 @@ impl PgStore {
             for t in &topics {
                 rederive_topic(tx, user, t)?;
             }
-            Ok(json!({"rules": drafts.iter().map(|(d, _)| &d.statement).collect::<Vec<_>>()}))
+            let rules: Vec<&String> = drafts
+                .iter()
+                .filter(|(d, _)| d.kind != REVOCATION)
+                .map(|(d, _)| &d.statement)
+                .collect();
+            Ok(json!({"rules": rules, "ended": ended}))
         })
     }
 }
@@ -436,28 +465,61 @@ pub(crate) fn rederive_slot(
     Ok(())
 }
 
-/// Re-derive which rule of a topic is active: the one stated last (ties: by statement, in
-/// byte order), the others superseded by it from its `last_ms`. One UPDATE, of the rows that
-/// change only.
+/// Re-derive which rule of a topic is active (see the SQLite store's `rederive_topic` and
+/// [`topic_rows`]: the same rows, the same order, the same result).
 pub(crate) fn rederive_topic(
     tx: &mut Transaction<'_>,
     user: &str,
     topic: &str,
 ) -> anyhow::Result<()> {
-    tx.execute(
-        "UPDATE rules r SET superseded_by = t.sup, invalid_ms = t.inv
-         FROM (SELECT x.id,
-                      CASE WHEN x.id = a.id THEN NULL ELSE a.id END AS sup,
-                      CASE WHEN x.id = a.id THEN NULL ELSE a.last_ms END AS inv
-               FROM rules x,
-                    (SELECT id, last_ms FROM rules WHERE user_id = $1 AND topic = $2
-                     ORDER BY last_ms DESC, statement COLLATE \"C\" DESC LIMIT 1) a
-               WHERE x.user_id = $1 AND x.topic = $2) t
-         WHERE r.user_id = $1 AND r.id = t.id
-           AND (r.superseded_by IS DISTINCT FROM t.sup OR r.invalid_ms IS DISTINCT FROM t.inv)",
-        &[&user, &topic],
-    )?;
+    let rules: Vec<TopicRule> = tx
+        .query(
+            "SELECT id, last_ms, superseded_by, invalid_ms FROM rules WHERE user_id = $1 AND topic = $2
+             ORDER BY last_ms DESC, statement COLLATE \"C\" DESC",
+            &[&user, &topic],
+        )?
+        .iter()
+        .map(|r| TopicRule {
+            id: r.get(0),
+            last_ms: r.get(1),
+            superseded_by: r.get(2),
+            invalid_ms: r.get(3),
+        })
+        .collect();
+    for (id, superseded_by, invalid_ms) in topic_rows(&rules) {
+        tx.execute(
+            "UPDATE rules SET superseded_by = $3, invalid_ms = $4 WHERE user_id = $1 AND id = $2",
+            &[&user, &id, &superseded_by, &invalid_ms],
+        )?;
+    }
     Ok(())
+}
+
+/// A turn ended `topic` at `at_ms` without naming a replacement (see the SQLite store's
+/// `revoke_topic`). Returns the number of rules marked.
+pub(crate) fn revoke_topic(
+    tx: &mut Transaction<'_>,
+    user: &str,
+    topic: &str,
+    at_ms: i64,
+) -> anyhow::Result<u64> {
+    let Some(row) = tx.query_opt(
+        "SELECT id, superseded_by, invalid_ms FROM rules WHERE user_id = $1 AND topic = $2 AND last_ms <= $3
+         ORDER BY last_ms DESC, statement COLLATE \"C\" DESC LIMIT 1",
+        &[&user, &topic, &at_ms],
+    )?
+    else {
+        return Ok(0);
+    };
+    let (id, sup, inv): (i64, Option<i64>, Option<i64>) = (row.get(0), row.get(1), row.get(2));
+    let at = match (sup == Some(id), inv) {
+        (true, Some(prev)) => prev.max(at_ms),
+        _ => at_ms,
+    };
+    Ok(tx.execute(
+        "UPDATE rules SET superseded_by = $2, invalid_ms = $3 WHERE user_id = $1 AND id = $2",
+        &[&user, &id, &at],
+    )?)
 }
 
 /// True when reflection of `job_id` (evidence `evidence`) must not write the memory

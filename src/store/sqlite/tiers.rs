@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::{Value, json};
 
-use crate::extract::{EpisodeDraft, GraphDraft, RuleDraft};
+use crate::extract::{EpisodeDraft, GraphDraft, REVOCATION, RuleDraft};
 use crate::job::{ReflectionJob, Tier};
 use crate::store::derive::*;
 use crate::store::*;
@@ -140,6 +140,25 @@ impl SqliteStore {
                     }
                 }
             }
+            // Endings first: a fact the turn says stopped holding, valid from `at` or
+            // earlier and stated by another turn, becomes invalid at `at`.
+            let mut ended = 0usize;
+            for e in &draft.ends {
+                let s = resolve_entity(tx, user, &e.subject, "person", now)?;
+                let o = match &e.object {
+                    Some(name) => Some(resolve_entity(tx, user, name, "other", now)?),
+                    None => None,
+                };
+                let at = e.at.timestamp_millis();
+                ended += tx
+                    .prepare_cached(
+                        "UPDATE relations SET invalid_ms = ?5
+                         WHERE user_id = ?1 AND subject_id = ?2 AND predicate = ?3
+                           AND (?4 IS NULL OR object_id = ?4) AND invalid_ms IS NULL
+                           AND valid_ms <= ?5 AND job_id <> ?6",
+                    )?
+                    .execute(params![user, s, e.predicate, o, at, job.job_id])?;
+            }
             let mut relation_ids = Vec::new();
             let edited = has_tombstones(tx, user, EditTier::Semantic)?;
             for r in &draft.relations {
@@ -170,11 +189,15 @@ impl SqliteStore {
                     // Accumulating facts: one row per (subject, predicate, object), valid from the
                     // earliest turn that stated it; evidence is the union. Both are commutative, so
                     // the processing order does not matter.
+                    // The newest row of the fact; one that a turn ended before this statement
+                    // stays ended, and the statement starts a new row.
                     let existing: Option<(i64, i64, String)> = tx
                         .query_row(
                             "SELECT id, valid_ms, evidence FROM relations
-                             WHERE user_id = ?1 AND subject_id = ?2 AND predicate = ?3 AND object_id = ?4",
-                            params![user, s, r.predicate, o],
+                             WHERE user_id = ?1 AND subject_id = ?2 AND predicate = ?3 AND object_id = ?4
+                               AND (invalid_ms IS NULL OR invalid_ms > ?5)
+                             ORDER BY id DESC LIMIT 1",
+                            params![user, s, r.predicate, o, valid],
                             |x| Ok((x.get(0)?, x.get(1)?, x.get(2)?)),
                         )
                         .optional()?;
@@ -202,12 +225,14 @@ impl SqliteStore {
                 }
                 relation_ids.push(format!("{} {} {}", r.subject, r.predicate, r.object));
             }
-            Ok(json!({"entities": entity_ids.len(), "relations": relation_ids}))
+            Ok(json!({"entities": entity_ids.len(), "relations": relation_ids, "ended": ended}))
         })
     }
 
     /// Tier 4 commit: de-duplicate each rule by (topic, statement), then make the most
-    /// recently stated rule of each touched topic the active one.
+    /// recently stated rule of each touched topic the active one. A draft of kind
+    /// [`REVOCATION`] writes no rule: it ends its topic's rule stated at or before the turn
+    /// ([`revoke_topic`]).
     pub fn commit_rules(
         &self,
         job: &ReflectionJob,
@@ -220,7 +245,13 @@ impl SqliteStore {
         self.commit_tier(&job.job_id, Tier::Procedural, latency_ms, |tx| {
             let mut topics = BTreeSet::new();
             let edited = has_tombstones(tx, user, EditTier::Procedural)?;
+            let mut ended = 0usize;
             for (d, emb) in drafts {
+                if d.kind == REVOCATION {
+                    ended += revoke_topic(tx, user, &d.topic, ts)?;
+                    topics.insert(d.topic.clone());
+                    continue;
+                }
                 if edited
                     && tombstoned(
                         tx,
@@ -260,7 +291,8 @@ impl SqliteStore {
             for t in &topics {
                 rederive_topic(tx, user, t)?;
             }
-            Ok(json!({"rules": drafts.iter().map(|(d, _)| &d.statement).collect::<Vec<_>>()}))
+            let rules: Vec<&String> = drafts.iter().filter(|(d, _)| d.kind != REVOCATION).map(|(d, _)| &d.statement).collect();
+            Ok(json!({"rules": rules, "ended": ended}))
         })
     }
 
@@ -328,28 +360,64 @@ pub(crate) fn rederive_slot(
     Ok(())
 }
 
-/// Re-derive which rule of a topic is active: the one stated last (ties: by statement).
+/// Re-derive which rule of a topic is active: the one stated last (ties: by statement),
+/// unless the topic was ended at or after that ([`revoke_topic`]); the others are superseded
+/// by it. A rule ended by a revocation is marked `superseded_by` = its own id with
+/// `invalid_ms` = the ending turn's time; that mark stays on a rule that is not the newest
+/// (it is inactive either way), so a later re-derivation still knows the topic was ended and
+/// does not bring the ended rule back. Only the newest rule stated after every ending is active.
 pub(crate) fn rederive_topic(tx: &Transaction, user: &str, topic: &str) -> anyhow::Result<()> {
     let mut stmt = tx.prepare_cached(
-        "SELECT id, last_ms FROM rules WHERE user_id = ?1 AND topic = ?2 ORDER BY last_ms DESC, statement DESC",
+        "SELECT id, last_ms, superseded_by, invalid_ms FROM rules WHERE user_id = ?1 AND topic = ?2
+         ORDER BY last_ms DESC, statement DESC",
     )?;
-    let rules: Vec<(i64, i64)> = stmt
-        .query_map(params![user, topic], |r| Ok((r.get(0)?, r.get(1)?)))?
+    let rules: Vec<TopicRule> = stmt
+        .query_map(params![user, topic], |r| {
+            Ok(TopicRule {
+                id: r.get(0)?,
+                last_ms: r.get(1)?,
+                superseded_by: r.get(2)?,
+                invalid_ms: r.get(3)?,
+            })
+        })?
         .collect::<Result<_, _>>()?;
-    let Some(&(active, active_ms)) = rules.first() else {
-        return Ok(());
-    };
-    tx.execute(
-        "UPDATE rules SET superseded_by = NULL, invalid_ms = NULL WHERE id = ?1",
-        [active],
-    )?;
-    for (id, _) in &rules[1..] {
-        tx.execute(
-            "UPDATE rules SET superseded_by = ?2, invalid_ms = ?3 WHERE id = ?1",
-            params![id, active, active_ms],
-        )?;
+    let mut update =
+        tx.prepare_cached("UPDATE rules SET superseded_by = ?2, invalid_ms = ?3 WHERE id = ?1")?;
+    for (id, superseded_by, invalid_ms) in topic_rows(&rules) {
+        update.execute(params![id, superseded_by, invalid_ms])?;
     }
     Ok(())
+}
+
+/// A turn ended `topic` at `at_ms` without naming a replacement: its rule stated last at or
+/// before `at_ms` is marked ended (`superseded_by` = itself, `invalid_ms` = `at_ms`, the
+/// latest ending kept); [`rederive_topic`] then decides what is active. Nothing is inserted;
+/// re-applying the same ending changes nothing. Returns the number of rules marked.
+pub(crate) fn revoke_topic(
+    tx: &Transaction,
+    user: &str,
+    topic: &str,
+    at_ms: i64,
+) -> anyhow::Result<usize> {
+    let target: Option<(i64, Option<i64>, Option<i64>)> = tx
+        .query_row(
+            "SELECT id, superseded_by, invalid_ms FROM rules WHERE user_id = ?1 AND topic = ?2 AND last_ms <= ?3
+             ORDER BY last_ms DESC, statement DESC LIMIT 1",
+            params![user, topic, at_ms],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((id, sup, inv)) = target else {
+        return Ok(0);
+    };
+    let at = match (sup == Some(id), inv) {
+        (true, Some(prev)) => prev.max(at_ms),
+        _ => at_ms,
+    };
+    Ok(tx.execute(
+        "UPDATE rules SET superseded_by = ?1, invalid_ms = ?2 WHERE id = ?1",
+        params![id, at],
+    )?)
 }
 
 /// True when reflection of `job_id` (whose evidence is `evidence`) must not write the memory

@@ -1,0 +1,1157 @@
+//! Slots from clauses: what a [`Clause`] says about where someone lives, where and as what
+//! they work, their partner and pets, and their tastes — set, or ended.
+//!
+//! The grammar is in [`super::clause`]; this module is the lexicon. A verb class is a list of
+//! (lemma, preposition) entries, so a new verb for an existing slot is one entry. A clause
+//! gives a slot operation only when it is asserted (not a question, hypothetical or intent),
+//! and not about the future; a negated clause, or one that says "anymore"/"no longer"/"used
+//! to", ends the value it names instead of setting it.
+//!
+//! | slot | predicate | sets | ends |
+//! |---|---|---|---|
+//! | residence | `LIVES_IN` | live in, move to, relocate to, settle in, be based in, be in (no trip), "X is home", "our new flat in X" | move out of / away from, leave X, negated or past "live in X" |
+//! | employer | `WORKS_AT` | work at/for, join X, start at, get a job at, be hired by, teach at, a job noun "at X" | quit, leave X, resign, retire, be laid off / fired / let go, lose one's job, stop working |
+//! | job | `HAS_JOB` | be a JOB, work as, become, be promoted to, retrain as | retire, "not a JOB anymore" |
+//! | partner | `PARTNER_OF` | date, marry, be married/engaged to, "X and I got married" | break up with, split up, divorce, separate |
+//! | pet | `HAS_PET` | (the possessive patterns in `graph`) | die, pass away, be put down / rehomed, lose X |
+//! | likes / dislikes | `LIKES`, `DISLIKES` | like, love, enjoy, be into, be a fan of, … / hate, dislike, can't stand, not like | "used to like", stop liking, go off, lose interest in; each sets the other's end |
+
+use super::clause::{Clause, Mood, Subject, Tense, lemma};
+use super::words::{Tok, is_stopword, object_phrase};
+
+/// A slot of the graph that one clause can set or end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    Residence,
+    Employer,
+    Job,
+    Partner,
+    Pet,
+    Likes,
+    Dislikes,
+}
+
+impl Slot {
+    /// The relation's predicate.
+    pub fn predicate(self) -> &'static str {
+        match self {
+            Slot::Residence => "LIVES_IN",
+            Slot::Employer => "WORKS_AT",
+            Slot::Job => "HAS_JOB",
+            Slot::Partner => "PARTNER_OF",
+            Slot::Pet => "HAS_PET",
+            Slot::Likes => "LIKES",
+            Slot::Dislikes => "DISLIKES",
+        }
+    }
+
+    /// One value at a time: a newer value supersedes the older.
+    pub fn exclusive(self) -> bool {
+        matches!(
+            self,
+            Slot::Residence | Slot::Employer | Slot::Job | Slot::Partner
+        )
+    }
+
+    /// The entity kind of the slot's values.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Slot::Residence => "place",
+            Slot::Employer => "organization",
+            Slot::Partner => "person",
+            Slot::Job | Slot::Pet | Slot::Likes | Slot::Dislikes => "thing",
+        }
+    }
+}
+
+/// What one clause does to one slot of one person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Op {
+    pub who: Subject,
+    pub slot: Slot,
+    /// The value set, or the value ended (`None`: whatever the slot holds).
+    pub value: Option<String>,
+    pub end: bool,
+}
+
+/// How a verb entry acts on its object.
+#[derive(Debug, Clone, Copy)]
+enum Act {
+    Set(Slot),
+    End(Slot),
+    /// Ends the employer and the job.
+    EndWork,
+    /// "leave X": ends whichever slot holds X (residence, employer or partner).
+    Leave,
+}
+
+/// (lemma, preposition words after the verb (empty: a direct object), action).
+#[rustfmt::skip]
+const LEXICON: &[(&str, &[&str], Act)] = &[
+    ("live", &["in"], Act::Set(Slot::Residence)),
+    ("live", &["at"], Act::Set(Slot::Residence)),
+    ("reside", &["in"], Act::Set(Slot::Residence)),
+    ("move", &["to"], Act::Set(Slot::Residence)),
+    ("move", &["into"], Act::Set(Slot::Residence)),
+    ("move", &["in", "to"], Act::Set(Slot::Residence)),
+    ("relocate", &["to"], Act::Set(Slot::Residence)),
+    ("settle", &["in"], Act::Set(Slot::Residence)),
+    ("base", &["in"], Act::Set(Slot::Residence)),
+    ("base", &["out", "of"], Act::Set(Slot::Residence)),
+    ("emigrate", &["to"], Act::Set(Slot::Residence)),
+    ("immigrate", &["to"], Act::Set(Slot::Residence)),
+    ("rent", &["in"], Act::Set(Slot::Residence)),
+    ("move", &["out", "of"], Act::End(Slot::Residence)),
+    ("move", &["away", "from"], Act::End(Slot::Residence)),
+    ("move", &["from"], Act::End(Slot::Residence)),
+    ("leave", &[], Act::Leave),
+    ("work", &["at"], Act::Set(Slot::Employer)),
+    ("work", &["for"], Act::Set(Slot::Employer)),
+    ("join", &[], Act::Set(Slot::Employer)),
+    ("start", &["at"], Act::Set(Slot::Employer)),
+    ("start", &["with"], Act::Set(Slot::Employer)),
+    ("hire", &["by"], Act::Set(Slot::Employer)),
+    ("hire", &["at"], Act::Set(Slot::Employer)),
+    ("employ", &["by"], Act::Set(Slot::Employer)),
+    ("employ", &["at"], Act::Set(Slot::Employer)),
+    ("intern", &["at"], Act::Set(Slot::Employer)),
+    ("teach", &["at"], Act::Set(Slot::Employer)),
+    ("ride", &["for"], Act::Set(Slot::Employer)),
+    ("drive", &["for"], Act::Set(Slot::Employer)),
+    ("deliver", &["for"], Act::Set(Slot::Employer)),
+    ("transfer", &["to"], Act::Set(Slot::Employer)),
+    ("quit", &[], Act::EndWork),
+    ("resign", &[], Act::EndWork),
+    ("resign", &["from"], Act::EndWork),
+    ("retire", &[], Act::EndWork),
+    ("retire", &["from"], Act::EndWork),
+    ("lay", &["off"], Act::EndWork),
+    ("fire", &[], Act::EndWork),
+    ("let", &["go"], Act::EndWork),
+    ("work", &["as"], Act::Set(Slot::Job)),
+    ("hand", &["in"], Act::EndWork),
+    ("give", &["up"], Act::Leave),
+    ("run", &[], Act::Set(Slot::Employer)),
+    ("stay", &["in"], Act::Set(Slot::Residence)),
+    ("fly", &["for"], Act::Set(Slot::Employer)),
+    ("become", &[], Act::Set(Slot::Job)),
+    ("promote", &["to"], Act::Set(Slot::Job)),
+    ("retrain", &["as"], Act::Set(Slot::Job)),
+    ("train", &["as"], Act::Set(Slot::Job)),
+    ("start", &["as"], Act::Set(Slot::Job)),
+    ("date", &[], Act::Set(Slot::Partner)),
+    ("marry", &[], Act::Set(Slot::Partner)),
+    ("see", &[], Act::Set(Slot::Partner)),
+    ("engage", &["to"], Act::Set(Slot::Partner)),
+    ("marry", &["to"], Act::Set(Slot::Partner)),
+    ("break", &["up", "with"], Act::End(Slot::Partner)),
+    ("break", &["up"], Act::End(Slot::Partner)),
+    ("split", &["up", "with"], Act::End(Slot::Partner)),
+    ("split", &["with"], Act::End(Slot::Partner)),
+    ("split", &["up"], Act::End(Slot::Partner)),
+    ("split", &[], Act::End(Slot::Partner)),
+    ("divorce", &[], Act::End(Slot::Partner)),
+    ("separate", &["from"], Act::End(Slot::Partner)),
+    ("separate", &[], Act::End(Slot::Partner)),
+    ("dump", &[], Act::End(Slot::Partner)),
+    ("like", &[], Act::Set(Slot::Likes)),
+    ("love", &[], Act::Set(Slot::Likes)),
+    ("enjoy", &[], Act::Set(Slot::Likes)),
+    ("adore", &[], Act::Set(Slot::Likes)),
+    ("prefer", &[], Act::Set(Slot::Likes)),
+    ("dig", &[], Act::Set(Slot::Likes)),
+    ("hate", &[], Act::Set(Slot::Dislikes)),
+    ("dislike", &[], Act::Set(Slot::Dislikes)),
+    ("detest", &[], Act::Set(Slot::Dislikes)),
+    ("loathe", &[], Act::Set(Slot::Dislikes)),
+    ("despise", &[], Act::Set(Slot::Dislikes)),
+    ("refuse", &[], Act::Set(Slot::Dislikes)),
+    ("avoid", &[], Act::Set(Slot::Dislikes)),
+];
+
+/// Copula complements (after "be") that name a taste: "be into X", "be a big fan of X".
+#[rustfmt::skip]
+const BE_TASTES: &[(&[&str], Slot)] = &[
+    (&["into"], Slot::Likes),
+    (&["a", "fan", "of"], Slot::Likes),
+    (&["a", "big", "fan", "of"], Slot::Likes),
+    (&["a", "huge", "fan", "of"], Slot::Likes),
+    (&["a", "massive", "fan", "of"], Slot::Likes),
+    (&["obsessed", "with"], Slot::Likes),
+    (&["crazy", "about"], Slot::Likes),
+    (&["mad", "about"], Slot::Likes),
+    (&["passionate", "about"], Slot::Likes),
+    (&["hooked", "on"], Slot::Likes),
+    (&["addicted", "to"], Slot::Likes),
+    (&["all", "about"], Slot::Likes),
+    (&["sick", "of"], Slot::Dislikes),
+    (&["tired", "of"], Slot::Dislikes),
+    (&["over"], Slot::Dislikes),
+];
+
+/// Copula complements that end a state: "be done with X".
+const BE_ENDS: &[&[&str]] = &[&["done", "with"], &["finished", "with"]];
+
+/// Words around a value that make "be in X" a visit, not a home.
+#[rustfmt::skip]
+const TRIP_WORDS: &[&str] = &[
+    "visit", "visiting", "trip", "holiday", "holidays", "vacation", "placement", "conference",
+    "business", "for", "staying", "stay", "weekend", "week", "tour", "touring", "layover",
+    "transit", "hotel", "airbnb", "currently", "traveling", "travelling", "hospital",
+];
+
+/// Adjectives and adverbs between a copula and "in"/"at": "happy in Enugu", "settled in
+/// Lagos", "still at Telefonica".
+#[rustfmt::skip]
+const BE_ADJECTIVES: &[&str] = &[
+    "still", "now", "happy", "happily", "settled", "based", "living", "pretty", "very", "so",
+    "really", "quite", "back", "currently", "officially", "finally", "comfortable", "stuck",
+    "content", "all", "both", "here", "there", "located", "working", "employed", "permanently",
+];
+
+/// Words that make the object of "leave"/"quit" a job.
+const JOB_WORDS: &[&str] = &[
+    "job", "work", "position", "role", "post", "company", "firm", "employer", "career", "gig",
+    "notice",
+];
+
+/// Words naming a home.
+const HOME_WORDS: &[&str] = &[
+    "flat",
+    "apartment",
+    "house",
+    "place",
+    "home",
+    "condo",
+    "studio",
+    "room",
+    "town",
+    "city",
+];
+
+/// The verbs of the lexicon (lemmas), for the clause analysis to recognise a main verb.
+pub fn is_lexicon_verb(l: &str) -> bool {
+    LEXICON.iter().any(|(v, _, _)| *v == l)
+        || matches!(
+            l,
+            "die" | "pass" | "put" | "rehome" | "lose" | "stop" | "go" | "give"
+        )
+}
+
+/// The object of a slot as written: a proper name (capitalised, "of"/"de" joiners allowed),
+/// or in an all-lower-case text the words up to a function word. `None` for pronouns and
+/// vague words.
+pub fn value_at(toks: &[Tok], i: usize, end: usize, all_lower: bool) -> Option<(String, usize)> {
+    let mut k = i;
+    // Determiners and home words before a name: "my new flat in Fukuoka", "the Oslo flat".
+    while k < end
+        && (matches!(
+            toks[k].word.as_str(),
+            "the" | "my" | "our" | "his" | "her" | "their"
+        ) || (matches!(toks[k].word.as_str(), "new" | "old") && !toks[k].cap && !all_lower))
+    {
+        k += 1;
+    }
+    let start = k;
+    let mut words = Vec::new();
+    while k < end {
+        let t = &toks[k];
+        let joiner = !words.is_empty()
+            && matches!(
+                t.word.as_str(),
+                "de" | "del" | "la" | "da" | "do" | "of" | "upon"
+            )
+            && toks
+                .get(k + 1)
+                .is_some_and(|n| n.cap && !super::clause::is_time_word(&n.word));
+        let ok = if all_lower {
+            !is_stopword(&t.word)
+                && !super::words::OBJECT_STOP.contains(&t.word.as_str())
+                && words.len() < 3
+                && t.word.chars().next().is_some_and(char::is_alphabetic)
+        } else {
+            (t.cap
+                && t.word.chars().next().is_some_and(char::is_alphabetic)
+                && !super::clause::is_time_word(&t.word)
+                && !matches!(t.word.as_str(), "i" | "i'm" | "i've"))
+                || joiner
+        };
+        if !ok {
+            break;
+        }
+        words.push(written(t));
+        k += 1;
+        if t.boundary_after {
+            break;
+        }
+    }
+    if words.is_empty() {
+        return None;
+    }
+    let v = words.join(" ");
+    let v = v.trim_end_matches("'s").trim_end_matches('\'').to_string();
+    let lower = v.to_lowercase();
+    if matches!(
+        lower.as_str(),
+        "i" | "me" | "it" | "there" | "here" | "home" | "work" | "them"
+    ) {
+        return None;
+    }
+    let _ = start;
+    Some((v, k))
+}
+
+/// A token as written (first letter upper case when the token was capitalised).
+fn written(t: &Tok) -> String {
+    if t.cap {
+        let mut c = t.word.chars();
+        c.next()
+            .map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
+    } else {
+        t.word.clone()
+    }
+}
+
+/// A word that can only be a verb or auxiliary, where a preposition search must stop.
+fn verb_like_word(w: &str) -> bool {
+    matches!(
+        w,
+        "is" | "are"
+            | "was"
+            | "were"
+            | "am"
+            | "have"
+            | "has"
+            | "had"
+            | "will"
+            | "would"
+            | "did"
+            | "do"
+            | "does"
+    )
+}
+
+/// "my new flat in Fukuoka", "the house in Haarlem": the place after a home word.
+fn home_place(toks: &[Tok], i: usize, end: usize, all_lower: bool) -> Option<String> {
+    let home = (i..end.min(i + 4)).find(|&k| HOME_WORDS.contains(&toks[k].word.as_str()))?;
+    let k = (home + 1..end.min(home + 3)).find(|&k| toks[k].word == "in")?;
+    value_at(toks, k + 1, end, all_lower).map(|(v, _)| v)
+}
+
+/// The last place named ("in X", "to X") before token `k` in the sentence: what "here" and
+/// "there" point to.
+fn last_place_before(toks: &[Tok], k: usize, all_lower: bool) -> Option<String> {
+    (0..k).rev().find_map(|j| {
+        matches!(toks[j].word.as_str(), "in" | "to")
+            .then(|| value_at(toks, j + 1, k, all_lower).map(|(v, _)| v))
+            .flatten()
+    })
+}
+
+/// Slot facts carried by noun phrases rather than verbs, in an asserted sentence about now:
+/// "our new apartment in Hangzhou", "the keys to my new flat in Fukuoka", "here in Amman",
+/// "back home in Pretoria", "first night in Haarlem" (residence of the speaker); "my job at
+/// Siemens", "first week at Ericsson" (employer of the speaker).
+pub fn noun_phrase_ops(toks: &[Tok], all_lower: bool) -> Vec<Op> {
+    let mut out = Vec::new();
+    let w = |k: usize| toks.get(k).map_or("", |t| t.word.as_str());
+    let mut push = |slot: Slot, v: String| {
+        let op = Op {
+            who: Subject::Speaker,
+            slot,
+            value: Some(v),
+            end: false,
+        };
+        if !out.contains(&op) {
+            out.push(op);
+        }
+    };
+    for k in 0..toks.len() {
+        // "my/our (new) flat in X".
+        if matches!(w(k), "my" | "our") {
+            let mut j = k + 1;
+            if w(j) == "new" {
+                j += 1;
+            }
+            if HOME_WORDS.contains(&w(j))
+                && w(j) != "home"
+                && w(j + 1) == "in"
+                && (w(k + 1) == "new" || w(k) == "our")
+                && let Some((v, _)) = value_at(toks, j + 2, toks.len(), all_lower)
+            {
+                push(Slot::Residence, v);
+            }
+            if matches!(w(j), "job" | "position" | "role")
+                && w(j + 1) == "at"
+                && let Some((v, _)) = value_at(toks, j + 2, toks.len(), all_lower)
+            {
+                push(Slot::Employer, v);
+            }
+        }
+        // "here in X", "back home in X".
+        if (w(k) == "here" || (w(k) == "home" && w(k.wrapping_sub(1)) == "back"))
+            && w(k + 1) == "in"
+            && let Some((v, _)) = value_at(toks, k + 2, toks.len(), all_lower)
+        {
+            push(Slot::Residence, v);
+        }
+        // "first night in X", "first week at X".
+        if matches!(w(k), "first")
+            && matches!(
+                w(k + 1),
+                "night" | "nights" | "week" | "day" | "days" | "month" | "shift"
+            )
+            && matches!(w(k + 2), "in" | "at")
+            && let Some((v, _)) = value_at(
+                toks,
+                k + 3,
+                toks.len(),
+                all_lower || !toks[k + 3..].iter().any(|t| t.cap),
+            )
+        {
+            push(
+                if w(k + 2) == "in" {
+                    Slot::Residence
+                } else {
+                    Slot::Employer
+                },
+                v,
+            );
+        }
+    }
+    out
+}
+
+/// The first proper name (or, in lower-case text, the first content word run) in `i..end`.
+fn first_name_in(toks: &[Tok], i: usize, end: usize, all_lower: bool) -> Option<String> {
+    (i..end).find_map(|k| {
+        if all_lower {
+            return None;
+        }
+        if toks[k].cap && (k == 0 || !toks[k - 1].cap) {
+            value_at(toks, k, end, all_lower).map(|(v, _)| v)
+        } else {
+            None
+        }
+    })
+}
+
+/// A job phrase at `i` ("a nurse", "senior software engineer"): its words when the head is a
+/// job noun.
+fn job_at(toks: &[Tok], i: usize, end: usize) -> Option<(String, usize)> {
+    let p = object_phrase(toks, i, 4)?;
+    if p.end > end {
+        return None;
+    }
+    let mut e = p.end;
+    // The head is the last word that is a job noun ("a nurse at St Mary's" stops at "at").
+    while e > p.start {
+        let w = toks[e - 1].word.as_str();
+        if super::graph::is_job_noun(w) {
+            break;
+        }
+        e -= 1;
+    }
+    if e == p.start {
+        return None;
+    }
+    let words: Vec<&str> = toks[p.start..e].iter().map(|t| t.word.as_str()).collect();
+    Some((words.join(" "), e))
+}
+
+/// Slot operations of one clause of sentence `toks`.
+///
+/// `future_mention`: the sentence names a date after the turn ("in June", "next month"), so a
+/// present progressive ("we're getting married in June") speaks of a plan.
+pub fn ops(toks: &[Tok], c: &Clause, all_lower: bool, future_mention: bool) -> Vec<Op> {
+    let mut out = Vec::new();
+    let Some(verb) = c.verb.as_deref() else {
+        return out;
+    };
+    if matches!(c.mood, Mood::Asked | Mood::Hypothetical | Mood::Intended) {
+        return out;
+    }
+    if c.subject == Subject::Other && !matches!(verb, "be" | "die" | "pass") {
+        return out;
+    }
+    let future = c.tense == Tense::Future
+        || (future_mention
+            && matches!(c.tense, Tense::Present)
+            && toks[c.verb_at].word.ends_with("ing"));
+    let over = c.negated || c.ended;
+    let end = c.end;
+    let mut push = |who: &Subject, slot: Slot, value: Option<String>, is_end: bool| {
+        out.push(Op {
+            who: who.clone(),
+            slot,
+            value,
+            end: is_end,
+        });
+    };
+    let subjects: Vec<Subject> = std::iter::once(c.subject.clone())
+        .chain(c.with.iter().cloned())
+        .collect();
+    let words: Vec<&str> = toks[c.rest.min(end)..end]
+        .iter()
+        .map(|t| t.word.as_str())
+        .collect();
+    let sentence_words: Vec<&str> = toks.iter().map(|t| t.word.as_str()).collect();
+
+    // Skip particles and adverbs between the verb and its preposition.
+    let mut r = c.rest;
+    while r < end
+        && matches!(
+            toks[r].word.as_str(),
+            "back"
+                | "over"
+                | "home"
+                | "down"
+                | "all"
+                | "permanently"
+                | "officially"
+                | "full-time"
+                | "part-time"
+                | "remotely"
+                | "nights"
+                | "weekends"
+                | "here"
+                | "there"
+                | "just"
+                | "finally"
+                | "now"
+                | "recently"
+                | "fully"
+                | "across"
+                | "abroad"
+        )
+        && !(toks[r].word == "over" && toks.get(r + 1).is_some_and(|t| t.word != "to"))
+    {
+        r += 1;
+    }
+
+    // Copula: jobs, tastes, "X is home".
+    if verb == "be" {
+        let at = r;
+        for (seq, slot) in BE_TASTES {
+            if let Some(e) = super::words::match_seq(toks, at, seq)
+                && e <= end
+                && let Some(v) = taste_object(toks, e, end)
+            {
+                let slot = if over && *slot == Slot::Likes {
+                    Slot::Likes
+                } else {
+                    *slot
+                };
+                for s in &subjects {
+                    if over {
+                        push(s, slot, Some(v.clone()), true);
+                    } else if !future {
+                        push(s, slot, Some(v.clone()), false);
+                        push(s, opposite(slot), Some(v.clone()), true);
+                    }
+                }
+                return out;
+            }
+        }
+        for seq in BE_ENDS {
+            if let Some(e) = super::words::match_seq(toks, at, seq)
+                && let Some(v) = taste_object(toks, e, end)
+            {
+                for s in &subjects {
+                    push(s, Slot::Likes, Some(v.clone()), true);
+                }
+                return out;
+            }
+        }
+        // "Berlin is home now", "Edinburgh is home for him".
+        if let Subject::Person {
+            name: Some(place),
+            role: None,
+        } = &c.subject
+            && words.first() == Some(&"home")
+            && !over
+        {
+            push(
+                &Subject::Speaker,
+                Slot::Residence,
+                Some(place.clone()),
+                false,
+            );
+            return out;
+        }
+        // "a nurse (at St Mary's)".
+        if matches!(c.subject, Subject::Speaker | Subject::Person { .. })
+            && let Some((job, e)) = job_at(toks, at, end)
+        {
+            for s in &subjects {
+                if over {
+                    push(s, Slot::Job, Some(job.clone()), true);
+                } else if !future {
+                    push(s, Slot::Job, Some(job.clone()), false);
+                    if toks
+                        .get(e)
+                        .is_some_and(|t| matches!(t.word.as_str(), "at" | "for" | "with"))
+                        && let Some((org, _)) = value_at(toks, e + 1, end, all_lower)
+                    {
+                        push(s, Slot::Employer, Some(org), false);
+                    }
+                }
+            }
+            return out;
+        }
+        // "I'm in Cork these days" (not a visit), "happy in Enugu", "settled in Lagos", "at
+        // Chevron", "married to".
+        if matches!(c.subject, Subject::Speaker | Subject::Person { .. }) {
+            let mut at = at;
+            while at < end && BE_ADJECTIVES.contains(&toks[at].word.as_str()) {
+                at += 1;
+            }
+            let w0 = toks.get(at).map(|t| t.word.as_str()).unwrap_or("");
+            if w0 == "retired" && !c.negated && !future {
+                for s in &subjects {
+                    push(s, Slot::Employer, None, true);
+                    push(s, Slot::Job, None, true);
+                }
+                return out;
+            }
+            if w0 == "at"
+                && !future
+                && c.tense != Tense::Past
+                && !sentence_words.iter().any(|w| {
+                    matches!(
+                        *w,
+                        "visit"
+                            | "visiting"
+                            | "trip"
+                            | "holiday"
+                            | "vacation"
+                            | "conference"
+                            | "party"
+                            | "wedding"
+                            | "concert"
+                            | "airport"
+                            | "hotel"
+                            | "gym"
+                    )
+                })
+                && toks.get(at + 1).is_some_and(|t| t.cap || t.word == "the")
+                && let Some((v, _)) = value_at(toks, at + 1, end, all_lower)
+            {
+                for s in &subjects {
+                    push(s, Slot::Employer, Some(v.clone()), over);
+                }
+                return out;
+            }
+            let trip = sentence_words.iter().any(|w| TRIP_WORDS.contains(w));
+            if w0 == "in"
+                && !trip
+                && !future
+                && c.tense != Tense::Past
+                && let Some((v, _)) = value_at(toks, at + 1, end, all_lower)
+            {
+                for s in &subjects {
+                    push(s, Slot::Residence, Some(v.clone()), over);
+                }
+                return out;
+            }
+            if matches!(w0, "married" | "engaged") && !over && !future {
+                if toks.get(at + 1).is_some_and(|t| t.word == "to")
+                    && let Some((v, _)) = value_at(toks, at + 2, end, all_lower)
+                {
+                    push(&c.subject, Slot::Partner, Some(v), false);
+                }
+                return out;
+            }
+        }
+    }
+
+    // Lexicon verbs.
+    let lex: Vec<&(&str, &[&str], Act)> = LEXICON.iter().filter(|(v, _, _)| *v == verb).collect();
+    if lex.is_empty() {
+        return death_or_loss(toks, c, verb, r, end, out);
+    }
+    // The nearest preposition sequence that matches (the longer on a tie); then a
+    // direct-object entry.
+    let mut best: Option<(usize, Act)> = None;
+    let mut best_key = (usize::MAX, 0usize);
+    for (_, preps, act) in &lex {
+        if preps.is_empty() {
+            continue;
+        }
+        // The preposition may follow a short object or a "with" phrase: "teach chemistry at
+        // Hillcrest", "living with her fiancé in Vienna", "moved across the river to Gangnam".
+        for skip in 0..=4 {
+            let from = r + skip;
+            if from >= end
+                || (skip > 0
+                    && (toks[from - 1].boundary_after || verb_like_word(&toks[from - 1].word)))
+            {
+                break;
+            }
+            if let Some(e) = super::words::match_seq(toks, from, preps)
+                && e <= end
+            {
+                if skip < best_key.0 || (skip == best_key.0 && preps.len() > best_key.1) {
+                    best = Some((e, *act));
+                    best_key = (skip, preps.len());
+                }
+                break;
+            }
+        }
+    }
+    if best.is_none()
+        && let Some((_, _, act)) = lex.iter().find(|(_, p, _)| p.is_empty())
+    {
+        best = Some((r, *act));
+    }
+    let Some((at, act)) = best else {
+        return out;
+    };
+    // "I'm staying in Limerick for a few weeks" is a visit; "I stay in Nagoya" a home.
+    if verb == "stay" && toks[c.verb_at].word.ends_with("ing") {
+        return out;
+    }
+    // Taste verbs take a thing, the others a name.
+    match act {
+        Act::Set(slot @ (Slot::Likes | Slot::Dislikes)) => {
+            // "love to cook" / "hate running": an infinitive is named as its gerund.
+            let mut at = at;
+            let infinitive = toks.get(at).is_some_and(|t| t.word == "to");
+            if infinitive {
+                at += 1;
+            }
+            let Some(v) = taste_object(toks, at, end) else {
+                return out;
+            };
+            let v = if infinitive && !v.contains(' ') {
+                gerund(&v)
+            } else {
+                v
+            };
+            // "don't like X" is a dislike; "used to like X" ends the like.
+            let slot = if c.negated && slot == Slot::Likes && !c.ended {
+                Slot::Dislikes
+            } else if c.negated && slot == Slot::Dislikes && !c.ended {
+                Slot::Likes
+            } else {
+                slot
+            };
+            for s in &subjects {
+                if c.ended {
+                    push(s, slot, Some(v.clone()), true);
+                } else if !future {
+                    push(s, slot, Some(v.clone()), false);
+                    push(s, opposite(slot), Some(v.clone()), true);
+                }
+            }
+        }
+        Act::Set(Slot::Job) => {
+            // "works as a pharmacist at Boots": the employer too.
+            if !over
+                && !future
+                && let Some((_, e)) = job_at(toks, at, end)
+                && toks
+                    .get(e)
+                    .is_some_and(|t| matches!(t.word.as_str(), "at" | "for" | "with"))
+                && let Some((org, _)) = value_at(toks, e + 1, end, all_lower)
+            {
+                for s in &subjects {
+                    push(s, Slot::Employer, Some(org.clone()), false);
+                }
+            }
+            if let Some((job, _)) = job_at(toks, at, end)
+                .or_else(|| value_at(toks, at, end, true).map(|(v, e)| (v.to_lowercase(), e)))
+            {
+                for s in &subjects {
+                    if over {
+                        push(s, Slot::Job, Some(job.clone()), true);
+                    } else if !future {
+                        push(s, Slot::Job, Some(job.clone()), false);
+                    }
+                }
+            }
+        }
+        Act::Set(slot) => {
+            let value = value_at(toks, at, end, all_lower)
+                .map(|(v, _)| v)
+                .or_else(|| match slot {
+                    // "my new flat in Fukuoka": a name after a home word.
+                    Slot::Residence => home_place(toks, at, end, all_lower),
+                    // "Michal and I got married": the partner is the other subject.
+                    Slot::Partner => c.with.iter().find_map(|w| match w {
+                        Subject::Person { name: Some(n), .. } => Some(n.clone()),
+                        _ => None,
+                    }),
+                    _ => None,
+                });
+            // Deixis: "I've lived here long enough", "she's been living there since".
+            let value = match value {
+                Some(v) if matches!(v.to_lowercase().as_str(), "here" | "there") => None,
+                v => v,
+            }
+            .or_else(|| {
+                (slot == Slot::Residence
+                    && toks
+                        .get(at)
+                        .is_some_and(|t| matches!(t.word.as_str(), "here" | "there")))
+                .then(|| last_place_before(toks, c.verb_at, all_lower))
+                .flatten()
+            });
+            // "a bakery called Dolce": the name.
+            let value = match value {
+                None if slot == Slot::Employer => (at..end.min(at + 6))
+                    .find(|&k| matches!(toks[k].word.as_str(), "called" | "named"))
+                    .and_then(|k| value_at(toks, k + 1, end, all_lower).map(|(v, _)| v)),
+                v => v,
+            };
+            // "work at a bakery", "run a little guesthouse": a lower-case employer with an
+            // article.
+            let value = value.or_else(|| {
+                (slot == Slot::Employer && matches!(verb, "work" | "run"))
+                    .then(|| object_phrase(toks, at, 4))
+                    .flatten()
+                    .filter(|p| matches!(p.det.as_deref(), Some("a" | "an" | "the")))
+                    .map(|p| {
+                        let w: Vec<&str> = toks[p.start..p.end]
+                            .iter()
+                            .map(|t| t.word.as_str())
+                            .collect();
+                        format!("{} {}", p.det.clone().unwrap_or_default(), w.join(" "))
+                    })
+            });
+            // "joined the Sierra Club": a membership, not an employer.
+            let value = value.filter(|v| {
+                verb != "join"
+                    || !v
+                        .split_whitespace()
+                        .last()
+                        .is_some_and(|w| MEMBERSHIPS.contains(&w.to_lowercase().as_str()))
+            });
+            let Some(value) = value else {
+                // "we broke up", "I got divorced": the slot ends whatever it holds.
+                if slot == Slot::Partner && over {
+                    for s in &subjects {
+                        push(s, slot, None, true);
+                    }
+                }
+                return out;
+            };
+            // "she's lived in Berlin with me": the speaker lives there too.
+            let mut subjects = subjects.clone();
+            if slot == Slot::Residence
+                && !subjects.contains(&Subject::Speaker)
+                && (super::words::contains_seq(&words, &["with", "me"])
+                    || super::words::contains_seq(&words, &["with", "us"]))
+            {
+                subjects.push(Subject::Speaker);
+            }
+            for s in &subjects {
+                if over || (c.used_to) {
+                    push(s, slot, Some(value.clone()), true);
+                } else if !future {
+                    push(s, slot, Some(value.clone()), false);
+                }
+            }
+            // "moved from Osaka to Fukuoka": the origin ends.
+            if slot == Slot::Residence
+                && verb == "move"
+                && !over
+                && !future
+                && let Some(k) = (c.rest..at).find(|&k| toks[k].word == "from")
+                && let Some((v, _)) = value_at(toks, k + 1, end, all_lower)
+            {
+                for s in &subjects {
+                    push(s, Slot::Residence, Some(v.clone()), true);
+                }
+            }
+        }
+        Act::End(slot) => {
+            if future || c.negated {
+                return out;
+            }
+            let value = value_at(toks, at, end, all_lower).map(|(v, _)| v);
+            let partner = match (&value, &c.with[..]) {
+                (Some(v), _) => Some(v.clone()),
+                (None, [Subject::Person { name: Some(n), .. }, ..]) => Some(n.clone()),
+                _ => None,
+            };
+            let value = if slot == Slot::Partner {
+                partner
+            } else {
+                value
+            };
+            push(&c.subject, slot, value.clone(), true);
+            // "moved out of Oslo to Bergen".
+            if slot == Slot::Residence
+                && let Some(k) = (at..end).find(|&k| toks[k].word == "to")
+                && let Some((v, _)) = value_at(toks, k + 1, end, all_lower)
+            {
+                push(&c.subject, Slot::Residence, Some(v), false);
+            }
+        }
+        Act::EndWork => {
+            if future || c.negated {
+                return out;
+            }
+            let object_words: Vec<&str> = toks[at.min(end)..end]
+                .iter()
+                .map(|t| t.word.as_str())
+                .collect();
+            let value = value_at(toks, at, end, all_lower)
+                .map(|(v, _)| v)
+                .or_else(|| {
+                    // "quit my job at Ogilvy".
+                    (at..end)
+                        .find(|&k| toks[k].word == "at" || toks[k].word == "from")
+                        .and_then(|k| value_at(toks, k + 1, end, all_lower).map(|(v, _)| v))
+                });
+            let about_job = object_words.iter().take(4).any(|w| JOB_WORDS.contains(w));
+            match (verb, &value) {
+                ("retire", _) => {
+                    push(&c.subject, Slot::Employer, None, true);
+                    push(&c.subject, Slot::Job, None, true);
+                }
+                (_, Some(v)) => push(&c.subject, Slot::Employer, Some(v.clone()), true),
+                (_, None) if about_job || matches!(verb, "resign" | "lay" | "fire" | "let") => {
+                    push(&c.subject, Slot::Employer, None, true);
+                }
+                _ => {
+                    // "I quit smoking", "gave up running": a taste ends.
+                    if let Some(v) = taste_object(toks, at, end) {
+                        push(&c.subject, Slot::Likes, Some(v), true);
+                    }
+                }
+            }
+        }
+        Act::Leave => {
+            if future || c.negated {
+                return out;
+            }
+            let object_words: Vec<&str> = toks[at.min(end)..end]
+                .iter()
+                .map(|t| t.word.as_str())
+                .collect();
+            if object_words.iter().take(4).any(|w| JOB_WORDS.contains(w)) {
+                push(&c.subject, Slot::Employer, None, true);
+            } else if let Some(role) = object_words
+                .iter()
+                .take(3)
+                .find(|w| PARTNER_ROLES.contains(w))
+            {
+                let _ = role;
+                push(&c.subject, Slot::Partner, None, true);
+            } else if let Some(v) =
+                value_at(toks, at, end, all_lower)
+                    .map(|(v, _)| v)
+                    .or_else(|| {
+                        object_words
+                            .iter()
+                            .take(4)
+                            .any(|w| HOME_WORDS.contains(w))
+                            .then(|| first_name_in(toks, at, end, all_lower))
+                            .flatten()
+                    })
+            {
+                // Whichever slot holds it: only a matching value ends.
+                push(&c.subject, Slot::Residence, Some(v.clone()), true);
+                push(&c.subject, Slot::Employer, Some(v.clone()), true);
+                push(&c.subject, Slot::Partner, Some(v), true);
+            }
+        }
+    }
+    out
+}
+
+/// Last words of a name that make "join X" a membership.
+#[rustfmt::skip]
+const MEMBERSHIPS: &[&str] = &[
+    "club", "group", "class", "gym", "choir", "band", "league", "society", "association",
+    "church", "community", "union", "team", "program", "programme", "course",
+];
+
+/// Partner roles, for "left my husband".
+const PARTNER_ROLES: &[&str] = &[
+    "husband",
+    "wife",
+    "partner",
+    "boyfriend",
+    "girlfriend",
+    "fiance",
+    "fiancé",
+    "fiancee",
+    "spouse",
+];
+
+fn opposite(s: Slot) -> Slot {
+    match s {
+        Slot::Likes => Slot::Dislikes,
+        Slot::Dislikes => Slot::Likes,
+        other => other,
+    }
+}
+
+/// The thing a taste is about: a noun phrase, a gerund phrase ("hiking in the Alps" →
+/// "hiking"), lower case unless capitalised as written.
+fn taste_object(toks: &[Tok], at: usize, end: usize) -> Option<String> {
+    let base = object_phrase(toks, at, 4)?;
+    // "going on road trips": a light gerund takes its prepositional object along.
+    let p = if super::words::is_light_gerund(&toks[base.end - 1].word) {
+        super::words::extend_gerund(toks, base)
+    } else {
+        base
+    };
+    if p.end > end || p.start >= p.end {
+        return None;
+    }
+    let first = toks[p.start].word.as_str();
+    if super::graph::NOT_LIKES.contains(&first)
+        || matches!(p.det.as_deref(), Some("your" | "his" | "her" | "their"))
+    {
+        return None;
+    }
+    let w: Vec<String> = toks[p.start..p.end].iter().map(written).collect();
+    let v = w.join(" ");
+    Some(if toks[p.start..p.end].iter().any(|t| t.cap) {
+        v
+    } else {
+        v.to_lowercase()
+    })
+}
+
+/// The "-ing" form of a lower-case verb: "paint" → "painting", "dance" → "dancing", "run" →
+/// "running" (a short consonant-vowel-consonant stem doubles its last letter).
+fn gerund(v: &str) -> String {
+    let b = v.as_bytes();
+    let vowel = |c: u8| matches!(c, b'a' | b'e' | b'i' | b'o' | b'u');
+    if let Some(stem) = v.strip_suffix("ie") {
+        return format!("{stem}ying");
+    }
+    if v.ends_with('e') && !v.ends_with("ee") && v.len() > 2 {
+        return format!("{}ing", &v[..v.len() - 1]);
+    }
+    if b.len() == 3
+        && !vowel(b[0])
+        && vowel(b[1])
+        && !vowel(b[2])
+        && !matches!(b[2], b'w' | b'x' | b'y')
+    {
+        return format!("{v}{}ing", b[2] as char);
+    }
+    format!("{v}ing")
+}
+
+/// "Biscuit died", "we lost our cat Luna", "had to put Max down".
+fn death_or_loss(
+    toks: &[Tok],
+    c: &Clause,
+    verb: &str,
+    r: usize,
+    end: usize,
+    mut out: Vec<Op>,
+) -> Vec<Op> {
+    let words: Vec<&str> = toks[r.min(end)..end]
+        .iter()
+        .map(|t| t.word.as_str())
+        .collect();
+    let died = verb == "die"
+        || (verb == "pass" && words.first() == Some(&"away"))
+        || (verb == "put" && (words.contains(&"down") || words.contains(&"sleep")));
+    if c.negated || c.tense == Tense::Future {
+        return out;
+    }
+    if died || verb == "rehome" {
+        match &c.subject {
+            Subject::Person { name, role } if verb != "put" => {
+                let pet = role.as_deref().is_some_and(is_pet_role) || role.is_none();
+                if pet {
+                    out.push(Op {
+                        who: Subject::Speaker,
+                        slot: Slot::Pet,
+                        value: name.clone(),
+                        end: true,
+                    });
+                }
+            }
+            Subject::Speaker => {
+                // "we had to put Max down", "we rehomed Toby".
+                if let Some((v, _)) = value_at(toks, r, end, false).or_else(|| {
+                    (r..end)
+                        .find_map(|k| toks[k].cap.then(|| value_at(toks, k, end, false)).flatten())
+                }) {
+                    out.push(Op {
+                        who: Subject::Speaker,
+                        slot: Slot::Pet,
+                        value: Some(v),
+                        end: true,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    if verb == "lose" && c.subject == Subject::Speaker {
+        let job = words.iter().take(3).any(|w| JOB_WORDS.contains(w));
+        if job {
+            out.push(Op {
+                who: Subject::Speaker,
+                slot: Slot::Employer,
+                value: None,
+                end: true,
+            });
+        } else if let Some(k) = (r..end).find(|&k| toks[k].cap)
+            && words.iter().take(4).any(|w| is_pet_role(w))
+            && let Some((v, _)) = value_at(toks, k, end, false)
+        {
+            out.push(Op {
+                who: Subject::Speaker,
+                slot: Slot::Pet,
+                value: Some(v),
+                end: true,
+            });
+        }
+    }
+    // "stopped working at X", "stop liking X".
+    if verb == "stop" && c.subject != Subject::Other {
+        let w0 = toks.get(r).map(|t| lemma(&t.word)).unwrap_or_default();
+        if w0 == "work" {
+            let v = (r..end)
+                .find(|&k| matches!(toks[k].word.as_str(), "at" | "for"))
+                .and_then(|k| value_at(toks, k + 1, end, false).map(|(v, _)| v));
+            out.push(Op {
+                who: c.subject.clone(),
+                slot: Slot::Employer,
+                value: v,
+                end: true,
+            });
+        } else if matches!(w0.as_str(), "like" | "love" | "enjoy")
+            && let Some(v) = taste_object(toks, r + 1, end)
+        {
+            out.push(Op {
+                who: c.subject.clone(),
+                slot: Slot::Likes,
+                value: Some(v),
+                end: true,
+            });
+        }
+    }
+    out
+}
+
+fn is_pet_role(w: &str) -> bool {
+    matches!(
+        w,
+        "dog"
+            | "cat"
+            | "puppy"
+            | "kitten"
+            | "pup"
+            | "rabbit"
+            | "bunny"
+            | "parrot"
+            | "hamster"
+            | "horse"
+            | "pet"
+            | "dogs"
+            | "cats"
+    )
+}
