@@ -474,3 +474,475 @@ async fn restating_a_slots_fact_answers_with_the_fact_it_merged_into() {
     assert_eq!(sem["facts"].as_array().unwrap().len(), 1, "{sem}");
     t.stop().await;
 }
+
+// A fact's text must state its predicate (issue 18): the clause analysis reads the `fact`
+// text as a turn its subject says; when it reads relations of the subject there and none is
+// the predicate, the edit is refused with a 422 naming `fact`.
+
+/// Facts whose text states another relation than their predicate: (subject, predicate,
+/// object, fact text, the relation the text states). Third person, with the subject's name,
+/// one everyday sentence each.
+const MISMATCHED: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "Ana",
+        "WORKS_AT",
+        "Acme",
+        "Ana lives in Munich.",
+        "LIVES_IN",
+    ),
+    (
+        "Ben",
+        "LIVES_IN",
+        "Oslo",
+        "Ben works at Equinor.",
+        "WORKS_AT",
+    ),
+    (
+        "Cara",
+        "HAS_JOB",
+        "nurse",
+        "Cara lives in Leeds.",
+        "LIVES_IN",
+    ),
+    ("Dan", "LIKES", "jazz", "Dan works as a plumber.", "HAS_JOB"),
+    (
+        "Eli",
+        "PARTNER_OF",
+        "Sam",
+        "Eli has a dog named Rex.",
+        "HAS_PET",
+    ),
+    ("Fay", "WORKS_AT", "Globex", "Fay is a dentist.", "HAS_JOB"),
+    ("Gus", "HAS_PET", "Milo", "Gus loves hiking.", "LIKES"),
+    (
+        "Hana",
+        "LIVES_IN",
+        "Kyoto",
+        "Hana was born in Osaka.",
+        "FROM",
+    ),
+    (
+        "Ivo",
+        "FROM",
+        "Zagreb",
+        "Ivo moved to Vienna last year.",
+        "LIVES_IN",
+    ),
+    (
+        "Jo",
+        "RELATIONSHIP_STATUS",
+        "married",
+        "Jo works for Siemens.",
+        "WORKS_AT",
+    ),
+    (
+        "Kai",
+        "LIKES",
+        "sushi",
+        "Kai visited Lisbon in May.",
+        "VISITED",
+    ),
+    ("Lea", "VISITED", "Rome", "Lea lives in Rome.", "LIVES_IN"),
+    (
+        "Max",
+        "STUDIES",
+        "law",
+        "Max works at Deutsche Bahn.",
+        "WORKS_AT",
+    ),
+    (
+        "Nia",
+        "HAS_JOB",
+        "teacher",
+        "Nia is married.",
+        "RELATIONSHIP_STATUS",
+    ),
+    (
+        "Omar",
+        "LIVES_IN",
+        "Cairo",
+        "Omar's wife is Layla.",
+        "PARTNER_OF",
+    ),
+    (
+        "Pia",
+        "WORKS_AT",
+        "Spotify",
+        "Pia studies medicine.",
+        "STUDIES",
+    ),
+    (
+        "Quinn",
+        "PARTNER_OF",
+        "Alex",
+        "Quinn's sister is called Maya.",
+        "HAS_SISTER",
+    ),
+    (
+        "Rui",
+        "HAS_PET",
+        "Bolt",
+        "Rui joined a running club.",
+        "MEMBER_OF",
+    ),
+    (
+        "Sara",
+        "LIKES",
+        "tennis",
+        "Sara's birthday is on 3 March.",
+        "HAS_BIRTHDAY",
+    ),
+    ("Tom", "HAS_JOB", "chef", "Tom enjoys gardening.", "LIKES"),
+    (
+        "Uma",
+        "LIVES_IN",
+        "Delhi",
+        "Uma is a software engineer.",
+        "HAS_JOB",
+    ),
+    ("Vic", "WORKS_AT", "Ikea", "Vic grew up in Malmo.", "FROM"),
+    ("Wen", "FROM", "Taipei", "Wen works at TSMC.", "WORKS_AT"),
+    (
+        "Yara",
+        "HAS_MOTHER",
+        "Rosa",
+        "Yara's father is Luis.",
+        "HAS_FATHER",
+    ),
+    // The subject as the user typed it, in lower case: compared case-insensitively.
+    (
+        "zoe",
+        "WORKS_AT",
+        "Bosch",
+        "Zoe lives in Stuttgart.",
+        "LIVES_IN",
+    ),
+];
+
+/// The user id of a case: one user per subject, so cases cannot meet in a slot.
+fn case_user(subject: &str) -> String {
+    format!("refuse-{}", subject.to_lowercase())
+}
+
+/// `None` when the answer is the refusal the case expects, else what is wrong with it.
+fn wrong_refusal(status: u16, body: &Value, predicate: &str, states: &str) -> Option<String> {
+    let message = body["message"].as_str().unwrap_or_default();
+    let refused = status == 422
+        && body["field"] == "fact"
+        && message.contains(states)
+        && message.contains(&format!("not {predicate}"));
+    (!refused).then(|| format!("{status} {body}"))
+}
+
+/// Panics listing the cases that went wrong, after listing those that went right.
+fn report(what: &str, passed: &[String], failed: &[String]) {
+    eprintln!("{what}: {} passed: {passed:#?}", passed.len());
+    assert!(
+        failed.is_empty(),
+        "{what}: {} of {} failed: {failed:#?}",
+        failed.len(),
+        passed.len() + failed.len()
+    );
+}
+
+#[tokio::test]
+async fn adding_a_fact_whose_text_states_another_relation_is_refused_naming_fact() {
+    assert!(MISMATCHED.len() >= 20);
+    let t = start().await;
+    let (mut passed, mut failed) = (Vec::new(), Vec::new());
+    for &(subject, predicate, object, fact, states) in MISMATCHED {
+        let user = case_user(subject);
+        let (s, e) = send(
+            &t,
+            "POST",
+            &format!("/api/memory/semantic/{user}"),
+            Some(
+                json!({"subject": subject, "predicate": predicate, "object": object, "fact": fact}),
+            ),
+        )
+        .await;
+        let case = format!("{subject} {predicate} {fact:?}");
+        match wrong_refusal(s, &e, predicate, states) {
+            None => passed.push(case.clone()),
+            Some(got) => failed.push(format!("{case} → {got}")),
+        }
+        // Refused or not, a refusal stores nothing: either nothing or the accepted fact.
+        let (_, sem) = t.get(&format!("/api/memory/semantic/{user}")).await;
+        let stored = sem["facts"].as_array().unwrap().len();
+        assert_eq!(stored, usize::from(s == 201), "{case}: {sem}");
+    }
+    report("POST with a mismatched fact text", &passed, &failed);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn changing_a_facts_text_to_one_that_states_another_relation_is_refused_naming_fact() {
+    let t = start().await;
+    let (mut passed, mut failed) = (Vec::new(), Vec::new());
+    for &(subject, predicate, object, fact, states) in MISMATCHED {
+        let user = case_user(subject);
+        // Added without a text: the default sentence is not analysed.
+        let (s, added) = send(
+            &t,
+            "POST",
+            &format!("/api/memory/semantic/{user}"),
+            Some(json!({"subject": subject, "predicate": predicate, "object": object})),
+        )
+        .await;
+        assert_eq!(s, 201, "{added}");
+        let id = added["id"].as_i64().unwrap();
+        let (s, e) = send(
+            &t,
+            "PATCH",
+            &format!("/api/memory/semantic/{user}/{id}"),
+            Some(json!({"fact": fact})),
+        )
+        .await;
+        let case = format!("{subject} {predicate} {fact:?}");
+        match wrong_refusal(s, &e, predicate, states) {
+            None => passed.push(case.clone()),
+            Some(got) => failed.push(format!("{case} → {got}")),
+        }
+        if s == 422 {
+            // The fact is as it was, and no edit was recorded.
+            let (_, sem) = t.get(&format!("/api/memory/semantic/{user}")).await;
+            assert_eq!(sem["facts"][0]["fact"], added["fact"], "{case}: {sem}");
+            let (_, edits) = t.get(&format!("/api/memory/edits/{user}")).await;
+            assert_eq!(
+                edits["edits"].as_array().unwrap().len(),
+                1,
+                "{case}: {edits}"
+            );
+        }
+    }
+    report("PATCH with a mismatched fact text", &passed, &failed);
+    t.stop().await;
+}
+
+/// First-person text reads as the subject speaking ("I" is the subject), as the extractor
+/// reads a turn: refused when it states another relation, accepted when it states the
+/// predicate.
+#[tokio::test]
+async fn first_person_fact_text_is_read_as_the_subject_speaking() {
+    let t = start().await;
+    let (s, e) = send(
+        &t,
+        "POST",
+        "/api/memory/semantic/fp",
+        Some(json!({"subject": "Ana", "predicate": "WORKS_AT", "object": "Acme", "fact": "I live in Munich."})),
+    )
+    .await;
+    assert_eq!(
+        (s, e["field"].as_str(), e["message"].as_str()),
+        (
+            422,
+            Some("fact"),
+            Some("fact: states LIVES_IN, not WORKS_AT")
+        ),
+        "{e}"
+    );
+    let (s, f) = send(
+        &t,
+        "POST",
+        "/api/memory/semantic/fp",
+        Some(json!({"subject": "Ana", "predicate": "works at", "object": "Acme", "fact": "I work at Acme."})),
+    )
+    .await;
+    assert_eq!(s, 201, "{f}");
+    let id = f["id"].as_i64().unwrap();
+    for (fact, states) in [
+        ("I live in Munich.", "LIVES_IN"),
+        ("I love hiking.", "LIKES"),
+        ("I'm a nurse.", "HAS_JOB"),
+    ] {
+        let (s, e) = send(
+            &t,
+            "PATCH",
+            &format!("/api/memory/semantic/fp/{id}"),
+            Some(json!({"fact": fact, "object": "Globex"})),
+        )
+        .await;
+        assert_eq!((s, e["field"].as_str()), (422, Some("fact")), "{fact}: {e}");
+        assert_eq!(
+            e["message"],
+            format!("fact: states {states}, not WORKS_AT"),
+            "{e}"
+        );
+    }
+    // Neither the object nor the text changed with a refused PATCH.
+    let (_, sem) = t.get("/api/memory/semantic/fp").await;
+    assert_eq!(
+        (
+            sem["facts"][0]["object"].as_str(),
+            sem["facts"][0]["fact"].as_str()
+        ),
+        (Some("Acme"), Some("I work at Acme.")),
+        "{sem}"
+    );
+    let (s, f) = send(
+        &t,
+        "PATCH",
+        &format!("/api/memory/semantic/fp/{id}"),
+        Some(json!({"fact": "I work at Globex now.", "object": "Globex"})),
+    )
+    .await;
+    assert_eq!((s, f["object"].as_str()), (200, Some("Globex")), "{f}");
+    // Another user's id, or a missing one, is 404 (not a 422 about the text).
+    for path in [
+        format!("/api/memory/semantic/other/{id}"),
+        "/api/memory/semantic/fp/999".to_string(),
+    ] {
+        let (s, e) = send(
+            &t,
+            "PATCH",
+            &path,
+            Some(json!({"fact": "I live in Munich."})),
+        )
+        .await;
+        assert_eq!(s, 404, "{path}: {e}");
+    }
+    t.stop().await;
+}
+
+/// Accepted: text that states the predicate (alone or with other relations), text the
+/// analysis reads no relation of the subject in, unknown predicates, and facts without a text.
+#[tokio::test]
+async fn fact_texts_that_state_the_predicate_or_nothing_known_are_accepted() {
+    let t = start().await;
+    let cases: &[(&str, &str, &str, &str)] = &[
+        // The text states the predicate.
+        ("Ana", "LIVES_IN", "Munich", "Ana lives in Munich."),
+        ("Ben", "WORKS_AT", "Equinor", "Ben works at Equinor."),
+        ("Cara", "HAS_JOB", "nurse", "Cara is a nurse."),
+        ("Gus", "LIKES", "hiking", "Gus loves hiking."),
+        ("Hana", "FROM", "Osaka", "Hana was born in Osaka."),
+        ("Eli", "HAS_PET", "Rex", "Eli has a dog named Rex."),
+        ("Kai", "VISITED", "Lisbon", "Kai visited Lisbon in May."),
+        ("Pia", "STUDIES", "medicine", "Pia studies medicine."),
+        (
+            "Max",
+            "works at",
+            "Siemens",
+            "Max lives in Munich and works at Siemens.",
+        ),
+        ("Ana", "LIVES_IN", "Munich", "I live in Munich."),
+        // Predicates the analysis does not know, with the text saying just that.
+        ("Ana", "OWNS_CAR", "Volvo", "Ana drives a 2012 Volvo."),
+        (
+            "Ben",
+            "SPEAKS",
+            "Portuguese",
+            "Ben speaks Portuguese fluently.",
+        ),
+        (
+            "Cara",
+            "ALLERGIC_TO",
+            "peanuts",
+            "Cara is allergic to peanuts.",
+        ),
+        ("Dan", "SUPPORTS", "Celtic", "Dan supports Celtic."),
+        // Text it reads no relation in, and another person's relation.
+        ("Eli", "PARTNER_OF", "Sam", "See the notes from March."),
+        ("Fay", "WORKS_AT", "Globex", "Tim lives in Paris."),
+    ];
+    for (i, &(subject, predicate, object, fact)) in cases.iter().enumerate() {
+        let user = format!("accept-{i}");
+        let (s, f) = send(
+            &t,
+            "POST",
+            &format!("/api/memory/semantic/{user}"),
+            Some(
+                json!({"subject": subject, "predicate": predicate, "object": object, "fact": fact}),
+            ),
+        )
+        .await;
+        assert_eq!(s, 201, "{subject} {predicate} {fact:?}: {f}");
+        assert_eq!(f["fact"], fact, "{f}");
+        // The same text again as a PATCH of the stored fact, now with another object.
+        let id = f["id"].as_i64().unwrap();
+        let (s, f) = send(
+            &t,
+            "PATCH",
+            &format!("/api/memory/semantic/{user}/{id}"),
+            Some(json!({"fact": fact, "object": format!("{object} 2")})),
+        )
+        .await;
+        assert_eq!(s, 200, "PATCH {subject} {predicate} {fact:?}: {f}");
+    }
+    // Without a text, the default sentence is stored as before.
+    let (s, f) = send(
+        &t,
+        "POST",
+        "/api/memory/semantic/accept-default",
+        Some(json!({"subject": "Ana", "predicate": "OWNS_CAR", "object": "Volvo"})),
+    )
+    .await;
+    assert_eq!(
+        (s, f["fact"].as_str()),
+        (201, Some("Ana owns car Volvo.")),
+        "{f}"
+    );
+    t.stop().await;
+}
+
+/// The analysis behind the refusal, as a pure function.
+#[test]
+fn stated_predicates_reads_the_text_as_the_subject_speaking() {
+    use reflector::extract::stated_predicates;
+    assert_eq!(stated_predicates("Ana", "I live in Munich."), ["LIVES_IN"]);
+    assert_eq!(
+        stated_predicates("  Ana ", "I live in Munich."),
+        ["LIVES_IN"]
+    );
+    // Each predicate once, in the order stated.
+    assert_eq!(
+        stated_predicates(
+            "Ana",
+            "I love jazz. I live in Munich. I moved to Berlin. I love tea."
+        ),
+        ["LIKES", "LIVES_IN"]
+    );
+    // Nothing known, nothing readable, a question, a negation.
+    for text in [
+        "Ana owns a red Volvo.",
+        "asdf qwerty",
+        "",
+        "Do I live in Munich?",
+        "I don't live in Paris anymore.",
+    ] {
+        assert_eq!(
+            stated_predicates("Ana", text),
+            Vec::<String>::new(),
+            "{text:?}"
+        );
+    }
+    // Pure: the same answer every time.
+    assert_eq!(
+        stated_predicates("Ana", "I work at Acme."),
+        stated_predicates("Ana", "I work at Acme.")
+    );
+}
+
+/// The intended reading of third-person text: the subject's name is the subject.
+#[test]
+fn stated_predicates_reads_third_person_text_about_the_subject() {
+    use reflector::extract::stated_predicates;
+    let (mut passed, mut failed) = (Vec::new(), Vec::new());
+    for &(subject, _, _, fact, states) in MISMATCHED {
+        let got = stated_predicates(subject, fact);
+        let case = format!("{subject} {fact:?}");
+        if got.iter().any(|p| p == states) {
+            passed.push(case);
+        } else {
+            failed.push(format!("{case} → {got:?}, expected {states}"));
+        }
+    }
+    // Another person's relation is not the subject's.
+    let other = stated_predicates("Ana", "Ben lives in Munich.");
+    if !other.is_empty() {
+        failed.push(format!(
+            "Ana \"Ben lives in Munich.\" → {other:?}, expected none"
+        ));
+    }
+    report("third-person stated_predicates", &passed, &failed);
+}

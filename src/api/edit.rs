@@ -16,6 +16,15 @@
 //! visible to recall at once (rows, full-text index, the vector cache) and recorded with the
 //! caller's key id and the time; updates and deletes leave a tombstone so that re-reflecting
 //! the turns the memory came from does not bring the old version back (`crate::store::sqlite::edits`).
+//!
+//! A fact's `fact` text must not state another relation than its predicate: the text, read
+//! by the clause analysis as a turn its subject says ([`crate::extract::stated_predicates`]),
+//! must give the fact's predicate whenever it gives any relation of that subject ("I" is the
+//! subject). So `{"subject": "Ana", "predicate": "WORKS_AT", "object": "Acme", "fact": "I live
+//! in Munich."}` is a 422 naming `fact` ("states LIVES_IN, not WORKS_AT"), on adding a fact and
+//! on changing one (with the stored fact's subject and predicate). Text the analysis reads no
+//! relation of the subject in — a predicate it does not know (`OWNS_CAR`), or text it cannot
+//! read — is accepted as it is.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -136,6 +145,19 @@ fn memory_id(s: &str) -> Result<i64, ApiError> {
     })
 }
 
+/// 422 naming `fact` when the text `fact` states relations of `subject` and none of them is
+/// `predicate` (see the module docs); accepted when the analysis reads none.
+fn check_stated(subject: &str, predicate: &str, fact: &str) -> Result<(), ApiError> {
+    let stated = crate::extract::stated_predicates(subject, fact);
+    if stated.is_empty() || stated.iter().any(|p| p == predicate) {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        "fact",
+        format!("states {}, not {predicate}", stated.join(" and ")),
+    ))
+}
+
 fn refused(e: EditRefused) -> ApiError {
     match e {
         EditRefused::NotFound(..) => ApiError::NotFound(e.to_string()),
@@ -207,12 +229,16 @@ pub async fn add(
                 Some(Value::Bool(b)) => Some(*b),
                 Some(_) => return Err(ApiError::invalid("exclusive", "must be true or false")),
             };
-            let fact = text(&m, "fact", false)?.unwrap_or_else(|| {
-                format!(
+            let fact = match text(&m, "fact", false)? {
+                Some(fact) => {
+                    check_stated(&subject, &predicate, &fact)?;
+                    fact
+                }
+                None => format!(
                     "{subject} {} {object_}.",
                     predicate.to_lowercase().replace('_', " ")
-                )
-            });
+                ),
+            };
             let f = NewFact {
                 valid_ms: time_ms(&m, "valid_at")?.unwrap_or_else(crate::store::now_ms),
                 subject,
@@ -286,6 +312,14 @@ pub async fn update(
             };
             if p.fact.is_none() && p.object.is_none() {
                 return Err(nothing());
+            }
+            if let Some(fact) = &p.fact {
+                // PATCH changes neither subject nor predicate: the stored ones are the fact's.
+                let u = u.clone();
+                let Some(stored) = ctx.store.run(move |s| s.fact_by_id(&u, id)).await? else {
+                    return Err(refused(EditRefused::NotFound("fact", id)));
+                };
+                check_stated(&stored.subject, &stored.predicate, fact)?;
             }
             ctx.store
                 .run(move |s| s.update_fact(&u, &actor, id, &p))
@@ -437,6 +471,10 @@ pub async fn delete_episode(
 }
 
 /// Add a fact; an exclusive fact (one value at a time, like `LIVES_IN`) invalidates the slot's current value.
+///
+/// A `fact` text that states another relation of the subject than the predicate is refused
+/// (422 naming `fact`): read as said by the subject, "I live in Munich." states `LIVES_IN`, not
+/// `WORKS_AT`. Text the clause analysis reads no relation of the subject in is accepted.
 #[utoipa::path(
     post,
     path = "/api/memory/semantic/{user_id}",
@@ -447,7 +485,7 @@ pub async fn delete_episode(
         (status = 201, description = "Added; the fact as the browse route shows it", body = Fact),
         (status = 400, description = "The body is not JSON, or not an object", body = ErrorBody),
         (status = 409, description = "The same fact exists already", body = ErrorBody),
-        (status = 422, description = "A field is missing, unknown or invalid (`field` names it)", body = ErrorBody),
+        (status = 422, description = "A field is missing, unknown or invalid (`field` names it), or the `fact` text states another relation than the predicate (`field` is `fact`)", body = ErrorBody),
     ),
 )]
 pub async fn add_fact(
@@ -461,6 +499,9 @@ pub async fn add_fact(
 }
 
 /// Change one fact; re-reflection never brings the old version back.
+///
+/// A new `fact` text must not state another relation of the fact's subject than its
+/// predicate (422 naming `fact`), as when adding one.
 #[utoipa::path(
     patch,
     path = "/api/memory/semantic/{user_id}/{id}",
@@ -472,7 +513,7 @@ pub async fn add_fact(
         (status = 400, description = "The body is not JSON, or not an object", body = ErrorBody),
         (status = 404, description = "No fact with this id for this user", body = ErrorBody),
         (status = 409, description = "The change would duplicate another fact", body = ErrorBody),
-        (status = 422, description = "A field is unknown or invalid, or none is given (`field` names it)", body = ErrorBody),
+        (status = 422, description = "A field is unknown or invalid, or none is given (`field` names it), or the `fact` text states another relation than the fact's predicate (`field` is `fact`)", body = ErrorBody),
     ),
 )]
 pub async fn update_fact(

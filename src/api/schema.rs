@@ -619,7 +619,9 @@ pub struct NewFactRequest {
         pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
     )]
     pub object: String,
-    /// The fact as a sentence (default "subject predicate object.").
+    /// The fact as a sentence (default "subject predicate object."). Read as said by the
+    /// subject ("I" is the subject), it must not state another relation than the predicate
+    /// (422 naming `fact`); a sentence stating no relation the analysis knows is accepted.
     #[schema(
         min_length = 1,
         max_length = 10000,
@@ -706,6 +708,8 @@ impl ToSchema for EpisodePatchRequest {}
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FactPatchFields {
+    /// The fact as a sentence. Read as said by the fact's subject ("I" is the subject), it must
+    /// not state another relation than the fact's predicate (422 naming `fact`).
     #[schema(
         min_length = 1,
         max_length = 10000,

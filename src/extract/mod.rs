@@ -144,3 +144,34 @@ pub struct RuleDraft {
     /// of the same topic with a different statement supersedes the older one.
     pub topic: String,
 }
+
+/// The relations `fact` states about `subject`, as the clause analysis reads them: the
+/// predicates of the relations [`graph::extract`] gives for `fact` read as a turn that
+/// `subject` says, whose subject is `subject` (compared case-insensitively), each once, in
+/// the order the analysis gives them. The editing API refuses an explicit fact whose text
+/// states relations of which none is its predicate (`crate::api::edit`).
+///
+/// Empty when the analysis reads no relation of `subject` in the text: a predicate it does
+/// not know (`OWNS_CAR`), or text it cannot read. Pure, like everything here: the turn is
+/// dated at a fixed instant (2000-01-01T00:00:00Z, UTC), never the clock, so the same text
+/// always gives the same answer.
+pub fn stated_predicates(subject: &str, fact: &str) -> Vec<String> {
+    let at = DateTime::<Utc>::from_timestamp(946_684_800, 0)
+        .expect("2000-01-01T00:00:00Z is a valid instant");
+    let turn = TurnView {
+        user_id: "edit".into(),
+        speaker: subject.into(),
+        text: fact.into(),
+        assistant_response: String::new(),
+        timestamp: at,
+        local: at.with_timezone(&FixedOffset::east_opt(0).expect("UTC is a valid offset")),
+    };
+    let who = subject.trim().to_lowercase();
+    let mut out: Vec<String> = Vec::new();
+    for r in graph::extract(&turn).relations {
+        if r.subject.trim().to_lowercase() == who && !out.contains(&r.predicate) {
+            out.push(r.predicate);
+        }
+    }
+    out
+}

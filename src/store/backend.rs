@@ -135,6 +135,7 @@ backend! {
         fn entity_names(&self, user_id: &str) -> anyhow::Result<Vec<(String, i64)>>;
         fn facts_about(&self, user_id: &str, entity_ids: &[i64], include_invalid: bool, limit: usize) -> anyhow::Result<Vec<FactRow>>;
         fn list_facts(&self, user_id: &str, limit: usize, offset: usize) -> anyhow::Result<Vec<FactRow>>;
+        fn fact_by_id(&self, user_id: &str, id: i64) -> anyhow::Result<Option<FactRow>>;
         fn list_entities(&self, user_id: &str, limit: usize, offset: usize) -> anyhow::Result<Vec<EntityRow>>;
         fn list_rules(&self, user_id: &str, include_superseded: bool, limit: usize, offset: usize) -> anyhow::Result<Vec<RuleRow>>;
         fn user_stats(&self, user_id: &str) -> anyhow::Result<Value>;

@@ -433,6 +433,15 @@ fn edit_script(b: &dyn Backend) -> Vec<Value> {
             object: Some("Madrid".into()),
         },
     )));
+    // A fact by id: this user's, as it is now; another user's or a missing id, none.
+    for (user, id) in [
+        ("ana", facts[1]),
+        ("ana", facts[3]),
+        ("bob", facts[1]),
+        ("ana", 999),
+    ] {
+        out.push(json!(b.fact_by_id(user, id).unwrap()));
+    }
     pause();
     out.push(outcome(b.update_rule(
         "ana",

@@ -388,6 +388,19 @@ impl PgStore {
         })
     }
 
+    /// One fact of the user by id (see [`crate::store::Reader::fact_by_id`]).
+    pub fn fact_by_id(&self, user_id: &str, id: i64) -> anyhow::Result<Option<FactRow>> {
+        self.read(|c| {
+            let row = c.query_opt(
+                &format!(
+                    "{FACT_SELECT} WHERE r.user_id = $1 AND r.id = $2 AND r.merged_into IS NULL"
+                ),
+                &[&user_id, &id],
+            )?;
+            Ok(row.as_ref().map(fact_from_row).transpose()?)
+        })
+    }
+
     /// Tier 3 browse: entities with their aliases (other than the name itself, in byte
     /// order, as SQLite lists them).
     pub fn list_entities(

@@ -344,6 +344,19 @@ impl SqliteStore {
         })
     }
 
+    /// One fact of the user by id, as the browse route shows it; `None` when the user has no
+    /// fact with this id (or it is a restatement merged into another fact, which edits do not
+    /// reach either).
+    pub fn fact_by_id(&self, user_id: &str, id: i64) -> anyhow::Result<Option<FactRow>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(&format!(
+                "{FACT_SELECT} WHERE r.user_id = ?1 AND r.id = ?2 AND r.merged_into IS NULL"
+            ))?
+            .query_row(params![user_id, id], fact_from_row)
+            .optional()?)
+        })
+    }
+
     /// Tier 3 browse: entities with their aliases.
     pub fn list_entities(
         &self,
