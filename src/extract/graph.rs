@@ -1073,6 +1073,12 @@ impl<'a> Builder<'a> {
                 toks.get(i + 2).map(|t| t.word.as_str()),
             ) {
                 (Some("is"), Some("called" | "named")) => (word, i + 3),
+                // "my father is Luis": a capitalised name right after "is".
+                (Some("is"), Some(_))
+                    if toks.get(i + 2).is_some_and(|t| t.cap) && !toks[i + 1].boundary_after =>
+                {
+                    (word, i + 2)
+                }
                 _ => (word, i + 1),
             },
         };

@@ -168,10 +168,53 @@ pub fn stated_predicates(subject: &str, fact: &str) -> Vec<String> {
     };
     let who = subject.trim().to_lowercase();
     let mut out: Vec<String> = Vec::new();
-    for r in graph::extract(&turn).relations {
-        if r.subject.trim().to_lowercase() == who && !out.contains(&r.predicate) {
-            out.push(r.predicate);
+    // The text as written, then as the subject would say it ("Eli has a dog named Rex." →
+    // "I have a dog named Rex.", "Omar's wife is Layla." → "My wife is Layla."), so that the
+    // first-person patterns read third-person facts too.
+    let first_person = TurnView {
+        text: in_first_person(subject, fact),
+        ..turn.clone()
+    };
+    for t in [&turn, &first_person] {
+        for r in graph::extract(t).relations {
+            if r.subject.trim().to_lowercase() == who && !out.contains(&r.predicate) {
+                out.push(r.predicate);
+            }
         }
     }
     out
+}
+
+/// `fact` with a leading `subject` turned into the first person: "NAME's" → "My", "NAME is" →
+/// "I am", "NAME has" → "I have", "NAME studies" → "I study" (a third-person "-s" dropped).
+fn in_first_person(subject: &str, fact: &str) -> String {
+    let s = subject.trim();
+    let Some(rest) = fact.trim().strip_prefix(s) else {
+        return fact.to_string();
+    };
+    if let Some(r) = rest
+        .strip_prefix("'s ")
+        .or_else(|| rest.strip_prefix("’s "))
+    {
+        return format!("My {r}");
+    }
+    let rest = rest.trim_start();
+    let (verb, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+    let verb = match verb {
+        "is" => "am".to_string(),
+        "has" => "have".to_string(),
+        "was" | "had" => verb.to_string(),
+        v if v.ends_with("ies") => format!("{}y", &v[..v.len() - 3]),
+        v if v.ends_with("es")
+            && (v.ends_with("shes")
+                || v.ends_with("ches")
+                || v.ends_with("xes")
+                || v.ends_with("sses")) =>
+        {
+            v[..v.len() - 2].to_string()
+        }
+        v if v.ends_with('s') && !v.ends_with("ss") => v[..v.len() - 1].to_string(),
+        v => v.to_string(),
+    };
+    format!("I {verb} {tail}")
 }
