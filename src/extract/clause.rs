@@ -793,11 +793,7 @@ fn clause(
                 return None;
             }
             let (s, m) = prev.unwrap_or((Subject::Speaker, Mood::Asserted));
-            if m == Mood::Hypothetical
-                && mood == Mood::Asserted
-                && SPLITTERS.contains(&opener)
-                && opener == "and"
-            {
+            if m == Mood::Hypothetical && mood == Mood::Asserted && opener == "and" {
                 mood = m;
             }
             (s, vec![], v)

@@ -530,64 +530,63 @@ impl<'a> Builder<'a> {
                 self.relate(s, pred, name, "person", vec![], fact, pred == "PARTNER_OF");
             }
         }
-        {
-            for op in ops {
-                let Some(who) = self.subject_name(&op.who) else {
-                    continue;
-                };
-                let at = self.valid_at(s);
-                let pred = op.slot.predicate();
-                if op.end {
-                    let object = op.value.clone();
-                    if !self
-                        .ends
-                        .iter()
-                        .any(|e| e.subject == who && e.predicate == pred && e.object == object)
-                    {
-                        self.ends.push(EndDraft {
-                            subject: who,
-                            predicate: pred.to_string(),
-                            object,
-                            at,
-                        });
-                    }
-                    continue;
-                }
-                let Some(v) = op.value else { continue };
-                // A place or employer typed in lower case is still a name.
-                let v = if matches!(op.slot, Slot::Residence | Slot::Employer)
-                    && !v.chars().any(char::is_uppercase)
-                    && !v.starts_with("a ")
-                    && !v.starts_with("an ")
-                    && !v.starts_with("the ")
+        // One date for every slot operation of the sentence.
+        let at = self.valid_at(s);
+        for op in ops {
+            let Some(who) = self.subject_name(&op.who) else {
+                continue;
+            };
+            let pred = op.slot.predicate();
+            if op.end {
+                let object = op.value.clone();
+                if !self
+                    .ends
+                    .iter()
+                    .any(|e| e.subject == who && e.predicate == pred && e.object == object)
                 {
-                    title_case(&v)
-                } else {
-                    v
-                };
-                if v.eq_ignore_ascii_case(&who) {
-                    continue;
+                    self.ends.push(EndDraft {
+                        subject: who,
+                        predicate: pred.to_string(),
+                        object,
+                        at,
+                    });
                 }
-                let fact = match op.slot {
-                    Slot::Residence => format!("{who} lives in {v}."),
-                    Slot::Employer => format!("{who} works at {v}."),
-                    Slot::Job => format!("{who} works as {} {v}.", a_or_an(&v)),
-                    Slot::Partner => format!("{v} is {who}'s partner."),
-                    Slot::Pet => format!("{who} has a pet named {v}."),
-                    Slot::Likes => format!("{who} likes {v}."),
-                    Slot::Dislikes => format!("{who} dislikes {v}."),
-                };
-                self.relate_from(
-                    &who,
-                    s,
-                    pred,
-                    &v,
-                    op.slot.kind(),
-                    vec![],
-                    fact,
-                    op.slot.exclusive(),
-                );
+                continue;
             }
+            let Some(v) = op.value else { continue };
+            // A place or employer typed in lower case is still a name.
+            let v = if matches!(op.slot, Slot::Residence | Slot::Employer)
+                && !v.chars().any(char::is_uppercase)
+                && !v.starts_with("a ")
+                && !v.starts_with("an ")
+                && !v.starts_with("the ")
+            {
+                title_case(&v)
+            } else {
+                v
+            };
+            if v.eq_ignore_ascii_case(&who) {
+                continue;
+            }
+            let fact = match op.slot {
+                Slot::Residence => format!("{who} lives in {v}."),
+                Slot::Employer => format!("{who} works at {v}."),
+                Slot::Job => format!("{who} works as {} {v}.", a_or_an(&v)),
+                Slot::Partner => format!("{v} is {who}'s partner."),
+                Slot::Pet => format!("{who} has a pet named {v}."),
+                Slot::Likes => format!("{who} likes {v}."),
+                Slot::Dislikes => format!("{who} dislikes {v}."),
+            };
+            self.relate_from(
+                &who,
+                s,
+                pred,
+                &v,
+                op.slot.kind(),
+                vec![],
+                fact,
+                op.slot.exclusive(),
+            );
         }
     }
 

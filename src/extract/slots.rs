@@ -252,7 +252,6 @@ pub fn value_at(toks: &[Tok], i: usize, end: usize, all_lower: bool) -> Option<(
     {
         k += 1;
     }
-    let start = k;
     let mut words = Vec::new();
     while k < end {
         let t = &toks[k];
@@ -297,7 +296,6 @@ pub fn value_at(toks: &[Tok], i: usize, end: usize, all_lower: bool) -> Option<(
     ) {
         return None;
     }
-    let _ = start;
     Some((v, k))
 }
 
@@ -537,11 +535,7 @@ pub fn ops(toks: &[Tok], c: &Clause, all_lower: bool, future_mention: bool) -> V
                 && e <= end
                 && let Some(v) = taste_object(toks, e, end)
             {
-                let slot = if over && *slot == Slot::Likes {
-                    Slot::Likes
-                } else {
-                    *slot
-                };
+                let slot = *slot;
                 for s in &subjects {
                     if over {
                         push(s, slot, Some(v.clone()), true);
