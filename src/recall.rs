@@ -60,6 +60,39 @@ pub struct Memory {
     pub evidence: Vec<String>,
     /// Row id in its tier (interaction id for short-term turns).
     pub id: String,
+    /// When it holds or happened, RFC 3339 UTC (see [`Memory::at_ms`]).
+    pub date: Option<String>,
+    /// The same instant in Unix milliseconds: an episode's event (`occurred_at`), a fact's
+    /// `valid_at`, a rule's `stated_at`, a turn's timestamp. What search's `since`/`until`
+    /// compare.
+    #[serde(skip)]
+    pub at_ms: Option<i64>,
+}
+
+impl Memory {
+    fn dated(mut self, at_ms: Option<i64>) -> Self {
+        self.at_ms = at_ms;
+        self.date = at_ms
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| crate::job::format_timestamp(&t));
+        self
+    }
+}
+
+/// A search request: the ranked items of [`Recall::context`] alone, filtered.
+#[derive(Debug, Clone)]
+pub struct SearchQuery {
+    pub user_id: String,
+    /// Not blank.
+    pub query: String,
+    /// Items wanted (1..=100).
+    pub limit: usize,
+    /// Only these tiers (`short_term`, `episodic`, `semantic`, `procedural`); empty = all.
+    pub tiers: Vec<&'static str>,
+    /// Only items dated at or after this instant (Unix ms).
+    pub since_ms: Option<i64>,
+    /// Only items dated before this instant (Unix ms, exclusive).
+    pub until_ms: Option<i64>,
 }
 
 /// An episode with its fused score.
@@ -497,6 +530,41 @@ impl Recall {
     /// vector scan follows the embedding, so the request waits for the longer of the two
     /// rather than their sum. Stage timings are logged at `debug` (target `reflector::recall`).
     pub async fn context(&self, q: RecallQuery) -> anyhow::Result<Context> {
+        self.recall(q, self.window).await
+    }
+
+    /// The ranked items alone (`GET /api/memory/search/{user_id}`): the same ranking as
+    /// [`Recall::context`]'s `memories`, with each episode as itself (no neighbouring turns),
+    /// filtered by tier and date. With a filter, the best 100 items are ranked and the
+    /// filter keeps the first `limit` that pass, so an item ranked below 100 overall is not
+    /// found even when it passes the filter.
+    pub async fn search(&self, q: SearchQuery) -> anyhow::Result<Vec<Memory>> {
+        let filtered = !q.tiers.is_empty() || q.since_ms.is_some() || q.until_ms.is_some();
+        let ctx = self
+            .recall(
+                RecallQuery {
+                    user_id: q.user_id,
+                    query: q.query,
+                    limit: if filtered { 100 } else { q.limit },
+                    include_invalid: false,
+                },
+                0,
+            )
+            .await?;
+        let keep = |m: &Memory| {
+            (q.tiers.is_empty() || q.tiers.contains(&m.tier))
+                && q.since_ms.is_none_or(|s| m.at_ms.is_some_and(|t| t >= s))
+                && q.until_ms.is_none_or(|u| m.at_ms.is_some_and(|t| t < u))
+        };
+        Ok(ctx
+            .memories
+            .into_iter()
+            .filter(keep)
+            .take(q.limit)
+            .collect())
+    }
+
+    async fn recall(&self, q: RecallQuery, window: usize) -> anyhow::Result<Context> {
         let query = q.query.trim().to_string();
         let st_n = self.short_term_turns;
         let user = q.user_id.clone();
@@ -551,7 +619,6 @@ impl Recall {
         let ((fts, fts_time), (qvec, vec, embed_time, scan_time)) = tokio::try_join!(bm25, dense)?;
         let searched = started.elapsed();
 
-        let window = self.window;
         let limit = q.limit;
         let include_invalid = q.include_invalid;
         let q_text = query.clone();
@@ -786,13 +853,18 @@ fn assemble(
         .collect();
     let top = episodes.first().map(|e| e.score).unwrap_or(1.0 / RRF_K);
     for e in &episodes {
-        memories.push(Memory {
-            text: e.with_context.clone(),
-            tier: "episodic",
-            score: e.score,
-            evidence: e.context_evidence.clone(),
-            id: e.episode.id.to_string(),
-        });
+        memories.push(
+            Memory {
+                text: e.with_context.clone(),
+                tier: "episodic",
+                score: e.score,
+                evidence: e.context_evidence.clone(),
+                id: e.episode.id.to_string(),
+                date: None,
+                at_ms: None,
+            }
+            .dated(Some(e.episode.occurred_ms)),
+        );
     }
     // Facts about entities the query names. What makes one relevant is a content word it
     // shares with the query beyond the entity's own name (the predicate counts: "live" meets
@@ -825,24 +897,34 @@ fn assemble(
         } else {
             0.3
         };
-        memories.push(Memory {
-            text: format!("{} (since {day})", f.fact),
-            tier: "semantic",
-            score: top * weight / (1.0 + i as f64 * 0.2),
-            evidence: f.evidence.clone(),
-            id: f.id.to_string(),
-        });
+        memories.push(
+            Memory {
+                text: format!("{} (since {day})", f.fact),
+                tier: "semantic",
+                score: top * weight / (1.0 + i as f64 * 0.2),
+                evidence: f.evidence.clone(),
+                id: f.id.to_string(),
+                date: None,
+                at_ms: None,
+            }
+            .dated(Some(f.valid_ms)),
+        );
     }
     for r in &rules {
         let sim = qvec.map(|v| cosine(v, &r.embedding) as f64).unwrap_or(0.0);
         if sim > 0.35 {
-            memories.push(Memory {
-                text: r.statement.clone(),
-                tier: "procedural",
-                score: top * sim,
-                evidence: r.evidence.clone(),
-                id: r.id.to_string(),
-            });
+            memories.push(
+                Memory {
+                    text: r.statement.clone(),
+                    tier: "procedural",
+                    score: top * sim,
+                    evidence: r.evidence.clone(),
+                    id: r.id.to_string(),
+                    date: None,
+                    at_ms: None,
+                }
+                .dated(crate::job::parse_timestamp(&r.stated_at).map(|t| t.timestamp_millis())),
+            );
         }
     }
     // Recent turns: only when they share words with the query (or there is no query).
@@ -854,19 +936,24 @@ fn assemble(
             qtokens.iter().filter(|w| toks.contains(*w)).count() as f64 / qtokens.len() as f64
         };
         if overlap > 0.0 {
-            memories.push(Memory {
-                text: turn_text(t),
-                tier: "short_term",
-                score: top * 0.5 * overlap / (1.0 + i as f64 * 0.1),
-                evidence: vec![
-                    t.metadata
-                        .get("dia_id")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or(&t.interaction_id)
-                        .to_string(),
-                ],
-                id: t.interaction_id.clone(),
-            });
+            memories.push(
+                Memory {
+                    text: turn_text(t),
+                    tier: "short_term",
+                    score: top * 0.5 * overlap / (1.0 + i as f64 * 0.1),
+                    evidence: vec![
+                        t.metadata
+                            .get("dia_id")
+                            .and_then(|v| v.as_str())
+                            .unwrap_or(&t.interaction_id)
+                            .to_string(),
+                    ],
+                    id: t.interaction_id.clone(),
+                    date: None,
+                    at_ms: None,
+                }
+                .dated(Some(t.ts_ms)),
+            );
         }
     }
     memories.sort_by(|a, b| b.score.total_cmp(&a.score));

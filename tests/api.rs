@@ -828,3 +828,104 @@ async fn max_tokens_trims_the_context_highest_ranked_first() {
     }
     t.stop().await;
 }
+
+#[tokio::test]
+async fn search_returns_ranked_items_filtered_by_tier_and_date() {
+    let t = start().await;
+    let turns = [
+        ("I adopted a cat named Miso.", "2024-03-01T10:00:00Z"),
+        ("My sister Lucia lives in Madrid.", "2024-04-01T10:00:00Z"),
+        ("Please always answer in Spanish.", "2024-05-01T10:00:00Z"),
+        (
+            "We took the cat Miso to the vet for her vaccines.",
+            "2024-06-01T10:00:00Z",
+        ),
+    ];
+    for (m, ts) in turns {
+        let (s, r) = t.turn("sam", m, ts, json!({})).await;
+        assert_eq!(s, 202, "{r}");
+        t.wait_job(r["reflection_job_id"].as_str().unwrap()).await;
+    }
+    // Another user's memories never appear.
+    let (_, r) = t
+        .turn(
+            "other",
+            "My cat Miso is ill.",
+            "2024-06-02T10:00:00Z",
+            json!({}),
+        )
+        .await;
+    t.wait_job(r["reflection_job_id"].as_str().unwrap()).await;
+
+    let (s, all) = t.get("/api/memory/search/sam?query=cat%20Miso").await;
+    assert_eq!(s, 200, "{all}");
+    assert_eq!(
+        (all["user_id"].as_str(), all["limit"].as_u64()),
+        (Some("sam"), Some(10))
+    );
+    let items = all["items"].as_array().unwrap();
+    assert!(!items.is_empty(), "{all}");
+    let scores: Vec<f64> = items.iter().map(|i| i["score"].as_f64().unwrap()).collect();
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "best first: {scores:?}"
+    );
+    for i in items {
+        assert!(i["date"].as_str().is_some_and(|d| d.ends_with('Z')), "{i}");
+        assert!(!i["evidence"].as_array().unwrap().is_empty(), "{i}");
+        assert!(
+            !i["text"].as_str().unwrap().contains("ill"),
+            "another user's: {i}"
+        );
+    }
+    // Episodes come as themselves, without the neighbouring turns /context adds.
+    let episodes: Vec<&Value> = items.iter().filter(|i| i["tier"] == "episodic").collect();
+    assert!(episodes.len() >= 2, "{all}");
+    for e in &episodes {
+        assert_eq!(e["text"].as_str().unwrap().lines().count(), 1, "{e}");
+    }
+
+    // Tier filter, date filter (`until` as a date includes that day), and both.
+    let (_, ep) = t
+        .get("/api/memory/search/sam?query=cat%20Miso&tier=episodic")
+        .await;
+    assert!(
+        ep["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["tier"] == "episodic"),
+        "{ep}"
+    );
+    let (_, june) = t
+        .get("/api/memory/search/sam?query=cat%20Miso&tier=episodic&since=2024-05-15")
+        .await;
+    let june = june["items"].as_array().unwrap();
+    assert_eq!(june.len(), 1, "{june:?}");
+    assert!(june[0]["text"].as_str().unwrap().contains("vet"));
+    let (_, march) = t
+        .get("/api/memory/search/sam?query=cat%20Miso&tier=episodic&until=2024-03-01")
+        .await;
+    let march = march["items"].as_array().unwrap();
+    assert_eq!(march.len(), 1, "{march:?}");
+    assert!(march[0]["text"].as_str().unwrap().contains("adopted"));
+    let (_, one) = t
+        .get("/api/memory/search/sam?query=cat%20Miso&limit=1")
+        .await;
+    assert_eq!(one["items"].as_array().unwrap().len(), 1);
+
+    for (q, field) in [
+        ("", "query"),
+        ("query=%20%20", "query"),
+        ("query=cat&limit=0", "limit"),
+        ("query=cat&limit=101", "limit"),
+        ("query=cat&tier=facts", "tier"),
+        ("query=cat&tier=episodic,", "tier"),
+        ("query=cat&since=yesterday", "since"),
+        ("query=cat&since=2024-06-01&until=2024-05-01", "until"),
+    ] {
+        let (s, e) = t.get(&format!("/api/memory/search/sam?{q}")).await;
+        assert_eq!((s, e["field"].as_str()), (422, Some(field)), "{q}: {e}");
+    }
+    t.stop().await;
+}

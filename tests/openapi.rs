@@ -21,8 +21,9 @@ use serde_json::{Value, json};
 
 const ADMIN: &str = "openapi-admin-key-0123456789";
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
-/// Served outside the document: the document itself and Swagger UI.
-const META_ROUTES: [&str; 4] = ["/openapi.json", "/docs", "/docs/", "/docs/{*rest}"];
+/// Served outside the document: the document itself, Swagger UI, and the MCP endpoint (one
+/// JSON-RPC route whose tools are documented operations; `src/mcp.rs`).
+const META_ROUTES: [&str; 5] = ["/openapi.json", "/docs", "/docs/", "/docs/{*rest}", "/mcp"];
 
 /// Path literals registered with plain axum calls anywhere under `src/`.
 fn registered_in_source() -> BTreeSet<String> {
@@ -151,6 +152,16 @@ async fn operations_document_their_answers_errors_and_security() {
     let public = reflector::api::auth::PUBLIC_ROUTES;
     let param_re = regex::Regex::new(r"\{([^}]+)\}").unwrap();
     let mut ops = 0;
+    // OpenAPI 3.1, 4.8.10.1: operationId is unique among all operations (client generators
+    // name their methods after it).
+    let mut ids = BTreeSet::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for m in METHODS {
+            if let Some(id) = item.get(m).and_then(|op| op["operationId"].as_str()) {
+                assert!(ids.insert(id.to_string()), "operationId {id} appears twice");
+            }
+        }
+    }
     for (path, item) in doc["paths"].as_object().unwrap() {
         for m in METHODS {
             let Some(op) = item.get(m) else { continue };

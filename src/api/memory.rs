@@ -5,6 +5,8 @@
 //!   `max_tokens` (1..=1000000) trims the rendered `context` to fit, highest-ranked first
 //!   (`crate::budget`: estimate and order); the answer then has `max_tokens` and `omitted`
 //!   (items left out), and always `context_tokens` (the estimate for `context`).
+//! - `GET /api/memory/search/{user_id}?query=&limit=&tier=&since=&until=` — the ranked
+//!   items alone (`crate::recall::Recall::search`), filtered by tier and date.
 //! - `GET /api/memory/{short-term|episodic|semantic|procedural}/{user_id}?limit=&offset=` —
 //!   browse a tier, newest first. `semantic` returns `entities` and `facts`; `procedural`
 //!   takes `include_superseded=true`.
@@ -23,7 +25,7 @@ use serde_json::{Value, json};
 
 use super::schema::{
     ContextQuery, ContextResponse, EpisodePage, ErrorBody, Forgotten, PageQuery, ProceduralQuery,
-    RulePage, SemanticPage, TurnPage, UserPath, UserStats,
+    RulePage, SearchQuery, SearchResponse, SemanticPage, TurnPage, UserPath, UserStats,
 };
 use super::{ApiContext, ApiError, check_user_id, page, parse_param};
 use crate::recall::RecallQuery;
@@ -32,6 +34,7 @@ use crate::recall::RecallQuery;
 pub fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new()
         .routes(routes!(context))
+        .routes(routes!(search))
         .routes(routes!(short_term))
         .routes(routes!(episodic, ed::add_episode))
         .routes(routes!(semantic, ed::add_fact))
@@ -145,6 +148,109 @@ async fn context(
     }
     v["short_term_summary"] = json!(summary);
     Ok(Json(v))
+}
+
+/// Search memories: the ranked items of recall alone (what `/context` lists as `memories`),
+/// each episode as itself, filtered by tier and by date.
+#[utoipa::path(
+    get,
+    path = "/api/memory/search/{user_id}",
+    tag = "memory",
+    params(UserPath, SearchQuery),
+    responses(
+        (status = 200, description = "Ranked items, best first", body = SearchResponse),
+        (status = 422, description = "A parameter is invalid (`field` names it)", body = ErrorBody),
+    ),
+)]
+async fn search(
+    State(ctx): State<ApiContext>,
+    Path(user_id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    check_user_id("user_id", &user_id)?;
+    let query = q.get("query").map(|s| s.trim()).unwrap_or_default();
+    if query.is_empty() {
+        return Err(ApiError::invalid(
+            "query",
+            "is required and must not be blank",
+        ));
+    }
+    if query.len() > 4096 {
+        return Err(ApiError::invalid("query", "must be at most 4096 bytes"));
+    }
+    let limit = parse_param(&q, "limit", 10usize)?;
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be between 1 and 100"));
+    }
+    let mut tiers: Vec<&'static str> = Vec::new();
+    for t in q.get("tier").map(|s| s.as_str()).unwrap_or("").split(',') {
+        let t = t.trim();
+        let tier = match t {
+            "" if q.contains_key("tier") => {
+                return Err(ApiError::invalid(
+                    "tier",
+                    "names an empty tier; use short_term, episodic, semantic or procedural, comma-separated",
+                ));
+            }
+            "" => continue,
+            "short_term" | "short-term" => "short_term",
+            "episodic" => "episodic",
+            "semantic" => "semantic",
+            "procedural" => "procedural",
+            other => {
+                return Err(ApiError::invalid(
+                    "tier",
+                    format!(
+                        "{other:?} is not a tier; use short_term, episodic, semantic or procedural, comma-separated"
+                    ),
+                ));
+            }
+        };
+        if !tiers.contains(&tier) {
+            tiers.push(tier);
+        }
+    }
+    let instant = |name: &str, end_of_day: bool| -> Result<Option<i64>, ApiError> {
+        let Some(v) = q.get(name) else {
+            return Ok(None);
+        };
+        let t = crate::job::parse_timestamp(v).ok_or_else(|| {
+            ApiError::invalid(
+                name,
+                format!("{v:?} is not an RFC 3339 timestamp or a date (YYYY-MM-DD)"),
+            )
+        })?;
+        let date_only = !v.trim().contains([':', 'T', ' ']);
+        let day = if end_of_day && date_only {
+            86_400_000
+        } else {
+            0
+        };
+        Ok(Some(t.timestamp_millis() + day))
+    };
+    let since_ms = instant("since", false)?;
+    let until_ms = instant("until", true)?;
+    if let (Some(s), Some(u)) = (since_ms, until_ms)
+        && u <= s
+    {
+        return Err(ApiError::invalid("until", "must be later than since"));
+    }
+    let start = std::time::Instant::now();
+    let items = ctx
+        .recall
+        .search(crate::recall::SearchQuery {
+            user_id: user_id.clone(),
+            query: query.to_string(),
+            limit,
+            tiers,
+            since_ms,
+            until_ms,
+        })
+        .await?;
+    metrics::histogram!("reflector_search_seconds").record(start.elapsed().as_secs_f64());
+    Ok(Json(
+        json!({"user_id": user_id, "query": query, "limit": limit, "items": items}),
+    ))
 }
 
 /// Browse short-term memory (Tier 1): the user's turns, newest first.
@@ -270,6 +376,7 @@ async fn procedural(
 #[utoipa::path(
     get,
     path = "/api/memory/stats/{user_id}",
+    operation_id = "user_stats",
     tag = "memory",
     params(UserPath),
     responses(

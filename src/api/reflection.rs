@@ -279,6 +279,7 @@ async fn health(State(ctx): State<ApiContext>) -> Response {
 #[utoipa::path(
     get,
     path = "/api/reflection/stats",
+    operation_id = "reflection_stats",
     tag = "reflection",
     responses((status = 200, description = "The statistics", body = ReflectionStats)),
 )]

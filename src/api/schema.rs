@@ -167,6 +167,52 @@ pub struct ContextQuery {
     pub max_tokens: Option<u32>,
 }
 
+/// What to search for.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// What to look for: not blank, at most 4096 bytes.
+    #[param(
+        min_length = 1,
+        max_length = 4096,
+        pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
+    pub query: String,
+    /// Items wanted, 1 to 100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// Only these tiers, comma-separated: `short_term`, `episodic`, `semantic`,
+    /// `procedural` (default: all).
+    #[param(
+        pattern = r"^ *(short_term|short-term|episodic|semantic|procedural) *(, *(short_term|short-term|episodic|semantic|procedural) *)*$"
+    )]
+    pub tier: Option<String>,
+    /// Only items dated at or after this instant: a timestamp as `timestamp` of a turn takes
+    /// it (a date alone means its midnight UTC). An item's date is when its event happened
+    /// (episodic), its `valid_at` (semantic), when it was stated (procedural) or the turn's
+    /// timestamp (short-term).
+    #[param(
+        pattern = "^[0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))(T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]|[+-]14:00)?)?| ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?)?$"
+    )]
+    pub since: Option<String>,
+    /// Only items dated before this instant; a date alone includes that whole day (UTC).
+    /// Must be later than `since`.
+    #[param(
+        pattern = "^[0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))(T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]|[+-]14:00)?)?| ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?)?$"
+    )]
+    pub until: Option<String>,
+}
+
+/// `GET /api/memory/search/{user_id}`: ranked items, best first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchResponse {
+    pub user_id: String,
+    pub query: String,
+    pub limit: u64,
+    /// At most `limit` items, best first.
+    pub items: Vec<RankedMemory>,
+}
+
 // ------------------------------------------------------------------------ interactions
 
 /// One turn of a conversation. Unknown fields are ignored.
@@ -415,6 +461,9 @@ pub struct RankedMemory {
     pub evidence: Vec<String>,
     /// Row id in its tier (the interaction id for a short-term turn).
     pub id: String,
+    /// When it holds or happened (RFC 3339 UTC): an episode's event, a fact's `valid_at`, a
+    /// rule's statement, a turn's timestamp.
+    pub date: Option<String>,
 }
 
 /// The tier a ranked memory comes from.
