@@ -84,6 +84,9 @@ fi
 echo "== schemathesis: the API against its OpenAPI document (scripts/schemathesis.sh)"
 scripts/schemathesis.sh
 
+echo "== MCP: both transports with PyPI's mcp client, and the README's MCP examples (scripts/mcp.sh)"
+scripts/mcp.sh
+
 if [ "${REFLECTOR_SKIP_RABBITMQ:-}" != 1 ]; then
   echo "== RabbitMQ interoperability: the original producer's and consumer's declarations and schema, via aio-pika"
   # Scenarios A (ours first), B (the original producer first) and C (an older deployment

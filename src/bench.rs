@@ -26,6 +26,7 @@
 //!    embeddings per job (counted by a wrapper around the embedder), lag from POST to job
 //!    completed at half the saturation rate;
 //! 3. recall p50/p99 through `GET /api/memory/context/{user}` (query embedding included);
+//!    search through REST and through the MCP tool, side by side (rows 3f, 3g);
 //! 4. peak RSS (`VmHWM`) of this process, which holds every service and the client.
 //!
 //! `--json` ends the output with one JSON line of the headline figures. The exit code is 0
@@ -1363,6 +1364,76 @@ async fn seed_and_recall(
     Ok((lat.sorted(), cold))
 }
 
+/// Rows 3f/3g: the same search queries through REST and through the MCP tool, alternating
+/// one by one (so both see the same machine state), on a user seeded by [`seed_and_recall`].
+/// Both go over loopback HTTP with keep-alive; MCP adds JSON-RPC framing and the tool's
+/// in-process call to the REST route. Returns (REST, MCP) latencies.
+async fn search_rest_vs_mcp(ctx: &Ctx, svc: &Service, user: &str) -> anyhow::Result<(Lat, Lat)> {
+    progress("search: REST vs MCP");
+    let rest_url = format!("http://{}/api/memory/search/{user}", svc.addr);
+    let mcp_url = format!("http://{}/mcp", svc.addr);
+    let rest = |q: &'static str| {
+        let (c, url) = (ctx.client.clone(), rest_url.clone());
+        async move {
+            let r = c
+                .get(&url)
+                .query(&[("query", q), ("limit", "10")])
+                .send()
+                .await?;
+            let s = r.status().as_u16();
+            let b: Value = r.json().await?;
+            if s != 200 || !b["items"].is_array() {
+                bail!("search status {s}: {b}");
+            }
+            anyhow::Ok(())
+        }
+    };
+    let mcp = |i: usize, q: &'static str| {
+        let (c, url, user) = (ctx.client.clone(), mcp_url.clone(), user.to_string());
+        async move {
+            let call = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                "params": {"name": "search", "arguments": {"query": q, "limit": 10}}});
+            let r = c
+                .post(&url)
+                .header("accept", "application/json, text/event-stream")
+                .header(crate::mcp::USER_HEADER, user)
+                .json(&call)
+                .send()
+                .await?;
+            let s = r.status().as_u16();
+            let b: Value = r.json().await?;
+            if s != 200 || b["result"]["isError"] != json!(false) {
+                bail!("MCP search status {s}: {b}");
+            }
+            anyhow::Ok(())
+        }
+    };
+    rest(RECALL_QUERIES[0]).await?;
+    mcp(0, RECALL_QUERIES[0]).await?;
+    let (mut a, mut b) = (Lat::default(), Lat::default());
+    for i in 0..ctx.sizes.recall_queries {
+        let q = RECALL_QUERIES[i % RECALL_QUERIES.len()];
+        // Alternate which goes first, so neither always meets a warmer cache.
+        for first in [i % 2 == 0, i % 2 != 0] {
+            let s = Instant::now();
+            if first {
+                match rest(q).await {
+                    Ok(()) => a.ms.push(ms_since(s)),
+                    Err(_) => a.errors += 1,
+                }
+            } else {
+                match mcp(i + 1, q).await {
+                    Ok(()) => b.ms.push(ms_since(s)),
+                    Err(_) => b.errors += 1,
+                }
+            }
+        }
+    }
+    a.secs = a.ms.iter().sum::<f64>() / 1e3;
+    b.secs = b.ms.iter().sum::<f64>() / 1e3;
+    Ok((a.sorted(), b.sorted()))
+}
+
 /// Section 3: recall at 1k / 10k / 100k episodes; with `REFLECTOR_BENCH_DATABASE_URL`, also
 /// at 10k on PostgreSQL (in a schema of its own), next to SQLite's.
 async fn recall_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow::Result<()> {
@@ -1406,6 +1477,31 @@ async fn recall_section(ctx: &Ctx, h: &mut Headline, rep: &mut Report) -> anyhow
             target,
         );
     }
+    let user = format!("recall-{}", sizes.recall_sizes[1]);
+    let (rest, mcp) = search_rest_vs_mcp(ctx, &rec, &user).await?;
+    let extra = mcp.p(0.5) - rest.p(0.5);
+    let target = rep.target(
+        extra <= 2.0 && rest.errors + mcp.errors == 0,
+        "MCP p50 <= REST p50 + 2 ms",
+        format!("mcp_search_extra_p50_ms {extra:.2} > 2"),
+    );
+    rep.table.row(
+        "3f",
+        &format!(
+            "search, REST GET /api/memory/search, one user with {} episodes",
+            sizes.recall_sizes[1]
+        ),
+        Some(&rest),
+        format!("{:.0} queries/s (1 client)", rest.rate()),
+        String::new(),
+    );
+    rep.table.row(
+        "3g",
+        "search, the same queries through the MCP tool (POST /mcp, tools/call search), alternating with 3f",
+        Some(&mcp),
+        format!("{:.0} queries/s; p50 {extra:+.2} ms vs 3f", mcp.rate()),
+        target,
+    );
     rec.shutdown(Duration::from_secs(30)).await?;
     let Some(url) = std::env::var("REFLECTOR_BENCH_DATABASE_URL")
         .ok()

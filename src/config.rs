@@ -50,6 +50,9 @@ pub struct Config {
     pub short_term_turns: usize,
     /// Turns shown on each side of a recalled episode, from its session (its context). Default 1.
     pub recall_window: usize,
+    /// List the MCP tool `forget_user` (delete everything about the session's user). Default
+    /// false: a model can call any tool it sees.
+    pub mcp_allow_forget: bool,
     /// OpenAI-compatible API base (`…/v1`) for LLM curation and extraction; with
     /// `llm_model`, turns on LLM mode (`OPENAI_API_KEY` from the environment is sent as the
     /// bearer token). Unset: the built-in rules, offline.
@@ -135,6 +138,7 @@ impl Default for Config {
             embed_threads: 2,
             short_term_turns: 10,
             recall_window: 1,
+            mcp_allow_forget: false,
             llm_base_url: None,
             llm_model: None,
             llm_timeout_secs: 30,
@@ -243,6 +247,7 @@ impl Config {
             embed_threads,
             short_term_turns,
             recall_window,
+            mcp_allow_forget,
             llm_timeout_secs,
             llm_max_input_chars,
             sqlite_synchronous,
@@ -460,6 +465,9 @@ pub struct Overrides {
     /// Turns shown around a recalled episode, each side [default: 1]
     #[arg(long, env = "REFLECTOR_RECALL_WINDOW")]
     pub recall_window: Option<usize>,
+    /// Offer the MCP tool forget_user (deletes everything about the user) [default: false]
+    #[arg(long, env = "REFLECTOR_MCP_ALLOW_FORGET")]
+    pub mcp_allow_forget: Option<bool>,
     /// OpenAI-compatible API base for LLM mode, e.g. http://localhost:11434/v1
     #[arg(long, env = "REFLECTOR_LLM_BASE_URL")]
     pub llm_base_url: Option<String>,
@@ -557,6 +565,7 @@ struct ConfigFile {
     embed_threads: Option<usize>,
     short_term_turns: Option<usize>,
     recall_window: Option<usize>,
+    mcp_allow_forget: Option<bool>,
     llm_base_url: Option<String>,
     llm_model: Option<String>,
     llm_timeout_secs: Option<u64>,
@@ -603,6 +612,7 @@ impl ConfigFile {
             embed_threads: self.embed_threads,
             short_term_turns: self.short_term_turns,
             recall_window: self.recall_window,
+            mcp_allow_forget: self.mcp_allow_forget,
             llm_base_url: self.llm_base_url,
             llm_model: self.llm_model,
             llm_timeout_secs: self.llm_timeout_secs,

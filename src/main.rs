@@ -10,8 +10,9 @@ fn main() {
     unsafe {
         reflector::embed::pool::set_single_threaded_kernels();
     }
+    // rmcp (the MCP server) logs every stateless request's start and end at INFO.
     let mut filter = tracing_subscriber::EnvFilter::try_from_env("REFLECTOR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn"));
     // lapin logs every AMQP frame at TRACE, the connection's SASL response (user AND
     // password) included: never below DEBUG, whatever REFLECTOR_LOG asks for, and only
     // warnings unless REFLECTOR_LOG asks for debug output at all (its DEBUG lines are one per

@@ -38,6 +38,9 @@ pub struct Options {
     /// Use this embedding pool instead of building one from the config (benchmarks share one
     /// pool between services and count what it computes).
     pub embed: Option<EmbedService>,
+    /// Serve the API in process only, on no socket ([`Service::rest`]; `reflector mcp` on a
+    /// data directory). [`Service::addr`] is then `0.0.0.0:0`.
+    pub no_listen: bool,
 }
 
 /// A running service.
@@ -51,6 +54,8 @@ pub struct Service {
     workers: Vec<tokio::task::JoinHandle<()>>,
     /// The outbox relay (RabbitMQ mode, processes that serve HTTP).
     relay: Option<tokio::task::JoinHandle<()>>,
+    /// The REST routes for in-process calls (`crate::api::rest_router`), unless `no_http`.
+    pub rest: Option<axum::Router>,
 }
 
 /// Load the embedder named by the config.
@@ -264,6 +269,21 @@ impl Service {
                 server,
                 workers,
                 relay,
+                rest: None,
+            });
+        }
+        let rest = Some(api::rest_router(ctx.clone()));
+        if opts.no_listen {
+            tracing::info!(workers = if run_workers { cfg.workers } else { 0 }, queue = queue_backend, db = %crate::store::describe(&cfg), "memory reflector running in process (no socket)");
+            return Ok(Service {
+                addr: "0.0.0.0:0".parse().expect("static address"),
+                store,
+                shutdown: tx,
+                paused,
+                server: None,
+                workers,
+                relay,
+                rest,
             });
         }
         let listener = tokio::net::TcpListener::bind(cfg.listen)
@@ -275,12 +295,14 @@ impl Service {
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        let app = api::router(ctx);
+        let mcp_stop = tokio_util::sync::CancellationToken::new();
+        let app = api::router(ctx, mcp_stop.clone())?;
         let mut stop = rx;
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = stop.wait_for(|v| *v).await;
+                    mcp_stop.cancel();
                 })
                 .await
                 .context("HTTP server failed")
@@ -294,6 +316,7 @@ impl Service {
             server: Some(server),
             workers,
             relay,
+            rest,
         })
     }
 

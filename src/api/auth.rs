@@ -30,7 +30,8 @@
 //! status and queue counts, no user data), every other route needs a valid key (401
 //! otherwise). Routes with a `{user_id}` need an admin key or one whose scope names that user
 //! (403 otherwise); `POST /api/interactions` and `GET /api/reflection/jobs/{job_id}` check the
-//! body's / job's user in the handler; every other route (queue status, stats, the
+//! body's / job's user in the handler, and `/mcp` (the MCP server) the session's user at
+//! every tool call; every other route (queue status, stats, the
 //! dead-letter list and replay, `/metrics`) is for admin keys only.
 //!
 //! `GET /openapi.json` and `GET /docs` (Swagger UI) are outside this layer, public like the
@@ -55,7 +56,10 @@ pub const PUBLIC_ROUTES: &[&str] = &["/api/reflection/health"];
 
 /// Routes whose handler checks the caller against the user the request concerns (the body's
 /// `user_id`, the job's user).
-const HANDLER_CHECKED_ROUTES: &[&str] = &["/api/interactions", "/api/reflection/jobs/{job_id}"];
+/// `/mcp` checks each tool call's user (`crate::mcp`), and its tools go through this layer
+/// again as REST calls with the same key.
+const HANDLER_CHECKED_ROUTES: &[&str] =
+    &["/api/interactions", "/api/reflection/jobs/{job_id}", "/mcp"];
 
 /// What one key may do.
 #[derive(Debug, Clone, PartialEq, Eq)]

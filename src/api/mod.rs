@@ -33,6 +33,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use tokio_util::sync::CancellationToken;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
@@ -72,11 +73,25 @@ pub fn api_routes() -> OpenApiRouter<ApiContext> {
 /// The whole API. `/openapi.json` and `/docs` are merged after the auth layer: they are
 /// public metadata (the API's shape, the same for every deployment; no user data, keys or
 /// configuration), like the health check.
-pub fn router(ctx: ApiContext) -> Router {
+///
+/// `/mcp` is the MCP server's streamable HTTP transport (`crate::mcp`), behind the same auth
+/// layer; its tools call the REST routes in process ([`rest_router`]), with the caller's key.
+/// Cancelling `shutdown` ends its sessions (their event streams would otherwise hold a
+/// graceful shutdown open).
+///
+/// Errors only when the MCP tools cannot be built from the OpenAPI document (a bug).
+pub fn router(ctx: ApiContext, shutdown: CancellationToken) -> anyhow::Result<Router> {
     let limit = ctx.config.max_body_bytes;
     let (routes, doc) = api_routes().split_for_parts();
-    Router::new()
+    let mcp = crate::mcp::http_service(
+        rest_router(ctx.clone()),
+        ctx.config.mcp_allow_forget,
+        !ctx.config.api_keys.is_empty(),
+        shutdown,
+    )?;
+    Ok(Router::new()
         .merge(routes)
+        .route_service("/mcp", mcp)
         .route_layer(middleware::from_fn_with_state(ctx.clone(), auth::authorize))
         .merge(openapi::docs(openapi::finish(doc)))
         .fallback(|| async {
@@ -85,6 +100,23 @@ pub fn router(ctx: ApiContext) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::map_response(json_method_not_allowed))
         .layer(middleware::from_fn(track_requests))
+        .with_state(ctx))
+}
+
+/// The REST routes alone, behind the auth layer, without request metrics: what the MCP
+/// tools call in process (`crate::mcp::Upstream::InProcess`), and `reflector mcp` on a data
+/// directory.
+pub fn rest_router(ctx: ApiContext) -> Router {
+    let limit = ctx.config.max_body_bytes;
+    let (routes, _) = api_routes().split_for_parts();
+    Router::new()
+        .merge(routes)
+        .route_layer(middleware::from_fn_with_state(ctx.clone(), auth::authorize))
+        .fallback(|| async {
+            ApiError::NotFound("no such route; see the README for the API".into())
+        })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::map_response(json_method_not_allowed))
         .with_state(ctx)
 }
 

@@ -5,6 +5,7 @@
 //! - `api`: the HTTP API only (with RabbitMQ: and the outbox relay); workers run elsewhere.
 //! - `worker`: reflection workers only, no API (same data directory as the API); with
 //!   `--health-listen ADDR` it serves the public health check there.
+//! - `mcp --user U [--server URL]`: the MCP server over stdio (`crate::mcp`).
 //! - `healthcheck [--url URL]`: exit 0 when the health URL answers 2xx (container checks).
 //! - `amqp-bench`: publish-confirm latency and throughput through RabbitMQ.
 //! - `demo [FILE]`: fetch the model if needed, serve, import a conversation, wait for
@@ -65,6 +66,20 @@ pub enum Command {
         /// (nothing else: no user data), for container health checks.
         #[arg(long, env = "REFLECTOR_HEALTH_LISTEN")]
         health_listen: Option<std::net::SocketAddr>,
+    },
+    /// MCP server over stdio for desktop assistants (Claude Desktop, Cursor): one user's memory
+    /// as tools. Runs the service in this process on --data-dir (with its own workers), or
+    /// talks to a running server with --server (key from REFLECTOR_API_KEY).
+    Mcp {
+        /// The user whose memory the tools reach (the only one).
+        #[arg(long, env = "REFLECTOR_MCP_USER")]
+        user: String,
+        /// A running server's base URL (e.g. http://127.0.0.1:8080) instead of a local data
+        /// directory.
+        #[arg(long, env = "REFLECTOR_SERVER")]
+        server: Option<String>,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
     /// Check a running server or worker: GET its health URL; exit 0 on a 2xx answer (healthy
     /// or degraded), 1 otherwise (unhealthy, unreachable, or no answer within the timeout).
@@ -276,6 +291,54 @@ async fn run_service(config: ConfigArgs, opts: Options) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// `reflector mcp`: the MCP tools over stdio, on a data directory (the service in process, no
+/// socket, no keys: whoever can start this process can read the directory) or on a server.
+async fn mcp_stdio(
+    user: String,
+    server: Option<String>,
+    config: ConfigArgs,
+) -> anyhow::Result<i32> {
+    crate::api::check_user_id("--user", &user)?;
+    let cfg = Config::load(&config)?;
+    let allow_forget = cfg.mcp_allow_forget;
+    if let Some(base) = server {
+        let key = std::env::var("REFLECTOR_API_KEY")
+            .ok()
+            .filter(|k| !k.trim().is_empty());
+        let upstream = crate::mcp::Upstream::remote(&base, key)?;
+        let tools = crate::mcp::MemoryTools::new(
+            upstream,
+            crate::mcp::SessionUser::Fixed(user),
+            allow_forget,
+        )?;
+        crate::mcp::serve_stdio(tools).await?;
+        return Ok(0);
+    }
+    let mut cfg = cfg;
+    cfg.api_keys = Default::default();
+    let svc = Service::start(
+        cfg,
+        Options {
+            no_listen: true,
+            ..Options::default()
+        },
+    )
+    .await?;
+    let rest = svc.rest.clone().context("the service has no API router")?;
+    let tools = crate::mcp::MemoryTools::new(
+        crate::mcp::Upstream::InProcess(rest),
+        crate::mcp::SessionUser::Fixed(user),
+        allow_forget,
+    )?;
+    let served = tokio::select! {
+        r = crate::mcp::serve_stdio(tools) => r,
+        _ = shutdown_signal() => Ok(()),
+    };
+    svc.shutdown(Duration::from_secs(30)).await?;
+    served?;
+    Ok(0)
+}
+
 /// Whether `e` comes from writing to a pipe whose reader has gone (`EPIPE`).
 fn closed_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
@@ -334,6 +397,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             .await
         }
         Command::Healthcheck { url, timeout_secs } => healthcheck(&url, timeout_secs).await,
+        Command::Mcp {
+            user,
+            server,
+            config,
+        } => mcp_stdio(user, server, config).await,
         Command::AmqpBench(args) => crate::queue::measure::run(args).await,
         Command::Demo { file, config } => locomo::demo(file, config).await,
         Command::Bench(args) => crate::bench::run(args).await,
