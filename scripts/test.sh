@@ -87,6 +87,9 @@ scripts/schemathesis.sh
 echo "== MCP: both transports with PyPI's mcp client, and the README's MCP examples (scripts/mcp.sh)"
 scripts/mcp.sh
 
+echo "== Python client: mypy --strict and its pytest suite against live servers (scripts/python-client.sh)"
+scripts/python-client.sh
+
 if [ "${REFLECTOR_SKIP_RABBITMQ:-}" != 1 ]; then
   echo "== RabbitMQ interoperability: the original producer's and consumer's declarations and schema, via aio-pika"
   # Scenarios A (ours first), B (the original producer first) and C (an older deployment
