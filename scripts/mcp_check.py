@@ -147,11 +147,20 @@ async def over_http(binary: str) -> str:
     with serve(binary, {"REFLECTOR_API_KEYS": keys}) as base:
         url = f"{base}/mcp"
         async with http(url, ANA) as c:
-            tools = {t.name for t in (await c.list_tools()).tools}
+            listed = (await c.list_tools()).tools
+            tools = {t.name for t in listed}
             check(tools == TOOLS, f"HTTP: tools listed {sorted(tools)}")
+            size = len(json.dumps([t.model_dump(mode="json") for t in listed]))
+            check(size < 12_000, f"HTTP: tools/list is small enough to read every session ({size} bytes)")
             await remember_and_find(c, "HTTP")
             r = await c.call_tool("search", {"query": "cat", "user_id": "bob"})
             check(bool(r.is_error) and "refused" in text_of(r), "HTTP: a user_id argument naming bob is refused")
+            r = await c.call_tool("store_turn", {"user_message": "My bike is red.", "mood": "happy"})
+            check(bool(r.is_error) and "mood" in text_of(r), "HTTP: an unknown argument is refused, named")
+            r = await c.call_tool("list_memories", {"tier": "all"})
+            check(bool(r.is_error) and "tier" in text_of(r), "HTTP: a tier outside the enum is refused, named")
+            r = await c.call_tool("store_turn", {"user_message": "Noted.", "session_id": None})
+            check(not r.is_error, "HTTP: a null argument counts as absent")
         async with http(url, ANA, user="bob") as c:
             r = await c.call_tool("search", {"query": "cat"})
             check(bool(r.is_error) and "not allowed" in text_of(r), "HTTP: ana's key with X-Reflector-User bob is refused")
@@ -161,9 +170,16 @@ async def over_http(binary: str) -> str:
         async with http(url, ADMIN) as c:
             r = await c.call_tool("search", {"query": "cat"})
             check(bool(r.is_error) and "X-Reflector-User" in text_of(r), "HTTP: an admin key must name the user")
+        async with httpx2.AsyncClient() as raw:
+            stored = await raw.post(f"{base}/api/interactions", headers={"Authorization": f"Bearer {BOB}"},
+                                    json={"user_id": "bob", "session_id": "s", "user_message": "My PIN is 4321."})
+            bob_job = stored.json()["reflection_job_id"]
         async with http(url, ADMIN, user="ana") as c:
             r = await c.call_tool("search", {"query": "Carla cat Pixel"})
             check(bool(json.loads(text_of(r))["items"]), "HTTP: an admin key with X-Reflector-User ana reaches ana")
+            r = await c.call_tool("job_status", {"job_id": bob_job})
+            check(bool(r.is_error) and "4321" not in text_of(r) + json.dumps(r.structured_content),
+                  "HTTP: a session for ana cannot read bob's job")
             r = await c.call_tool("search", {"query": "cat", "limit": 1000})
             check(bool(r.is_error) and "limit" in text_of(r), f"HTTP: a 422 comes back as a tool error naming the field: {text_of(r)}")
         init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -171,6 +187,12 @@ async def over_http(binary: str) -> str:
         async with httpx2.AsyncClient() as raw:
             resp = await raw.post(url, json=init, headers={"Accept": "application/json, text/event-stream"})
             check(resp.status_code == 401, f"HTTP: /mcp without a key answers 401 ({resp.status_code})")
+            resp = await raw.get(url, headers={"Authorization": f"Bearer {ANA}"})
+            check(resp.status_code == 405 and resp.headers.get("allow") == "POST" and resp.json()["error"] == "method_not_allowed",
+                  f"HTTP: GET /mcp answers 405 with Allow and the JSON error body ({resp.status_code} {resp.headers.get('allow')})")
+            resp = await raw.post(url, content=b"{bad json", headers={"Authorization": f"Bearer {ANA}", "Content-Type": "application/json",
+                                                                     "Accept": "application/json, text/event-stream"})
+            check(resp.status_code >= 400 and "message" in resp.json(), f"HTTP: a malformed body gets the JSON error body ({resp.status_code})")
         failed = False
         try:
             async with http(url, None) as c:
@@ -187,6 +209,18 @@ async def over_http(binary: str) -> str:
         async with Client(params) as c:
             r = await c.call_tool("search", {"query": "Carla cat Pixel", "tier": "episodic"})
             check(any("Pixel" in i["text"] for i in json.loads(text_of(r))["items"]), "stdio --server: search reaches the server's memory")
+        wrong = subprocess.run([binary, "mcp", "--user", "ana", "--server", base], env=dict(os.environ, REFLECTOR_API_KEY=BOB),
+                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+        check(wrong.returncode != 0 and "REFLECTOR_API_KEY" in wrong.stderr,
+              f"stdio --server: a key refused for the user stops it at startup ({wrong.stderr.strip()[-160:]})")
+        # A user id outside ASCII, as raw UTF-8 in the header.
+        hc = httpx2.AsyncClient(headers={"Authorization": f"Bearer {ADMIN}", "X-Reflector-User": "zoë".encode()})
+        async with Client(streamable_http_client(url, http_client=hc)) as c:
+            r = await c.call_tool("store_turn", {"user_message": "I live in Graz."})
+            check(not r.is_error and json.loads(text_of(r))["interaction_id"], "HTTP: a user id outside ASCII in the header")
+        async with httpx2.AsyncClient() as raw:
+            listed = await raw.get(f"{base}/api/memory/short-term/zo%C3%AB", headers={"Authorization": f"Bearer {ADMIN}"})
+            check(listed.json()["turns"][0]["user_message"] == "I live in Graz.", "HTTP: … and the turn is zoë's")
         return base
 
 

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, Request, header};
+use axum::response::IntoResponse as _;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
@@ -80,7 +81,7 @@ fn no_extra() -> Vec<(&'static str, Value, bool)> {
 const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         name: "store_turn",
-        description: "Store one turn of the conversation in the user's memory: what the user said (user_message) and, optionally, what the assistant answered. Reflection then turns it, in the background, into episodes (what happened, with absolute dates), facts about people and places, and standing preferences or instructions. To remember a note the user dictates, store it as a turn in their words. Returns the reflection job id (see job_status). session_id defaults to \"mcp\"; give timestamp when the turn did not happen now.",
+        description: "Store one turn of the conversation in the user's memory: what the user said (user_message) and, optionally, what the assistant answered. Reflection then turns it, in the background, into episodes (what happened, with absolute dates), facts about people and places, and standing preferences or instructions. To remember a note the user dictates, store it as a turn in their words. Returns the reflection job id (see job_status). session_id defaults to one per day; give timestamp when the turn did not happen now.",
         method: "POST",
         path: "/api/interactions",
         schema_path: None,
@@ -175,9 +176,6 @@ fn wait_argument() -> Vec<(&'static str, Value, bool)> {
 struct ToolDef {
     spec: &'static ToolSpec,
     schema: Arc<JsonObject>,
-    /// Names of the operation's query parameters (the rest of the arguments are path
-    /// parameters, or the body).
-    query: Vec<String>,
     /// Whether the arguments are the request body.
     body: bool,
 }
@@ -309,6 +307,31 @@ impl MemoryTools {
         })
     }
 
+    /// Fail fast when the server refuses `user`'s memory to this key (401/403): a desktop
+    /// client shows a startup error, where a refusal at every tool call would be obscure. An
+    /// unreachable server is only logged (it may start later).
+    pub async fn check_access(&self, user: &str) -> anyhow::Result<()> {
+        let path = format!("/api/memory/stats/{}", escape(user, PATH_SAFE));
+        match self
+            .inner
+            .upstream
+            .call(Method::GET, &path, None, None)
+            .await
+        {
+            Ok((status @ (401 | 403), answer)) => {
+                let message = answer.get("message").and_then(Value::as_str).unwrap_or("");
+                anyhow::bail!(
+                    "the server refuses user {user:?} to this key (HTTP {status}: {message}); set REFLECTOR_API_KEY to a key for this user"
+                )
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "the server cannot be reached yet; tool calls will fail until it can");
+                Ok(())
+            }
+        }
+    }
+
     /// The tools as `tools/list` gives them.
     pub fn tools(&self) -> &[Tool] {
         &self.inner.listed
@@ -331,11 +354,12 @@ impl MemoryTools {
                     .get::<Caller>()
                     .cloned()
                     .unwrap_or(Caller::Open);
+                // Raw UTF-8 is read as it is (a user id may be any text).
                 let named = match parts.headers.get(USER_HEADER) {
                     None => None,
                     Some(v) => Some(
-                        v.to_str()
-                            .map_err(|_| format!("the {USER_HEADER} header is not text"))?
+                        std::str::from_utf8(v.as_bytes())
+                            .map_err(|_| format!("the {USER_HEADER} header is not UTF-8"))?
                             .trim()
                             .to_string(),
                     ),
@@ -393,7 +417,32 @@ impl MemoryTools {
                     .join(", ")
             )));
         };
-        let mut args = args;
+        // A null argument is an absent one.
+        let mut args: JsonObject = args.into_iter().filter(|(_, v)| !v.is_null()).collect();
+        let properties = tool.schema.get("properties").and_then(Value::as_object);
+        for (k, v) in &args {
+            let Some(schema) = properties.and_then(|p| p.get(k)) else {
+                return Ok(refusal(format!(
+                    "{k}: not an argument of {}; it takes {}",
+                    tool.spec.name,
+                    properties
+                        .map(|p| p.keys().cloned().collect::<Vec<_>>().join(", "))
+                        .unwrap_or_default()
+                )));
+            };
+            if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+                && !allowed.contains(v)
+            {
+                return Ok(refusal(format!(
+                    "{k}: {v} is not one of {}",
+                    allowed
+                        .iter()
+                        .map(Value::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
         match args.remove("user_id") {
             None | Some(Value::Null) => {}
             Some(Value::String(u)) if u == user => {}
@@ -434,7 +483,7 @@ impl MemoryTools {
             rest = &rest[(close + 1).min(rest.len())..];
         }
         path.push_str(rest);
-        if key_tier(&path) == Some("short_term") {
+        if path.starts_with("/api/memory/short_term/") {
             path = path.replacen("/short_term/", "/short-term/", 1);
         }
         let mut body = None;
@@ -442,23 +491,22 @@ impl MemoryTools {
             let mut b = args;
             if tool.spec.path == "/api/interactions" {
                 b.insert("user_id".into(), json!(user));
-                b.entry("session_id").or_insert(json!("mcp"));
+                if !b.contains_key("session_id") {
+                    // One session per day of the turn: recall shows an episode with the turns
+                    // around it in its session, which should be the same conversation.
+                    let day = b
+                        .get("timestamp")
+                        .and_then(Value::as_str)
+                        .and_then(crate::job::parse_timestamp)
+                        .unwrap_or_else(chrono::Utc::now)
+                        .format("%Y-%m-%d");
+                    b.insert("session_id".into(), json!(format!("mcp-{day}")));
+                }
             }
             body = Some(Value::Object(b));
         } else {
             let mut pairs = Vec::new();
             for (k, v) in &args {
-                if !tool.query.iter().any(|q| q == k) {
-                    return Ok(refusal(format!(
-                        "{k}: not an argument of {}; it takes {}",
-                        tool.spec.name,
-                        tool.schema
-                            .get("properties")
-                            .and_then(Value::as_object)
-                            .map(|p| p.keys().cloned().collect::<Vec<_>>().join(", "))
-                            .unwrap_or_default()
-                    )));
-                }
                 let text = match v {
                     Value::Null => continue,
                     Value::String(s) => s.clone(),
@@ -487,6 +535,16 @@ impl MemoryTools {
                 .upstream
                 .call(method.clone(), &path, body.as_ref(), auth)
                 .await?;
+            // A job (or anything else) of another user is not this session's to see.
+            if answer
+                .get("user_id")
+                .and_then(Value::as_str)
+                .is_some_and(|u| u != user)
+            {
+                return Ok(refusal(format!(
+                    "HTTP 404: nothing of user {user:?} has this id"
+                )));
+            }
             let state = answer.get("state").and_then(Value::as_str);
             let settled = matches!(state, Some("completed" | "dead"));
             if status != 200 || settled || Instant::now() >= deadline {
@@ -516,11 +574,6 @@ impl MemoryTools {
         }
         Ok(r)
     }
-}
-
-/// The tier segment of an API path (`/api/memory/{tier}/…`), if any.
-fn key_tier(path: &str) -> Option<&str> {
-    path.strip_prefix("/api/memory/")?.split('/').next()
 }
 
 /// A tool error the model can act on.
@@ -560,7 +613,6 @@ fn tool_def(doc: &Value, spec: &'static ToolSpec) -> anyhow::Result<ToolDef> {
         .with_context(|| format!("the API has no {} {path} (tool {})", spec.method, spec.name))?;
     let mut properties = Map::new();
     let mut required: Vec<Value> = Vec::new();
-    let mut query = Vec::new();
     let mut body = false;
     if let Some(schema) = op.pointer("/requestBody/content/application~1json/schema") {
         let mut schema = inline_refs(doc, schema, 0)?;
@@ -592,9 +644,6 @@ fn tool_def(doc: &Value, spec: &'static ToolSpec) -> anyhow::Result<ToolDef> {
         if p.get("required").and_then(Value::as_bool) == Some(true) {
             required.push(json!(name));
         }
-        if p.get("in").and_then(Value::as_str) == Some("query") {
-            query.push(name.to_string());
-        }
     }
     // The session fixes the user (and store_turn's session id has a default).
     required.retain(|r| r != "user_id" && !(spec.name == "store_turn" && r == "session_id"));
@@ -605,7 +654,7 @@ fn tool_def(doc: &Value, spec: &'static ToolSpec) -> anyhow::Result<ToolDef> {
     {
         s.insert(
             "description".into(),
-            json!("The conversation (at most 256 bytes); default \"mcp\"."),
+            json!("The conversation (at most 256 bytes); default \"mcp-\" and the turn's date (one session per day)."),
         );
     }
     properties.insert(
@@ -618,18 +667,40 @@ fn tool_def(doc: &Value, spec: &'static ToolSpec) -> anyhow::Result<ToolDef> {
             required.push(json!(name));
         }
     }
+    let mut properties = Value::Object(properties);
+    compact_enums(&mut properties);
     let mut schema = Map::new();
     schema.insert("type".into(), json!("object"));
-    schema.insert("properties".into(), Value::Object(properties));
+    schema.insert("properties".into(), properties);
     if !required.is_empty() {
         schema.insert("required".into(), Value::Array(required));
     }
     Ok(ToolDef {
         spec,
         schema: Arc::new(schema),
-        query,
         body,
     })
+}
+
+/// Enums longer than this are dropped from tool schemas (their description names the values):
+/// the time zone's ~600 IANA names would be most of `tools/list`, read by every session.
+const MAX_ENUM: usize = 32;
+
+/// Drop every `enum` of more than [`MAX_ENUM`] values (the server still checks the value).
+fn compact_enums(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            if o.get("enum")
+                .and_then(Value::as_array)
+                .is_some_and(|e| e.len() > MAX_ENUM)
+            {
+                o.remove("enum");
+            }
+            o.values_mut().for_each(compact_enums);
+        }
+        Value::Array(a) => a.iter_mut().for_each(compact_enums),
+        _ => {}
+    }
 }
 
 /// `schema` with every `{"$ref": "#/components/schemas/X"}` replaced by X's schema.
@@ -743,6 +814,71 @@ pub fn http_service(
         Arc::new(LocalSessionManager::default()),
         config,
     ))
+}
+
+/// `/mcp` as an axum route around [`http_service`]: the transport's own refusals (a bad
+/// `Accept` or `Content-Type`, a foreign `Host`, a malformed body) get the API's JSON error
+/// body (`{"error", "message"}`) with their status, and a 405 the `Allow` header.
+pub fn route<S: Clone + Send + Sync + 'static>(
+    svc: StreamableHttpService<MemoryTools, LocalSessionManager>,
+) -> axum::routing::MethodRouter<S> {
+    axum::routing::any(move |req: Request<Body>| {
+        let svc = svc.clone();
+        async move {
+            let resp = match svc.oneshot(req).await {
+                Ok(r) => r.into_response(),
+                Err(never) => match never {},
+            };
+            json_errors(resp).await
+        }
+    })
+}
+
+async fn json_errors(resp: axum::response::Response) -> axum::response::Response {
+    let status = resp.status();
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 << 10)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let code = match status.as_u16() {
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        413 => "payload_too_large",
+        500..=599 => "internal",
+        _ => "bad_request",
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let mut out = (
+        status,
+        axum::Json(json!({"error": code, "message": message})),
+    )
+        .into_response();
+    for (k, v) in parts.headers.iter() {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    if status == axum::http::StatusCode::METHOD_NOT_ALLOWED {
+        out.headers_mut()
+            .entry(header::ALLOW)
+            .or_insert(HeaderValue::from_static("POST"));
+    }
+    out
 }
 
 /// Serve the tools over stdin/stdout until the client closes the stream.

@@ -91,7 +91,7 @@ pub fn router(ctx: ApiContext, shutdown: CancellationToken) -> anyhow::Result<Ro
     )?;
     Ok(Router::new()
         .merge(routes)
-        .route_service("/mcp", mcp)
+        .route("/mcp", crate::mcp::route(mcp))
         .route_layer(middleware::from_fn_with_state(ctx.clone(), auth::authorize))
         .merge(openapi::docs(openapi::finish(doc)))
         .fallback(|| async {
@@ -127,10 +127,16 @@ pub async fn json_method_not_allowed(resp: Response) -> Response {
     if resp.status() != StatusCode::METHOD_NOT_ALLOWED {
         return resp;
     }
-    ApiError::MethodNotAllowed(
+    let allow = resp.headers().get(axum::http::header::ALLOW).cloned();
+    let mut out = ApiError::MethodNotAllowed(
         "this route does not take this method; the Allow header lists the ones it takes".into(),
     )
-    .into_response()
+    .into_response();
+    // A route's own 405 (the MCP transport's) already names its methods.
+    if let Some(allow) = allow {
+        out.headers_mut().insert(axum::http::header::ALLOW, allow);
+    }
+    out
 }
 
 /// Only the public health check (`GET /api/reflection/health`), for a process that serves

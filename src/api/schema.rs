@@ -110,7 +110,7 @@ pub struct MemoryPath {
         pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
     )]
     pub user_id: String,
-    /// The memory's `id`, as the browse routes show it.
+    /// The memory's `id`, as browsing a tier, search and recall show it.
     #[param(minimum = 1)]
     pub id: i64,
 }
@@ -119,7 +119,8 @@ pub struct MemoryPath {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct JobPath {
-    /// The `reflection_job_id` that `POST /api/interactions` answered.
+    /// The `reflection_job_id` that storing the turn answered (`POST /api/interactions`; the
+    /// MCP tool `store_turn`).
     pub job_id: String,
 }
 
@@ -187,16 +188,16 @@ pub struct SearchQuery {
         pattern = r"^ *(short_term|short-term|episodic|semantic|procedural) *(, *(short_term|short-term|episodic|semantic|procedural) *)*$"
     )]
     pub tier: Option<String>,
-    /// Only items dated at or after this instant: a timestamp as `timestamp` of a turn takes
-    /// it (a date alone means its midnight UTC). An item's date is when its event happened
-    /// (episodic), its `valid_at` (semantic), when it was stated (procedural) or the turn's
-    /// timestamp (short-term).
+    /// Only items dated at or after this instant: an RFC 3339 timestamp (`2024-05-08T13:56:00Z`)
+    /// or a date (`2024-05-08`, from its midnight UTC). An item's date is when its event
+    /// happened (episodic), its `valid_at` (semantic), when it was stated (procedural) or the
+    /// turn's timestamp (short-term).
     #[param(
         pattern = "^[0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))(T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]|[+-]14:00)?)?| ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?)?$"
     )]
     pub since: Option<String>,
-    /// Only items dated before this instant; a date alone includes that whole day (UTC).
-    /// Must be later than `since`.
+    /// Only items dated before this instant (as `since`); a date alone includes that whole day
+    /// (UTC). Must be later than `since`.
     #[param(
         pattern = "^[0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))(T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]|[+-]14:00)?)?| ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?)?$"
     )]

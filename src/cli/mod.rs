@@ -308,9 +308,10 @@ async fn mcp_stdio(
         let upstream = crate::mcp::Upstream::remote(&base, key)?;
         let tools = crate::mcp::MemoryTools::new(
             upstream,
-            crate::mcp::SessionUser::Fixed(user),
+            crate::mcp::SessionUser::Fixed(user.clone()),
             allow_forget,
         )?;
+        tools.check_access(&user).await?;
         crate::mcp::serve_stdio(tools).await?;
         return Ok(0);
     }

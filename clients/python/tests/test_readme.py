@@ -39,7 +39,6 @@ def test_the_quick_start_runs_as_written(server: Server) -> None:
 def test_the_migration_note_runs_as_written(server: Server) -> None:
     # The snippet uses the caller's own variables; give them values.
     preamble = (
-        "from datetime import datetime\n"
         "user_id, session_id = 'migrating-user', 's1'\n"
         "user_message, assistant_response = 'I work at Globex now.', 'Congratulations!'\n"
     )

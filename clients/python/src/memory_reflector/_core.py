@@ -158,8 +158,10 @@ def transport_error(exc: httpx.TransportError, call: Call[Any]) -> ReflectorErro
     """The exception for a request that got no answer."""
     what = f"{call.method} {call.path}"
     if isinstance(exc, httpx.TimeoutException):
-        return ReflectorTimeoutError(f"{what} timed out: {exc}", code="timeout")
-    return ReflectorConnectionError(f"{what} failed: {exc}", code="connection_error")
+        detail = str(exc) or type(exc).__name__
+        return ReflectorTimeoutError(f"{what} timed out ({detail})", code="timeout")
+    detail = str(exc) or type(exc).__name__
+    return ReflectorConnectionError(f"{what} failed: {detail}", code="connection_error")
 
 
 def result(call: Call[T], response: httpx.Response) -> T:

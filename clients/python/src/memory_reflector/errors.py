@@ -127,8 +127,9 @@ class ReflectorConnectionError(ReflectorError):
     """The request got no answer: connection refused or reset, DNS failure, protocol error."""
 
 
-class ReflectorTimeoutError(ReflectorConnectionError):
-    """The request timed out (connecting, sending, or waiting for the answer)."""
+class ReflectorTimeoutError(ReflectorConnectionError, TimeoutError):
+    """The request timed out (connecting, sending, or waiting for the answer); also a
+    built-in ``TimeoutError``."""
 
 
 class JobWaitTimeoutError(ReflectorError, TimeoutError):
