@@ -511,6 +511,7 @@ impl<'a> Builder<'a> {
             } = &c.subject
                 && c.verb.as_deref() == Some("be")
                 && !c.negated
+                && c.mood == super::clause::Mood::Asserted
                 && let Some(my) = (c.rest..c.end.min(c.rest + 3)).find(|&k| s.toks[k].word == "my")
                 && let Some(role) = s.toks.get(my + 1)
                 && let Some(&(_, pred, noun, _, _)) = KIN.iter().find(|k| k.0 == role.word)
@@ -1306,6 +1307,10 @@ pub fn extract(turn: &TurnView) -> GraphDraft {
         if !is_question(s) {
             b.sentence(s);
         } else {
+            // A sentence ending in a question mark may still state things in its other
+            // clauses ("I live in Nairobi and I'm looking for a club, any tips?"): the clause
+            // analysis gives each clause its own mood, and asked clauses state nothing.
+            b.clause_slots(s);
             // A question still presupposes the people and pets it names ("should my dog
             // Bruno get a friend?").
             for k in 0..s.toks.len() {

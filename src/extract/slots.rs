@@ -189,6 +189,17 @@ const BE_TASTES: &[(&[&str], Slot)] = &[
     (&["over"], Slot::Dislikes),
 ];
 
+/// Verbs whose negation names a taste: "can't stand X" is a dislike, "can't get enough of X"
+/// a like (the negation is the idiom's, not a denial).
+#[rustfmt::skip]
+const NEGATED_TASTES: &[(&str, &[&str], Slot)] = &[
+    ("stand", &[], Slot::Dislikes),
+    ("bear", &[], Slot::Dislikes),
+    ("stomach", &[], Slot::Dislikes),
+    ("get", &["enough", "of"], Slot::Likes),
+    ("live", &["without"], Slot::Likes),
+];
+
 /// Copula complements that end a state: "be done with X".
 const BE_ENDS: &[&[&str]] = &[&["done", "with"], &["finished", "with"]];
 
@@ -527,9 +538,16 @@ pub fn ops(toks: &[Tok], c: &Clause, all_lower: bool, future_mention: bool) -> V
         r += 1;
     }
 
-    // Copula: jobs, tastes, "X is home".
-    if verb == "be" {
-        let at = r;
+    // Copula tastes: "be into X", "be all about X" (before the adverbs are skipped), and the
+    // participles the clause reads as a passive verb ("is obsessed with X", "got hooked on X").
+    let taste_starts: &[usize] = if verb == "be" {
+        &[c.verb_at + 1, c.rest, r]
+    } else if toks[c.verb_at].word.ends_with("ed") {
+        &[c.verb_at]
+    } else {
+        &[]
+    };
+    for &at in taste_starts {
         for (seq, slot) in BE_TASTES {
             if let Some(e) = super::words::match_seq(toks, at, seq)
                 && e <= end
@@ -544,6 +562,58 @@ pub fn ops(toks: &[Tok], c: &Clause, all_lower: bool, future_mention: bool) -> V
                         push(s, opposite(slot), Some(v.clone()), true);
                     }
                 }
+                return out;
+            }
+        }
+    }
+    // Idioms whose negation is the taste: "can't stand X", "can't get enough of X".
+    if c.negated && !c.ended && !future {
+        for (lemma, seq, slot) in NEGATED_TASTES {
+            if *lemma == verb
+                && let Some(e) = super::words::match_seq(toks, r, seq)
+                && e <= end
+                && let Some(v) = taste_object(toks, e, end)
+            {
+                for s in &subjects {
+                    push(s, *slot, Some(v.clone()), false);
+                    push(s, opposite(*slot), Some(v.clone()), true);
+                }
+                return out;
+            }
+        }
+    }
+
+    // Copula: jobs, tastes, "X is home".
+    if verb == "be" {
+        let at = r;
+        // "Hamilton is my favourite", "my favourite snack is mango": the speaker likes it.
+        let before = &toks[c.verb_at.saturating_sub(5)..c.verb_at];
+        let favourite = |ts: &[Tok]| {
+            ts.windows(2).any(|w| {
+                matches!(w[0].word.as_str(), "my" | "our")
+                    && matches!(w[1].word.as_str(), "favourite" | "favorite" | "fave")
+            }) || ts.windows(3).any(|w| {
+                matches!(w[0].word.as_str(), "my" | "our")
+                    && matches!(w[2].word.as_str(), "favourite" | "favorite" | "fave")
+            })
+        };
+        if !future && !c.negated && !c.ended {
+            let value = if favourite(before) {
+                taste_object(toks, c.rest, end)
+            } else if favourite(&toks[c.rest..end.min(c.rest + 4)]) {
+                match &c.subject {
+                    Subject::Person {
+                        name: Some(n),
+                        role: None,
+                    } => Some(n.clone()),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            if let Some(v) = value {
+                push(&Subject::Speaker, Slot::Likes, Some(v.clone()), false);
+                push(&Subject::Speaker, Slot::Dislikes, Some(v), true);
                 return out;
             }
         }

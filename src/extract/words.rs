@@ -464,7 +464,10 @@ pub fn skip_adverbs(toks: &[Tok], mut i: usize) -> usize {
 /// returns the index just past the match.
 pub fn match_seq(toks: &[Tok], mut i: usize, seq: &[&str]) -> Option<usize> {
     for w in seq {
-        i = skip_adverbs(toks, i);
+        // An adverb is skipped unless it is the word wanted ("all" in "be all about").
+        if toks.get(i).is_none_or(|t| t.word != *w) {
+            i = skip_adverbs(toks, i);
+        }
         if toks.get(i)?.word != *w {
             return None;
         }
