@@ -506,11 +506,40 @@ pub fn clauses(s: &Sentence<'_>, speaker: &str, last_person: &mut Option<Subject
                 )
         };
         let asked = asked && (i + 1 == n || opens_question);
+        relative_named_before(toks, a, &out, speaker, last_person);
         if let Some(c) = clause(toks, a, b, speaker, last_person, prev, asked) {
             out.push(c);
         }
     }
+    relative_named_before(toks, toks.len(), &out, speaker, last_person);
     out
+}
+
+/// A relative named outside a subject ("Do you think my girlfriend should…", "visiting my
+/// brother Sipho, he's…") is whom a later "he" or "she" means, unless a subject of this
+/// sentence named someone: `last_person` becomes the last "my ROLE (Name)" before token `b`.
+fn relative_named_before(
+    toks: &[Tok],
+    b: usize,
+    so_far: &[Clause],
+    speaker: &str,
+    last_person: &mut Option<Subject>,
+) {
+    if so_far
+        .iter()
+        .any(|c| matches!(c.subject, Subject::Person { .. }) || !c.with.is_empty())
+    {
+        return;
+    }
+    for k in (0..b).rev() {
+        if matches!(toks[k].word.as_str(), "my" | "our")
+            && let Some((p @ Subject::Person { .. }, _)) =
+                simple_subject(toks, k, b, speaker, last_person)
+        {
+            *last_person = Some(p);
+            return;
+        }
+    }
 }
 
 /// Token `k` may be a verb or an auxiliary.
