@@ -497,12 +497,20 @@ impl<'a> Builder<'a> {
         let (_, mentions) = super::time::ground(s.text, local);
         let future_mention = mentions.iter().any(|m| m.resolved.start > local);
         let mut ops = Vec::new();
-        let asserted = !clauses.is_empty()
-            && clauses.iter().all(|c| {
-                c.mood == super::clause::Mood::Asserted && c.tense != super::clause::Tense::Future
-            });
-        if asserted && !future_mention {
-            ops.extend(slots::noun_phrase_ops(&s.toks, lower));
+        // A noun phrase ("our new place in Jersey City") states as much as the clause it
+        // stands in: asserted, not of the future.
+        if !future_mention {
+            for (k, op) in slots::noun_phrase_ops(&s.toks, lower) {
+                // A sentence without a clause ("Back home in Pretoria now.") states it unless
+                // it asks.
+                let within = clauses.iter().find(|c| c.end > k).or(clauses.last());
+                if within.map_or(!is_question(s), |c| {
+                    c.mood == super::clause::Mood::Asserted
+                        && c.tense != super::clause::Tense::Future
+                }) {
+                    ops.push(op);
+                }
+            }
         }
         for c in &clauses {
             // "Michal is officially my husband": the kin relation a copula states.

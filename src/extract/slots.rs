@@ -357,25 +357,26 @@ fn last_place_before(toks: &[Tok], k: usize, all_lower: bool) -> Option<String> 
     })
 }
 
-/// Slot facts carried by noun phrases rather than verbs, in an asserted sentence about now:
+/// Slot facts carried by noun phrases rather than verbs, with the token each starts at (the
+/// caller keeps those in an asserted clause about now):
 /// "our new apartment in Hangzhou", "the keys to my new flat in Fukuoka", "here in Amman",
 /// "back home in Pretoria", "first night in Haarlem" (residence of the speaker); "my job at
 /// Siemens", "first week at Ericsson" (employer of the speaker).
-pub fn noun_phrase_ops(toks: &[Tok], all_lower: bool) -> Vec<Op> {
-    let mut out = Vec::new();
+pub fn noun_phrase_ops(toks: &[Tok], all_lower: bool) -> Vec<(usize, Op)> {
+    let mut out: Vec<(usize, Op)> = Vec::new();
     let w = |k: usize| toks.get(k).map_or("", |t| t.word.as_str());
-    let mut push = |slot: Slot, v: String| {
-        let op = Op {
-            who: Subject::Speaker,
-            slot,
-            value: Some(v),
-            end: false,
-        };
-        if !out.contains(&op) {
-            out.push(op);
-        }
-    };
     for k in 0..toks.len() {
+        let mut push = |slot: Slot, v: String| {
+            let op = Op {
+                who: Subject::Speaker,
+                slot,
+                value: Some(v),
+                end: false,
+            };
+            if !out.iter().any(|(_, o)| *o == op) {
+                out.push((k, op));
+            }
+        };
         // "my/our (new) flat in X".
         if matches!(w(k), "my" | "our") {
             let mut j = k + 1;
@@ -396,6 +397,21 @@ pub fn noun_phrase_ops(toks: &[Tok], all_lower: bool) -> Vec<Op> {
             {
                 push(Slot::Employer, v);
             }
+        }
+        // "home is still Istanbul", "my home is Lagos now" (not "the home is a mess").
+        if w(k) == "home"
+            && matches!(w(k + 1), "is" | "'s")
+            && (k == 0
+                || matches!(w(k - 1), "my" | "our" | "but" | "and" | "now")
+                || toks[k - 1].boundary_after)
+            && let Some((v, _)) = value_at(
+                toks,
+                super::words::skip_adverbs(toks, k + 2),
+                toks.len(),
+                all_lower,
+            )
+        {
+            push(Slot::Residence, v);
         }
         // "here in X", "back home in X".
         if (w(k) == "here" || (w(k) == "home" && w(k.wrapping_sub(1)) == "back"))
@@ -641,6 +657,19 @@ pub fn ops(toks: &[Tok], c: &Clause, all_lower: bool, future_mention: bool) -> V
                 Some(place.clone()),
                 false,
             );
+            return out;
+        }
+        // "I'm Bangalore-based" (the hyphen splits the word): where the subject is based.
+        let k = super::words::skip_adverbs(toks, c.rest);
+        if matches!(c.subject, Subject::Speaker | Subject::Person { .. })
+            && !future
+            && toks.get(k + 1).is_some_and(|t| t.word == "based")
+            && k + 2 >= end
+            && (toks[k].cap || all_lower)
+        {
+            for s in &subjects {
+                push(s, Slot::Residence, Some(written(&toks[k])), over);
+            }
             return out;
         }
         // "a nurse (at St Mary's)".
