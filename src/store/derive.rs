@@ -8,6 +8,8 @@ use std::io::BufRead;
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
+use super::model::{InsertOutcome, QueueLimits};
+
 /// Normalised entity name or alias: lower case, words only, without a leading "my"/"the"/"a".
 pub fn norm_name(s: &str) -> String {
     let words: Vec<String> = s
@@ -269,6 +271,27 @@ pub(crate) fn read_export(input: &mut dyn BufRead) -> anyhow::Result<(Vec<Value>
     }
     let user = s(header, "user_id").context("line 1")?.to_string();
     Ok((lines, user))
+}
+
+/// Whether one more waiting job is admitted, given the user's and the service's counts of
+/// waiting jobs (`queued` or `retrying`) before it: `Some(Busy)` naming the first ceiling of
+/// `limits` it would reach (the user's is checked first), else `None`.
+pub(crate) fn admission(limits: QueueLimits, mine: i64, total: i64) -> Option<InsertOutcome> {
+    if mine as u64 >= limits.per_user {
+        Some(InsertOutcome::Busy {
+            scope: "user",
+            depth: mine,
+            ceiling: limits.per_user,
+        })
+    } else if total as u64 >= limits.total {
+        Some(InsertOutcome::Busy {
+            scope: "total",
+            depth: total,
+            ceiling: limits.total,
+        })
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 
 pub mod backend;
 pub mod derive;
+pub mod edits;
 pub mod model;
 pub mod postgres;
 pub mod sqlite;

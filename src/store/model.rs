@@ -69,6 +69,11 @@ pub trait Columns {
     fn int(&self, i: usize) -> Result<i64, Self::Error>;
     fn opt_int(&self, i: usize) -> Result<Option<i64>, Self::Error>;
     fn real(&self, i: usize) -> Result<f32, Self::Error>;
+    /// A REAL column as the backend stores it (SQLite: f64; PostgreSQL `real`: f32, widened).
+    fn double(&self, i: usize) -> Result<f64, Self::Error>;
+    /// A boolean column (SQLite: an integer, 0 false).
+    fn flag(&self, i: usize) -> Result<bool, Self::Error>;
+    fn opt_text(&self, i: usize) -> Result<Option<String>, Self::Error>;
     fn text(&self, i: usize) -> Result<String, Self::Error>;
 }
 

@@ -9,6 +9,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::job::{JobState, Priority, ReflectionJob, Tier};
+use crate::store::derive::admission;
 use crate::store::*;
 use crate::store::{ms_to_rfc3339, now_ms};
 
@@ -170,21 +171,7 @@ impl<'a> Admission<'a> {
                 n
             }
         };
-        Ok(if mine as u64 >= self.limits.per_user {
-            Some(InsertOutcome::Busy {
-                scope: "user",
-                depth: mine,
-                ceiling: self.limits.per_user,
-            })
-        } else if total as u64 >= self.limits.total {
-            Some(InsertOutcome::Busy {
-                scope: "total",
-                depth: total,
-                ceiling: self.limits.total,
-            })
-        } else {
-            None
-        })
+        Ok(admission(self.limits, mine, total))
     }
 
     /// Count one more waiting job, here and in the store's cached total (which then

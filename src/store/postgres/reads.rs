@@ -547,6 +547,15 @@ impl Columns for ::postgres::Row {
     fn real(&self, i: usize) -> Result<f32, ::postgres::Error> {
         self.try_get(i)
     }
+    fn double(&self, i: usize) -> Result<f64, ::postgres::Error> {
+        self.try_get::<_, f32>(i).map(f64::from)
+    }
+    fn flag(&self, i: usize) -> Result<bool, ::postgres::Error> {
+        self.try_get(i)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>, ::postgres::Error> {
+        self.try_get(i)
+    }
     fn text(&self, i: usize) -> Result<String, ::postgres::Error> {
         self.try_get(i)
     }

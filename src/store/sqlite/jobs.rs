@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::{Value, json};
 
 use crate::job::{JobState, Priority, ReflectionJob, Tier};
+use crate::store::derive::admission;
 use crate::store::*;
 use crate::store::{SqliteStore, ms_to_rfc3339, now_ms};
 
@@ -78,21 +79,7 @@ impl Admission {
                 n
             }
         };
-        Ok(if mine as u64 >= self.limits.per_user {
-            Some(InsertOutcome::Busy {
-                scope: "user",
-                depth: mine,
-                ceiling: self.limits.per_user,
-            })
-        } else if total as u64 >= self.limits.total {
-            Some(InsertOutcome::Busy {
-                scope: "total",
-                depth: total,
-                ceiling: self.limits.total,
-            })
-        } else {
-            None
-        })
+        Ok(admission(self.limits, mine, total))
     }
 
     /// True when the total was not counted during this batch.

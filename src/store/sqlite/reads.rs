@@ -475,6 +475,15 @@ impl Columns for rusqlite::Row<'_> {
     fn real(&self, i: usize) -> rusqlite::Result<f32> {
         self.get(i)
     }
+    fn double(&self, i: usize) -> rusqlite::Result<f64> {
+        self.get(i)
+    }
+    fn flag(&self, i: usize) -> rusqlite::Result<bool> {
+        self.get(i)
+    }
+    fn opt_text(&self, i: usize) -> rusqlite::Result<Option<String>> {
+        self.get(i)
+    }
     fn text(&self, i: usize) -> rusqlite::Result<String> {
         self.get(i)
     }
