@@ -75,7 +75,7 @@ if [ "${REFLECTOR_SKIP_POSTGRES:-}" != 1 ]; then
   echo "== PostgreSQL: the store suite on PostgreSQL 15 (exact vectors) and 16 (pgvector)"
   eval "$(scripts/pg.sh start)"
   # One suite, two backends: the same tests as above, now with the PostgreSQL store.
-  STORE_SUITE='binary(api) | binary(edit) | binary(export) | binary(window) | binary(auth) | binary(forget) | binary(store_fixtures) | test(/store::/)'
+  STORE_SUITE='binary(api) | binary(dashboard) | binary(edit) | binary(export) | binary(window) | binary(auth) | binary(forget) | binary(store_fixtures) | test(/store::/)'
   for url in "$PG15_URL" "$PG16_URL"; do
     echo "-- $url"
     REFLECTOR_TEST_DATABASE_URL="$url" cargo nextest run --release --locked --no-fail-fast -E "$STORE_SUITE"

@@ -9,6 +9,8 @@
 //! - [`edit`]: adding, changing and deleting one memory, and the audit record of edits.
 //! - [`reflection`]: `/api/reflection/...` — jobs, the dead-letter list and replay, health,
 //!   stats, queue status; and `GET /metrics` (Prometheus text format).
+//! - [`users`]: `GET /api/users` (every user, admin), `GET /api/me` (what a key may see),
+//!   `GET /api/memory/turn/{user_id}` (a turn by evidence id or job id).
 //! - [`openapi`]: the OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]`
 //!   annotations (`GET /openapi.json`), and Swagger UI on it (`GET /docs`); [`schema`]: the
 //!   request and response shapes it describes.
@@ -21,6 +23,7 @@ pub mod memory;
 pub mod openapi;
 pub mod reflection;
 pub mod schema;
+pub mod users;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -68,6 +71,7 @@ pub fn api_routes() -> OpenApiRouter<ApiContext> {
         .merge(interactions::router())
         .merge(memory::router())
         .merge(reflection::router())
+        .merge(users::router())
 }
 
 /// The whole API. `/openapi.json` and `/docs` are merged after the auth layer: they are
