@@ -90,6 +90,9 @@ scripts/mcp.sh
 echo "== Python client: mypy --strict and its pytest suite against live servers (scripts/python-client.sh)"
 scripts/python-client.sh
 
+echo "== dashboard: /ui in headless Chromium (Playwright), axe, timings with 10,000 episodes (scripts/ui.sh)"
+scripts/ui.sh
+
 if [ "${REFLECTOR_SKIP_RABBITMQ:-}" != 1 ]; then
   echo "== RabbitMQ interoperability: the original producer's and consumer's declarations and schema, via aio-pika"
   # Scenarios A (ours first), B (the original producer first) and C (an older deployment

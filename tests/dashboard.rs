@@ -254,3 +254,68 @@ async fn a_turn_is_found_by_dia_id_interaction_id_or_job_id_and_a_pruned_one_say
     assert_eq!(s, 404);
     t.stop().await;
 }
+
+#[tokio::test]
+async fn the_dashboard_is_served_from_the_binary_with_a_strict_content_security_policy() {
+    let t = start_with(
+        |c| c.api_keys = ApiKeys::parse(&format!("{ADMIN}:admin")).unwrap(),
+        Default::default(),
+    )
+    .await;
+    // Public like /docs: the files hold no data.
+    let r = t.http.get(format!("{}/ui/", t.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains(r#"<script type="module" src="app.js">"#),
+        "{html}"
+    );
+    for (name, ctype, body) in reflector::api::ui::ASSETS {
+        let r = t
+            .http
+            .get(format!("{}/ui/{name}", t.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{name}");
+        assert_eq!(r.headers()["content-type"].to_str().unwrap(), *ctype);
+        assert_eq!(r.text().await.unwrap(), *body);
+        // No file reaches out: no CDN, no absolute URL to load.
+        assert!(
+            !body.contains("http://") && !body.contains("https://"),
+            "{name}"
+        );
+        // Stored text is never parsed as HTML.
+        assert!(
+            !body.contains("innerHTML") && !body.contains("insertAdjacentHTML"),
+            "{name}"
+        );
+    }
+    let (s, e) = t.get("/ui/nope.js").await;
+    assert_eq!(s, 404, "{e}");
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/ui", t.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 308);
+    assert_eq!(r.headers()["location"], "/ui/");
+    t.stop().await;
+}
