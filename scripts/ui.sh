@@ -14,7 +14,8 @@
 #      unknown time zone; for the dead-letter page and replay);
 #   3. starts `reflector serve` on a free loopback port with an admin key and a key limited
 #      to one LoCoMo user, imports one LoCoMo conversation (../shared/data/locomo-dev.json,
-#      as the other scripts find it), and posts a turn holding `<script>` and `<img onerror>`;
+#      as the other scripts find it), posts a turn holding `<script>` and `<img onerror>`, and
+#      adds two rules of one topic through the edit API (the newer supersedes the older);
 #   4. runs scripts/ui_test.py (pytest) against it, which prints the time to the first data
 #      row of each page.
 #
@@ -91,6 +92,13 @@ REFLECTOR_API_KEY="$ADMIN_KEY" "$BIN" import --format locomo "$LOCOMO" --samples
 echo "a turn holding markup, for the text-only check"
 curl -fsS -X POST "$URL/api/interactions" -H "authorization: Bearer $ADMIN_KEY" -H 'content-type: application/json' \
   -d '{"user_id":"markup","session_id":"s1","interaction_id":"markup-1","user_message":"<script>window.__xss=1</script><img src=x onerror=\"window.__xss=2\"> I moved to <b>Lisbon</b>.","assistant_response":"<i>noted</i>","timestamp":"2024-05-01T10:00:00Z"}' >/dev/null
+
+echo "two rules of one topic for $SAMPLE (the newer supersedes the older: the rules page shows both)"
+for statement in "Answer in short sentences." "Answer in full paragraphs with examples."; do
+  curl -fsS -X POST "$URL/api/memory/procedural/$SAMPLE" -H "authorization: Bearer $ADMIN_KEY" -H 'content-type: application/json' \
+    -d "{\"statement\":\"$statement\",\"kind\":\"instruction\",\"topic\":\"answer length\"}" >/dev/null
+  sleep 0.01
+done
 
 echo "waiting for reflection to finish (the markup turn's episode, the dead jobs)"
 for _ in $(seq 300); do

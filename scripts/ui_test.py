@@ -6,7 +6,7 @@ with 10,000 episodes, the user `ghost` with dead jobs, and the user `markup` wit
 Environment (all required; a missing or unreachable server FAILS the suite, it never skips):
 REFLECTOR_UI_URL, REFLECTOR_UI_ADMIN_KEY, REFLECTOR_UI_USER_KEY (limited to REFLECTOR_UI_USER),
 REFLECTOR_UI_USER, REFLECTOR_UI_CHROMIUM (the browser), REFLECTOR_UI_AXE (axe.min.js).
-REFLECTOR_UI_SCREENSHOTS=DIR writes one PNG of each page there.
+REFLECTOR_UI_SCREENSHOTS=DIR writes one PNG of each page there (docs/dashboard holds them).
 """
 
 import json
@@ -124,7 +124,7 @@ def shot(page: Page, name: str):
     d = os.environ.get("REFLECTOR_UI_SCREENSHOTS")
     if d:
         os.makedirs(d, exist_ok=True)
-        page.screenshot(path=os.path.join(d, f"ui-{name}.png"))
+        page.screenshot(path=os.path.join(d, f"{name}.png"))
 
 
 def compare(page_rows, api_items, id_of, fields):
@@ -168,6 +168,7 @@ def test_a_user_key_sees_only_its_users_and_is_told_what_it_cannot_see(context):
     assert [r["user_id"] for r in rows(page)] == [user]
     expect(page.get_by_role("note")).to_contain_text("cannot see any other user")
     expect(page.locator("#who")).to_contain_text(f"only {user}")
+    shot(page, "user-key")
     # Another user's memory: refused by the API, and nothing of it on the page.
     page.goto(env("REFLECTOR_UI_URL") + f"/ui/#/u/{BULK}/memory/episodic")
     expect(page.get_by_role("alert")).to_contain_text("not allowed to access user")
@@ -237,10 +238,26 @@ def test_each_page_shows_the_first_page_of_the_api_field_by_field(context, name)
     items = fetch()
     if name in ("users", "short-term", "episodic", "semantic", "timeline", "ops"):
         assert items, f"the fixture gives the {name} page something to show"
-    # The semantic page's first table is the facts (its entities follow).
-    compare(rows(page, "main table:nth-of-type(1)" if name == "semantic" else "main"), items, id_of, fields)
+    # The semantic page's first table is the facts (its entities follow); the rules page's
+    # own table is the standing rules (every rule, superseded ones included, is folded below).
+    scope = {"semantic": "main table:nth-of-type(1)", "rules": "main .tabbody > table"}.get(name, "main")
+    compare(rows(page, scope), items, id_of, fields)
+    if name == "rules":
+        # Each standing rule lists the rules it superseded (directly or through a chain).
+        every = call(f"/api/memory/procedural/{q(user)}?limit=500&include_superseded=true")[1]["rules"]
+        assert any(r["superseded_by"] for r in every), "the fixture has a superseded rule"
+        for r in items:
+            chain, frontier = [], [r["id"]]
+            while frontier:
+                nxt = [x for x in every if x["superseded_by"] in frontier]
+                chain += nxt
+                frontier = [x["id"] for x in nxt]
+            shown = page.eval_on_selector_all(f"main [data-row][data-id='{r['id']}'] [data-rule]",
+                                              "ls => ls.map(l => [Number(l.dataset.rule), l.querySelector('s').textContent])")
+            assert sorted(shown) == sorted([x["id"], x["statement"]] for x in chain), (r, shown)
     assert not page.errors, page.errors
-    shot(page, name)
+    if name != "timeline":  # the timeline's screenshot is of the user with 10,000 episodes
+        shot(page, name)
     page.close()
 
 
@@ -443,6 +460,6 @@ def test_time_to_the_first_data_row_of_each_page_with_10000_episodes(context):
         took = time.perf_counter() - t0
         n = page.locator("main [data-row]").count()
         print(f"  {name:20s} {took * 1000:7.0f} ms  ({n} rows)")
-        if name in ("timeline", "memory: episodic"):
-            shot(page, "bulk-" + name.split()[-1])
+        if name == "timeline":
+            shot(page, "timeline")
         page.close()
