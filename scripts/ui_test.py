@@ -278,7 +278,11 @@ def test_the_recall_playground_shows_exactly_what_context_returns(context):
     compare(rows(page), ctx["memories"], lambda m: f"{m['tier']}:{m['id']}", {
         "tier": lambda m: m["tier"], "score": lambda m: f"{m['score']:.3f}", "text": lambda m: m["text"],
         "date": lambda m: fmt_time(m["date"]),
-        "in_context": lambda m: "yes" if m["text"] in ctx["context"] else "left out"})
+        "in_context": lambda m: "left out" if any(o["tier"] == m["tier"] and o["id"] == m["id"] for o in ctx["omitted_items"]) else "yes"})
+    # What the budget left out, every item, in the API's order.
+    assert ctx["omitted"] == len(ctx["omitted_items"]) > 0, ctx
+    shown = page.eval_on_selector_all("[data-left-out]", "ls => ls.map(l => [l.dataset.leftOut, l.textContent])")
+    assert shown == [[f"{o['tier']}:{o['id']}", f"{o['tier']} {o['text']}"] for o in ctx["omitted_items"]], shown
     # Each item's evidence: its turns, from the turn lookup.
     with_ev = [i for i, m in enumerate(ctx["memories"]) if m["evidence"]]
     assert with_ev

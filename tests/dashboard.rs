@@ -319,3 +319,66 @@ async fn the_dashboard_is_served_from_the_binary_with_a_strict_content_security_
     assert_eq!(r.headers()["location"], "/ui/");
     t.stop().await;
 }
+
+#[tokio::test]
+async fn context_names_the_items_max_tokens_left_out() {
+    let t = start().await;
+    for (i, text) in [
+        "My sister Lucia lives in Porto and works as an architect.",
+        "I always prefer short answers without emojis.",
+        "Lucia and I went hiking in the Alps last summer.",
+        "I adopted a cat named Miso from the shelter.",
+        "Lucia is learning to play the cello.",
+    ]
+    .iter()
+    .enumerate()
+    {
+        reflected_turn(&t, "eve", &format!("e{i}"), &format!("D1:{i}"), text).await;
+    }
+    let q = "/api/memory/context/eve?query=Where%20does%20Lucia%20live&limit=10";
+    let (_, full) = t.get(q).await;
+    let tokens = full["context_tokens"].as_u64().unwrap();
+    assert!(
+        full.get("omitted_items").is_none(),
+        "only with max_tokens: {full}"
+    );
+
+    let (s, cut) = t.get(&format!("{q}&max_tokens={}", tokens / 2)).await;
+    assert_eq!(s, 200, "{cut}");
+    let left = cut["omitted_items"].as_array().unwrap();
+    assert_eq!(left.len() as u64, cut["omitted"].as_u64().unwrap(), "{cut}");
+    assert!(!left.is_empty(), "{cut}");
+    let block = cut["context"].as_str().unwrap();
+    // Each item left out is one of the candidates: a ranked memory, a standing rule or a
+    // recent turn of the full answer, with its text.
+    for item in left {
+        let (tier, id, text) = (&item["tier"], &item["id"], &item["text"]);
+        let known = full["memories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| &m["tier"] == tier && &m["id"] == id && &m["text"] == text)
+            || full["rules"].as_array().unwrap().iter().any(|r| {
+                tier == "procedural"
+                    && Some(r["id"].as_i64().unwrap().to_string().as_str()) == id.as_str()
+                    && &r["statement"] == text
+            })
+            || full["short_term"].as_array().unwrap().iter().any(|t| {
+                tier == "short_term" && &t["interaction_id"] == id && &t["user_message"] == text
+            });
+        assert!(known, "{item} / {full}");
+    }
+    // Every ranked memory not named as left out is in the block (one named may still show
+    // there: a recent turn left out reads like the episode made from it).
+    for m in cut["memories"].as_array().unwrap() {
+        if !left
+            .iter()
+            .any(|i| i["tier"] == m["tier"] && i["id"] == m["id"])
+        {
+            assert!(block.contains(m["text"].as_str().unwrap()), "{m} / {block}");
+        }
+    }
+    let (_, same) = t.get(&format!("{q}&max_tokens={tokens}")).await;
+    assert_eq!(same["omitted_items"], json!([]), "{same}");
+    t.stop().await;
+}

@@ -511,7 +511,22 @@ pub struct ContextResponse {
     /// Items left out of `context` to fit the budget (only with `max_tokens`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub omitted: Option<u64>,
+    /// Which items were left out, highest priority first (only with `max_tokens`): ranked
+    /// memories by their tier and id, standing rules and recent turns outside the ranked list
+    /// as `procedural` / `short_term` with the rule id / interaction id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub omitted_items: Option<Vec<OmittedItem>>,
     pub short_term_summary: Option<ShortTermSummary>,
+}
+
+/// An item `max_tokens` left out of the context block.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OmittedItem {
+    pub tier: MemoryTier,
+    /// Row id in its tier (the interaction id for a turn), as in `memories`;
+    /// `short_term_summary` for the summary of the turns folded out of the Tier 1 window.
+    pub id: String,
+    pub text: String,
 }
 
 /// `GET /api/memory/short-term/{user_id}`.

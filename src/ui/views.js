@@ -333,7 +333,8 @@ async function recall(root, userId, params) {
   put(root, h('p', { class: 'sub' }, 'Exactly what GET /api/memory/context returns for this user: the block for the prompt, and every ranked item with its score, tier and evidence.'), form, out);
   if (!params.has('query') && !params.has('limit')) return;
   const r = await api(path('/api/memory/context', userId) + qs({ query: query.value, limit: limit.value, max_tokens: maxTokens.value, include_invalid: invalid.checked ? 'true' : '' }));
-  const inBlock = m => r.context.includes(m.text);
+  const left = r.omitted_items || [];
+  const inBlock = m => !left.some(o => o.tier === m.tier && o.id === m.id);
   put(out,
     h('h2', {}, 'Context block'),
     h('p', { class: 'hint', 'data-field': 'budget' }, `${r.context_tokens} tokens (estimated)`,
@@ -345,7 +346,12 @@ async function recall(root, userId, params) {
       ['text', 'Memory', m => m.text], ['date', 'Date', m => time(m.date)],
       ['in_context', 'In the block', m => inBlock(m) ? 'yes' : h('span', { class: 'badge old' }, 'left out')],
       ['evidence', 'Evidence', m => evidenceButton(userId, m.evidence, null, `item ${r.memories.indexOf(m) + 1}`)],
-    ], r.memories, { id: m => `${m.tier}:${m.id}`, empty: 'Nothing recalled.' }));
+    ], r.memories, { id: m => `${m.tier}:${m.id}`, empty: 'Nothing recalled.' }),
+    r.max_tokens ? [h('h2', {}, 'Left out by the token budget'),
+      h('p', { class: 'hint' }, 'Highest priority first: ranked items, then standing rules and recent turns outside the ranked list.'),
+      left.length ? h('ol', { class: 'left-out', 'aria-label': 'Left out by the token budget' }, left.map(o =>
+        h('li', { 'data-left-out': `${o.tier}:${o.id}` }, h('span', { class: 'badge' }, o.tier), ' ', o.text)))
+        : h('p', { class: 'empty' }, 'Nothing: the whole context fits.')] : null);
 }
 
 // ---------------------------------------------------------------- operations
