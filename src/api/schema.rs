@@ -1104,9 +1104,9 @@ pub struct QueueStatusResponse {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UsersQuery {
-    /// Keep the user ids that contain this text, case-insensitively (at most 256 bytes, no
-    /// control characters; empty or absent: every user).
-    #[param(max_length = 256)]
+    /// Keep the user ids that contain this text, case-insensitively (at most 256
+    /// characters, no control characters; trimmed; empty or absent: every user).
+    #[param(max_length = 256, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub q: Option<String>,
     /// Users per page, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
@@ -1166,16 +1166,26 @@ pub struct Access {
     pub users: Option<Vec<String>>,
 }
 
-/// `GET /api/memory/turn/{user_id}`: what to look up; exactly one of the two.
+/// `GET /api/memory/turn/{user_id}`: what to look up; exactly one of the two (422 naming
+/// `evidence` when neither is given, `job_id` when both are).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TurnLookupQuery {
     /// An evidence id as memories carry it: a LoCoMo `dia_id` (the turn's `metadata.dia_id`)
-    /// or an interaction id; 1 to 512 bytes.
-    #[param(min_length = 1, max_length = 512)]
+    /// or an interaction id; 1 to 512 characters without control characters, matched exactly.
+    #[param(
+        min_length = 1,
+        max_length = 512,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
     pub evidence: Option<String>,
-    /// The reflection job id of a memory (an episode's or fact's `job_id`); 1 to 512 bytes.
-    #[param(min_length = 1, max_length = 512)]
+    /// The reflection job id of a memory (an episode's or fact's `job_id`); 1 to 512
+    /// characters without control characters, matched exactly.
+    #[param(
+        min_length = 1,
+        max_length = 512,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
     pub job_id: Option<String>,
 }
 

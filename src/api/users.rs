@@ -57,10 +57,10 @@ async fn users(
 ) -> Result<Json<Value>, ApiError> {
     let (limit, offset) = page(&q)?;
     let query = q.get("q").map(|s| s.trim().to_string()).unwrap_or_default();
-    if query.len() > 256 || query.chars().any(char::is_control) {
+    if query.chars().count() > 256 || query.chars().any(char::is_control) {
         return Err(ApiError::invalid(
             "q",
-            "must be at most 256 bytes without control characters",
+            "must be at most 256 characters without control characters",
         ));
     }
     let qq = query.clone();
@@ -117,8 +117,8 @@ async fn turn(
 ) -> Result<Json<Value>, ApiError> {
     check_user_id("user_id", &user_id)?;
     let key = match (q.get("evidence"), q.get("job_id")) {
-        (Some(e), None) => TurnKey::Evidence(e.trim().to_string()),
-        (None, Some(j)) => TurnKey::Job(j.trim().to_string()),
+        (Some(e), None) => TurnKey::Evidence(e.clone()),
+        (None, Some(j)) => TurnKey::Job(j.clone()),
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid(
                 "job_id",
@@ -137,10 +137,10 @@ async fn turn(
         TurnKey::Job(_) => "job_id",
     };
     let id = key.id().to_string();
-    if id.is_empty() || id.len() > 512 || id.chars().any(char::is_control) {
+    if id.is_empty() || id.chars().count() > 512 || id.chars().any(char::is_control) {
         return Err(ApiError::invalid(
             field,
-            "must be 1 to 512 bytes without control characters",
+            "must be 1 to 512 characters without control characters",
         ));
     }
     let (u, k) = (user_id.clone(), key.clone());
