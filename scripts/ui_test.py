@@ -467,3 +467,25 @@ def test_time_to_the_first_data_row_of_each_page_with_10000_episodes(context):
         if name == "timeline":
             shot(page, "timeline")
         page.close()
+
+
+def test_forgetting_a_user_needs_the_user_id_typed(context):
+    user = f"forget-me-{int(time.time() * 1000)}"
+    status, r = call("/api/interactions", method="POST", body={
+        "user_id": user, "session_id": "s1", "user_message": "I moved to Oslo last spring.", "timestamp": "2024-05-01T10:00:00Z"})
+    assert status == 202, r
+    page = open_page(context, env("REFLECTOR_UI_ADMIN_KEY"), f"#/u/{q(user)}/memory/short_term")
+    first_row(page)
+    page.get_by_role("button", name="Forget this user…").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label(f"Type the user id ({user}) to confirm").fill(user[:-1])
+    dialog.get_by_role("button", name="Forget this user").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("not the user id")
+    assert call(f"/api/memory/stats/{q(user)}")[1]["short_term"]["turns"] == 1
+    dialog.get_by_label(f"Type the user id ({user}) to confirm").fill(user)
+    dialog.get_by_role("button", name="Forget this user").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Forgot {user}")
+    stats = call(f"/api/memory/stats/{q(user)}")[1]
+    assert stats["short_term"]["turns"] == 0 and stats["episodic"]["episodes"] == 0, stats
+    assert call(f"/api/users?q={q(user)}")[1]["total"] == 0
+    page.close()
