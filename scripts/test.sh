@@ -75,7 +75,7 @@ if [ "${REFLECTOR_SKIP_POSTGRES:-}" != 1 ]; then
   echo "== PostgreSQL: the store suite on PostgreSQL 15 (exact vectors) and 16 (pgvector)"
   eval "$(scripts/pg.sh start)"
   # One suite, two backends: the same tests as above, now with the PostgreSQL store.
-  STORE_SUITE='binary(api) | binary(edit) | binary(export) | binary(window) | binary(auth) | binary(forget) | binary(store_fixtures) | test(/store::/)'
+  STORE_SUITE='binary(api) | binary(dashboard) | binary(edit) | binary(export) | binary(window) | binary(auth) | binary(forget) | binary(store_fixtures) | test(/store::/)'
   for url in "$PG15_URL" "$PG16_URL"; do
     echo "-- $url"
     REFLECTOR_TEST_DATABASE_URL="$url" cargo nextest run --release --locked --no-fail-fast -E "$STORE_SUITE"
@@ -89,6 +89,9 @@ scripts/mcp.sh
 
 echo "== Python client: mypy --strict and its pytest suite against live servers (scripts/python-client.sh)"
 scripts/python-client.sh
+
+echo "== dashboard: /ui in headless Chromium (Playwright), axe, timings with 10,000 episodes (scripts/ui.sh)"
+scripts/ui.sh
 
 if [ "${REFLECTOR_SKIP_RABBITMQ:-}" != 1 ]; then
   echo "== RabbitMQ interoperability: the original producer's and consumer's declarations and schema, via aio-pika"

@@ -36,6 +36,10 @@ pub struct Fitted {
     pub tokens: usize,
     /// Items (memories, rules, turns) left out.
     pub omitted: usize,
+    /// Which ones, in priority order: (tier, id, text) with the tier and id as the ranked
+    /// `memories` name them (`procedural` and the rule id, `short_term` and the interaction
+    /// id for the standing rules and recent turns outside the ranked list).
+    pub left_out: Vec<(&'static str, String, String)>,
 }
 
 enum Item {
@@ -83,6 +87,7 @@ pub fn fit(ctx: &Context, max_tokens: usize) -> Fitted {
     let total = order.len();
     let (mut mems, mut rules, mut turns) = (Vec::new(), HashSet::new(), HashSet::new());
     let mut best = String::new();
+    let mut left_out = Vec::new();
     for item in order {
         let undo = match &item {
             Item::Memory(i) => {
@@ -102,6 +107,7 @@ pub fn fit(ctx: &Context, max_tokens: usize) -> Fitted {
         if estimate_tokens(&text) <= max_tokens {
             best = text;
         } else {
+            left_out.push(describe(ctx, &item));
             match (undo, item) {
                 (0, _) => {
                     mems.pop();
@@ -121,6 +127,33 @@ pub fn fit(ctx: &Context, max_tokens: usize) -> Fitted {
         tokens: estimate_tokens(&best),
         context: best,
         omitted: total - kept,
+        left_out,
+    }
+}
+
+/// (tier, id, text) of a candidate item, as [`Fitted::left_out`] names it.
+fn describe(ctx: &Context, item: &Item) -> (&'static str, String, String) {
+    match item {
+        Item::Memory(i) => {
+            let m = &ctx.memories[*i];
+            (m.tier, m.id.clone(), m.text.clone())
+        }
+        Item::Rule(id) => {
+            let text = ctx
+                .rules
+                .iter()
+                .find(|r| r.id == *id)
+                .map(|r| r.statement.clone());
+            ("procedural", id.to_string(), text.unwrap_or_default())
+        }
+        Item::Turn(id) => {
+            let text = ctx
+                .short_term
+                .iter()
+                .find(|t| t.interaction_id == *id)
+                .map(|t| t.user_message.clone());
+            ("short_term", id.clone(), text.unwrap_or_default())
+        }
     }
 }
 

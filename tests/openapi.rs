@@ -21,9 +21,19 @@ use serde_json::{Value, json};
 
 const ADMIN: &str = "openapi-admin-key-0123456789";
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
-/// Served outside the document: the document itself, Swagger UI, and the MCP endpoint (one
-/// JSON-RPC route whose tools are documented operations; `src/mcp.rs`).
-const META_ROUTES: [&str; 5] = ["/openapi.json", "/docs", "/docs/", "/docs/{*rest}", "/mcp"];
+/// Served outside the document: the document itself, Swagger UI, the MCP endpoint (one
+/// JSON-RPC route whose tools are documented operations; `src/mcp.rs`), and the dashboard's
+/// static files (`src/api/ui.rs`).
+const META_ROUTES: [&str; 8] = [
+    "/openapi.json",
+    "/docs",
+    "/docs/",
+    "/docs/{*rest}",
+    "/mcp",
+    "/ui",
+    "/ui/",
+    "/ui/{file}",
+];
 
 /// Path literals registered with plain axum calls anywhere under `src/`.
 fn registered_in_source() -> BTreeSet<String> {

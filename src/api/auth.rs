@@ -31,8 +31,9 @@
 //! otherwise). Routes with a `{user_id}` need an admin key or one whose scope names that user
 //! (403 otherwise); `POST /api/interactions` and `GET /api/reflection/jobs/{job_id}` check the
 //! body's / job's user in the handler, and `/mcp` (the MCP server) the session's user at
-//! every tool call; every other route (queue status, stats, the
-//! dead-letter list and replay, `/metrics`) is for admin keys only.
+//! every tool call; `GET /api/me` answers any valid key with what that key may see; every
+//! other route (queue status, stats, the dead-letter list and replay, the users list,
+//! `/metrics`) is for admin keys only.
 //!
 //! `GET /openapi.json` and `GET /docs` (Swagger UI) are outside this layer, public like the
 //! health check: they are metadata, the API's shape, the same for every deployment, with no
@@ -58,8 +59,13 @@ pub const PUBLIC_ROUTES: &[&str] = &["/api/reflection/health"];
 /// `user_id`, the job's user).
 /// `/mcp` checks each tool call's user (`crate::mcp`), and its tools go through this layer
 /// again as REST calls with the same key.
-const HANDLER_CHECKED_ROUTES: &[&str] =
-    &["/api/interactions", "/api/reflection/jobs/{job_id}", "/mcp"];
+/// `GET /api/me` concerns no user: it only tells the caller what its own key may see.
+const HANDLER_CHECKED_ROUTES: &[&str] = &[
+    "/api/interactions",
+    "/api/reflection/jobs/{job_id}",
+    "/api/me",
+    "/mcp",
+];
 
 /// What one key may do.
 #[derive(Debug, Clone, PartialEq, Eq)]

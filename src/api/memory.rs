@@ -4,7 +4,8 @@
 //!   context for the next prompt (see `crate::recall`). `limit` 1..=100, default 10.
 //!   `max_tokens` (1..=1000000) trims the rendered `context` to fit, highest-ranked first
 //!   (`crate::budget`: estimate and order); the answer then has `max_tokens` and `omitted`
-//!   (items left out), and always `context_tokens` (the estimate for `context`).
+//!   (how many items were left out) and `omitted_items` (which: tier, id and text, in
+//!   priority order), and always `context_tokens` (the estimate for `context`).
 //! - `GET /api/memory/search/{user_id}?query=&limit=&tier=&since=&until=` — the ranked
 //!   items alone (`crate::recall::Recall::search`), filtered by tier and date.
 //! - `GET /api/memory/{short-term|episodic|semantic|procedural}/{user_id}?limit=&offset=` —
@@ -130,6 +131,11 @@ async fn context(
                     f.tokens = t;
                 } else {
                     f.omitted += 1;
+                    f.left_out.push((
+                        "short_term",
+                        "short_term_summary".into(),
+                        sm.summary.clone(),
+                    ));
                 }
             }
             _ => out.context = insert(&out.context),
@@ -143,6 +149,12 @@ async fn context(
             v["context_tokens"] = json!(f.tokens);
             v["max_tokens"] = json!(max_tokens);
             v["omitted"] = json!(f.omitted);
+            v["omitted_items"] = json!(
+                f.left_out
+                    .iter()
+                    .map(|(tier, id, text)| json!({"tier": tier, "id": id, "text": text}))
+                    .collect::<Vec<_>>()
+            );
         }
         None => v["context_tokens"] = json!(crate::budget::estimate_tokens(&out.context)),
     }

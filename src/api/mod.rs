@@ -9,6 +9,10 @@
 //! - [`edit`]: adding, changing and deleting one memory, and the audit record of edits.
 //! - [`reflection`]: `/api/reflection/...` — jobs, the dead-letter list and replay, health,
 //!   stats, queue status; and `GET /metrics` (Prometheus text format).
+//! - [`users`]: `GET /api/users` (every user, admin), `GET /api/me` (what a key may see),
+//!   `GET /api/memory/turn/{user_id}` (a turn by evidence id or job id).
+//! - [`ui`]: the dashboard at `/ui` (static files compiled into the binary; public like
+//!   `/docs`: the pages hold no data, they call the API with the key the user enters).
 //! - [`openapi`]: the OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]`
 //!   annotations (`GET /openapi.json`), and Swagger UI on it (`GET /docs`); [`schema`]: the
 //!   request and response shapes it describes.
@@ -21,6 +25,8 @@ pub mod memory;
 pub mod openapi;
 pub mod reflection;
 pub mod schema;
+pub mod ui;
+pub mod users;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -68,11 +74,12 @@ pub fn api_routes() -> OpenApiRouter<ApiContext> {
         .merge(interactions::router())
         .merge(memory::router())
         .merge(reflection::router())
+        .merge(users::router())
 }
 
-/// The whole API. `/openapi.json` and `/docs` are merged after the auth layer: they are
-/// public metadata (the API's shape, the same for every deployment; no user data, keys or
-/// configuration), like the health check.
+/// The whole API. `/openapi.json`, `/docs` and the dashboard (`/ui`) are merged after the
+/// auth layer: they are public metadata and static files (the API's shape and the pages,
+/// the same for every deployment; no user data, keys or configuration), like the health check.
 ///
 /// `/mcp` is the MCP server's streamable HTTP transport (`crate::mcp`), behind the same auth
 /// layer; its tools call the REST routes in process ([`rest_router`]), with the caller's key.
@@ -94,6 +101,7 @@ pub fn router(ctx: ApiContext, shutdown: CancellationToken) -> anyhow::Result<Ro
         .route("/mcp", crate::mcp::route(mcp))
         .route_layer(middleware::from_fn_with_state(ctx.clone(), auth::authorize))
         .merge(openapi::docs(openapi::finish(doc)))
+        .merge(ui::router())
         .fallback(|| async {
             ApiError::NotFound("no such route; see the README for the API".into())
         })

@@ -511,7 +511,22 @@ pub struct ContextResponse {
     /// Items left out of `context` to fit the budget (only with `max_tokens`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub omitted: Option<u64>,
+    /// Which items were left out, highest priority first (only with `max_tokens`): ranked
+    /// memories by their tier and id, standing rules and recent turns outside the ranked list
+    /// as `procedural` / `short_term` with the rule id / interaction id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub omitted_items: Option<Vec<OmittedItem>>,
     pub short_term_summary: Option<ShortTermSummary>,
+}
+
+/// An item `max_tokens` left out of the context block.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OmittedItem {
+    pub tier: MemoryTier,
+    /// Row id in its tier (the interaction id for a turn), as in `memories`;
+    /// `short_term_summary` for the summary of the turns folded out of the Tier 1 window.
+    pub id: String,
+    pub text: String,
 }
 
 /// `GET /api/memory/short-term/{user_id}`.
@@ -1083,4 +1098,110 @@ pub struct QueueStatusResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub broker: Option<Value>,
+}
+
+/// `GET /api/users`: search and pagination.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsersQuery {
+    /// Keep the user ids that contain this text, case-insensitively (at most 256
+    /// characters, no control characters; trimmed; empty or absent: every user).
+    #[param(max_length = 256, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
+    pub q: Option<String>,
+    /// Users per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// Users to skip (default 0).
+    #[param(minimum = 0)]
+    pub offset: Option<u64>,
+}
+
+/// One user in `GET /api/users`: rows per tier, jobs, last activity.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserSummary {
+    pub user_id: String,
+    /// Tier 1: stored turns.
+    pub turns: i64,
+    /// Tier 2: episodes.
+    pub episodes: i64,
+    /// Tier 3: entities.
+    pub entities: i64,
+    /// Tier 3: facts, valid and invalidated (restatements merged into another not counted).
+    pub facts: i64,
+    /// Tier 4: rules, superseded ones included.
+    pub rules: i64,
+    /// Tier 4: rules not superseded.
+    pub active_rules: i64,
+    /// Reflection jobs queued, retrying or processing.
+    pub jobs_waiting: i64,
+    /// Reflection jobs in the dead-letter state.
+    pub jobs_dead: i64,
+    /// RFC 3339 UTC: the latest turn, job update or episode; null when there is none.
+    pub last_activity: Option<String>,
+}
+
+/// `GET /api/users`: one page of users, by user id ascending.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPage {
+    /// The search text as applied (trimmed; empty: every user).
+    pub q: String,
+    pub limit: u64,
+    pub offset: u64,
+    /// Users matching `q` in all pages.
+    pub total: i64,
+    pub users: Vec<UserSummary>,
+}
+
+/// `GET /api/me`: which users the caller's key may see.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Access {
+    /// `admin` (an admin key), `users` (a key limited to `users`), or `open` (no keys are
+    /// configured: everything is allowed, on loopback only).
+    pub access: String,
+    /// Whether every user is visible.
+    pub all_users: bool,
+    /// The key's id as logs name it (the first 8 hex digits of its SHA-256); null without keys.
+    pub key_id: Option<String>,
+    /// The users a user-limited key may see, sorted; null for `admin` and `open`.
+    pub users: Option<Vec<String>>,
+}
+
+/// `GET /api/memory/turn/{user_id}`: what to look up; exactly one of the two (422 naming
+/// `evidence` when neither is given, `job_id` when both are).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TurnLookupQuery {
+    /// An evidence id as memories carry it: a LoCoMo `dia_id` (the turn's `metadata.dia_id`)
+    /// or an interaction id; 1 to 512 characters without control characters, matched exactly.
+    #[param(
+        min_length = 1,
+        max_length = 512,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
+    pub evidence: Option<String>,
+    /// The reflection job id of a memory (an episode's or fact's `job_id`); 1 to 512
+    /// characters without control characters, matched exactly.
+    #[param(
+        min_length = 1,
+        max_length = 512,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
+    pub job_id: Option<String>,
+}
+
+/// `GET /api/memory/turn/{user_id}`: the turn, or why it is not stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TurnLookupAnswer {
+    pub user_id: String,
+    /// `evidence` or `job_id`: what was looked up.
+    pub by: String,
+    /// The id looked up.
+    pub id: String,
+    /// `stored` (`turn` is set); `pruned` (the user's memories cite the id, but retention
+    /// removed the turn); `no_turn` (a memory that never came from a stored turn).
+    pub status: String,
+    /// The turn when `status` is `stored`, else null.
+    pub turn: Option<Turn>,
+    /// The status for a person.
+    pub message: String,
 }

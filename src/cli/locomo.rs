@@ -447,6 +447,7 @@ pub async fn demo(file: Option<PathBuf>, config: ConfigArgs) -> anyhow::Result<i
             .and_then(|c| c["sample_id"].as_str())
             .unwrap_or("demo")
     );
+    println!("Dashboard: {base}/ui/ (users, each tier, rules, timeline, recall, operations)");
     shutdown_signal().await;
     svc.shutdown(Duration::from_secs(30)).await?;
     Ok(code)

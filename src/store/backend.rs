@@ -33,7 +33,7 @@ use serde_json::Value;
 use super::model::{
     ClaimedJob, Counts, Delivery, EditRefused, EditTier, Embedded, EpisodePatch, FactPatch,
     InsertOutcome, NewEpisode, NewFact, NewRule, NewTurn, QueueLimits, QueueStatus, RulePatch,
-    ShortTermSummary, TurnInsert, Window, WindowTurn,
+    ShortTermSummary, TurnInsert, TurnKey, TurnLookup, UserSummary, Window, WindowTurn,
 };
 use super::{EntityRow, EpisodeRow, FactRow, JobRecord, PgStore, RuleRow, SqliteStore, TurnRow};
 use crate::extract::{EpisodeDraft, GraphDraft, RuleDraft};
@@ -140,6 +140,8 @@ backend! {
         fn list_rules(&self, user_id: &str, include_superseded: bool, limit: usize, offset: usize) -> anyhow::Result<Vec<RuleRow>>;
         fn user_stats(&self, user_id: &str) -> anyhow::Result<Value>;
         fn short_term_summary(&self, user: &str) -> anyhow::Result<Option<ShortTermSummary>>;
+        fn list_users(&self, query: &str, limit: usize, offset: usize) -> anyhow::Result<(Vec<UserSummary>, i64)>;
+        fn find_turn(&self, user_id: &str, key: &TurnKey) -> anyhow::Result<TurnLookup>;
     }
 
     /// Explicit edits of one memory, each with its audit record and tombstone, and

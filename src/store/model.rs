@@ -473,3 +473,122 @@ pub struct ShortTermSummary {
     pub through: String,
     pub updated_at: String,
 }
+
+/// One user as the users list shows it ([`super::Reader::list_users`]): rows per tier, the
+/// user's jobs not yet finished and dead, and when the user was last active.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserSummary {
+    pub user_id: String,
+    /// Tier 1: stored turns.
+    pub turns: i64,
+    /// Tier 2: episodes.
+    pub episodes: i64,
+    /// Tier 3: entities, and facts (restatements merged into another fact not counted).
+    pub entities: i64,
+    pub facts: i64,
+    /// Tier 4: rules, superseded ones included, and the active ones among them.
+    pub rules: i64,
+    pub active_rules: i64,
+    /// Reflection jobs queued, retrying or processing.
+    pub jobs_waiting: i64,
+    /// Reflection jobs in the dead-letter state.
+    pub jobs_dead: i64,
+    /// RFC 3339 UTC: the latest of the last turn stored, the last job update and the last
+    /// episode written; `None` when the user has none of them.
+    pub last_activity: Option<String>,
+}
+
+/// The `SELECT` of one user's [`UserSummary`] columns, the user's id as parameter 1 (written
+/// `?1` here; PostgreSQL replaces it by `$1`): the same scalar subqueries on both backends,
+/// each through an index that starts with `user_id`.
+pub const USER_SUMMARY_SELECT: &str = "SELECT
+    (SELECT count(*) FROM turns WHERE user_id = ?1),
+    (SELECT count(*) FROM episodes WHERE user_id = ?1),
+    (SELECT count(*) FROM entities WHERE user_id = ?1),
+    (SELECT count(*) FROM relations WHERE user_id = ?1 AND merged_into IS NULL),
+    (SELECT count(*) FROM rules WHERE user_id = ?1),
+    (SELECT count(*) FROM rules WHERE user_id = ?1 AND superseded_by IS NULL),
+    (SELECT count(*) FROM jobs WHERE user_id = ?1 AND state IN ('queued', 'retrying', 'processing')),
+    (SELECT count(*) FROM jobs WHERE user_id = ?1 AND state = 'dead'),
+    (SELECT max(ts_ms) FROM turns WHERE user_id = ?1),
+    (SELECT max(updated_ms) FROM jobs WHERE user_id = ?1),
+    (SELECT created_ms FROM episodes WHERE user_id = ?1 ORDER BY id DESC LIMIT 1)";
+
+/// The user ids the users list pages through: every user with a turn, an episode, an
+/// entity, a rule or a job. Parameter 1 is the search text (matched case-insensitively
+/// anywhere in the id; empty matches all), 2 the limit, 3 the offset (`?n` here; PostgreSQL
+/// writes `$n` and `strpos` for `instr`).
+pub const USER_IDS_SELECT: &str = "SELECT user_id FROM (
+        SELECT user_id FROM turns UNION SELECT user_id FROM episodes UNION SELECT user_id FROM entities
+        UNION SELECT user_id FROM rules UNION SELECT user_id FROM jobs) u
+    WHERE instr(lower(user_id), lower(?1)) > 0 ORDER BY user_id LIMIT ?2 OFFSET ?3";
+
+/// How many users [`USER_IDS_SELECT`] matches without paging (parameter 1: the search text).
+pub const USER_COUNT_SELECT: &str = "SELECT count(*) FROM (
+        SELECT user_id FROM turns UNION SELECT user_id FROM episodes UNION SELECT user_id FROM entities
+        UNION SELECT user_id FROM rules UNION SELECT user_id FROM jobs) u
+    WHERE instr(lower(user_id), lower(?1)) > 0";
+
+impl UserSummary {
+    /// A user's summary from a row of [`USER_SUMMARY_SELECT`] (the last three columns are
+    /// epoch milliseconds, or NULL).
+    pub fn from_columns<R: Columns>(user_id: &str, r: &R) -> Result<Self, R::Error> {
+        let last = [r.opt_int(8)?, r.opt_int(9)?, r.opt_int(10)?]
+            .into_iter()
+            .flatten()
+            .max();
+        Ok(Self {
+            user_id: user_id.to_string(),
+            turns: r.int(0)?,
+            episodes: r.int(1)?,
+            entities: r.int(2)?,
+            facts: r.int(3)?,
+            rules: r.int(4)?,
+            active_rules: r.int(5)?,
+            jobs_waiting: r.int(6)?,
+            jobs_dead: r.int(7)?,
+            last_activity: last.map(crate::store::ms_to_rfc3339),
+        })
+    }
+}
+
+/// What a turn is looked up by ([`super::Reader::find_turn`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TurnKey {
+    /// An evidence id as memories carry it: a LoCoMo `dia_id` (the turn's `metadata.dia_id`)
+    /// or an interaction id.
+    Evidence(String),
+    /// The reflection job id of the turn (the `job_id` of an episode or fact).
+    Job(String),
+}
+
+impl TurnKey {
+    /// The id itself.
+    pub fn id(&self) -> &str {
+        match self {
+            TurnKey::Evidence(s) | TurnKey::Job(s) => s,
+        }
+    }
+
+    /// Job ids of memories that were never a turn: explicit memories (`manual:…`, the edit
+    /// API) and the benchmark's synthetic episodes (`synthetic-…`).
+    pub fn is_turnless_job(&self) -> bool {
+        matches!(self, TurnKey::Job(j) if j.starts_with("manual:") || j.starts_with("synthetic-"))
+    }
+}
+
+/// The answer of a turn lookup ([`super::Reader::find_turn`]).
+#[derive(Debug, Clone)]
+pub enum TurnLookup {
+    /// The turn is stored (Tier 1).
+    Found(Box<TurnRow>),
+    /// The user's memories cite this id (as evidence or as the job that wrote them), but its
+    /// turn is no longer stored: retention removed it (`retention_secs`; memories made from
+    /// a turn outlive it).
+    Pruned,
+    /// The id names a memory that never came from a turn (an explicit memory, a synthetic
+    /// episode), or a job that has no turn (a job posted straight to the broker).
+    NoTurn,
+    /// Nothing of this user has this id.
+    Unknown,
+}

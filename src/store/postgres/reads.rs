@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use crate::store::backend::VectorSink;
 use crate::store::{Columns, EPISODE_SELECT, FACT_SELECT};
 use crate::store::{
-    EntityRow, EpisodeRow, FactRow, RuleRow, TurnRow, WindowTurn, blob_to_vec, ms_to_rfc3339,
+    EntityRow, EpisodeRow, FactRow, RuleRow, TurnKey, TurnLookup, TurnRow, USER_COUNT_SELECT,
+    USER_IDS_SELECT, USER_SUMMARY_SELECT, UserSummary, WindowTurn, blob_to_vec, ms_to_rfc3339,
     now_ms, vec_to_blob,
 };
 
@@ -532,6 +533,100 @@ impl PgStore {
                 &[&user_id, &now_ms()],
             )?;
             Ok(Value::Object(removed))
+        })
+    }
+}
+
+impl PgStore {
+    /// One page of users with their summaries, and how many match (see the SQLite method).
+    pub fn list_users(
+        &self,
+        query: &str,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<(Vec<UserSummary>, i64)> {
+        let pg = |sql: &str| {
+            sql.replace("?1", "$1")
+                .replace("?2", "$2")
+                .replace("?3", "$3")
+                .replace("instr(", "strpos(")
+        };
+        self.read(|c| {
+            let total: i64 = c.query_one(&pg(USER_COUNT_SELECT), &[&query])?.get(0);
+            let ids: Vec<String> = c
+                .query(
+                    &pg(USER_IDS_SELECT),
+                    &[&query, &(limit as i64), &(offset as i64)],
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let stmt = c.prepare(&pg(USER_SUMMARY_SELECT))?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in &ids {
+                let row = c.query_one(&stmt, &[id])?;
+                out.push(UserSummary::from_columns(id, &row)?);
+            }
+            Ok((out, total))
+        })
+    }
+
+    /// One turn of the user by evidence id or job id, or why there is none (see the SQLite
+    /// method).
+    pub fn find_turn(&self, user_id: &str, key: &TurnKey) -> anyhow::Result<TurnLookup> {
+        if key.is_turnless_job() {
+            return Ok(TurnLookup::NoTurn);
+        }
+        self.read(|c| {
+            let (sql, cited) = match key {
+                TurnKey::Evidence(_) => (
+                    "SELECT id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, job_id, reflected
+                     FROM turns WHERE user_id = $1 AND (id = $2 OR metadata::jsonb ->> 'dia_id' = $2)
+                     ORDER BY ts_ms, id LIMIT 1",
+                    "SELECT EXISTS (SELECT 1 FROM episodes WHERE user_id = $1 AND evidence::jsonb ? $2)
+                         OR EXISTS (SELECT 1 FROM relations WHERE user_id = $1 AND evidence::jsonb ? $2)
+                         OR EXISTS (SELECT 1 FROM rules WHERE user_id = $1 AND evidence::jsonb ? $2)",
+                ),
+                TurnKey::Job(_) => (
+                    "SELECT id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, job_id, reflected
+                     FROM turns WHERE user_id = $1 AND job_id = $2 LIMIT 1",
+                    "SELECT EXISTS (SELECT 1 FROM episodes WHERE user_id = $1 AND job_id = $2)
+                         OR EXISTS (SELECT 1 FROM relations WHERE user_id = $1 AND job_id = $2)",
+                ),
+            };
+            let id = key.id();
+            if let Some(r) = c.query_opt(sql, &[&user_id, &id])? {
+                let ts: i64 = r.get(5);
+                let meta: &str = r.get(6);
+                return Ok(TurnLookup::Found(Box::new(TurnRow {
+                    interaction_id: r.get(0),
+                    user_id: r.get(1),
+                    session_id: r.get(2),
+                    user_message: r.get(3),
+                    assistant_response: r.get(4),
+                    timestamp: ms_to_rfc3339(ts),
+                    ts_ms: ts,
+                    metadata: serde_json::from_str(meta).unwrap_or(Value::Null),
+                    reflection_job_id: r.get(7),
+                    reflected: r.get(8),
+                })));
+            }
+            let cited: bool = c.query_one(cited, &[&user_id, &id])?.get(0);
+            if cited {
+                return Ok(TurnLookup::Pruned);
+            }
+            if let TurnKey::Job(_) = key {
+                let job: bool = c
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM jobs WHERE user_id = $1 AND job_id = $2)",
+                        &[&user_id, &id],
+                    )?
+                    .get(0);
+                if job {
+                    return Ok(TurnLookup::NoTurn);
+                }
+            }
+            Ok(TurnLookup::Unknown)
         })
     }
 }

@@ -464,6 +464,103 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// One page of users (see [`USER_IDS_SELECT`]: every user with a turn, an episode, an
+    /// entity, a rule or a job), by user id ascending, each with its [`UserSummary`];
+    /// `query` keeps the ids that contain it, case-insensitively (empty: all). Also returns
+    /// how many users match in all.
+    pub fn list_users(
+        &self,
+        query: &str,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<(Vec<UserSummary>, i64)> {
+        self.read(|c| {
+            let total: i64 = c
+                .prepare_cached(USER_COUNT_SELECT)?
+                .query_row([query], |r| r.get(0))?;
+            let ids: Vec<String> = c
+                .prepare_cached(USER_IDS_SELECT)?
+                .query_map(params![query, limit as i64, offset as i64], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let mut stmt = c.prepare_cached(USER_SUMMARY_SELECT)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in &ids {
+                out.push(stmt.query_row([id], |r| UserSummary::from_columns(id, r))?);
+            }
+            Ok((out, total))
+        })
+    }
+
+    /// One turn of the user, by evidence id (its interaction id, or its `metadata.dia_id`:
+    /// the earliest such turn when a dia_id repeats) or by its reflection job id. When no
+    /// stored turn matches, tells whether the user's memories still cite the id (the turn
+    /// was pruned by retention) from whether the id is unknown. Only this user's rows are read.
+    pub fn find_turn(&self, user_id: &str, key: &TurnKey) -> anyhow::Result<TurnLookup> {
+        if key.is_turnless_job() {
+            return Ok(TurnLookup::NoTurn);
+        }
+        self.read(|c| {
+            let (sql, cited) = match key {
+                TurnKey::Evidence(_) => (
+                    "SELECT id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, job_id, reflected
+                     FROM turns WHERE user_id = ?1 AND (id = ?2 OR json_extract(metadata, '$.dia_id') = ?2)
+                     ORDER BY ts_ms, id LIMIT 1",
+                    "SELECT EXISTS (SELECT 1 FROM episodes e, json_each(e.evidence) j WHERE e.user_id = ?1 AND j.value = ?2)
+                         OR EXISTS (SELECT 1 FROM relations r, json_each(r.evidence) j WHERE r.user_id = ?1 AND j.value = ?2)
+                         OR EXISTS (SELECT 1 FROM rules u, json_each(u.evidence) j WHERE u.user_id = ?1 AND j.value = ?2)",
+                ),
+                TurnKey::Job(_) => (
+                    "SELECT id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, job_id, reflected
+                     FROM turns WHERE user_id = ?1 AND job_id = ?2 LIMIT 1",
+                    "SELECT EXISTS (SELECT 1 FROM episodes WHERE user_id = ?1 AND job_id = ?2)
+                         OR EXISTS (SELECT 1 FROM relations WHERE user_id = ?1 AND job_id = ?2)",
+                ),
+            };
+            let id = key.id();
+            if let Some(t) = c
+                .prepare_cached(sql)?
+                .query_row(params![user_id, id], turn_from_row)
+                .optional()?
+            {
+                return Ok(TurnLookup::Found(Box::new(t)));
+            }
+            let cited: bool = c.prepare_cached(cited)?.query_row(params![user_id, id], |r| r.get(0))?;
+            if cited {
+                return Ok(TurnLookup::Pruned);
+            }
+            if let TurnKey::Job(_) = key {
+                let job: bool = c
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM jobs WHERE user_id = ?1 AND job_id = ?2)")?
+                    .query_row(params![user_id, id], |r| r.get(0))?;
+                if job {
+                    return Ok(TurnLookup::NoTurn);
+                }
+            }
+            Ok(TurnLookup::Unknown)
+        })
+    }
+}
+
+/// A turn from a row of `SELECT id, user_id, session_id, user_message, assistant_response,
+/// ts_ms, metadata, job_id, reflected FROM turns`.
+fn turn_from_row(r: &rusqlite::Row) -> rusqlite::Result<TurnRow> {
+    let ts: i64 = r.get(5)?;
+    let meta: String = r.get(6)?;
+    Ok(TurnRow {
+        interaction_id: r.get(0)?,
+        user_id: r.get(1)?,
+        session_id: r.get(2)?,
+        user_message: r.get(3)?,
+        assistant_response: r.get(4)?,
+        timestamp: ms_to_rfc3339(ts),
+        ts_ms: ts,
+        metadata: serde_json::from_str(&meta).unwrap_or(Value::Null),
+        reflection_job_id: r.get(7)?,
+        reflected: r.get::<_, i64>(8)? != 0,
+    })
+}
+
 impl Columns for rusqlite::Row<'_> {
     type Error = rusqlite::Error;
     fn int(&self, i: usize) -> rusqlite::Result<i64> {
