@@ -334,6 +334,24 @@ def test_editing_a_fact_and_deleting_an_episode_through_the_page_reach_the_api(c
     page.close()
 
 
+def test_an_emptied_importance_is_refused_not_saved_as_zero(context):
+    user = env("REFLECTOR_UI_USER")
+    page = open_page(context, env("REFLECTOR_UI_ADMIN_KEY"), f"#/u/{q(user)}/memory/episodic")
+    first_row(page)
+    ep = call(f"/api/memory/episodic/{q(user)}?limit=50")[1]["episodes"][0]
+    page.get_by_role("button", name=f"Edit episode {ep['id']}", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Importance").fill("")
+    dialog.get_by_role("button", name="Save change").click()
+    # The dialog stays open, says why, and keeps what was typed; nothing is sent.
+    expect(dialog.get_by_role("alert")).to_contain_text("importance must be a number")
+    expect(dialog.get_by_label("Text")).to_have_value(ep["text"])
+    dialog.get_by_role("button", name="Cancel").click()
+    now = next(e for e in call(f"/api/memory/episodic/{q(user)}?limit=50")[1]["episodes"] if e["id"] == ep["id"])
+    assert now["importance"] == ep["importance"], (now, ep)
+    page.close()
+
+
 def test_replaying_a_dead_job_from_the_operations_page(context):
     dead = call("/api/reflection/dlq?limit=50")[1]["jobs"]
     job = next(j for j in dead if j["job_id"] == "ghost-job-1")

@@ -535,9 +535,10 @@ impl Recall {
 
     /// The ranked items alone (`GET /api/memory/search/{user_id}`): the same ranking as
     /// [`Recall::context`]'s `memories`, with each episode as itself (no neighbouring turns),
-    /// filtered by tier and date. With a filter, the best 100 items are ranked and the
-    /// filter keeps the first `limit` that pass, so an item ranked below 100 overall is not
-    /// found even when it passes the filter.
+    /// filtered by tier and date. With a filter, every candidate recall considered (up to
+    /// [`CANDIDATES`] episodes, the facts about the entities the query names, the active
+    /// rules, the recent turns that share a word with it) is ranked, and the filter keeps the
+    /// first `limit` that pass, so a tier is never crowded out by another tier's items.
     pub async fn search(&self, q: SearchQuery) -> anyhow::Result<Vec<Memory>> {
         let filtered = !q.tiers.is_empty() || q.since_ms.is_some() || q.until_ms.is_some();
         let ctx = self
@@ -545,7 +546,7 @@ impl Recall {
                 RecallQuery {
                     user_id: q.user_id,
                     query: q.query,
-                    limit: if filtered { 100 } else { q.limit },
+                    limit: if filtered { usize::MAX } else { q.limit },
                     include_invalid: false,
                 },
                 0,

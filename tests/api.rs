@@ -830,6 +830,45 @@ async fn max_tokens_trims_the_context_highest_ranked_first() {
 }
 
 #[tokio::test]
+async fn search_by_tier_is_not_crowded_out_by_other_tiers() {
+    // Many episodes mention Lucia; the one fact about her must still be found when only
+    // the semantic tier is asked for (a filter applied after a top-100 cut lost it).
+    let t = start().await;
+    let (s, r) = t
+        .turn(
+            "crowd",
+            "My sister Lucia lives in Madrid.",
+            "2024-01-01T10:00:00Z",
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 202, "{r}");
+    t.wait_job(r["reflection_job_id"].as_str().unwrap()).await;
+    for i in 0..130 {
+        let ts = format!("2024-02-{:02}T{:02}:00:00Z", 1 + i / 24, i % 24);
+        let m = format!("Lucia called me about Lucia's garden, part {i}, Lucia said hi.");
+        let (s, r) = t.turn("crowd", &m, &ts, json!({})).await;
+        assert_eq!(s, 202, "{r}");
+        t.wait_job(r["reflection_job_id"].as_str().unwrap()).await;
+    }
+    let (s, all) = t
+        .get("/api/memory/search/crowd?query=Lucia&limit=100")
+        .await;
+    assert_eq!(s, 200, "{all}");
+    let (_, sem) = t
+        .get("/api/memory/search/crowd?query=Lucia&tier=semantic")
+        .await;
+    let sem = sem["items"].as_array().unwrap();
+    assert!(
+        sem.iter()
+            .any(|i| i["text"].as_str().unwrap().contains("Madrid")),
+        "the fact about Lucia: {sem:?} (all tiers: {all})"
+    );
+    assert!(sem.iter().all(|i| i["tier"] == "semantic"), "{sem:?}");
+    t.stop().await;
+}
+
+#[tokio::test]
 async fn search_returns_ranked_items_filtered_by_tier_and_date() {
     let t = start().await;
     let turns = [

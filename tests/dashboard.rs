@@ -226,6 +226,9 @@ async fn a_turn_is_found_by_dia_id_interaction_id_or_job_id_and_a_pruned_one_say
     // Explicit memories never had a turn.
     let (s, v) = t.get("/api/memory/turn/ana?job_id=manual:123").await;
     assert_eq!((s, v["status"].as_str()), (200, Some("no_turn")), "{v}");
+    // ... nor does their evidence (`manual:<edit id>`), whether or not memories cite it.
+    let (s, v) = t.get("/api/memory/turn/ana?evidence=manual:1").await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("no_turn")), "{v}");
 
     for (q, field) in [
         ("", "evidence"),

@@ -570,10 +570,14 @@ impl TurnKey {
         }
     }
 
-    /// Job ids of memories that were never a turn: explicit memories (`manual:…`, the edit
-    /// API) and the benchmark's synthetic episodes (`synthetic-…`).
+    /// Ids of memories that were never a turn: an explicit memory's job id and evidence id
+    /// (`manual:…`, the edit API) and the benchmark's synthetic episodes' job ids
+    /// (`synthetic-…`).
     pub fn is_turnless_job(&self) -> bool {
-        matches!(self, TurnKey::Job(j) if j.starts_with("manual:") || j.starts_with("synthetic-"))
+        match self {
+            TurnKey::Job(j) => j.starts_with("manual:") || j.starts_with("synthetic-"),
+            TurnKey::Evidence(e) => e.starts_with("manual:"),
+        }
     }
 }
 

@@ -10,7 +10,8 @@ export const state = { me: null };
 function parse() {
   const raw = location.hash.replace(/^#\/?/, '');
   const [pathPart, query = ''] = raw.split('?');
-  const parts = pathPart.split('/').map(decodeURIComponent);
+  const decode = s => { try { return decodeURIComponent(s); } catch { return s; } };
+  const parts = pathPart.split('/').map(decode);
   return { parts, params: new URLSearchParams(query) };
 }
 
@@ -64,7 +65,12 @@ export async function route() {
     else await views.users(main(), state.me, params);
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) { keyForm('The server refused this key. Enter another one.'); return; }
-    put(main(), h('div', { class: 'card' }, h('h1', {}, 'Something went wrong'), h('p', { class: 'error', role: 'alert' }, e.message)));
+    const forbidden = e instanceof ApiError && e.status === 403;
+    put(main(), h('div', { class: 'card' },
+      h('h1', {}, forbidden ? 'Not visible with this key' : 'This page could not be shown'),
+      h('p', { class: 'error', role: 'alert' }, e.message),
+      h('p', {}, h('button', { type: 'button', onclick: () => history.back() }, 'Go back'), ' ',
+        h('a', { href: '#/users' }, forbidden ? 'The users this key may see' : 'All users'))));
   }
 }
 

@@ -123,7 +123,14 @@ async function edit(userId, tierName, id, fields, label) {
     return [name, inp, text, kind];
   });
   const ok = await ask(`Edit ${label}`, [h('p', {}, 'The change is recorded in the user’s edit history, and re-reflection will not bring the old version back.'),
-    inputs.map(([, inp, text]) => field(text, inp))], { ok: 'Save change' });
+    inputs.map(([, inp, text]) => field(text, inp))], {
+    ok: 'Save change',
+    // Numbers are checked here, so a bad one keeps the dialog open with what was typed.
+    check: () => {
+      const bad = inputs.find(([, inp, , kind]) => kind === 'number' && (inp.value.trim() === '' || !(Number(inp.value) >= 0 && Number(inp.value) <= 1)));
+      return bad ? `${bad[0]} must be a number from 0 to 1.` : null;
+    },
+  });
   if (!ok) return false;
   const body = {};
   for (const [name, inp, , kind] of inputs) {
