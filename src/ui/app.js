@@ -60,7 +60,7 @@ export async function route() {
   const link = document.querySelector(`[data-nav="${nav}"]`);
   if (link) link.setAttribute('aria-current', 'page');
   try {
-    if (page === 'ops') await views.ops(main(), state.me);
+    if (page === 'ops') await views.ops(main(), state.me, params);
     else if (page === 'u' && user) await views.user(main(), state.me, user, sub || 'memory', tier, params);
     else await views.users(main(), state.me, params);
   } catch (e) {

@@ -8,6 +8,11 @@ function heading(text, sub) {
   return h('div', { class: 'heading' }, h('h1', {}, text), sub ? h('p', { class: 'sub' }, sub) : null);
 }
 
+/** The page's `offset` from the URL: a whole number from 0 (anything else reads as 0). */
+function offsetOf(params) {
+  return Math.max(0, Math.floor(Number(params.get('offset')) || 0));
+}
+
 function pager(offset, count, total, go) {
   const prev = h('button', { type: 'button', disabled: offset === 0, onclick: () => go(Math.max(0, offset - PAGE)) }, '← Previous');
   const next = h('button', { type: 'button', disabled: total !== undefined ? offset + count >= total : count < PAGE, onclick: () => go(offset + PAGE) }, 'Next →');
@@ -30,7 +35,7 @@ function userLink(id) {
 
 export async function users(root, me, params) {
   const q = params.get('q') || '';
-  const offset = Number(params.get('offset') || 0);
+  const offset = offsetOf(params);
   const searchInput = h('input', { type: 'search', id: 'user-q', name: 'q', value: q });
   const form = h('form', { role: 'search', class: 'searchbar', onsubmit: e => { e.preventDefault(); setHash('#/users', { q: searchInput.value.trim() }); } },
     field('Search user ids', searchInput), h('button', { type: 'submit' }, 'Search'));
@@ -160,7 +165,7 @@ async function remove(userId, tierName, id, label, text) {
 
 async function memory(root, userId, tier, params) {
   const q = params.get('q') || '';
-  const offset = Number(params.get('offset') || 0);
+  const offset = offsetOf(params);
   const base = `#/u/${encodeURIComponent(userId)}/memory/${tier}`;
   const reload = () => window.dispatchEvent(new HashChangeEvent('hashchange'));
   const stats = await api(path('/api/memory/stats', userId));
@@ -298,7 +303,7 @@ async function rules(root, userId) {
 // ---------------------------------------------------------------- timeline
 
 async function timeline(root, userId, params) {
-  const offset = Number(params.get('offset') || 0);
+  const offset = offsetOf(params);
   const base = `#/u/${encodeURIComponent(userId)}/timeline`;
   const [r, stats] = await Promise.all([
     api(path('/api/memory/episodic', userId) + qs({ limit: PAGE, offset })),
@@ -363,13 +368,13 @@ async function recall(root, userId, params) {
 
 // ---------------------------------------------------------------- operations
 
-export async function ops(root, me) {
+export async function ops(root, me, params = new URLSearchParams()) {
   if (!me.all_users) {
     put(root, heading('Operations'), h('p', { class: 'notice', role: 'note' },
       'This API key is limited to some users, so it cannot see the service’s health details, queue, statistics or dead-letter jobs. Those need an admin key.'));
     return;
   }
-  const offset = 0;
+  const offset = offsetOf(params);
   const [health, queue, stats, dlq] = await Promise.all([
     fetch('/api/reflection/health').then(r => r.json()),
     api('/api/reflection/queue-status'), api('/api/reflection/stats'), api('/api/reflection/dlq' + qs({ limit: PAGE, offset })),
@@ -398,7 +403,8 @@ export async function ops(root, me) {
           window.dispatchEvent(new HashChangeEvent('hashchange'));
         } catch (err) { e.target.disabled = false; say(`Not replayed: ${err.message}`, true); }
       } }, 'Replay')],
-    ], dlq.jobs, { id: j => j.job_id, empty: 'No dead jobs.' }));
+    ], dlq.jobs, { id: j => j.job_id, empty: 'No dead jobs.' }),
+    pager(offset, dlq.jobs.length, queue.queue.dead, o => setHash('#/ops', { offset: o })));
 }
 
 export { ApiError };
