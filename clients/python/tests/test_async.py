@@ -56,3 +56,14 @@ async def test_operations(aclient: AsyncReflectorClient) -> None:
     assert "reflector_" in await aclient.metrics()
     assert (await aclient.list_dead_letters()).jobs == []
     assert (await aclient.reflection_stats()).completed_per_s_last_minute >= 0
+
+
+async def test_users_me_and_find_turn(aclient: AsyncReflectorClient, user_id: str) -> None:
+    stored = await aclient.store_turn(user_id, "s1", "I moved to Oslo last month.")
+    await aclient.wait_for_job(stored.reflection_job_id, timeout=20)
+    assert (await aclient.me()).all_users
+    page = await aclient.list_users(user_id)
+    assert [u.user_id for u in page.users] == [user_id] and page.users[0].turns == 1
+    found = await aclient.find_turn(user_id, evidence=stored.interaction_id)
+    assert found.status == "stored" and found.by == "evidence"
+    assert found.turn is not None and found.turn.interaction_id == stored.interaction_id

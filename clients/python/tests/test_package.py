@@ -45,6 +45,9 @@ OPERATIONS = {
     ("get", "/api/reflection/stats"): "reflection_stats",
     ("get", "/api/reflection/queue-status"): "queue_status",
     ("get", "/metrics"): "metrics",
+    ("get", "/api/users"): "list_users",
+    ("get", "/api/me"): "me",
+    ("get", "/api/memory/turn/{user_id}"): "find_turn",
 }
 
 

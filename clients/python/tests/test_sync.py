@@ -234,3 +234,29 @@ def test_dead_jobs_wait_list_and_replay(dead_server: Server) -> None:
         assert c.replay_all_dead_letters().replayed >= 1
         with pytest.raises(NotFoundError):
             c.replay_dead_letters(["no-such-job"])
+
+
+def test_users_me_and_the_turn_behind_a_memory(client: ReflectorClient, user_id: str) -> None:
+    stored = client.store_turn(user_id, "s1", BERLIN, metadata={"dia_id": "D9:1"})
+    client.wait_for_job(stored.reflection_job_id, timeout=20)
+
+    me = client.me()
+    assert me.access == "admin" and me.all_users and me.key_id and me.users is None
+
+    page = client.list_users(user_id.upper(), limit=5)
+    assert page.total == 1 and [u.user_id for u in page.users] == [user_id]
+    row = page.users[0]
+    assert row.turns == 1 and row.episodes == 1 and row.jobs_waiting == 0
+    assert row.last_activity is not None
+
+    for found in (
+        client.find_turn(user_id, evidence="D9:1"),
+        client.find_turn(user_id, job_id=stored.reflection_job_id),
+    ):
+        assert found.status == "stored" and found.turn is not None
+        assert found.turn.user_message == BERLIN
+    with pytest.raises(NotFoundError):
+        client.find_turn(user_id, evidence="D0:0")
+    with pytest.raises(ValidationError) as e:
+        client.find_turn(user_id)
+    assert e.value.field == "evidence"

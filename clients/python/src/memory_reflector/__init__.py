@@ -34,6 +34,7 @@ from .errors import (
     ValidationError,
 )
 from .models import (
+    Access,
     Context,
     DeadLetters,
     Edit,
@@ -54,10 +55,14 @@ from .models import (
     SemanticPage,
     StoredTurn,
     Turn,
+    TurnLookup,
+    UserPage,
     UserStats,
+    UserSummary,
 )
 
 __all__ = [
+    "Access",
     "AsyncReflectorClient",
     "AuthenticationError",
     "BadRequestError",
@@ -93,7 +98,10 @@ __all__ = [
     "ServiceUnavailableError",
     "StoredTurn",
     "Turn",
+    "TurnLookup",
+    "UserPage",
     "UserStats",
+    "UserSummary",
     "ValidationError",
     "__version__",
 ]

@@ -407,6 +407,34 @@ def user_stats(user_id: str) -> Call[m.UserStats]:
     )
 
 
+
+def list_users(q: str | None, limit: int | None, offset: int | None) -> Call[m.UserPage]:
+    """``GET /api/users`` (admin key)."""
+    return Call(
+        "GET",
+        "/api/users",
+        _json(m.UserPage.from_json),
+        {"q": q, **_page_params(limit, offset)},
+        idempotent=True,
+    )
+
+
+def me() -> Call[m.Access]:
+    """``GET /api/me``."""
+    return Call("GET", "/api/me", _json(m.Access.from_json), idempotent=True)
+
+
+def find_turn(user_id: str, evidence: str | None, job_id: str | None) -> Call[m.TurnLookup]:
+    """``GET /api/memory/turn/{user_id}`` by ``evidence`` or by ``job_id``."""
+    return Call(
+        "GET",
+        f"/api/memory/turn/{seg(user_id)}",
+        _json(m.TurnLookup.from_json),
+        {"evidence": evidence, "job_id": job_id},
+        idempotent=True,
+    )
+
+
 def forget_user(user_id: str) -> Call[m.Forgotten]:
     """``DELETE /api/memory/user/{user_id}``."""
     return Call("DELETE", f"/api/memory/user/{seg(user_id)}", _json(m.Forgotten.from_json))

@@ -371,6 +371,33 @@ class AsyncReflectorClient:
         """Rows per tier and reflection jobs by state for one user."""
         return await self._send(_core.user_stats(user_id))
 
+    async def list_users(
+        self, q: str | None = None, *, limit: int | None = None, offset: int | None = None
+    ) -> m.UserPage:
+        """Every user with counts per tier, jobs waiting and dead, and last activity, by
+        user id; ``q`` keeps the ids containing it (any case). Admin key.
+
+        Raises:
+            PermissionDeniedError: The key is limited to some users.
+        """
+        return await self._send(_core.list_users(q, limit, offset))
+
+    async def me(self) -> m.Access:
+        """Which users this client's API key may see."""
+        return await self._send(_core.me())
+
+    async def find_turn(
+        self, user_id: str, *, evidence: str | None = None, job_id: str | None = None
+    ) -> m.TurnLookup:
+        """The turn a memory came from, by one of its evidence ids (an interaction id or a
+        LoCoMo ``dia_id``) or by its job id; give exactly one of the two.
+
+        Raises:
+            NotFoundError: Nothing of this user has that id.
+            ValidationError: Neither or both of ``evidence`` and ``job_id`` given.
+        """
+        return await self._send(_core.find_turn(user_id, evidence, job_id))
+
     async def forget_user(self, user_id: str) -> m.Forgotten:
         """Forget a user: every tier, their turns, jobs and edit records. Irreversible."""
         return await self._send(_core.forget_user(user_id))

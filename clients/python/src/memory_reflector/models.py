@@ -866,6 +866,138 @@ class QueueStatus:
         )
 
 
+@dataclass(frozen=True)
+class UserSummary:
+    """One user as ``GET /api/users`` lists them.
+
+    Attributes:
+        turns: Short-term turns stored.
+        episodes: Episodes.
+        entities: Entities of the knowledge graph.
+        facts: Facts (restatements merged into another fact not counted).
+        rules: Rules, superseded ones included.
+        active_rules: Rules that stand.
+        jobs_waiting: Reflection jobs queued, retrying or processing.
+        jobs_dead: Reflection jobs in the dead-letter state.
+        last_activity: The latest turn stored, job update or episode written (``None``: none).
+    """
+
+    user_id: str
+    turns: int
+    episodes: int
+    entities: int
+    facts: int
+    rules: int
+    active_rules: int
+    jobs_waiting: int
+    jobs_dead: int
+    last_activity: datetime | None = None
+
+    @classmethod
+    def from_json(cls, d: Json) -> UserSummary:
+        """Build from the service's JSON object."""
+        return cls(
+            user_id=d["user_id"],
+            turns=int(d["turns"]),
+            episodes=int(d["episodes"]),
+            entities=int(d["entities"]),
+            facts=int(d["facts"]),
+            rules=int(d["rules"]),
+            active_rules=int(d["active_rules"]),
+            jobs_waiting=int(d["jobs_waiting"]),
+            jobs_dead=int(d["jobs_dead"]),
+            last_activity=_opt_dt(d.get("last_activity")),
+        )
+
+
+@dataclass(frozen=True)
+class UserPage:
+    """One page of ``GET /api/users``, by user id ascending.
+
+    Attributes:
+        q: The search text (part of the user id, any case); empty for every user.
+        total: How many users match ``q`` in all.
+    """
+
+    users: list[UserSummary]
+    q: str
+    limit: int
+    offset: int
+    total: int
+
+    @classmethod
+    def from_json(cls, d: Json) -> UserPage:
+        """Build from the service's JSON object."""
+        return cls(
+            users=[UserSummary.from_json(u) for u in d.get("users") or []],
+            q=d.get("q") or "",
+            limit=int(d["limit"]),
+            offset=int(d["offset"]),
+            total=int(d["total"]),
+        )
+
+
+@dataclass(frozen=True)
+class Access:
+    """What the caller's API key may see (``GET /api/me``).
+
+    Attributes:
+        access: ``open`` (no keys configured), ``admin`` or ``users``.
+        all_users: True for ``open`` and ``admin``.
+        key_id: The key's public id (``None`` when open).
+        users: The users a ``users`` key is limited to (``None`` otherwise).
+    """
+
+    access: Literal["open", "admin", "users"]
+    all_users: bool
+    key_id: str | None = None
+    users: list[str] | None = None
+
+    @classmethod
+    def from_json(cls, d: Json) -> Access:
+        """Build from the service's JSON object."""
+        users = d.get("users")
+        return cls(
+            access=d["access"],
+            all_users=bool(d["all_users"]),
+            key_id=d.get("key_id"),
+            users=None if users is None else [str(u) for u in users],
+        )
+
+
+@dataclass(frozen=True)
+class TurnLookup:
+    """The answer of ``GET /api/memory/turn/{user_id}``: the turn an evidence id or job id
+    names, or why it is not stored.
+
+    Attributes:
+        by: ``evidence`` or ``job_id``.
+        status: ``stored`` (``turn`` is set), ``pruned`` (retention removed it; the memories
+            made from it remain) or ``no_turn`` (the memory never came from a stored turn).
+        message: The same, in words.
+    """
+
+    user_id: str
+    by: Literal["evidence", "job_id"]
+    id: str
+    status: Literal["stored", "pruned", "no_turn"]
+    message: str
+    turn: Turn | None = None
+
+    @classmethod
+    def from_json(cls, d: Json) -> TurnLookup:
+        """Build from the service's JSON object."""
+        turn = d.get("turn")
+        return cls(
+            user_id=d["user_id"],
+            by=d["by"],
+            id=d["id"],
+            status=d["status"],
+            message=d.get("message") or "",
+            turn=None if turn is None else Turn.from_json(turn),
+        )
+
+
 def page_of(d: Json, key: str, parse: Callable[[Json], T]) -> Page[T]:
     """Build a :class:`Page` from a page answer whose items are under ``key``."""
     return Page(
