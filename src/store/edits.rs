@@ -291,7 +291,16 @@ struct Target<'a> {
     id: i64,
 }
 
-impl Target<'_> {
+impl<'a> Target<'a> {
+    fn new(user: &'a str, actor: &'a str, tier: EditTier, id: i64) -> Self {
+        Self {
+            user,
+            actor,
+            tier,
+            id,
+        }
+    }
+
     /// Insert the audit record of `action`; with `tombstone`, the record also names the
     /// memory as it was, so reflection does not write it back. Returns the record's id.
     fn record(
@@ -388,14 +397,7 @@ pub fn add_episode(
     tx.lock_user(user)?;
     let job_id = format!("manual:{}", uuid::Uuid::now_v7());
     let id = tx.insert_episode(user, &job_id, e, now_ms())?;
-    let tier = EditTier::Episodic;
-    Target {
-        user,
-        actor,
-        tier,
-        id,
-    }
-    .added(tx, id)
+    Target::new(user, actor, EditTier::Episodic, id).added(tx, id)
 }
 
 /// Add a fact explicitly (entities resolved like reflection's, aliases included). With
@@ -428,14 +430,9 @@ pub fn add_fact(
     // A restatement of the slot's current fact (same object, later valid_at) is merged
     // into it by the rederivation: the fact the user sees, and the edit, are that one.
     let id = tx.shown_fact(user, row)?;
-    let tier = EditTier::Semantic;
-    Ok(Ok(Target {
-        user,
-        actor,
-        tier,
-        id,
-    }
-    .added(tx, row)?))
+    Ok(Ok(
+        Target::new(user, actor, EditTier::Semantic, id).added(tx, row)?
+    ))
 }
 
 /// Add a rule explicitly; it becomes the active rule of its topic (stated now). Refused with
@@ -453,14 +450,9 @@ pub fn add_rule(
         )));
     };
     tx.rederive_topic(user, &r.topic)?;
-    let tier = EditTier::Procedural;
-    Ok(Ok(Target {
-        user,
-        actor,
-        tier,
-        id,
-    }
-    .added(tx, id)?))
+    Ok(Ok(
+        Target::new(user, actor, EditTier::Procedural, id).added(tx, id)?
+    ))
 }
 
 /// Change an episode. Its job is tombstoned: re-reflecting the turn keeps this version.
@@ -471,14 +463,7 @@ pub fn update_episode(
     id: i64,
     p: &EpisodePatch,
 ) -> anyhow::Result<Result<Value, EditRefused>> {
-    let tier = EditTier::Episodic;
-    Target {
-        user,
-        actor,
-        tier,
-        id,
-    }
-    .update(tx, |tx, _| {
+    Target::new(user, actor, EditTier::Episodic, id).update(tx, |tx, _| {
         if let Some((text, emb)) = &p.text {
             tx.set_episode_text(user, id, text, emb)?;
         }
@@ -502,14 +487,7 @@ pub fn update_fact(
     id: i64,
     p: &FactPatch,
 ) -> anyhow::Result<Result<Value, EditRefused>> {
-    let tier = EditTier::Semantic;
-    Target {
-        user,
-        actor,
-        tier,
-        id,
-    }
-    .update(tx, |tx, _| {
+    Target::new(user, actor, EditTier::Semantic, id).update(tx, |tx, _| {
         if let Some(object) = &p.object {
             let o = tx.resolve_entity(user, object, now_ms())?;
             if tx.fact_clash(user, id, o)? {
@@ -538,14 +516,7 @@ pub fn update_rule(
     id: i64,
     p: &RulePatch,
 ) -> anyhow::Result<Result<Value, EditRefused>> {
-    let tier = EditTier::Procedural;
-    Target {
-        user,
-        actor,
-        tier,
-        id,
-    }
-    .update(tx, |tx, before| {
+    Target::new(user, actor, EditTier::Procedural, id).update(tx, |tx, before| {
         if let Some((statement, emb)) = &p.statement {
             let topic = before.topic.as_deref().unwrap_or_default();
             if tx.rule_clash(user, topic, statement, id)? {
@@ -572,12 +543,7 @@ pub fn delete_memory(
     id: i64,
 ) -> anyhow::Result<Result<Value, EditRefused>> {
     tx.lock_user(user)?;
-    let target = Target {
-        user,
-        actor,
-        tier,
-        id,
-    };
+    let target = Target::new(user, actor, tier, id);
     let Some(before) = snapshot(tx, user, tier, id)? else {
         return Ok(Err(EditRefused::NotFound(tier.noun(), id)));
     };

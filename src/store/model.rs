@@ -77,6 +77,27 @@ pub trait Columns {
     fn text(&self, i: usize) -> Result<String, Self::Error>;
 }
 
+impl TurnRow {
+    /// A turn from a row of `SELECT id, user_id, session_id, user_message,
+    /// assistant_response, ts_ms, metadata, job_id, reflected FROM turns` (metadata: a JSON
+    /// object text, unreadable: null; `ts_ms`: epoch milliseconds).
+    pub fn from_columns<R: Columns>(r: &R) -> Result<Self, R::Error> {
+        let ts = r.int(5)?;
+        Ok(Self {
+            interaction_id: r.text(0)?,
+            user_id: r.text(1)?,
+            session_id: r.text(2)?,
+            user_message: r.text(3)?,
+            assistant_response: r.text(4)?,
+            timestamp: super::ms_to_rfc3339(ts),
+            ts_ms: ts,
+            metadata: serde_json::from_str(&r.text(6)?).unwrap_or(serde_json::Value::Null),
+            reflection_job_id: r.text(7)?,
+            reflected: r.flag(8)?,
+        })
+    }
+}
+
 /// The `SELECT` whose columns [`EpisodeRow::from_columns`] reads, in its order (the same SQL on
 /// both backends); callers add `WHERE …`.
 pub const EPISODE_SELECT: &str = "SELECT id, user_id, speaker, text, summary, importance, tags, occurred_ms, observed_ms, evidence, job_id FROM episodes";

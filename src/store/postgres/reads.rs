@@ -98,23 +98,8 @@ impl PgStore {
             )?;
             Ok(rows
                 .iter()
-                .map(|r| {
-                    let ts: i64 = r.get(5);
-                    let meta: &str = r.get(6);
-                    TurnRow {
-                        interaction_id: r.get(0),
-                        user_id: r.get(1),
-                        session_id: r.get(2),
-                        user_message: r.get(3),
-                        assistant_response: r.get(4),
-                        timestamp: ms_to_rfc3339(ts),
-                        ts_ms: ts,
-                        metadata: serde_json::from_str(meta).unwrap_or(Value::Null),
-                        reflection_job_id: r.get(7),
-                        reflected: r.get(8),
-                    }
-                })
-                .collect())
+                .map(TurnRow::from_columns)
+                .collect::<Result<_, _>>()?)
         })
     }
 
@@ -596,20 +581,7 @@ impl PgStore {
             };
             let id = key.id();
             if let Some(r) = c.query_opt(sql, &[&user_id, &id])? {
-                let ts: i64 = r.get(5);
-                let meta: &str = r.get(6);
-                return Ok(TurnLookup::Found(Box::new(TurnRow {
-                    interaction_id: r.get(0),
-                    user_id: r.get(1),
-                    session_id: r.get(2),
-                    user_message: r.get(3),
-                    assistant_response: r.get(4),
-                    timestamp: ms_to_rfc3339(ts),
-                    ts_ms: ts,
-                    metadata: serde_json::from_str(meta).unwrap_or(Value::Null),
-                    reflection_job_id: r.get(7),
-                    reflected: r.get(8),
-                })));
+                return Ok(TurnLookup::Found(Box::new(TurnRow::from_columns(&r)?)));
             }
             let cited: bool = c.query_one(cited, &[&user_id, &id])?.get(0);
             if cited {

@@ -40,22 +40,7 @@ impl SqliteStore {
                 "SELECT id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, job_id, reflected
                  FROM turns WHERE user_id = ?1 ORDER BY ts_ms DESC, created_ms DESC LIMIT ?2 OFFSET ?3",
             )?;
-            let rows = stmt.query_map(params![user_id, limit as i64, offset as i64], |r| {
-                let ts: i64 = r.get(5)?;
-                let meta: String = r.get(6)?;
-                Ok(TurnRow {
-                    interaction_id: r.get(0)?,
-                    user_id: r.get(1)?,
-                    session_id: r.get(2)?,
-                    user_message: r.get(3)?,
-                    assistant_response: r.get(4)?,
-                    timestamp: ms_to_rfc3339(ts),
-                    ts_ms: ts,
-                    metadata: serde_json::from_str(&meta).unwrap_or(Value::Null),
-                    reflection_job_id: r.get(7)?,
-                    reflected: r.get::<_, i64>(8)? != 0,
-                })
-            })?;
+            let rows = stmt.query_map(params![user_id, limit as i64, offset as i64], turn_from_row)?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
@@ -545,20 +530,7 @@ impl SqliteStore {
 /// A turn from a row of `SELECT id, user_id, session_id, user_message, assistant_response,
 /// ts_ms, metadata, job_id, reflected FROM turns`.
 fn turn_from_row(r: &rusqlite::Row) -> rusqlite::Result<TurnRow> {
-    let ts: i64 = r.get(5)?;
-    let meta: String = r.get(6)?;
-    Ok(TurnRow {
-        interaction_id: r.get(0)?,
-        user_id: r.get(1)?,
-        session_id: r.get(2)?,
-        user_message: r.get(3)?,
-        assistant_response: r.get(4)?,
-        timestamp: ms_to_rfc3339(ts),
-        ts_ms: ts,
-        metadata: serde_json::from_str(&meta).unwrap_or(Value::Null),
-        reflection_job_id: r.get(7)?,
-        reflected: r.get::<_, i64>(8)? != 0,
-    })
+    TurnRow::from_columns(r)
 }
 
 impl Columns for rusqlite::Row<'_> {
