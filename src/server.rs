@@ -14,7 +14,9 @@ use crate::embed::Embedder;
 use crate::embed::{EmbedService, HashEmbedder, MiniLm, PoolConfig, fetch};
 use crate::manager::MemoryManager;
 use crate::queue::amqp::{self, AmqpSettings, Broker};
-use crate::queue::embedded::{REFLECTION_NICE, WorkerConfig, lower_thread_priority, spawn_workers};
+use crate::queue::embedded::{
+    ClaimGate, PauseSwitch, REFLECTION_NICE, WorkerConfig, lower_thread_priority, spawn_workers,
+};
 use crate::recall::Recall;
 use crate::reflect::{FaultInjector, Reflector};
 use crate::store::Store;
@@ -50,6 +52,9 @@ pub struct Service {
     shutdown: watch::Sender<bool>,
     /// The workers' pause switch (true = lease nothing new).
     paused: watch::Sender<bool>,
+    /// Held for reading by each embedded worker's claim; taken for writing by a pause, which
+    /// so waits for claims already under way (see [`ClaimGate`]).
+    claim_gate: ClaimGate,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     workers: Vec<tokio::task::JoinHandle<()>>,
     /// The outbox relay (RabbitMQ mode, processes that serve HTTP).
@@ -202,6 +207,7 @@ impl Service {
         );
         let (tx, rx) = watch::channel(false);
         let (paused, paused_rx) = watch::channel(opts.start_paused);
+        let claim_gate = ClaimGate::default();
         let run_workers = !opts.no_workers;
         if run_workers && cfg.retention_secs > 0 {
             spawn_pruner(store.clone(), cfg.retention_secs, rx.clone());
@@ -214,7 +220,13 @@ impl Service {
                 rx.clone(),
                 paused_rx,
             ))],
-            (None, true) => spawn_workers(reflector, wcfg, wake.clone(), rx.clone(), paused_rx),
+            (None, true) => spawn_workers(
+                reflector,
+                wcfg,
+                wake.clone(),
+                rx.clone(),
+                PauseSwitch::new(paused_rx, claim_gate.clone()),
+            ),
         };
         // The relay runs where turns are stored: in every process that serves the API.
         let relay = match &broker {
@@ -266,6 +278,7 @@ impl Service {
                 store,
                 shutdown: tx,
                 paused,
+                claim_gate,
                 server,
                 workers,
                 relay,
@@ -280,6 +293,7 @@ impl Service {
                 store,
                 shutdown: tx,
                 paused,
+                claim_gate,
                 server: None,
                 workers,
                 relay,
@@ -313,6 +327,7 @@ impl Service {
             store,
             shutdown: tx,
             paused,
+            claim_gate,
             server: Some(server),
             workers,
             relay,
@@ -326,6 +341,12 @@ impl Service {
     /// meanwhile.
     pub fn pause_workers(&self, paused: bool) {
         self.paused.send_replace(paused);
+        if paused {
+            // A claim that started before the switch turned may still lease a job queued
+            // after it: wait for those (each holds the gate for one claim, milliseconds), so
+            // that once this returns, no job queued from now on is leased until resumed.
+            self.claim_gate.wait_for_claims();
+        }
     }
 
     /// Stop accepting requests and jobs; wait up to `grace` for jobs in hand to finish.

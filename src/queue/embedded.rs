@@ -55,6 +55,32 @@ pub fn lower_thread_priority(nice: i32) {
     let _ = nice;
 }
 
+/// Claims in progress, counted by a lock each claim holds for reading (on the blocking
+/// thread that runs it) while it checks the pause switch and leases; a pause takes it for
+/// writing, which waits until those claims are done. Cloning shares it.
+#[derive(Clone, Default)]
+pub struct ClaimGate(Arc<std::sync::RwLock<()>>);
+
+impl ClaimGate {
+    /// Block until no claim holds the gate (called after the pause switch turned on).
+    pub fn wait_for_claims(&self) {
+        drop(self.0.write().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+/// The workers' side of the pause switch: the switch itself and the [`ClaimGate`].
+#[derive(Clone)]
+pub struct PauseSwitch {
+    paused: watch::Receiver<bool>,
+    gate: ClaimGate,
+}
+
+impl PauseSwitch {
+    pub fn new(paused: watch::Receiver<bool>, gate: ClaimGate) -> Self {
+        Self { paused, gate }
+    }
+}
+
 /// Start `cfg.workers` worker tasks. They stop taking jobs when `shutdown` turns true and
 /// return after finishing the job in hand. `wake` is notified when new jobs are queued.
 ///
@@ -73,7 +99,7 @@ pub fn spawn_workers(
     cfg: WorkerConfig,
     wake: Arc<Notify>,
     shutdown: watch::Receiver<bool>,
-    paused: watch::Receiver<bool>,
+    paused: PauseSwitch,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let loops = |alive: Option<tokio::sync::mpsc::Sender<()>>| {
         (0..cfg.workers)
@@ -122,9 +148,10 @@ async fn worker_loop(
     owner: String,
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
-    mut paused: watch::Receiver<bool>,
+    pause: PauseSwitch,
     _alive: Option<tokio::sync::mpsc::Sender<()>>,
 ) {
+    let mut paused = pause.paused.clone();
     loop {
         if *shutdown.borrow() {
             break;
@@ -136,7 +163,7 @@ async fn worker_loop(
             }
             continue;
         }
-        match run_once(&r, &owner, &cfg).await {
+        match run_gated(&r, &owner, &cfg, Some(&pause)).await {
             Ok(true) => continue,
             Ok(false) => {}
             Err(e) => tracing::error!(error = %format!("{e:#}"), "worker could not lease a job"),
@@ -152,11 +179,31 @@ async fn worker_loop(
 
 /// Lease and settle at most one job. Ok(true) when a job was processed.
 pub async fn run_once(r: &Reflector, owner: &str, cfg: &WorkerConfig) -> anyhow::Result<bool> {
+    run_gated(r, owner, cfg, None).await
+}
+
+/// [`run_once`], leasing nothing while `pause` is on. The switch is read inside the claim,
+/// under its [`ClaimGate`], so a pause that has returned is never overtaken by a claim.
+async fn run_gated(
+    r: &Reflector,
+    owner: &str,
+    cfg: &WorkerConfig,
+    pause: Option<&PauseSwitch>,
+) -> anyhow::Result<bool> {
     let owner_s = owner.to_string();
     let lease = cfg.lease_ms;
+    let pause = pause.cloned();
     let claimed = r
         .store()
-        .run(move |s| s.claim_jobs(&owner_s, 1, lease))
+        .run(move |s| {
+            let _claiming = pause
+                .as_ref()
+                .map(|p| p.gate.0.read().unwrap_or_else(|e| e.into_inner()));
+            if pause.as_ref().is_some_and(|p| *p.paused.borrow()) {
+                return Ok(Vec::new());
+            }
+            s.claim_jobs(&owner_s, 1, lease)
+        })
         .await?;
     let Some(c) = claimed.into_iter().next() else {
         return Ok(false);
