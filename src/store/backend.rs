@@ -6,10 +6,11 @@
 //! | [`JobLedger`] | the request path, the outbox, jobs and their tiers, the embedded queue's claims, retention, re-reflection | `jobs.rs`, `window.rs` (prune), `rebuild.rs` |
 //! | [`TierWriter`] | the tier commits and the Tier 1 fold | `tiers.rs`, `window.rs` |
 //! | [`Reader`] | recall's and the browse API's reads, statistics | `reads.rs`, `window.rs` (summary) |
-//! | [`Editor`] | explicit edits, their audit record, forgetting a user | `edits.rs`, `reads.rs` (forget) |
+//! | [`EditStore`] | the edit flows' transaction, the edit history, forgetting a user | `edits.rs`, `reads.rs` (forget) |
+//! | [`Editor`] | explicit edits with their audit record and tombstone: written once, in `store/edits.rs`, over the [`EditSql`] statements of `edits.rs` | — |
 //! | [`Portability`] | export, import, re-embedding | `export.rs`, `rebuild.rs` |
 //!
-//! [`Backend`] is all five, plus [`Backend::kind`]; the service holds an `Arc<dyn Backend>`.
+//! [`Backend`] is all six, plus [`Backend::kind`]; the service holds an `Arc<dyn Backend>`.
 //! Seams for tests and the benchmark are not part of it: see [`Seams`].
 //!
 //! Every method is synchronous: the SQLite backend is rusqlite, the PostgreSQL backend the
@@ -20,7 +21,7 @@
 //! Each backend implements the methods as inherent methods, in the files of its folder named
 //! above; [`backend!`] declares each trait once and forwards it to those inherent methods, so
 //! a method missing from a backend is a compile error, and the signatures cannot drift
-//! apart. The documentation of each method is on the SQLite backend's inherent method, which
+//! apart. [`Editor`] has no backend code at all: [`edit_flows!`] declares each edit once. The documentation of each method is on the SQLite backend's inherent method, which
 //! is the reference behaviour; the parity tests (`src/store/parity/`, run with
 //! `REFLECTOR_TEST_DATABASE_URL`) and the integration tests of the store suite
 //! (`scripts/test.sh`, on PostgreSQL 15 and 16) hold the PostgreSQL backend to it.
@@ -30,14 +31,23 @@ use std::io::{BufRead, Write};
 
 use serde_json::Value;
 
+use super::edits::{self, EditSql};
 use super::model::{
     ClaimedJob, Counts, Delivery, EditRefused, EditTier, Embedded, EpisodePatch, FactPatch,
     InsertOutcome, NewEpisode, NewFact, NewRule, NewTurn, QueueLimits, QueueStatus, RulePatch,
     ShortTermSummary, TurnInsert, TurnKey, TurnLookup, UserSummary, Window, WindowTurn,
 };
+use super::tiers;
 use super::{EntityRow, EpisodeRow, FactRow, JobRecord, PgStore, RuleRow, SqliteStore, TurnRow};
 use crate::extract::{EpisodeDraft, GraphDraft, RuleDraft};
 use crate::job::{JobState, Priority, ReflectionJob, Tier};
+
+/// One flow of [`super::tiers`] or [`super::edits`], run by
+/// [`WriteStore::write_transaction`] inside one write transaction (from the start again when
+/// PostgreSQL reports a serialization failure, so it must leave its result only when it
+/// returns `Ok`). It gets the transaction as every statement the flows use ([`EditSql`],
+/// which includes [`tiers::TierSql`]).
+pub type WriteFlow<'a> = &'a mut dyn FnMut(&mut dyn EditSql) -> anyhow::Result<()>;
 
 /// The callback of [`Reader::each_episode_vector`]: `(episode id, little-endian f32 bytes)`.
 pub type VectorSink<'a> = &'a mut dyn FnMut(i64, &[u8]);
@@ -60,7 +70,7 @@ macro_rules! backend {
 }
 
 /// The store interface: the five subjects, and which backend this is. Object-safe.
-pub trait Backend: JobLedger + TierWriter + Reader + Editor + Portability {
+pub trait Backend: JobLedger + WriteStore + TierWriter + Reader + Editor + Portability {
     /// `sqlite` or `postgres`, for health output and logs.
     fn kind(&self) -> &'static str;
 }
@@ -111,14 +121,6 @@ backend! {
         fn begin_rereflection(&self, job_id: &str, lease_ms: i64) -> anyhow::Result<Option<ClaimedJob>>;
     }
 
-    /// The tier commits (each once per job and tier) and the Tier 1 fold.
-    trait TierWriter {
-        fn commit_episode(&self, job: &ReflectionJob, speaker: &str, draft: Option<&EpisodeDraft>, embedding: Option<&[f32]>, context: &str, latency_ms: f64) -> anyhow::Result<Value>;
-        fn commit_graph(&self, job: &ReflectionJob, draft: &GraphDraft, latency_ms: f64) -> anyhow::Result<Value>;
-        fn commit_rules(&self, job: &ReflectionJob, drafts: &[(RuleDraft, Vec<f32>)], latency_ms: f64) -> anyhow::Result<Value>;
-        fn fold_short_term(&self, user: &str, w: Window) -> anyhow::Result<usize>;
-    }
-
     /// The reads of recall and of the browse API, and a user's statistics.
     trait Reader {
         fn recent_turns(&self, user_id: &str, limit: usize) -> anyhow::Result<Vec<TurnRow>>;
@@ -144,16 +146,12 @@ backend! {
         fn find_turn(&self, user_id: &str, key: &TurnKey) -> anyhow::Result<TurnLookup>;
     }
 
-    /// Explicit edits of one memory, each with its audit record and tombstone, and
-    /// forgetting a user.
-    trait Editor {
-        fn add_episode(&self, user: &str, actor: &str, e: &NewEpisode) -> anyhow::Result<Value>;
-        fn add_fact(&self, user: &str, actor: &str, f: &NewFact) -> anyhow::Result<Result<Value, EditRefused>>;
-        fn add_rule(&self, user: &str, actor: &str, r: &NewRule) -> anyhow::Result<Result<Value, EditRefused>>;
-        fn update_episode(&self, user: &str, actor: &str, id: i64, p: &EpisodePatch) -> anyhow::Result<Result<Value, EditRefused>>;
-        fn update_fact(&self, user: &str, actor: &str, id: i64, p: &FactPatch) -> anyhow::Result<Result<Value, EditRefused>>;
-        fn update_rule(&self, user: &str, actor: &str, id: i64, p: &RulePatch) -> anyhow::Result<Result<Value, EditRefused>>;
-        fn delete_memory(&self, user: &str, actor: &str, tier: EditTier, id: i64) -> anyhow::Result<Result<Value, EditRefused>>;
+    /// A backend's own writing: the transaction that the flows written once for both
+    /// backends run in ([`TierWriter`]'s tier commits, [`Editor`]'s edits), the Tier 1 fold,
+    /// the edit history, and forgetting a user.
+    trait WriteStore {
+        fn write_transaction(&self, flow: WriteFlow<'_>) -> anyhow::Result<()>;
+        fn fold_short_term(&self, user: &str, w: Window) -> anyhow::Result<usize>;
         fn list_edits(&self, user: &str, limit: usize, offset: usize) -> anyhow::Result<Vec<Value>>;
         fn forget_user(&self, user_id: &str) -> anyhow::Result<Value>;
     }
@@ -172,4 +170,112 @@ backend! {
     trait Seams {
         fn insert_synthetic_episodes(&self, user_id: &str, episodes: &[(String, i64, Vec<f32>)]) -> anyhow::Result<usize>;
     }
+}
+
+/// Declares [`Editor`]: each method runs the flow of [`super::edits`] of the same name, with
+/// the same arguments, in one [`WriteStore::write_transaction`].
+macro_rules! edit_flows {
+    ($(#[$tattr:meta])* trait $trait:ident { $( $(#[$attr:meta])* fn $name:ident($($arg:ident : $ty:ty),*) -> $ret:ty; )* }) => {
+        $(#[$tattr])*
+        pub trait $trait: WriteStore {
+            $( $(#[$attr])* fn $name(&self, $($arg: $ty),*) -> anyhow::Result<$ret> {
+                in_transaction(self, |tx| edits::$name(tx, $($arg),*))
+            } )*
+        }
+    };
+}
+
+edit_flows! {
+    /// Explicit edits of one memory, each with its audit record and tombstone: the flows of
+    /// [`super::edits`], each run in one [`WriteStore::write_transaction`]. Both backends have
+    /// them as they are; a backend supplies only the transaction and its statements
+    /// ([`EditSql`]).
+    trait Editor {
+        /// Add an episode explicitly: see [`edits::add_episode`].
+        fn add_episode(user: &str, actor: &str, e: &NewEpisode) -> Value;
+        /// Add a fact explicitly: see [`edits::add_fact`].
+        fn add_fact(user: &str, actor: &str, f: &NewFact) -> Edited;
+        /// Add a rule explicitly: see [`edits::add_rule`].
+        fn add_rule(user: &str, actor: &str, r: &NewRule) -> Edited;
+        /// Change an episode: see [`edits::update_episode`].
+        fn update_episode(user: &str, actor: &str, id: i64, p: &EpisodePatch) -> Edited;
+        /// Change a fact: see [`edits::update_fact`].
+        fn update_fact(user: &str, actor: &str, id: i64, p: &FactPatch) -> Edited;
+        /// Change a rule: see [`edits::update_rule`].
+        fn update_rule(user: &str, actor: &str, id: i64, p: &RulePatch) -> Edited;
+        /// Delete one memory and tombstone it: see [`edits::delete_memory`].
+        fn delete_memory(user: &str, actor: &str, tier: EditTier, id: i64) -> Edited;
+    }
+}
+
+impl Editor for SqliteStore {}
+impl Editor for PgStore {}
+
+/// The tier commits, each once per (job, tier): the flows of [`super::tiers`], each run in
+/// one [`WriteStore::write_transaction`] inside [`tiers::commit_tier`]. Both backends have them
+/// as they are; a backend supplies only the transaction and its statements ([`tiers::TierSql`]).
+pub trait TierWriter: WriteStore {
+    /// Tier 2: see [`tiers::commit_episode`]. Returns the tier's result JSON.
+    fn commit_episode(
+        &self,
+        job: &ReflectionJob,
+        speaker: &str,
+        draft: Option<&EpisodeDraft>,
+        embedding: Option<&[f32]>,
+        context: &str,
+        latency_ms: f64,
+    ) -> anyhow::Result<Value> {
+        in_transaction(self, |tx| {
+            tiers::commit_tier(tx, job, Tier::Episodic, latency_ms, |tx| {
+                tiers::commit_episode(tx, job, speaker, draft, embedding, context)
+            })
+        })
+    }
+
+    /// Tier 3: see [`tiers::commit_graph`]. Returns the tier's result JSON.
+    fn commit_graph(
+        &self,
+        job: &ReflectionJob,
+        draft: &GraphDraft,
+        latency_ms: f64,
+    ) -> anyhow::Result<Value> {
+        in_transaction(self, |tx| {
+            tiers::commit_tier(tx, job, Tier::Semantic, latency_ms, |tx| {
+                tiers::commit_graph(tx, job, draft)
+            })
+        })
+    }
+
+    /// Tier 4: see [`tiers::commit_rules`]. Returns the tier's result JSON.
+    fn commit_rules(
+        &self,
+        job: &ReflectionJob,
+        drafts: &[(RuleDraft, Vec<f32>)],
+        latency_ms: f64,
+    ) -> anyhow::Result<Value> {
+        in_transaction(self, |tx| {
+            tiers::commit_tier(tx, job, Tier::Procedural, latency_ms, |tx| {
+                tiers::commit_rules(tx, job, drafts)
+            })
+        })
+    }
+}
+
+impl TierWriter for SqliteStore {}
+impl TierWriter for PgStore {}
+
+/// What an edit answers: the memory as the edit API shows it, or why the edit was refused.
+pub type Edited = Result<Value, EditRefused>;
+
+/// Run `flow` in one write transaction of `store` and return what its last run returned.
+fn in_transaction<S: WriteStore + ?Sized, T>(
+    store: &S,
+    mut flow: impl FnMut(&mut dyn EditSql) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let mut out = None;
+    store.write_transaction(&mut |tx| {
+        out = Some(flow(tx)?);
+        Ok(())
+    })?;
+    out.ok_or_else(|| anyhow::anyhow!("the write transaction never ran its flow"))
 }

@@ -111,7 +111,7 @@ pub(crate) fn entity_key(name: &str) -> String {
 
 /// One fact row of an exclusive slot after re-derivation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SlotRow {
+pub struct SlotRow {
     pub id: i64,
     /// When the fact stopped holding (the next run's `valid_ms`), `None` while current.
     pub invalid_ms: Option<i64>,
@@ -149,7 +149,7 @@ pub(crate) fn slot_rows(facts: &[(i64, i64, i64)]) -> Vec<SlotRow> {
 
 /// One rule of a topic as [`topic_rows`] reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TopicRule {
+pub struct TopicRule {
     pub id: i64,
     /// When it was last stated.
     pub last_ms: i64,

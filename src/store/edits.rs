@@ -21,8 +21,9 @@ use serde_json::{Value, json};
 use super::derive::{episode_signature, fact_signature, rule_signature};
 use super::model::{
     Columns, EditRefused, EditTier, EpisodePatch, EpisodeRow, FactPatch, FactRow, NewEpisode,
-    NewFact, NewRule, RulePatch,
+    NewFact, NewRule, RulePatch, RuleRow,
 };
+use super::tiers::{self, TierSql};
 use super::{ms_to_rfc3339, now_ms};
 
 /// One audit record of `memory_edits`, as [`EditSql::record`] inserts it. The tombstone
@@ -59,17 +60,13 @@ pub struct FactParts {
     pub object_norm: String,
 }
 
-/// A rule as the edit flows read it (`confidence` as each backend stores it, widened to f64).
+/// A rule as the edit flows read it: the row, with `confidence` as each backend stores it
+/// (SQLite f64, PostgreSQL `real` widened to f64) and the time it was last stated (ms).
 #[derive(Debug)]
 pub struct RuleParts {
-    pub id: i64,
-    pub kind: String,
-    pub topic: String,
-    pub statement: String,
+    pub row: RuleRow,
     pub confidence: f64,
     pub last_ms: i64,
-    pub superseded_by: Option<i64>,
-    pub evidence: Vec<String>,
 }
 
 /// The `SELECT` whose columns [`FactParts::from_columns`] reads: [`super::FACT_SELECT`]'s,
@@ -93,33 +90,22 @@ impl FactParts {
     }
 }
 
-/// The `SELECT` whose columns [`RuleParts::from_columns`] reads; callers add `WHERE …`.
-pub const RULE_PARTS_SELECT: &str =
-    "SELECT id, kind, topic, statement, confidence, last_ms, superseded_by, evidence FROM rules";
-
 impl RuleParts {
-    /// A rule from a row of [`RULE_PARTS_SELECT`] (evidence: a JSON string array,
-    /// unreadable: empty).
+    /// A rule from a row of [`super::RULE_SELECT`].
     pub fn from_columns<R: Columns>(r: &R) -> Result<Self, R::Error> {
         Ok(Self {
-            id: r.int(0)?,
-            kind: r.text(1)?,
-            topic: r.text(2)?,
-            statement: r.text(3)?,
+            row: RuleRow::from_columns(r)?,
             confidence: r.double(4)?,
             last_ms: r.int(5)?,
-            superseded_by: r.opt_int(6)?,
-            evidence: serde_json::from_str(&r.text(7)?).unwrap_or_default(),
         })
     }
 }
 
 /// The statements of the edit flows, one method each, every one scoped to `user`. A backend
 /// implements it on its open write transaction; nothing here decides anything.
-pub trait EditSql {
-    /// Serialise this user's writers for the rest of the transaction (PostgreSQL's advisory
-    /// lock; SQLite has one writer and does nothing).
-    fn lock_user(&mut self, user: &str) -> anyhow::Result<()>;
+// One line per statement (rustfmt would fold the longer ones), so the list reads as a table.
+#[rustfmt::skip]
+pub trait EditSql: TierSql {
     fn episode(&mut self, user: &str, id: i64) -> anyhow::Result<Option<EpisodeRow>>;
     /// The fact `id`, unless it is a restatement merged into another.
     fn fact(&mut self, user: &str, id: i64) -> anyhow::Result<Option<FactParts>>;
@@ -129,61 +115,20 @@ pub trait EditSql {
     /// Insert an audit record; returns its id.
     fn record(&mut self, r: &EditRecord<'_>) -> anyhow::Result<i64>;
     fn set_edit_after(&mut self, user: &str, edit: i64, after: &str) -> anyhow::Result<()>;
-    fn set_evidence(
-        &mut self,
-        tier: EditTier,
-        user: &str,
-        id: i64,
-        evidence: &str,
-    ) -> anyhow::Result<()>;
+    fn set_evidence(&mut self, tier: EditTier, user: &str, id: i64, evidence: &str) -> anyhow::Result<()>;
     /// Insert an episode with empty evidence; returns its id.
-    fn insert_episode(
-        &mut self,
-        user: &str,
-        job_id: &str,
-        e: &NewEpisode,
-        now: i64,
-    ) -> anyhow::Result<i64>;
+    fn insert_episode(&mut self, user: &str, job_id: &str, e: &NewEpisode, now: i64) -> anyhow::Result<i64>;
     /// Insert a fact with empty evidence; `None` when the same fact is already stored.
     #[allow(clippy::too_many_arguments)]
-    fn insert_fact(
-        &mut self,
-        user: &str,
-        subject: i64,
-        object: i64,
-        f: &NewFact,
-        exclusive: bool,
-        job_id: &str,
-        now: i64,
-    ) -> anyhow::Result<Option<i64>>;
+    fn insert_fact(&mut self, user: &str, subject: i64, object: i64, f: &NewFact, exclusive: bool, job_id: &str, now: i64) -> anyhow::Result<Option<i64>>;
     /// Insert a rule with empty evidence; `None` when the same rule is already stored.
     fn insert_rule(&mut self, user: &str, r: &NewRule, now: i64) -> anyhow::Result<Option<i64>>;
-    /// The entity named `name`, created (kind `other`) when missing, aliases included.
-    fn resolve_entity(&mut self, user: &str, name: &str, now: i64) -> anyhow::Result<i64>;
     /// Whether any fact of the slot is exclusive (`None`: the slot has no fact).
-    fn slot_exclusive(
-        &mut self,
-        user: &str,
-        subject: i64,
-        predicate: &str,
-    ) -> anyhow::Result<Option<bool>>;
-    fn rederive_slot(&mut self, user: &str, subject: i64, predicate: &str) -> anyhow::Result<()>;
-    fn rederive_topic(&mut self, user: &str, topic: &str) -> anyhow::Result<()>;
+    fn slot_exclusive(&mut self, user: &str, subject: i64, predicate: &str) -> anyhow::Result<Option<bool>>;
     /// The fact a row is shown as: the one it was merged into, or itself.
     fn shown_fact(&mut self, user: &str, id: i64) -> anyhow::Result<i64>;
-    fn set_episode_text(
-        &mut self,
-        user: &str,
-        id: i64,
-        text: &str,
-        embedding: &[f32],
-    ) -> anyhow::Result<()>;
-    fn set_episode_importance(
-        &mut self,
-        user: &str,
-        id: i64,
-        importance: f32,
-    ) -> anyhow::Result<()>;
+    fn set_episode_text(&mut self, user: &str, id: i64, text: &str, embedding: &[f32]) -> anyhow::Result<()>;
+    fn set_episode_importance(&mut self, user: &str, id: i64, importance: f32) -> anyhow::Result<()>;
     fn set_episode_tags(&mut self, user: &str, id: i64, tags: &str) -> anyhow::Result<()>;
     /// Whether another fact has fact `id`'s subject, predicate and valid_at with `object`.
     fn fact_clash(&mut self, user: &str, id: i64, object: i64) -> anyhow::Result<bool>;
@@ -191,20 +136,8 @@ pub trait EditSql {
     fn set_fact_object(&mut self, user: &str, id: i64, object: i64) -> anyhow::Result<()>;
     fn set_fact_text(&mut self, user: &str, id: i64, fact: &str) -> anyhow::Result<()>;
     /// Whether another rule of `topic` says `statement`.
-    fn rule_clash(
-        &mut self,
-        user: &str,
-        topic: &str,
-        statement: &str,
-        id: i64,
-    ) -> anyhow::Result<bool>;
-    fn set_rule_statement(
-        &mut self,
-        user: &str,
-        id: i64,
-        statement: &str,
-        embedding: &[f32],
-    ) -> anyhow::Result<()>;
+    fn rule_clash(&mut self, user: &str, topic: &str, statement: &str, id: i64) -> anyhow::Result<bool>;
+    fn set_rule_statement(&mut self, user: &str, id: i64, statement: &str, embedding: &[f32]) -> anyhow::Result<()>;
     fn set_rule_kind(&mut self, user: &str, id: i64, kind: &str) -> anyhow::Result<()>;
     /// Delete memory `id` of `tier`: a fact with the rows merged into it; a rule so that the
     /// rules it superseded are no longer superseded by it.
@@ -229,7 +162,7 @@ struct Snapshot {
 
 /// The user's memory `id` of `tier` (`None`: no such memory for this user).
 fn snapshot(
-    tx: &mut impl EditSql,
+    tx: &mut dyn EditSql,
     user: &str,
     tier: EditTier,
     id: i64,
@@ -266,19 +199,25 @@ fn snapshot(
             }
             None => None,
         },
-        EditTier::Procedural => tx.rule(user, id)?.map(|r| Snapshot {
-            json: json!({
-                "id": r.id, "kind": r.kind, "topic": r.topic,
-                "statement": r.statement, "confidence": r.confidence,
-                "stated_at": ms_to_rfc3339(r.last_ms), "superseded_by": r.superseded_by,
-                "evidence": r.evidence,
-            }),
-            signature: rule_signature(&r.topic, &r.statement),
-            job_id: String::new(),
-            evidence: r.evidence,
-            slot: None,
-            topic: Some(r.topic),
-        }),
+        EditTier::Procedural => tx.rule(user, id)?.map(
+            |RuleParts {
+                 row: r,
+                 confidence,
+                 last_ms,
+             }| Snapshot {
+                json: json!({
+                    "id": r.id, "kind": r.kind, "topic": r.topic,
+                    "statement": r.statement, "confidence": confidence,
+                    "stated_at": ms_to_rfc3339(last_ms), "superseded_by": r.superseded_by,
+                    "evidence": r.evidence,
+                }),
+                signature: rule_signature(&r.topic, &r.statement),
+                job_id: String::new(),
+                evidence: r.evidence,
+                slot: None,
+                topic: Some(r.topic),
+            },
+        ),
     })
 }
 
@@ -305,7 +244,7 @@ impl<'a> Target<'a> {
     /// memory as it was, so reflection does not write it back. Returns the record's id.
     fn record(
         self,
-        tx: &mut impl EditSql,
+        tx: &mut dyn EditSql,
         action: &str,
         before: Option<&Value>,
         after: Option<&Value>,
@@ -331,24 +270,19 @@ impl<'a> Target<'a> {
     }
 
     /// Re-derive what the memory as it was took part in: its fact slot or its rule topic.
-    fn rederive(
-        self,
-        tx: &mut impl EditSql,
-        was: &Snapshot,
-        topic_too: bool,
-    ) -> anyhow::Result<()> {
+    fn rederive(self, tx: &mut dyn EditSql, was: &Snapshot, topic_too: bool) -> anyhow::Result<()> {
         if let Some((subject, predicate)) = &was.slot {
-            tx.rederive_slot(self.user, *subject, predicate)?;
+            tiers::rederive_slot(tx, self.user, *subject, predicate)?;
         }
         match &was.topic {
-            Some(topic) if topic_too => tx.rederive_topic(self.user, topic),
+            Some(topic) if topic_too => tiers::rederive_topic(tx, self.user, topic),
             _ => Ok(()),
         }
     }
 
     /// After an add of row `row` (shown as this target): the audit record, the row's
     /// evidence `["manual:<edit id>"]`, and the record's `after`. Returns the memory.
-    fn added(self, tx: &mut impl EditSql, row: i64) -> anyhow::Result<Value> {
+    fn added(self, tx: &mut dyn EditSql, row: i64) -> anyhow::Result<Value> {
         let edit = self.record(tx, "add", None, None, None)?;
         let evidence = json!([format!("manual:{edit}")]).to_string();
         tx.set_evidence(self.tier, self.user, row, &evidence)?;
@@ -360,10 +294,10 @@ impl<'a> Target<'a> {
 
     /// Change the memory with `apply` (which may refuse), re-derive its slot, and record
     /// the change with a tombstone of the memory as it was. Returns the memory as it is now.
-    fn update<T: EditSql>(
+    fn update(
         self,
-        tx: &mut T,
-        apply: impl FnOnce(&mut T, &Snapshot) -> anyhow::Result<Result<(), EditRefused>>,
+        tx: &mut dyn EditSql,
+        apply: impl FnOnce(&mut dyn EditSql, &Snapshot) -> anyhow::Result<Result<(), EditRefused>>,
     ) -> anyhow::Result<Result<Value, EditRefused>> {
         tx.lock_user(self.user)?;
         let Some(before) = snapshot(tx, self.user, self.tier, self.id)? else {
@@ -389,7 +323,7 @@ impl<'a> Target<'a> {
 /// Add an episode explicitly. Its job id is `manual:<uuid>` (no turn wrote it) and its
 /// evidence `manual:<edit id>`. Returns the episode as JSON.
 pub fn add_episode(
-    tx: &mut impl EditSql,
+    tx: &mut dyn EditSql,
     user: &str,
     actor: &str,
     e: &NewEpisode,
@@ -405,15 +339,15 @@ pub fn add_episode(
 /// [`EditRefused::Conflict`] when the same fact (subject, predicate, object, valid_at) is
 /// stored. Returns the fact as JSON: the slot's current fact when this one restates it.
 pub fn add_fact(
-    tx: &mut impl EditSql,
+    tx: &mut dyn EditSql,
     user: &str,
     actor: &str,
     f: &NewFact,
 ) -> anyhow::Result<Result<Value, EditRefused>> {
     tx.lock_user(user)?;
     let now = now_ms();
-    let s = tx.resolve_entity(user, &f.subject, now)?;
-    let o = tx.resolve_entity(user, &f.object, now)?;
+    let s = tx.resolve_entity(user, &f.subject, "other", now)?;
+    let o = tx.resolve_entity(user, &f.object, "other", now)?;
     let exclusive = match f.exclusive {
         Some(x) => x,
         None => tx.slot_exclusive(user, s, &f.predicate)?.unwrap_or(false),
@@ -425,7 +359,7 @@ pub fn add_fact(
         )));
     };
     if exclusive {
-        tx.rederive_slot(user, s, &f.predicate)?;
+        tiers::rederive_slot(tx, user, s, &f.predicate)?;
     }
     // A restatement of the slot's current fact (same object, later valid_at) is merged
     // into it by the rederivation: the fact the user sees, and the edit, are that one.
@@ -438,7 +372,7 @@ pub fn add_fact(
 /// Add a rule explicitly; it becomes the active rule of its topic (stated now). Refused with
 /// [`EditRefused::Conflict`] when the topic already has the statement.
 pub fn add_rule(
-    tx: &mut impl EditSql,
+    tx: &mut dyn EditSql,
     user: &str,
     actor: &str,
     r: &NewRule,
@@ -449,7 +383,7 @@ pub fn add_rule(
             "the same rule (topic, statement) is already stored".into(),
         )));
     };
-    tx.rederive_topic(user, &r.topic)?;
+    tiers::rederive_topic(tx, user, &r.topic)?;
     Ok(Ok(
         Target::new(user, actor, EditTier::Procedural, id).added(tx, id)?
     ))
@@ -457,7 +391,7 @@ pub fn add_rule(
 
 /// Change an episode. Its job is tombstoned: re-reflecting the turn keeps this version.
 pub fn update_episode(
-    tx: &mut impl EditSql,
+    tx: &mut dyn EditSql,
     user: &str,
     actor: &str,
     id: i64,
@@ -481,7 +415,7 @@ pub fn update_episode(
 /// re-reflecting its turns does not bring the old version back. Refused with
 /// [`EditRefused::Conflict`] when another fact already says the new object.
 pub fn update_fact(
-    tx: &mut impl EditSql,
+    tx: &mut dyn EditSql,
     user: &str,
     actor: &str,
     id: i64,
@@ -489,7 +423,7 @@ pub fn update_fact(
 ) -> anyhow::Result<Result<Value, EditRefused>> {
     Target::new(user, actor, EditTier::Semantic, id).update(tx, |tx, _| {
         if let Some(object) = &p.object {
-            let o = tx.resolve_entity(user, object, now_ms())?;
+            let o = tx.resolve_entity(user, object, "other", now_ms())?;
             if tx.fact_clash(user, id, o)? {
                 return Ok(Err(EditRefused::Conflict(
                     "another fact already says that (same subject, predicate, object and valid_at)"
@@ -510,7 +444,7 @@ pub fn update_fact(
 /// Change a rule's statement and/or kind. The old statement is tombstoned. Refused with
 /// [`EditRefused::Conflict`] when another rule of the topic already says the new statement.
 pub fn update_rule(
-    tx: &mut impl EditSql,
+    tx: &mut dyn EditSql,
     user: &str,
     actor: &str,
     id: i64,
@@ -536,7 +470,7 @@ pub fn update_rule(
 /// Delete one episode, fact or rule, re-derive its fact slot or rule topic, and tombstone
 /// it. Returns `{"deleted": <memory as it was>}`.
 pub fn delete_memory(
-    tx: &mut impl EditSql,
+    tx: &mut dyn EditSql,
     user: &str,
     actor: &str,
     tier: EditTier,

@@ -13,13 +13,14 @@ pub mod edits;
 pub mod model;
 pub mod postgres;
 pub mod sqlite;
+pub mod tiers;
 
 #[cfg(test)]
 mod parity;
 
 use std::sync::Arc;
 
-pub use backend::{Backend, Editor, JobLedger, Portability, Reader, Seams, TierWriter};
+pub use backend::{Backend, Editor, JobLedger, Portability, Reader, Seams, TierWriter, WriteStore};
 
 pub use self::postgres::PgStore;
 

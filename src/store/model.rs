@@ -75,6 +75,49 @@ pub trait Columns {
     fn flag(&self, i: usize) -> Result<bool, Self::Error>;
     fn opt_text(&self, i: usize) -> Result<Option<String>, Self::Error>;
     fn text(&self, i: usize) -> Result<String, Self::Error>;
+    fn blob(&self, i: usize) -> Result<Vec<u8>, Self::Error>;
+}
+
+/// Implements [`Columns`] for a driver's row type `$row` (error `$err`) by its typed getter
+/// `$get` (rusqlite's `get`, postgres' `try_get`), for every method but `double`, which the
+/// backend writes in `$double` (the REAL column's width differs).
+macro_rules! impl_columns {
+    ($row:ty, $err:ty, $get:ident, $double:item) => {
+        impl $crate::store::Columns for $row {
+            type Error = $err;
+            fn int(&self, i: usize) -> Result<i64, $err> { self.$get(i) }
+            fn opt_int(&self, i: usize) -> Result<Option<i64>, $err> { self.$get(i) }
+            fn real(&self, i: usize) -> Result<f32, $err> { self.$get(i) }
+            fn flag(&self, i: usize) -> Result<bool, $err> { self.$get(i) }
+            fn opt_text(&self, i: usize) -> Result<Option<String>, $err> { self.$get(i) }
+            fn text(&self, i: usize) -> Result<String, $err> { self.$get(i) }
+            fn blob(&self, i: usize) -> Result<Vec<u8>, $err> { self.$get(i) }
+            $double
+        }
+    };
+}
+pub(crate) use impl_columns;
+
+/// The `SELECT` whose columns [`RuleRow::from_columns`] reads, in its order (the same SQL on
+/// both backends); callers add `WHERE …`.
+pub const RULE_SELECT: &str = "SELECT id, kind, topic, statement, confidence, last_ms, superseded_by, evidence, embedding FROM rules";
+
+impl RuleRow {
+    /// A rule from a row of [`RULE_SELECT`] (evidence: a JSON string array, unreadable: empty;
+    /// embedding: little-endian f32 bytes).
+    pub fn from_columns<R: Columns>(r: &R) -> Result<Self, R::Error> {
+        Ok(Self {
+            id: r.int(0)?,
+            kind: r.text(1)?,
+            topic: r.text(2)?,
+            statement: r.text(3)?,
+            confidence: r.real(4)?,
+            stated_at: super::ms_to_rfc3339(r.int(5)?),
+            superseded_by: r.opt_int(6)?,
+            evidence: serde_json::from_str(&r.text(7)?).unwrap_or_default(),
+            embedding: super::blob_to_vec(&r.blob(8)?),
+        })
+    }
 }
 
 impl TurnRow {

@@ -13,7 +13,7 @@ use crate::store::Embedded;
 use crate::store::blob_to_vec;
 use crate::store::postgres::PgOptions;
 use crate::store::postgres::{PgStore, VectorMode};
-use crate::store::{Backend, NewTurn, QueueLimits, SqliteStore};
+use crate::store::{Backend, Editor, NewTurn, QueueLimits, SqliteStore, TierWriter};
 use crate::store::{
     EditRefused, EditTier, EpisodePatch, FactPatch, NewEpisode, NewFact, NewRule, RulePatch,
 };
@@ -730,6 +730,15 @@ fn job(user: &str, n: u32, ts: chrono::DateTime<Utc>, text: &str) -> (NewTurn, R
     (turn, job)
 }
 
+/// A graph draft of `entities` and `relations`, ending nothing.
+fn graph(entities: Vec<EntityDraft>, relations: Vec<RelationDraft>) -> GraphDraft {
+    GraphDraft {
+        entities,
+        relations,
+        ..Default::default()
+    }
+}
+
 fn relation(
     s: &str,
     p: &str,
@@ -807,46 +816,41 @@ fn seed_sqlite(sq: &SqliteStore) {
         )
         .unwrap();
         let graph = match (user, n) {
-            ("ana", 1) => GraphDraft {
-                entities: vec![
+            ("ana", 1) => graph(
+                vec![
                     entity("Ana", "person", &[]),
                     entity("Sarah", "person", &["mom", "my mom"]),
                     entity("Paris", "place", &[]),
                 ],
-                relations: vec![
+                vec![
                     relation("Ana", "LIVES_IN", "Paris", ts, true),
                     relation("Sarah", "LIVES_IN", "Paris", ts, true),
                     relation("Ana", "MOTHER", "mom", ts, false),
                 ],
-                ..Default::default()
-            },
-            ("ana", 2) => GraphDraft {
-                entities: vec![entity("Berlin", "place", &["berlin city"])],
-                relations: vec![relation("Ana", "LIVES_IN", "Berlin", ts, true)],
-                ..Default::default()
-            },
-            ("ana", 3) => GraphDraft {
-                entities: vec![entity("Jazz", "thing", &[])],
-                relations: vec![
+            ),
+            ("ana", 2) => graph(
+                vec![entity("Berlin", "place", &["berlin city"])],
+                vec![relation("Ana", "LIVES_IN", "Berlin", ts, true)],
+            ),
+            ("ana", 3) => graph(
+                vec![entity("Jazz", "thing", &[])],
+                vec![
                     relation("Ana", "LIVES_IN", "Berlin", ts, true),
                     relation("Ana", "LIKES", "Jazz", ts, false),
                     relation("Ana", "LIKES", "Tea", ts, false),
                 ],
-                ..Default::default()
-            },
-            ("ana", 4) => GraphDraft {
-                entities: vec![],
-                relations: vec![
+            ),
+            ("ana", 4) => graph(
+                vec![],
+                vec![
                     relation("Ana", "LIVES_IN", "Paris", ts, true),
                     relation("Ana", "LIKES", "Jazz", t(1, 8), false),
                 ],
-                ..Default::default()
-            },
-            _ => GraphDraft {
-                entities: vec![entity("Bob", "person", &[])],
-                relations: vec![relation("Bob", "LIVES_IN", "Oslo", ts, true)],
-                ..Default::default()
-            },
+            ),
+            _ => graph(
+                vec![entity("Bob", "person", &[])],
+                vec![relation("Bob", "LIVES_IN", "Oslo", ts, true)],
+            ),
         };
         sq.commit_graph(&job, &graph, 2.0).unwrap();
         let rules: Vec<(RuleDraft, Vec<f32>)> = match n {

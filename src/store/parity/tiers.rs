@@ -14,7 +14,7 @@ use crate::job::ReflectionJob;
 use crate::store::Window;
 use crate::store::postgres::PgOptions;
 use crate::store::postgres::{PgStore, VectorMode, vector_text};
-use crate::store::{Backend, NewTurn, QueueLimits, SqliteStore};
+use crate::store::{Backend, NewTurn, QueueLimits, SqliteStore, TierWriter};
 use crate::store::{blob_to_vec, now_ms, vec_to_blob};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -44,6 +44,11 @@ impl Drop for TestDb {
             ));
         }
     }
+}
+
+/// `rows` mapped by `f`, as a JSON array.
+fn rows<'a, T, V: serde::Serialize>(rows: &'a [T], f: impl FnMut(&'a T) -> V) -> Value {
+    json!(rows.iter().map(f).collect::<Vec<_>>())
 }
 
 fn test_url() -> Option<String> {
@@ -500,33 +505,24 @@ fn scenario(s: &dyn Fixture) -> serde_json::Map<String, Value> {
     let job_of: HashMap<i64, String> = episodes.iter().map(|e| (e.id, e.job_id.clone())).collect();
     out.insert(
         "episodes".into(),
-        json!(
-            episodes
-                .iter()
-                .map(|e| json!([
-                    e.job_id,
-                    e.user_id,
-                    e.speaker,
-                    e.text,
-                    e.summary,
-                    e.importance,
-                    e.tags,
-                    e.occurred_at,
-                    e.observed_at,
-                    e.evidence
-                ]))
-                .collect::<Vec<_>>()
-        ),
+        rows(&episodes, |e| {
+            json!([
+                e.job_id,
+                e.user_id,
+                e.speaker,
+                e.text,
+                e.summary,
+                e.importance,
+                e.tags,
+                e.occurred_at,
+                e.observed_at,
+                e.evidence
+            ])
+        }),
     );
     out.insert(
         "episodes_page".into(),
-        json!(
-            s.list_episodes(u, 2, 1)
-                .unwrap()
-                .iter()
-                .map(|e| &e.job_id)
-                .collect::<Vec<_>>()
-        ),
+        rows(&s.list_episodes(u, 2, 1).unwrap(), |e| &e.job_id),
     );
     let ids: Vec<i64> = episodes.iter().map(|e| e.id).rev().collect();
     let mut asked = ids.clone();
@@ -535,23 +531,12 @@ fn scenario(s: &dyn Fixture) -> serde_json::Map<String, Value> {
     asked.push(others[0].id);
     out.insert(
         "episodes_by_ids".into(),
-        json!(
-            s.episodes_by_ids(u, &asked)
-                .unwrap()
-                .iter()
-                .map(|e| &e.job_id)
-                .collect::<Vec<_>>()
-        ),
+        rows(&s.episodes_by_ids(u, &asked).unwrap(), |e| &e.job_id),
     );
     let vectors = s.episode_vectors_by_ids(u, &asked).unwrap();
     out.insert(
         "vectors_by_ids".into(),
-        json!(
-            vectors
-                .iter()
-                .map(|(id, v)| json!([job_of[id], v]))
-                .collect::<Vec<_>>()
-        ),
+        rows(&vectors, |(id, v)| json!([job_of[id], v])),
     );
     let (count, max_id, _) = s.episode_version(u).unwrap();
     assert_eq!(max_id, *ids.iter().max().unwrap());
@@ -615,51 +600,31 @@ fn scenario(s: &dyn Fixture) -> serde_json::Map<String, Value> {
     let facts = s.list_facts(u, 100, 0).unwrap();
     out.insert(
         "facts".into(),
-        json!(
-            facts
-                .iter()
-                .map(|f| json!([
-                    f.subject,
-                    f.predicate,
-                    f.object,
-                    f.fact,
-                    f.valid_at,
-                    f.invalid_at,
-                    f.evidence
-                ]))
-                .collect::<Vec<_>>()
-        ),
+        rows(&facts, |f| {
+            json!([
+                f.subject,
+                f.predicate,
+                f.object,
+                f.fact,
+                f.valid_at,
+                f.invalid_at,
+                f.evidence
+            ])
+        }),
     );
     out.insert(
         "facts_page".into(),
-        json!(
-            s.list_facts(u, 2, 2)
-                .unwrap()
-                .iter()
-                .map(|f| &f.fact)
-                .collect::<Vec<_>>()
-        ),
+        rows(&s.list_facts(u, 2, 2).unwrap(), |f| &f.fact),
     );
     let entities = s.list_entities(u, 100, 0).unwrap();
     let name_of: HashMap<i64, String> = entities.iter().map(|e| (e.id, e.name.clone())).collect();
     out.insert(
         "entities".into(),
-        json!(
-            entities
-                .iter()
-                .map(|e| json!([e.name, e.kind, e.aliases]))
-                .collect::<Vec<_>>()
-        ),
+        rows(&entities, |e| json!([e.name, e.kind, e.aliases])),
     );
     out.insert(
         "entities_page".into(),
-        json!(
-            s.list_entities(u, 2, 1)
-                .unwrap()
-                .iter()
-                .map(|e| &e.name)
-                .collect::<Vec<_>>()
-        ),
+        rows(&s.list_entities(u, 2, 1).unwrap(), |e| &e.name),
     );
     let mut names: Vec<(String, String)> = s
         .entity_names(u)
@@ -691,13 +656,9 @@ fn scenario(s: &dyn Fixture) -> serde_json::Map<String, Value> {
     );
     out.insert(
         "facts_about_top2".into(),
-        json!(
-            s.facts_about(u, &[paris], true, 2)
-                .unwrap()
-                .iter()
-                .map(|f| f.valid_ms)
-                .collect::<Vec<_>>()
-        ),
+        rows(&s.facts_about(u, &[paris], true, 2).unwrap(), |f| {
+            f.valid_ms
+        }),
     );
     out.insert("facts_about_none".into(), json!(about(&[], true, 20)));
     out.insert(
@@ -713,63 +674,45 @@ fn scenario(s: &dyn Fixture) -> serde_json::Map<String, Value> {
     let stmt_of: HashMap<i64, String> = rules.iter().map(|r| (r.id, r.statement.clone())).collect();
     out.insert(
         "rules".into(),
-        json!(
-            rules
-                .iter()
-                .map(|r| json!([
-                    r.kind,
-                    r.topic,
-                    r.statement,
-                    r.confidence,
-                    r.stated_at,
-                    r.superseded_by.map(|id| stmt_of[&id].clone()),
-                    r.evidence,
-                    r.embedding
-                ]))
-                .collect::<Vec<_>>()
-        ),
+        rows(&rules, |r| {
+            json!([
+                r.kind,
+                r.topic,
+                r.statement,
+                r.confidence,
+                r.stated_at,
+                r.superseded_by.map(|id| stmt_of[&id].clone()),
+                r.evidence,
+                r.embedding
+            ])
+        }),
     );
     out.insert(
         "active_rules".into(),
-        json!(
-            s.list_rules(u, false, 100, 0)
-                .unwrap()
-                .iter()
-                .map(|r| &r.statement)
-                .collect::<Vec<_>>()
-        ),
+        rows(&s.list_rules(u, false, 100, 0).unwrap(), |r| &r.statement),
     );
 
     let turns = s.recent_turns(u, 3).unwrap();
     out.insert(
         "recent_turns".into(),
-        json!(
-            turns
-                .iter()
-                .map(|t| json!([
-                    t.interaction_id,
-                    t.user_id,
-                    t.session_id,
-                    t.user_message,
-                    t.assistant_response,
-                    t.timestamp,
-                    t.ts_ms,
-                    t.metadata,
-                    t.reflection_job_id,
-                    t.reflected
-                ]))
-                .collect::<Vec<_>>()
-        ),
+        rows(&turns, |t| {
+            json!([
+                t.interaction_id,
+                t.user_id,
+                t.session_id,
+                t.user_message,
+                t.assistant_response,
+                t.timestamp,
+                t.ts_ms,
+                t.metadata,
+                t.reflection_job_id,
+                t.reflected
+            ])
+        }),
     );
     out.insert(
         "turns_page".into(),
-        json!(
-            s.list_turns(u, 2, 3)
-                .unwrap()
-                .iter()
-                .map(|t| &t.interaction_id)
-                .collect::<Vec<_>>()
-        ),
+        rows(&s.list_turns(u, 2, 3).unwrap(), |t| &t.interaction_id),
     );
     let window = |j: &str, b: usize, a: usize| {
         let (p, n) = s.turn_window(u, j, b, a).unwrap();

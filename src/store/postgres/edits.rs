@@ -12,31 +12,18 @@
 //! - With pgvector, an episode's `embedding_v` is written with its `embedding`.
 //! - A rule's `confidence` is a `real`, widened to f64 as it is read.
 
-use ::postgres::Transaction;
 use serde_json::Value;
 
-use crate::store::EPISODE_SELECT;
-use crate::store::edits::{
-    self, EditRecord, EditSql, FACT_PARTS_SELECT, FactParts, RULE_PARTS_SELECT, RuleParts,
-};
+use crate::store::edits::{self, EditRecord, EditSql, FACT_PARTS_SELECT, FactParts, RuleParts};
 use crate::store::*;
+use crate::store::{EPISODE_SELECT, RULE_SELECT};
 use crate::store::{now_ms, vec_to_blob};
 
 use super::reads::episode_from_row;
 use super::tiers::*;
 use super::*;
 
-/// An open PostgreSQL write transaction, as the edit flows' statements.
-pub(super) struct EditTx<'a, 'c> {
-    pub tx: &'a mut Transaction<'c>,
-    pub vectors: VectorMode,
-}
-
-impl EditSql for EditTx<'_, '_> {
-    fn lock_user(&mut self, user: &str) -> anyhow::Result<()> {
-        super::lock_user(self.tx, user)
-    }
-
+impl EditSql for WriteTx<'_, '_> {
     fn episode(&mut self, user: &str, id: i64) -> anyhow::Result<Option<EpisodeRow>> {
         let row = self.tx.query_opt(
             &format!("{EPISODE_SELECT} WHERE user_id = $1 AND id = $2"),
@@ -62,7 +49,7 @@ impl EditSql for EditTx<'_, '_> {
     }
 
     fn rule(&mut self, user: &str, id: i64) -> anyhow::Result<Option<RuleParts>> {
-        let sql = format!("{RULE_PARTS_SELECT} WHERE user_id = $1 AND id = $2");
+        let sql = format!("{RULE_SELECT} WHERE user_id = $1 AND id = $2");
         let row = self.tx.query_opt(&sql, &[&user, &id])?;
         Ok(row.map(|r| RuleParts::from_columns(&r)).transpose()?)
     }
@@ -183,10 +170,6 @@ impl EditSql for EditTx<'_, '_> {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
-    fn resolve_entity(&mut self, user: &str, name: &str, now: i64) -> anyhow::Result<i64> {
-        resolve_entity(self.tx, user, name, "other", now)
-    }
-
     fn slot_exclusive(
         &mut self,
         user: &str,
@@ -200,14 +183,6 @@ impl EditSql for EditTx<'_, '_> {
                 &[&user, &s, &predicate],
             )?
             .try_get(0)?)
-    }
-
-    fn rederive_slot(&mut self, user: &str, s: i64, predicate: &str) -> anyhow::Result<()> {
-        rederive_slot(self.tx, user, s, predicate)
-    }
-
-    fn rederive_topic(&mut self, user: &str, topic: &str) -> anyhow::Result<()> {
-        rederive_topic(self.tx, user, topic)
     }
 
     fn shown_fact(&mut self, user: &str, id: i64) -> anyhow::Result<i64> {
@@ -353,85 +328,6 @@ impl EditSql for EditTx<'_, '_> {
 }
 
 impl PgStore {
-    /// Run one edit flow in a write transaction (retried from the start on a serialization
-    /// failure, see [`PgStore::write`]).
-    fn edit<T>(
-        &self,
-        mut f: impl FnMut(&mut EditTx<'_, '_>) -> anyhow::Result<T>,
-    ) -> anyhow::Result<T> {
-        let vectors = self.vectors;
-        self.write(|tx| f(&mut EditTx { tx, vectors }))
-    }
-
-    /// Add an episode explicitly: see [`edits::add_episode`].
-    pub fn add_episode(&self, user: &str, actor: &str, e: &NewEpisode) -> anyhow::Result<Value> {
-        self.edit(|tx| edits::add_episode(tx, user, actor, e))
-    }
-
-    /// Add a fact explicitly: see [`edits::add_fact`].
-    pub fn add_fact(
-        &self,
-        user: &str,
-        actor: &str,
-        f: &NewFact,
-    ) -> anyhow::Result<Result<Value, EditRefused>> {
-        self.edit(|tx| edits::add_fact(tx, user, actor, f))
-    }
-
-    /// Add a rule explicitly: see [`edits::add_rule`].
-    pub fn add_rule(
-        &self,
-        user: &str,
-        actor: &str,
-        r: &NewRule,
-    ) -> anyhow::Result<Result<Value, EditRefused>> {
-        self.edit(|tx| edits::add_rule(tx, user, actor, r))
-    }
-
-    /// Change an episode: see [`edits::update_episode`].
-    pub fn update_episode(
-        &self,
-        user: &str,
-        actor: &str,
-        id: i64,
-        p: &EpisodePatch,
-    ) -> anyhow::Result<Result<Value, EditRefused>> {
-        self.edit(|tx| edits::update_episode(tx, user, actor, id, p))
-    }
-
-    /// Change a fact: see [`edits::update_fact`].
-    pub fn update_fact(
-        &self,
-        user: &str,
-        actor: &str,
-        id: i64,
-        p: &FactPatch,
-    ) -> anyhow::Result<Result<Value, EditRefused>> {
-        self.edit(|tx| edits::update_fact(tx, user, actor, id, p))
-    }
-
-    /// Change a rule: see [`edits::update_rule`].
-    pub fn update_rule(
-        &self,
-        user: &str,
-        actor: &str,
-        id: i64,
-        p: &RulePatch,
-    ) -> anyhow::Result<Result<Value, EditRefused>> {
-        self.edit(|tx| edits::update_rule(tx, user, actor, id, p))
-    }
-
-    /// Delete one memory and tombstone it: see [`edits::delete_memory`].
-    pub fn delete_memory(
-        &self,
-        user: &str,
-        actor: &str,
-        tier: EditTier,
-        id: i64,
-    ) -> anyhow::Result<Result<Value, EditRefused>> {
-        self.edit(|tx| edits::delete_memory(tx, user, actor, tier, id))
-    }
-
     /// The user's edits, newest first: see [`crate::store::SqliteStore::list_edits`].
     pub fn list_edits(
         &self,

@@ -14,7 +14,9 @@ use crate::store::derive::*;
 use crate::store::*;
 use crate::store::{blob_to_vec, ms_to_rfc3339, now_ms};
 
-use super::tiers::*;
+use crate::store::tiers::{self, TierSql};
+
+use super::tiers::WriteTx;
 use super::*;
 
 /// Rows fetched per round trip when the export streams a query (a few in the unit tests, so
@@ -26,12 +28,13 @@ pub(super) const EXPORT_BATCH: i32 = if cfg!(test) { 3 } else { 256 };
 pub(super) fn pg_import_entity(
     tx: &mut Transaction<'_>,
     user: &str,
+    vectors: VectorMode,
     entity_ids: &HashMap<String, i64>,
     name: &str,
 ) -> anyhow::Result<i64> {
     match entity_ids.get(name) {
         Some(id) => Ok(*id),
-        None => resolve_entity(tx, user, name, "other", now_ms()),
+        None => WriteTx { tx, vectors }.resolve_entity(user, name, "other", now_ms()),
     }
 }
 
@@ -309,7 +312,7 @@ impl PgStore {
                             let existed: bool = tx
                                 .query_one(&entity_exists, &[&user, &norm_name(name)])?
                                 .try_get(0)?;
-                            let id = resolve_entity(tx, user, name, s(v, "kind")?, ms(v, "created_at")?)?;
+                            let id = WriteTx { tx, vectors }.resolve_entity(user, name, s(v, "kind")?, ms(v, "created_at")?)?;
                             for a in v["aliases"].as_array().into_iter().flatten() {
                                 let a = a.as_str().context("aliases: expected strings")?;
                                 tx.execute(&insert_alias, &[&user, &a, &id])?;
@@ -318,8 +321,8 @@ impl PgStore {
                             !existed
                         }
                         "fact" => {
-                            let sid = pg_import_entity(tx, user, &entity_ids, s(v, "subject")?)?;
-                            let oid = pg_import_entity(tx, user, &entity_ids, s(v, "object")?)?;
+                            let sid = pg_import_entity(tx, user, vectors, &entity_ids, s(v, "subject")?)?;
+                            let oid = pg_import_entity(tx, user, vectors, &entity_ids, s(v, "object")?)?;
                             let predicate = s(v, "predicate")?;
                             let exclusive = v["exclusive"].as_bool().unwrap_or(false);
                             let added = tx.execute(
@@ -372,10 +375,10 @@ impl PgStore {
                 }
             }
             for (sid, p) in &slots {
-                rederive_slot(tx, user, *sid, p)?;
+                tiers::rederive_slot(&mut WriteTx { tx, vectors }, user, *sid, p)?;
             }
             for t in &topics {
-                rederive_topic(tx, user, t)?;
+                tiers::rederive_topic(&mut WriteTx { tx, vectors }, user, t)?;
             }
             Ok(counts)
         })

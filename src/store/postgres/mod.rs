@@ -190,6 +190,17 @@ impl PgStore {
         f(&mut c)
     }
 
+    /// Run one flow of [`crate::store::tiers`] or [`crate::store::edits`] in a write
+    /// transaction, from the start again on a serialization failure ([`PgStore::write`]): see
+    /// [`crate::store::WriteStore::write_transaction`].
+    pub fn write_transaction(
+        &self,
+        flow: crate::store::backend::WriteFlow<'_>,
+    ) -> anyhow::Result<()> {
+        let vectors = self.vectors;
+        self.write(|tx| flow(&mut tiers::WriteTx { tx, vectors }))
+    }
+
     /// Run `f` in one transaction and commit; retried from the start (so `f` must be
     /// repeatable) on a serialization failure or deadlock, up to [`WRITE_ATTEMPTS`] times.
     pub(crate) fn write<T>(

@@ -10,11 +10,12 @@ use ::postgres::types::ToSql;
 use serde_json::{Value, json};
 
 use crate::store::backend::VectorSink;
-use crate::store::{Columns, EPISODE_SELECT, FACT_SELECT};
+use crate::store::model::impl_columns;
+use crate::store::{EPISODE_SELECT, FACT_SELECT, RULE_SELECT};
 use crate::store::{
     EntityRow, EpisodeRow, FactRow, RuleRow, TurnKey, TurnLookup, TurnRow, USER_COUNT_SELECT,
-    USER_IDS_SELECT, USER_SUMMARY_SELECT, UserSummary, WindowTurn, blob_to_vec, ms_to_rfc3339,
-    now_ms, vec_to_blob,
+    USER_IDS_SELECT, USER_SUMMARY_SELECT, UserSummary, WindowTurn, blob_to_vec, now_ms,
+    vec_to_blob,
 };
 
 use super::tiers::*;
@@ -426,25 +427,21 @@ impl PgStore {
     ) -> anyhow::Result<Vec<RuleRow>> {
         self.read(|c| {
             let rows = c.query(
-                "SELECT id, kind, topic, statement, confidence, last_ms, superseded_by, evidence, embedding
-                 FROM rules WHERE user_id = $1 AND ($2 OR superseded_by IS NULL)
-                 ORDER BY last_ms DESC, id DESC LIMIT $3 OFFSET $4",
-                &[&user_id, &include_superseded, &(limit as i64), &(offset as i64)],
+                &format!(
+                    "{RULE_SELECT} WHERE user_id = $1 AND ($2 OR superseded_by IS NULL)
+                     ORDER BY last_ms DESC, id DESC LIMIT $3 OFFSET $4"
+                ),
+                &[
+                    &user_id,
+                    &include_superseded,
+                    &(limit as i64),
+                    &(offset as i64),
+                ],
             )?;
             Ok(rows
                 .iter()
-                .map(|r| RuleRow {
-                    id: r.get(0),
-                    kind: r.get(1),
-                    topic: r.get(2),
-                    statement: r.get(3),
-                    confidence: r.get(4),
-                    stated_at: ms_to_rfc3339(r.get(5)),
-                    superseded_by: r.get(6),
-                    evidence: serde_json::from_str(r.get(7)).unwrap_or_default(),
-                    embedding: blob_to_vec(r.get::<_, &[u8]>(8)),
-                })
-                .collect())
+                .map(RuleRow::from_columns)
+                .collect::<Result<_, _>>()?)
         })
     }
 
@@ -603,30 +600,14 @@ impl PgStore {
     }
 }
 
-impl Columns for ::postgres::Row {
-    type Error = ::postgres::Error;
-    fn int(&self, i: usize) -> Result<i64, ::postgres::Error> {
-        self.try_get(i)
-    }
-    fn opt_int(&self, i: usize) -> Result<Option<i64>, ::postgres::Error> {
-        self.try_get(i)
-    }
-    fn real(&self, i: usize) -> Result<f32, ::postgres::Error> {
-        self.try_get(i)
-    }
+impl_columns!(
+    ::postgres::Row,
+    ::postgres::Error,
+    try_get,
     fn double(&self, i: usize) -> Result<f64, ::postgres::Error> {
         self.try_get::<_, f32>(i).map(f64::from)
     }
-    fn flag(&self, i: usize) -> Result<bool, ::postgres::Error> {
-        self.try_get(i)
-    }
-    fn opt_text(&self, i: usize) -> Result<Option<String>, ::postgres::Error> {
-        self.try_get(i)
-    }
-    fn text(&self, i: usize) -> Result<String, ::postgres::Error> {
-        self.try_get(i)
-    }
-}
+);
 
 /// An episode row as the API shows it.
 pub(crate) fn episode_from_row(r: &Row) -> Result<EpisodeRow, ::postgres::Error> {

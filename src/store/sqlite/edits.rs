@@ -3,27 +3,18 @@
 //!
 //! Every statement is scoped to the user: an id of another user's memory is "not found".
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
-use crate::store::EPISODE_SELECT;
-use crate::store::edits::{
-    self, EditRecord, EditSql, FACT_PARTS_SELECT, FactParts, RULE_PARTS_SELECT, RuleParts,
-};
+use crate::store::edits::{self, EditRecord, EditSql, FACT_PARTS_SELECT, FactParts, RuleParts};
 use crate::store::*;
+use crate::store::{EPISODE_SELECT, RULE_SELECT};
 use crate::store::{SqliteStore, now_ms, vec_to_blob};
 
+use super::WriteTx;
 use super::reads::*;
-use super::tiers::*;
 
-/// An open SQLite write transaction, as the edit flows' statements.
-pub(super) struct EditTx<'a, 'c>(pub &'a Transaction<'c>);
-
-impl EditSql for EditTx<'_, '_> {
-    fn lock_user(&mut self, _user: &str) -> anyhow::Result<()> {
-        Ok(())
-    }
-
+impl EditSql for WriteTx<'_, '_> {
     fn episode(&mut self, user: &str, id: i64) -> anyhow::Result<Option<EpisodeRow>> {
         Ok(self
             .0
@@ -51,7 +42,7 @@ impl EditSql for EditTx<'_, '_> {
     }
 
     fn rule(&mut self, user: &str, id: i64) -> anyhow::Result<Option<RuleParts>> {
-        let sql = format!("{RULE_PARTS_SELECT} WHERE user_id = ?1 AND id = ?2");
+        let sql = format!("{RULE_SELECT} WHERE user_id = ?1 AND id = ?2");
         let mut stmt = self.0.prepare_cached(&sql)?;
         Ok(stmt
             .query_row(params![user, id], |r| RuleParts::from_columns(r))
@@ -138,10 +129,6 @@ impl EditSql for EditTx<'_, '_> {
         Ok((n > 0).then(|| self.0.last_insert_rowid()))
     }
 
-    fn resolve_entity(&mut self, user: &str, name: &str, now: i64) -> anyhow::Result<i64> {
-        resolve_entity(self.0, user, name, "other", now)
-    }
-
     fn slot_exclusive(
         &mut self,
         user: &str,
@@ -153,14 +140,6 @@ impl EditSql for EditTx<'_, '_> {
             params![user, s, predicate],
             |r| r.get::<_, Option<bool>>(0),
         )?)
-    }
-
-    fn rederive_slot(&mut self, user: &str, s: i64, predicate: &str) -> anyhow::Result<()> {
-        rederive_slot(self.0, user, s, predicate)
-    }
-
-    fn rederive_topic(&mut self, user: &str, topic: &str) -> anyhow::Result<()> {
-        rederive_topic(self.0, user, topic)
     }
 
     fn shown_fact(&mut self, _user: &str, id: i64) -> anyhow::Result<i64> {
@@ -292,75 +271,6 @@ impl EditSql for EditTx<'_, '_> {
 }
 
 impl SqliteStore {
-    /// Add an episode explicitly: see [`edits::add_episode`].
-    pub fn add_episode(&self, user: &str, actor: &str, e: &NewEpisode) -> anyhow::Result<Value> {
-        self.write(|tx| edits::add_episode(&mut EditTx(tx), user, actor, e))
-    }
-
-    /// Add a fact explicitly: see [`edits::add_fact`].
-    pub fn add_fact(
-        &self,
-        user: &str,
-        actor: &str,
-        f: &NewFact,
-    ) -> anyhow::Result<Result<Value, EditRefused>> {
-        self.write(|tx| edits::add_fact(&mut EditTx(tx), user, actor, f))
-    }
-
-    /// Add a rule explicitly: see [`edits::add_rule`].
-    pub fn add_rule(
-        &self,
-        user: &str,
-        actor: &str,
-        r: &NewRule,
-    ) -> anyhow::Result<Result<Value, EditRefused>> {
-        self.write(|tx| edits::add_rule(&mut EditTx(tx), user, actor, r))
-    }
-
-    /// Change an episode: see [`edits::update_episode`].
-    pub fn update_episode(
-        &self,
-        user: &str,
-        actor: &str,
-        id: i64,
-        p: &EpisodePatch,
-    ) -> anyhow::Result<Result<Value, EditRefused>> {
-        self.write(|tx| edits::update_episode(&mut EditTx(tx), user, actor, id, p))
-    }
-
-    /// Change a fact: see [`edits::update_fact`].
-    pub fn update_fact(
-        &self,
-        user: &str,
-        actor: &str,
-        id: i64,
-        p: &FactPatch,
-    ) -> anyhow::Result<Result<Value, EditRefused>> {
-        self.write(|tx| edits::update_fact(&mut EditTx(tx), user, actor, id, p))
-    }
-
-    /// Change a rule: see [`edits::update_rule`].
-    pub fn update_rule(
-        &self,
-        user: &str,
-        actor: &str,
-        id: i64,
-        p: &RulePatch,
-    ) -> anyhow::Result<Result<Value, EditRefused>> {
-        self.write(|tx| edits::update_rule(&mut EditTx(tx), user, actor, id, p))
-    }
-
-    /// Delete one memory and tombstone it: see [`edits::delete_memory`].
-    pub fn delete_memory(
-        &self,
-        user: &str,
-        actor: &str,
-        tier: EditTier,
-        id: i64,
-    ) -> anyhow::Result<Result<Value, EditRefused>> {
-        self.write(|tx| edits::delete_memory(&mut EditTx(tx), user, actor, tier, id))
-    }
-
     /// The user's edits, newest first.
     pub fn list_edits(
         &self,

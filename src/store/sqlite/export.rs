@@ -23,7 +23,9 @@ use crate::store::derive::*;
 use crate::store::*;
 use crate::store::{SqliteStore, ms_to_rfc3339, now_ms};
 
-use super::tiers::*;
+use crate::store::tiers::{self, TierSql};
+
+use super::WriteTx;
 
 impl SqliteStore {
     /// Write `user`'s memory to `out` as JSON Lines; returns the lines written by type.
@@ -215,7 +217,7 @@ impl SqliteStore {
                                            params![user, norm_name(name)], |_| Ok(()))
                                 .optional()?
                                 .is_some();
-                            let id = resolve_entity(tx, &user, name, s(v, "kind")?, ms(v, "created_at")?)?;
+                            let id = WriteTx(tx).resolve_entity(&user, name, s(v, "kind")?, ms(v, "created_at")?)?;
                             for a in v["aliases"].as_array().into_iter().flatten() {
                                 let a = a.as_str().context("aliases: expected strings")?;
                                 tx.execute("INSERT OR IGNORE INTO entity_aliases (user_id, alias_norm, entity_id) VALUES (?1, ?2, ?3)",
@@ -228,7 +230,7 @@ impl SqliteStore {
                             let ent = |name: &str| -> anyhow::Result<i64> {
                                 match entity_ids.get(name) {
                                     Some(id) => Ok(*id),
-                                    None => resolve_entity(tx, &user, name, "other", now_ms()),
+                                    None => WriteTx(tx).resolve_entity(&user, name, "other", now_ms()),
                                 }
                             };
                             let sid = ent(s(v, "subject")?)?;
@@ -295,10 +297,10 @@ impl SqliteStore {
                 }
             }
             for (sid, p) in &slots {
-                rederive_slot(tx, &user, *sid, p)?;
+                tiers::rederive_slot(&mut WriteTx(tx), &user, *sid, p)?;
             }
             for t in &topics {
-                rederive_topic(tx, &user, t)?;
+                tiers::rederive_topic(&mut WriteTx(tx), &user, t)?;
             }
             Ok(counts)
         })

@@ -198,7 +198,21 @@ pub(super) fn configure(conn: &Connection, synchronous: &str) -> rusqlite::Resul
     Ok(())
 }
 
+/// An open write transaction, as the statements of the flows written once for both
+/// backends: [`crate::store::tiers::TierSql`] (in `tiers.rs`) and
+/// [`crate::store::edits::EditSql`] (in `edits.rs`).
+pub(super) struct WriteTx<'a, 'c>(pub &'a Transaction<'c>);
+
 impl SqliteStore {
+    /// Run one flow of [`crate::store::tiers`] or [`crate::store::edits`] in a write
+    /// transaction: see [`crate::store::WriteStore::write_transaction`].
+    pub fn write_transaction(
+        &self,
+        flow: crate::store::backend::WriteFlow<'_>,
+    ) -> anyhow::Result<()> {
+        self.write(|tx| flow(&mut WriteTx(tx)))
+    }
+
     /// Open (creating the directory and file when missing) and migrate.
     /// `synchronous` is `normal` or `full`.
     pub fn open(path: &Path, synchronous: &str) -> anyhow::Result<Self> {

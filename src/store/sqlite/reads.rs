@@ -6,9 +6,10 @@ use std::collections::BTreeSet;
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
 
+use crate::store::model::impl_columns;
 use crate::store::*;
-use crate::store::{Columns, EPISODE_SELECT, FACT_SELECT};
-use crate::store::{SqliteStore, ms_to_rfc3339, now_ms, vec_to_blob};
+use crate::store::{EPISODE_SELECT, FACT_SELECT, RULE_SELECT};
+use crate::store::{SqliteStore, now_ms, vec_to_blob};
 
 impl SqliteStore {
     /// Nearest episodes from an index in the database: SQLite has none, so always `None`,
@@ -378,25 +379,12 @@ impl SqliteStore {
         offset: usize,
     ) -> anyhow::Result<Vec<RuleRow>> {
         self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT id, kind, topic, statement, confidence, last_ms, superseded_by, evidence, embedding
-                 FROM rules WHERE user_id = ?1 AND (?2 OR superseded_by IS NULL)
-                 ORDER BY last_ms DESC, id DESC LIMIT ?3 OFFSET ?4",
-            )?;
-            let rows = stmt.query_map(params![user_id, include_superseded, limit as i64, offset as i64], |r| {
-                let ev: String = r.get(7)?;
-                Ok(RuleRow {
-                    id: r.get(0)?,
-                    kind: r.get(1)?,
-                    topic: r.get(2)?,
-                    statement: r.get(3)?,
-                    confidence: r.get(4)?,
-                    stated_at: ms_to_rfc3339(r.get(5)?),
-                    superseded_by: r.get(6)?,
-                    evidence: serde_json::from_str(&ev).unwrap_or_default(),
-                    embedding: blob_to_vec(&r.get::<_, Vec<u8>>(8)?),
-                })
-            })?;
+            let mut stmt = c.prepare_cached(&format!(
+                "{RULE_SELECT} WHERE user_id = ?1 AND (?2 OR superseded_by IS NULL)
+                 ORDER BY last_ms DESC, id DESC LIMIT ?3 OFFSET ?4"
+            ))?;
+            let params = params![user_id, include_superseded, limit as i64, offset as i64];
+            let rows = stmt.query_map(params, |r| RuleRow::from_columns(r))?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
@@ -533,30 +521,14 @@ fn turn_from_row(r: &rusqlite::Row) -> rusqlite::Result<TurnRow> {
     TurnRow::from_columns(r)
 }
 
-impl Columns for rusqlite::Row<'_> {
-    type Error = rusqlite::Error;
-    fn int(&self, i: usize) -> rusqlite::Result<i64> {
-        self.get(i)
-    }
-    fn opt_int(&self, i: usize) -> rusqlite::Result<Option<i64>> {
-        self.get(i)
-    }
-    fn real(&self, i: usize) -> rusqlite::Result<f32> {
-        self.get(i)
-    }
+impl_columns!(
+    rusqlite::Row<'_>,
+    rusqlite::Error,
+    get,
     fn double(&self, i: usize) -> rusqlite::Result<f64> {
         self.get(i)
     }
-    fn flag(&self, i: usize) -> rusqlite::Result<bool> {
-        self.get(i)
-    }
-    fn opt_text(&self, i: usize) -> rusqlite::Result<Option<String>> {
-        self.get(i)
-    }
-    fn text(&self, i: usize) -> rusqlite::Result<String> {
-        self.get(i)
-    }
-}
+);
 
 /// An episode row as the API shows it (for `query_map`).
 pub(crate) fn episode_from_row(r: &rusqlite::Row) -> rusqlite::Result<EpisodeRow> {
