@@ -61,7 +61,14 @@ const JOBS: &[&str] = &[
     "historian", "teller", "receptionist", "administrator", "officer", "detective", "judge",
     "pastor", "priest", "minister", "rabbi", "imam", "sailor", "fisherman", "gardener",
     "landscaper", "builder", "welder", "tailor", "florist", "butcher", "jeweler", "potter", "coder",
-    "dev", "pr", "marketer", "recruiter", "scholar", "professional",
+    "dev", "pr", "marketer", "recruiter", "scholar", "professional", "porter", "cleaner",
+    "courier", "postman", "carer", "lifeguard", "assistant", "supervisor", "copywriter",
+    "surveyor", "radiographer", "physio", "physiotherapist", "dietitian", "nutritionist",
+    "optician", "paralegal", "solicitor", "barrister", "auditor", "bookkeeper", "server",
+    "steward", "stewardess", "attendant", "machinist", "miner", "roofer", "decorator", "ranger",
+    "principal", "headteacher", "coordinator", "specialist", "executive", "planner",
+    "housekeeper", "caretaker", "labourer", "laborer", "chauffeur", "zookeeper", "sonographer",
+    "hygienist", "dispatcher", "programmer", "associate", "midwife", "locksmith",
 ];
 
 /// A job noun ("nurse", "engineers").
@@ -134,6 +141,8 @@ const KIN: &[(&str, &str, &str, bool, Option<&str>)] = &[
     ("bff", "HAS_FRIEND", "best friend", false, None),
     ("bestie", "HAS_FRIEND", "best friend", false, None),
     ("buddy", "HAS_FRIEND", "friend", false, None),
+    ("mate", "HAS_FRIEND", "friend", false, None),
+    ("pal", "HAS_FRIEND", "friend", false, None),
     ("roommate", "HAS_ROOMMATE", "roommate", true, None),
     ("coworker", "HAS_COLLEAGUE", "coworker", false, None),
     ("colleague", "HAS_COLLEAGUE", "colleague", false, None),
@@ -439,6 +448,7 @@ const SUBJECT_PATTERNS: &[(&[&str], Pat)] = &[
     (&["am", "learning"], Pat::Studies("is learning")),
     (&["am", "learning", "to"], Pat::Studies("is learning to")),
     (&["have"], Pat::HasPet),
+    (&["have", "got"], Pat::HasPet),
     (&["got"], Pat::HasPet),
     (&["adopted"], Pat::HasPet),
     (&["own"], Pat::HasPet),
@@ -458,6 +468,8 @@ struct Builder<'a> {
     ends: Vec<EndDraft>,
     /// The last person named in the turn, for "he"/"she"/"who".
     last_person: Option<Subject>,
+    /// The last thing named in the turn, for a pronoun object ("I love it now").
+    last_thing: Option<String>,
 }
 
 impl<'a> Builder<'a> {
@@ -527,7 +539,32 @@ impl<'a> Builder<'a> {
                 let fact = format!("{name} is {speaker}'s {noun}.");
                 self.relate(s, pred, name, "person", vec![], fact, pred == "PARTNER_OF");
             }
-            ops.extend(slots::ops(&s.toks, c, lower, future_mention));
+            let mine = slots::ops(
+                &s.toks,
+                c,
+                lower,
+                future_mention,
+                self.last_thing.as_deref(),
+            );
+            // What a later "it"/"them" stands for: the taste just named, else the thing the
+            // clause is about (a subject that is a thing, else the verb's object).
+            let named = mine
+                .iter()
+                .find(|o| matches!(o.slot, Slot::Likes | Slot::Dislikes))
+                .and_then(|o| o.value.clone())
+                .or_else(|| match (&c.subject, c.subject_at) {
+                    (Subject::Other, Some(k)) => slots::taste_object(&s.toks, k, c.verb_at),
+                    _ => None,
+                })
+                .or_else(|| {
+                    (c.verb.as_deref() != Some("be"))
+                        .then(|| slots::taste_object(&s.toks, c.rest, c.end))
+                        .flatten()
+                });
+            if named.is_some() {
+                self.last_thing = named;
+            }
+            ops.extend(mine);
             // "Ana, my sister, …": the kin relation the subject names.
             if let Subject::Person {
                 name: Some(name),
@@ -585,6 +622,11 @@ impl<'a> Builder<'a> {
                 Slot::Pet => format!("{who} has a pet named {v}."),
                 Slot::Likes => format!("{who} likes {v}."),
                 Slot::Dislikes => format!("{who} dislikes {v}."),
+                Slot::Diet => match v.strip_prefix("no ") {
+                    Some(food) => format!("{who} does not eat {food}."),
+                    None => format!("{who} is {v}."),
+                },
+                Slot::Allergy => format!("{who} is allergic to {v}."),
             };
             self.relate_from(
                 &who,
@@ -734,10 +776,11 @@ impl<'a> Builder<'a> {
         self.clause_slots(s);
         let toks = &s.toks;
         for k in 0..toks.len() {
-            if toks[k].word == "i" && !hedged(toks, k) {
+            // "we" includes the speaker: "we adopted a kitten called Pip".
+            if matches!(toks[k].word.as_str(), "i" | "we") && !hedged(toks, k) {
                 self.subject(s, skip_adverbs(toks, k + 1), 0);
             }
-            if toks[k].word == "my" {
+            if matches!(toks[k].word.as_str(), "my" | "our") {
                 self.possessive(s, k);
             }
         }
@@ -957,14 +1000,38 @@ impl<'a> Builder<'a> {
         i += 1;
         // Up to two adjectives ("a little black cat").
         let mut pet_at = None;
+        let mut kin_at = None;
         for (k, t) in toks.iter().enumerate().skip(i).take(3) {
             if PETS.contains(&t.word.as_str()) {
                 pet_at = Some(k);
                 break;
             }
+            if KIN.iter().any(|r| r.0 == t.word) {
+                kin_at = Some(k);
+                break;
+            }
             if t.boundary_after || is_stopword(&t.word) {
                 break;
             }
+        }
+        // "I have a sister called Maya", "we've got a brother, Tom": a named relative.
+        if let Some(k) = kin_at {
+            let &(_, pred, noun, _, _) = KIN.iter().find(|r| r.0 == toks[k].word)?;
+            let (names, end) = self.names(toks, k + 1, false);
+            let name = names.into_iter().next()?;
+            let speaker = self.speaker.to_string();
+            let fact = format!("{name} is {speaker}'s {noun}.");
+            let aliases = vec![format!("{speaker}'s {noun}")];
+            self.relate(
+                s,
+                pred,
+                &name,
+                "person",
+                aliases,
+                fact,
+                pred == "PARTNER_OF",
+            );
+            return Some(end);
         }
         let mut k = pet_at?;
         if toks[k].word == "guinea" {
@@ -1295,6 +1362,7 @@ pub fn extract(turn: &TurnView) -> GraphDraft {
         relations: Vec::new(),
         ends: Vec::new(),
         last_person: None,
+        last_thing: None,
     };
     b.entity(speaker, "person", vec![]);
     let sents = sentences(own);
@@ -1322,16 +1390,32 @@ pub fn extract(turn: &TurnView) -> GraphDraft {
             // A question still presupposes the people and pets it names ("should my dog
             // Bruno get a friend?").
             for k in 0..s.toks.len() {
-                if s.toks[k].word == "my" {
+                if matches!(s.toks[k].word.as_str(), "my" | "our") {
                     b.possessive(s, k);
                 }
             }
         }
     }
+    // A turn that ends a value ("I quit my job at Oracle", "my cat Mochi died") states no fact
+    // of that value: the mention that named it is not a new fact of the slot.
+    let ends = b.ends;
+    let relations = b
+        .relations
+        .into_iter()
+        .filter(|r| {
+            !ends.iter().any(|e| {
+                e.subject == r.subject
+                    && e.predicate == r.predicate
+                    && e.object
+                        .as_deref()
+                        .is_some_and(|o| o.eq_ignore_ascii_case(&r.object))
+            })
+        })
+        .collect();
     GraphDraft {
         entities: b.entities,
-        relations: b.relations,
-        ends: b.ends,
+        relations,
+        ends,
     }
 }
 
@@ -1612,6 +1696,101 @@ mod tests {
         );
         assert!(rels("My mom said hi.").is_empty());
         assert!(rels("Thanks, my friend!").is_empty());
+    }
+
+    #[test]
+    fn an_ending_in_the_turn_outweighs_a_mention_of_the_same_value() {
+        let d = g("I quit my job at Oracle.");
+        assert!(
+            d.relations.iter().all(|r| r.predicate != "WORKS_AT"),
+            "{d:?}"
+        );
+        assert!(
+            d.ends
+                .iter()
+                .any(|e| e.predicate == "WORKS_AT" && e.object.as_deref() == Some("Oracle"))
+        );
+        let d = g("My cat Mochi died.");
+        assert!(
+            d.relations.iter().all(|r| r.predicate != "HAS_PET"),
+            "{d:?}"
+        );
+        // A different value named beside the ending stands.
+        assert!(has(
+            "I quit my job and now work at Google.",
+            "WORKS_AT",
+            "Google"
+        ));
+    }
+
+    #[test]
+    fn verbs_of_getting_name_a_home_or_a_job() {
+        assert!(has(
+            "My husband and I bought a house in Utrecht.",
+            "LIVES_IN",
+            "Utrecht"
+        ));
+        assert!(has("We found a flat in Porto.", "LIVES_IN", "Porto"));
+        assert!(has("I got a job at Amazon.", "WORKS_AT", "Amazon"));
+        assert!(has("I landed a new role with Canva.", "WORKS_AT", "Canva"));
+        assert!(rels("I bought a car in Munich.").is_empty());
+        assert!(rels("We got a room in Rome for the weekend.").is_empty());
+        let d = g("I sold my flat in Leeds.");
+        assert!(
+            d.ends
+                .iter()
+                .any(|e| e.predicate == "LIVES_IN" && e.object.as_deref() == Some("Leeds"))
+        );
+    }
+
+    #[test]
+    fn named_relatives_after_have_and_other_peoples_diets() {
+        assert!(has("I have a sister called Maya.", "HAS_SISTER", "Maya"));
+        assert!(has("We adopted a kitten named Pip.", "HAS_PET", "Pip"));
+        assert!(has(
+            "My best mate Dave works at Ford.",
+            "HAS_FRIEND",
+            "Dave"
+        ));
+        let d = g("My son is allergic to nuts. My wife doesn't eat meat.");
+        let facts: Vec<(&str, &str, &str)> = d
+            .relations
+            .iter()
+            .map(|r| (r.subject.as_str(), r.predicate.as_str(), r.object.as_str()))
+            .collect();
+        assert!(
+            facts.contains(&("Caroline's son", "ALLERGIC_TO", "nuts")),
+            "{facts:?}"
+        );
+        assert!(
+            facts.contains(&("Caroline's wife", "HAS_DIET", "no meat")),
+            "{facts:?}"
+        );
+        // The speaker's own diet is a rule, not a fact.
+        assert!(
+            g("I'm vegan.")
+                .relations
+                .iter()
+                .all(|r| r.predicate != "HAS_DIET")
+        );
+    }
+
+    #[test]
+    fn a_pronoun_object_stands_for_the_thing_named_before() {
+        let d = g("I used to hate olives but now I love them.");
+        assert!(has(
+            "I used to hate olives but now I love them.",
+            "LIKES",
+            "olives"
+        ));
+        assert!(d.ends.iter().any(|e| e.predicate == "DISLIKES"));
+        assert!(has(
+            "I used to love coffee but now I can't stand the stuff.",
+            "DISLIKES",
+            "coffee"
+        ));
+        // Nothing named before: nothing liked.
+        assert!(rels("I love it!").is_empty());
     }
 
     #[test]
