@@ -183,6 +183,13 @@ const FUTURE_TIME: &[&str] = &[
     "tomorrow", "next", "soon", "tonight", "later", "upcoming", "starting", "from",
 ];
 
+/// Verbs of a change of state: their progressive is a plan.
+#[rustfmt::skip]
+const CHANGE_VERBS: &[&str] = &[
+    "move", "relocate", "emigrate", "start", "join", "quit", "leave", "retire", "resign",
+    "transfer", "marry", "divorce", "separate",
+];
+
 /// Irregular past forms and participles → lemma.
 #[rustfmt::skip]
 const IRREGULAR: &[(&str, &str)] = &[
@@ -206,7 +213,7 @@ const IRREGULAR: &[(&str, &str)] = &[
     ("eaten", "eat"), ("saw", "see"), ("seen", "see"), ("knew", "know"), ("known", "know"),
     ("dealt", "deal"), ("meant", "mean"), ("built", "build"), ("caught", "catch"),
     ("fought", "fight"), ("hung", "hang"), ("shut", "shut"), ("cut", "cut"), ("read", "read"),
-    ("dug", "dig"), ("forgot", "forget"), ("forgotten", "forget"), ("gotta", "get"),
+    ("dug", "dig"), ("swore", "swear"), ("sworn", "swear"), ("forgot", "forget"), ("forgotten", "forget"), ("gotta", "get"),
     ("wed", "wed"), ("married", "marry"), ("died", "die"), ("dying", "die"), ("lying", "lie"),
     ("lay", "lie"), ("rehomed", "rehome"), ("stopped", "stop"), ("dropped", "drop"),
     ("planned", "plan"), ("shopped", "shop"), ("quitting", "quit"), ("starring", "star"),
@@ -314,7 +321,15 @@ pub fn lemma(word: &str) -> String {
 
 /// A past form: irregular past, or a regular "-ed" ("moved", "threw", "was").
 pub fn is_past_form(w: &str) -> bool {
-    (w.len() > 3 && w.ends_with("ed"))
+    // Every irregular past or participle of the lemma table ("hung", "swore").
+    let irregular_past = IRREGULAR.iter().any(|(f, l)| {
+        *f == w
+            && f != l
+            && !w.ends_with("ing")
+            && !matches!(w, "is" | "are" | "am" | "has" | "does" | "goes" | "gotta")
+    });
+    irregular_past
+        || (w.len() > 3 && w.ends_with("ed"))
         || matches!(
             w,
             "went"
@@ -1074,6 +1089,14 @@ fn clause(
         .map(|t| t.word.as_str())
         .collect();
     if progressive && tense == Tense::Present && words_after.iter().any(|w| FUTURE_TIME.contains(w))
+    {
+        tense = Tense::Future;
+    }
+    // The progressive of a change ("I'm moving to Leeds", "she's leaving Deloitte") speaks of
+    // an arranged event, not of a state that holds now ("I'm living in Leeds").
+    if progressive
+        && tense == Tense::Present
+        && verb.as_deref().is_some_and(|v| CHANGE_VERBS.contains(&v))
     {
         tense = Tense::Future;
     }

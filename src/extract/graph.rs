@@ -504,7 +504,10 @@ impl<'a> Builder<'a> {
         self.last_person = last;
         // A sentence in lower case (in a text that has capitals elsewhere) cannot mark names
         // by capitals either.
-        let lower = self.all_lower || !s.toks.iter().skip(1).any(|t| t.cap);
+        // Nor can one whose writer leaves "i" in lower case ("i'm in basel now").
+        let lower = self.all_lower
+            || !s.toks.iter().skip(1).any(|t| t.cap)
+            || s.toks.iter().any(|t| t.word == "i" && !t.cap);
         let local = self.turn.local_date();
         let (_, mentions) = super::time::ground(s.text, local);
         let future_mention = mentions.iter().any(|m| m.resolved.start > local);
@@ -1791,6 +1794,42 @@ mod tests {
         ));
         // Nothing named before: nothing liked.
         assert!(rels("I love it!").is_empty());
+    }
+
+    #[test]
+    fn a_progressive_change_is_a_plan_and_a_past_state_is_not_now() {
+        assert!(rels("I'm moving to Leeds!").is_empty());
+        assert!(has("I'm living in Leeds.", "LIVES_IN", "Leeds"));
+        assert!(rels("I lived in Rome for two years.").is_empty());
+        assert!(has("I moved to Rome two years ago.", "LIVES_IN", "Rome"));
+        assert!(has(
+            "I've called Denver home for a decade.",
+            "LIVES_IN",
+            "Denver"
+        ));
+        assert!(has(
+            "Back in Lyon now, home sweet home.",
+            "LIVES_IN",
+            "Lyon"
+        ));
+        assert!(has(
+            "I've been in Berlin for three years now.",
+            "LIVES_IN",
+            "Berlin"
+        ));
+        assert!(rels("I'm in Berlin for a week.").is_empty());
+        // A writer who leaves "i" in lower case does not capitalise names either.
+        assert!(has(
+            "update from Tom: i'm in basel now",
+            "LIVES_IN",
+            "Basel"
+        ));
+        let d = g("Imran hung up his uniform on Friday, he's officially retired!");
+        assert!(
+            d.ends
+                .iter()
+                .any(|e| e.subject == "Imran" && e.predicate == "WORKS_AT")
+        );
     }
 
     #[test]

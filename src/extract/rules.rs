@@ -337,8 +337,9 @@ impl<'a> Rules<'a> {
                     continue;
                 };
                 // A request without a standing cue is a one-off task ("can you translate
-                // this into Italian?", "could you rewrite it more formally?").
-                if !standing {
+                // this into Italian?", "could you rewrite it more formally?"); one that
+                // replaces something ("could you answer in French instead?") stands.
+                if !standing && !words.contains(&"instead") {
                     continue;
                 }
                 self.imperative(s, at, true, standing, before);
@@ -507,6 +508,26 @@ impl<'a> Rules<'a> {
                 match_seq(toks, end, &["with"]).unwrap_or(end)
             }
             "enough" => at,
+            // Leave to do again what a rule forbade: "you can mention football again", "feel
+            // free to use tables again".
+            _ if c.addressed && !c.neg && s.words()[at.min(s.toks.len())..].contains(&"again") => {
+                at
+            }
+            // A bare "please stop" ends the rule about what the sentence named before it
+            // ("the emojis are getting annoying, please stop").
+            "stop" | "quit"
+                if !c.neg
+                    && toks[at.min(toks.len())..clause_end(toks, at)]
+                        .iter()
+                        .all(|t| matches!(t.word.as_str(), "it" | "that" | "please" | "now")) =>
+            {
+                let topic = family_in(toks, 0, at.saturating_sub(1))
+                    .map(str::to_string)
+                    .unwrap_or_else(|| PREVIOUS.to_string());
+                let statement = format!("{} asked the assistant to stop.", self.speaker);
+                self.revoke(statement, topic);
+                return true;
+            }
             _ => return false,
         };
         let mut end = clause_end(toks, obj_at);
@@ -1196,6 +1217,17 @@ impl<'a> Rules<'a> {
                     end,
                 ));
                 let what = what.trim_end_matches(['.', '!', ',']);
+                // "I don't need the reminders anymore": the rule that gave them ends.
+                if no_longer_after(toks, p.end)
+                    || toks[at.min(end)..end].iter().any(|t| t.word == "anymore")
+                {
+                    let topic = family_in(toks, at, end).map_or_else(
+                        || format!("{INSTRUCTION_PREFIX}{}", topic_of(toks, &p)),
+                        str::to_string,
+                    );
+                    self.revoke(format!("{sp} no longer wants {what}."), topic);
+                    return;
+                }
                 self.push(
                     "constraint",
                     format!("{sp} does not want {what}."),
@@ -2848,6 +2880,35 @@ mod tests {
         assert_eq!(
             (r[0].kind.as_str(), r[0].topic.as_str()),
             ("instruction", "name")
+        );
+    }
+
+    #[test]
+    fn leave_again_a_bare_stop_and_no_longer_needing_end_a_rule() {
+        for (text, topic) in [
+            ("You can mention football again.", "instruction:football"),
+            ("Feel free to send me long lists again.", "format"),
+            ("The emojis are getting annoying, please stop.", "emoji"),
+            (
+                "I don't need the pill reminders anymore.",
+                "instruction:pill reminder",
+            ),
+        ] {
+            let r = rules_of("Sam", text);
+            assert!(
+                r.iter().any(|r| r.kind == REVOCATION && r.topic == topic),
+                "{text:?} gave {r:?}"
+            );
+        }
+        // Without "anymore" it is a standing constraint, not an ending.
+        let r = one("I don't need the pill reminders.");
+        assert_ne!(r.kind, REVOCATION);
+        // "instead" makes a request a standing one.
+        check(
+            "Could you answer in French instead?",
+            "instruction",
+            "language",
+            "Sam wants answers in French.",
         );
     }
 

@@ -96,6 +96,8 @@ enum Act {
     Take,
     /// A verb of giving up a home ("sell"): "sold my flat in Leeds" ends that residence.
     GiveUpHome,
+    /// "call X home": X is where the subject lives.
+    CallHome,
 }
 
 /// (lemma, preposition words after the verb (empty: a direct object), action).
@@ -128,6 +130,7 @@ const LEXICON: &[(&str, &[&str], Act)] = &[
     ("secure", &[], Act::Take),
     ("lease", &[], Act::Take),
     ("sell", &[], Act::GiveUpHome),
+    ("call", &[], Act::CallHome),
     ("lose", &["interest", "in"], Act::End(Slot::Likes)),
     ("go", &["off"], Act::End(Slot::Likes)),
     ("move", &["on", "to"], Act::Set(Slot::Likes)),
@@ -439,8 +442,10 @@ pub fn noun_phrase_ops(toks: &[Tok], all_lower: bool) -> Vec<(usize, Op)> {
         {
             push(Slot::Residence, v);
         }
-        // "here in X", "back home in X".
-        if (w(k) == "here" || (w(k) == "home" && w(k.wrapping_sub(1)) == "back"))
+        // "here in X", "back home in X", and a sentence that opens "Back in X".
+        if (w(k) == "here"
+            || (w(k) == "home" && w(k.wrapping_sub(1)) == "back")
+            || (k == 0 && w(k) == "back"))
             && w(k + 1) == "in"
             && let Some((v, _)) = value_at(toks, k + 2, toks.len(), all_lower)
         {
@@ -1055,10 +1060,18 @@ pub fn ops(
             {
                 subjects.push(Subject::Speaker);
             }
+            // The simple past of a state ("I lived in Rome", "she worked at Tesco") does not
+            // say it holds now; the past of a change ("I moved to Leeds") does.
+            let past_state = c.tense == Tense::Past
+                && !c.used_to
+                && matches!(
+                    verb,
+                    "live" | "reside" | "stay" | "work" | "teach" | "rent" | "employ" | "date"
+                );
             for s in &subjects {
                 if over || (c.used_to) {
                     push(s, slot, Some(value.clone()), true);
-                } else if !future {
+                } else if !future && !past_state {
                     push(s, slot, Some(value.clone()), false);
                 }
             }
@@ -1132,7 +1145,12 @@ pub fn ops(
                         push(&c.subject, Slot::Likes, Some(t), true);
                     }
                 }
-                (_, None) if about_job || matches!(verb, "resign" | "lay" | "fire" | "let") => {
+                // "Burak quit yesterday": quitting with no object is quitting the job.
+                (_, None)
+                    if about_job
+                        || matches!(verb, "resign" | "lay" | "fire" | "let")
+                        || object_phrase(toks, at, 4).is_none_or(|p| p.start >= end) =>
+                {
                     push(&c.subject, Slot::Employer, None, true);
                 }
                 _ => {
@@ -1172,6 +1190,18 @@ pub fn ops(
             {
                 for s in &subjects {
                     push(s, Slot::Employer, Some(v.clone()), false);
+                }
+            }
+        }
+        Act::CallHome => {
+            if future {
+                return out;
+            }
+            if let Some((v, e)) = value_at(toks, at, end, all_lower)
+                && toks.get(e).is_some_and(|t| t.word == "home")
+            {
+                for s in &subjects {
+                    push(s, Slot::Residence, Some(v.clone()), over);
                 }
             }
         }
