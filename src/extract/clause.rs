@@ -731,10 +731,16 @@ fn simple_subject(
             return Some((Subject::Speaker, e));
         }
         let mut role = None;
-        // "Takeshi, my husband, has …".
-        if e + 1 < b && toks[e].word == "my" && ROLES.contains(&toks[e + 1].word.as_str()) {
-            role = Some(toks[e + 1].word.clone());
-            e += 2;
+        // "Takeshi, my husband, has …", "Jo, my best friend, moved …".
+        if e + 1 < b && toks[e].word == "my" {
+            let mut j = e + 1;
+            while j + 1 < b && ROLE_ADJECTIVES.contains(&toks[j].word.as_str()) {
+                j += 1;
+            }
+            if ROLES.contains(&toks[j].word.as_str()) {
+                role = Some(toks[j].word.clone());
+                e = j + 1;
+            }
         }
         return Some((
             Subject::Person {

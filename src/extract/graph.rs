@@ -1020,20 +1020,26 @@ impl<'a> Builder<'a> {
         // "I have a sister called Maya", "we've got a brother, Tom": a named relative.
         if let Some(k) = kin_at {
             let &(_, pred, noun, _, _) = KIN.iter().find(|r| r.0 == toks[k].word)?;
-            let (names, end) = self.names(toks, k + 1, false);
-            let name = names.into_iter().next()?;
+            // "two daughters, Amy and Beth": a plural role names several.
+            let plural = toks[k].word.ends_with('s') && toks[k].word != "boss";
+            let (names, end) = self.names(toks, k + 1, plural);
+            if names.is_empty() {
+                return None;
+            }
             let speaker = self.speaker.to_string();
-            let fact = format!("{name} is {speaker}'s {noun}.");
-            let aliases = vec![format!("{speaker}'s {noun}")];
-            self.relate(
-                s,
-                pred,
-                &name,
-                "person",
-                aliases,
-                fact,
-                pred == "PARTNER_OF",
-            );
+            for name in names {
+                let fact = format!("{name} is {speaker}'s {noun}.");
+                let aliases = vec![format!("{speaker}'s {noun}")];
+                self.relate(
+                    s,
+                    pred,
+                    &name,
+                    "person",
+                    aliases,
+                    fact,
+                    pred == "PARTNER_OF",
+                );
+            }
             return Some(end);
         }
         let mut k = pet_at?;
@@ -1830,6 +1836,29 @@ mod tests {
                 .iter()
                 .any(|e| e.subject == "Imran" && e.predicate == "WORKS_AT")
         );
+    }
+
+    #[test]
+    fn together_appositive_roles_and_several_named_children() {
+        let d = g("Tom and I are no longer together.");
+        assert!(
+            d.ends
+                .iter()
+                .any(|e| e.predicate == "PARTNER_OF" && e.object.as_deref() == Some("Tom"))
+        );
+        assert!(has(
+            "Leo and I have been together for six years.",
+            "PARTNER_OF",
+            "Leo"
+        ));
+        assert!(rels("We put the chairs together.").is_empty());
+        assert!(has(
+            "Jo, my best friend, moved to Cardiff.",
+            "HAS_FRIEND",
+            "Jo"
+        ));
+        let r = rels("I have two daughters, Amy and Beth.");
+        assert!(r.contains(&("HAS_DAUGHTER".into(), "Beth".into())), "{r:?}");
     }
 
     #[test]

@@ -850,6 +850,17 @@ pub fn ops(
                 }
                 return out;
             }
+            // "Tom and I are together", "we're no longer together": the partner.
+            if w0 == "together" && !future {
+                let partner = c.with.iter().find_map(|w| match w {
+                    Subject::Person { name: Some(n), .. } => Some(n.clone()),
+                    _ => None,
+                });
+                if partner.is_some() || over {
+                    push(&c.subject, Slot::Partner, partner, over);
+                }
+                return out;
+            }
             if matches!(w0, "married" | "engaged") && !over && !future {
                 if toks.get(at + 1).is_some_and(|t| t.word == "to")
                     && let Some((v, _)) = value_at(toks, at + 2, end, all_lower)
