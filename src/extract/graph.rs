@@ -510,24 +510,42 @@ impl<'a> Builder<'a> {
             || s.toks.iter().any(|t| t.word == "i" && !t.cap);
         let local = self.turn.local_date();
         let (_, mentions) = super::time::ground(s.text, local);
+        // A date after the turn makes a plan of the clause that names it only: in "I'm living
+        // in Leeds but moving to York in June" the first clause still holds now.
+        let future_in = |from: usize, to: usize| {
+            let (Some(a), Some(b)) = (s.toks.get(from), s.toks.get(to.saturating_sub(1))) else {
+                return false;
+            };
+            mentions.iter().any(|m| {
+                let at = s.start + m.start;
+                m.resolved.start > local && at >= a.start && at < b.end.max(a.start + 1)
+            })
+        };
+        let clause_future: Vec<bool> = clauses
+            .iter()
+            .enumerate()
+            .map(|(i, c)| future_in(if i == 0 { 0 } else { clauses[i - 1].end }, c.end))
+            .collect();
         let future_mention = mentions.iter().any(|m| m.resolved.start > local);
         let mut ops = Vec::new();
         // A noun phrase ("our new place in Jersey City") states as much as the clause it
         // stands in: asserted, not of the future.
-        if !future_mention {
-            for (k, op) in slots::noun_phrase_ops(&s.toks, lower) {
-                // A sentence without a clause ("Back home in Pretoria now.") states it unless
-                // it asks.
-                let within = clauses.iter().find(|c| c.end > k).or(clauses.last());
-                if within.map_or(!is_question(s), |c| {
+        for (k, op) in slots::noun_phrase_ops(&s.toks, lower) {
+            // A sentence without a clause ("Back home in Pretoria now.") states it unless
+            // it asks.
+            let at = clauses.iter().position(|c| c.end > k);
+            let within = at.or(clauses.len().checked_sub(1));
+            let future = within.map_or(future_mention, |i| clause_future[i]);
+            if !future
+                && within.map(|i| &clauses[i]).map_or(!is_question(s), |c| {
                     c.mood == super::clause::Mood::Asserted
                         && c.tense != super::clause::Tense::Future
-                }) {
-                    ops.push(op);
-                }
+                })
+            {
+                ops.push(op);
             }
         }
-        for c in &clauses {
+        for (ci, c) in clauses.iter().enumerate() {
             // "Michal is officially my husband": the kin relation a copula states.
             if let Subject::Person {
                 name: Some(name), ..
@@ -546,7 +564,7 @@ impl<'a> Builder<'a> {
                 &s.toks,
                 c,
                 lower,
-                future_mention,
+                clause_future[ci],
                 self.last_thing.as_deref(),
             );
             // What a later "it"/"them" stands for: the taste just named, else the thing the
@@ -1836,6 +1854,26 @@ mod tests {
                 .iter()
                 .any(|e| e.subject == "Imran" && e.predicate == "WORKS_AT")
         );
+    }
+
+    #[test]
+    fn a_date_after_the_turn_makes_a_plan_of_its_own_clause_only() {
+        assert!(has(
+            "I'm living in Leeds now but moving to York in June.",
+            "LIVES_IN",
+            "Leeds"
+        ));
+        assert!(!has(
+            "I'm living in Leeds now but moving to York in June.",
+            "LIVES_IN",
+            "York"
+        ));
+        assert!(has(
+            "Still unpacking here in Leeds, the sofa doesn't arrive until next Friday.",
+            "LIVES_IN",
+            "Leeds"
+        ));
+        assert!(rels("We're moving to Doha next month.").is_empty());
     }
 
     #[test]
