@@ -1825,6 +1825,7 @@ mod tests {
         assert!(rels("I'm moving to Leeds!").is_empty());
         assert!(has("I'm living in Leeds.", "LIVES_IN", "Leeds"));
         assert!(rels("I lived in Rome for two years.").is_empty());
+        assert!(has("Lived in Cork my whole life.", "LIVES_IN", "Cork"));
         assert!(has("I moved to Rome two years ago.", "LIVES_IN", "Rome"));
         assert!(has(
             "I've called Denver home for a decade.",

@@ -1073,8 +1073,14 @@ pub fn ops(
             }
             // The simple past of a state ("I lived in Rome", "she worked at Tesco") does not
             // say it holds now; the past of a change ("I moved to Leeds") does.
+            // A span that reaches the turn ("my whole life", "all my life") keeps it true.
+            let to_now = super::words::contains_seq(&words, &["whole", "life"])
+                || super::words::contains_seq(&words, &["entire", "life"])
+                || super::words::contains_seq(&words, &["all", "my", "life"])
+                || super::words::contains_seq(&words, &["all", "our", "lives"]);
             let past_state = c.tense == Tense::Past
                 && !c.used_to
+                && !to_now
                 && matches!(
                     verb,
                     "live" | "reside" | "stay" | "work" | "teach" | "rent" | "employ" | "date"
