@@ -24,6 +24,7 @@
 //! an allergy), `preference` (tastes, diet, favourites). At most one rule per topic per turn
 //! (the first stated).
 
+use super::clause::lemma;
 use super::curate::speaker_name;
 use super::graph::{NOT_LIKES, title_case};
 use super::words::{
@@ -342,9 +343,26 @@ impl<'a> Rules<'a> {
                 if !standing && !words.contains(&"instead") {
                     continue;
                 }
-                self.imperative(s, at, true, standing, before);
+                self.imperative(s, at, true, standing, false, before);
             } else {
-                self.imperative(s, start, false, standing, before);
+                self.imperative(s, start, false, standing, false, before);
+            }
+        }
+        // "I like it when you use bullet points", "I hate it when you add emojis": a taste
+        // for how the assistant behaves is a standing request (or prohibition) of it.
+        if !question {
+            for k in 0..toks.len() {
+                if match_seq(toks, k, &["it", "when", "you"]).is_none() || k == 0 {
+                    continue;
+                }
+                let verb = lemma(&toks[k - 1].word);
+                let negated = k >= 2 && matches!(toks[k - 2].word.as_str(), "not" | "never");
+                let liked = match verb.as_str() {
+                    "like" | "love" | "prefer" | "enjoy" | "appreciate" => !negated,
+                    "hate" | "dislike" | "mind" | "stand" | "detest" => negated,
+                    _ => continue,
+                };
+                self.imperative(s, k + 3, true, true, !liked, before);
             }
         }
     }
@@ -358,12 +376,13 @@ impl<'a> Rules<'a> {
         start: usize,
         requested: bool,
         standing: bool,
+        negated: bool,
         before: &[Sentence<'_>],
     ) {
         let toks = &s.toks;
         let words = s.words();
         let mut i = start;
-        let mut neg = false;
+        let mut neg = negated;
         let has = |i: usize, seq: &[&str]| words.get(i..i + seq.len()) == Some(seq);
         let mut standing = standing;
         let mut polite = false;
@@ -2910,6 +2929,23 @@ mod tests {
             "language",
             "Sam wants answers in French.",
         );
+    }
+
+    #[test]
+    fn a_taste_for_what_the_assistant_does_is_a_request() {
+        let r = one("I like it when you use bullet points.");
+        assert_eq!(
+            (r.kind.as_str(), r.topic.as_str()),
+            ("instruction", "format")
+        );
+        let r = one("I don't like it when you use bullet points.");
+        assert_eq!(
+            (r.kind.as_str(), r.topic.as_str()),
+            ("constraint", "format")
+        );
+        let r = one("I hate it when you add emojis.");
+        assert_eq!((r.kind.as_str(), r.topic.as_str()), ("constraint", "emoji"));
+        assert!(rules_of("Sam", "I love it when it rains.").is_empty());
     }
 
     #[test]
