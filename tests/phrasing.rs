@@ -10,6 +10,7 @@
 //! ```sh
 //! scripts/phrasing.sh                 # = cargo test --release --test phrasing -- --nocapture
 //! PHRASING_SHOW=tuning scripts/phrasing.sh   # also print every wrong case of the tuning part
+//! PHRASING_EXTRA=/some/dir scripts/phrasing.sh # also score a third set kept outside the repo
 //! ```
 //!
 //! Needs the MiniLM model (`reflector model fetch`): a missing model fails the test.
@@ -38,7 +39,7 @@ const KINDS: [&str; 7] = [
 /// The lowest accuracy each half may have for each kind (0.0 ..= 1.0), in the order of
 /// [`KINDS`]: the figures measured when the floor was last raised, so a change that loses
 /// cases fails. The goal of issue 18 is 0.90 everywhere.
-const FLOORS: [f64; 7] = [0.3, 0.3, 0.2, 0.3, 0.4, 0.75, 0.95];
+const FLOORS: [f64; 7] = [0.3, 0.3, 0.2, 0.4, 0.4, 0.8, 0.95];
 
 #[derive(Debug, Clone, Deserialize)]
 struct Turn {
@@ -74,9 +75,13 @@ struct Case {
 }
 
 fn load(half: &str) -> Vec<Case> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/phrasing")
-        .join(half);
+    let dir = match half {
+        // A gauge kept outside the repository (same layout), never tuned on: no floor.
+        "extra" => std::path::PathBuf::from(std::env::var("PHRASING_EXTRA").unwrap()),
+        _ => std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/phrasing")
+            .join(half),
+    };
     let mut cases = Vec::new();
     for kind in KINDS {
         let path = dir.join(format!("{kind}.json"));
@@ -371,7 +376,13 @@ async fn the_phrasing_corpus_comes_out_right() {
     let show = std::env::var("PHRASING_SHOW").unwrap_or_default();
     let mut table: BTreeMap<(&str, &str), (usize, usize)> = BTreeMap::new();
     let mut failed = Vec::new();
-    for half in ["heldout", "tuning"] {
+    let extra = std::env::var_os("PHRASING_EXTRA").is_some();
+    let halves: &[&str] = if extra {
+        &["heldout", "tuning", "extra"]
+    } else {
+        &["heldout", "tuning"]
+    };
+    for &half in halves {
         let cases = load(half);
         let mut tasks = tokio::task::JoinSet::new();
         let sem = Arc::new(tokio::sync::Semaphore::new(4));
@@ -413,8 +424,14 @@ async fn the_phrasing_corpus_comes_out_right() {
         };
         let (hr, hn, ha) = cell("heldout");
         let (tr, tn, ta) = cell("tuning");
+        let more = if extra {
+            let (er, en, ea) = cell("extra");
+            format!("  extra {er:>3}/{en:<3} {:>5.1}%", ea * 100.0)
+        } else {
+            String::new()
+        };
         println!(
-            "{kind:<13} {hr:>3}/{hn:<3} {:>5.1}%  {tr:>3}/{tn:<3} {:>5.1}%  {:>5.1}%",
+            "{kind:<13} {hr:>3}/{hn:<3} {:>5.1}%  {tr:>3}/{tn:<3} {:>5.1}%  {:>5.1}%{more}",
             ha * 100.0,
             ta * 100.0,
             FLOORS[k] * 100.0

@@ -63,6 +63,8 @@ pub enum Subject {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Clause {
     pub subject: Subject,
+    /// Token index where the subject starts; `None` when the clause has none of its own.
+    pub subject_at: Option<usize>,
     /// The other members of a compound subject with the speaker ("my wife and I" → wife).
     pub with: Vec<Subject>,
     /// Lemma of the main verb (`be` for a copula); `None` when the clause has no verb.
@@ -181,6 +183,13 @@ const FUTURE_TIME: &[&str] = &[
     "tomorrow", "next", "soon", "tonight", "later", "upcoming", "starting", "from",
 ];
 
+/// Verbs of a change of state: their progressive is a plan.
+#[rustfmt::skip]
+const CHANGE_VERBS: &[&str] = &[
+    "move", "relocate", "emigrate", "start", "join", "quit", "leave", "retire", "resign",
+    "transfer", "marry", "divorce", "separate",
+];
+
 /// Irregular past forms and participles → lemma.
 #[rustfmt::skip]
 const IRREGULAR: &[(&str, &str)] = &[
@@ -204,7 +213,7 @@ const IRREGULAR: &[(&str, &str)] = &[
     ("eaten", "eat"), ("saw", "see"), ("seen", "see"), ("knew", "know"), ("known", "know"),
     ("dealt", "deal"), ("meant", "mean"), ("built", "build"), ("caught", "catch"),
     ("fought", "fight"), ("hung", "hang"), ("shut", "shut"), ("cut", "cut"), ("read", "read"),
-    ("dug", "dig"), ("forgot", "forget"), ("forgotten", "forget"), ("gotta", "get"),
+    ("dug", "dig"), ("swore", "swear"), ("sworn", "swear"), ("forgot", "forget"), ("forgotten", "forget"), ("gotta", "get"),
     ("wed", "wed"), ("married", "marry"), ("died", "die"), ("dying", "die"), ("lying", "lie"),
     ("lay", "lie"), ("rehomed", "rehome"), ("stopped", "stop"), ("dropped", "drop"),
     ("planned", "plan"), ("shopped", "shop"), ("quitting", "quit"), ("starring", "star"),
@@ -312,7 +321,15 @@ pub fn lemma(word: &str) -> String {
 
 /// A past form: irregular past, or a regular "-ed" ("moved", "threw", "was").
 pub fn is_past_form(w: &str) -> bool {
-    (w.len() > 3 && w.ends_with("ed"))
+    // Every irregular past or participle of the lemma table ("hung", "swore").
+    let irregular_past = IRREGULAR.iter().any(|(f, l)| {
+        *f == w
+            && f != l
+            && !w.ends_with("ing")
+            && !matches!(w, "is" | "are" | "am" | "has" | "does" | "goes" | "gotta")
+    });
+    irregular_past
+        || (w.len() > 3 && w.ends_with("ed"))
         || matches!(
             w,
             "went"
@@ -674,9 +691,10 @@ fn simple_subject(
             .filter(|r| ROLES.contains(r))
             .unwrap_or(role);
         if !ROLES.contains(&role) {
-            // "my flat", "our new place": not a person.
+            // "my flat", "our new place": not a person. The phrase stops at a verb, and at
+            // "and" so that "my family and I" stays a compound with the speaker in it.
             let mut e = j + 1;
-            while e < b && !verb_like(toks, e) {
+            while e < b && !verb_like(toks, e) && !matches!(toks[e].word.as_str(), "and" | "or") {
                 e += 1;
             }
             return Some((Subject::Other, e));
@@ -713,10 +731,16 @@ fn simple_subject(
             return Some((Subject::Speaker, e));
         }
         let mut role = None;
-        // "Takeshi, my husband, has …".
-        if e + 1 < b && toks[e].word == "my" && ROLES.contains(&toks[e + 1].word.as_str()) {
-            role = Some(toks[e + 1].word.clone());
-            e += 2;
+        // "Takeshi, my husband, has …", "Jo, my best friend, moved …".
+        if e + 1 < b && toks[e].word == "my" {
+            let mut j = e + 1;
+            while j + 1 < b && ROLE_ADJECTIVES.contains(&toks[j].word.as_str()) {
+                j += 1;
+            }
+            if ROLES.contains(&toks[j].word.as_str()) {
+                role = Some(toks[j].word.clone());
+                e = j + 1;
+            }
         }
         return Some((
             Subject::Person {
@@ -806,6 +830,7 @@ fn clause(
         }
         k += 1;
     }
+    let subject_at = found.as_ref().map(|_| k);
     let (subject, with, vstart) = match found {
         Some((s, w, e)) => (s, w, e),
         None => {
@@ -853,6 +878,9 @@ fn clause(
     }
     let mut j = vstart;
     let mut verb = None;
+    // After a modal or "do" the next word is the main verb, known to the lexicon or not
+    // ("can't stand", "doesn't eat", "will miss").
+    let mut want_verb = false;
     while j < b {
         let w = toks[j].word.as_str();
         if ADVERBS.contains(&w) && w != "so"
@@ -904,6 +932,20 @@ fn clause(
             continue;
         }
         if AUX.contains(&w) {
+            want_verb = matches!(
+                w,
+                "do" | "does"
+                    | "did"
+                    | "can"
+                    | "could"
+                    | "will"
+                    | "would"
+                    | "shall"
+                    | "should"
+                    | "may"
+                    | "might"
+                    | "must"
+            );
             match w {
                 "will" | "shall" => tense = Tense::Future,
                 "would" | "could" | "might" | "may" | "should" | "must" => {
@@ -946,8 +988,30 @@ fn clause(
             j += 1;
             continue;
         }
-        // An intent verb: "want to move", "thinking about moving", "considering".
+        // An aspect verb before another verb: "started to enjoy", "began working", "keep
+        // going": the clause is about the verb after it, in the aspect verb's tense.
         let l = lemma(w);
+        if matches!(l.as_str(), "start" | "begin" | "keep" | "continue") {
+            let to = toks.get(j + 1).is_some_and(|t| t.word == "to");
+            let k = if to { j + 2 } else { j + 1 };
+            if k < b
+                && !NOT_VERBS.contains(&toks[k].word.as_str())
+                && !AUX.contains(&toks[k].word.as_str())
+                && verb_like(toks, k)
+                && (to || toks[k].word.ends_with("ing"))
+            {
+                if is_past_form(w) && copula_at.is_none() {
+                    if have {
+                        tense = Tense::Perfect;
+                    } else if tense != Tense::Future && !used_to {
+                        tense = Tense::Past;
+                    }
+                }
+                j = k;
+                continue;
+            }
+        }
+        // An intent verb: "want to move", "thinking about moving", "considering".
         if INTENT_VERBS.contains(&l.as_str())
             && !(matches!(l.as_str(), "like" | "love")
                 && toks.get(j + 1).is_none_or(|t| t.word != "to"))
@@ -991,7 +1055,9 @@ fn clause(
             copula_at = None;
             continue;
         }
-        if NOT_VERBS.contains(&w) || !verb_like(toks, j) {
+        if NOT_VERBS.contains(&w)
+            || !(verb_like(toks, j) || (want_verb && w.chars().all(char::is_alphabetic)))
+        {
             break;
         }
         if w.ends_with("ing") && copula_at.is_some() {
@@ -1032,6 +1098,14 @@ fn clause(
     {
         tense = Tense::Future;
     }
+    // The progressive of a change ("I'm moving to Leeds", "she's leaving Deloitte") speaks of
+    // an arranged event, not of a state that holds now ("I'm living in Leeds").
+    if progressive
+        && tense == Tense::Present
+        && verb.as_deref().is_some_and(|v| CHANGE_VERBS.contains(&v))
+    {
+        tense = Tense::Future;
+    }
     let ended = used_to
         || words_after.contains(&"anymore")
         || super::words::contains_seq(&words_after, &["any", "more"])
@@ -1047,6 +1121,7 @@ fn clause(
     }
     Some(Clause {
         subject,
+        subject_at,
         with,
         verb,
         verb_at,
@@ -1161,5 +1236,44 @@ mod tests {
         let cs = all("Moved to Leeds and started at Siemens.");
         assert_eq!(cs.len(), 2);
         assert!(cs.iter().all(|c| c.subject == Subject::Speaker));
+    }
+
+    #[test]
+    fn a_compound_with_a_group_noun_includes_the_speaker() {
+        let c = first("My family and I moved to Hanoi.");
+        assert_eq!(
+            (c.subject, c.verb.as_deref()),
+            (Subject::Speaker, Some("move"))
+        );
+        // A thing as the subject still starts where it is written.
+        let c = first("Honestly my flat is tiny.");
+        assert_eq!((c.subject, c.subject_at), (Subject::Other, Some(1)));
+    }
+
+    #[test]
+    fn an_aspect_verb_gives_way_to_the_verb_after_it() {
+        let c = first("I've started to enjoy running.");
+        assert_eq!(
+            (c.verb.as_deref(), c.tense),
+            (Some("enjoy"), Tense::Perfect)
+        );
+        let c = first("She began working at the museum in May.");
+        assert_eq!((c.verb.as_deref(), c.tense), (Some("work"), Tense::Past));
+        // "start" with its own object stays the verb.
+        let c = first("I started a new job at Siemens.");
+        assert_eq!(c.verb.as_deref(), Some("start"));
+    }
+
+    #[test]
+    fn after_a_modal_or_do_the_next_word_is_the_verb() {
+        let c = first("I can't stand cilantro.");
+        assert_eq!((c.verb.as_deref(), c.negated), (Some("stand"), true));
+        let c = first("My brother doesn't eat pork.");
+        assert_eq!((c.verb.as_deref(), c.negated), (Some("eat"), true));
+        let c = first("We will repaint the hall.");
+        assert_eq!(
+            (c.verb.as_deref(), c.tense),
+            (Some("repaint"), Tense::Future)
+        );
     }
 }

@@ -61,7 +61,14 @@ const JOBS: &[&str] = &[
     "historian", "teller", "receptionist", "administrator", "officer", "detective", "judge",
     "pastor", "priest", "minister", "rabbi", "imam", "sailor", "fisherman", "gardener",
     "landscaper", "builder", "welder", "tailor", "florist", "butcher", "jeweler", "potter", "coder",
-    "dev", "pr", "marketer", "recruiter", "scholar", "professional",
+    "dev", "pr", "marketer", "recruiter", "scholar", "professional", "porter", "cleaner",
+    "courier", "postman", "carer", "lifeguard", "assistant", "supervisor", "copywriter",
+    "surveyor", "radiographer", "physio", "physiotherapist", "dietitian", "nutritionist",
+    "optician", "paralegal", "solicitor", "barrister", "auditor", "bookkeeper", "server",
+    "steward", "stewardess", "attendant", "machinist", "miner", "roofer", "decorator", "ranger",
+    "principal", "headteacher", "coordinator", "specialist", "executive", "planner",
+    "housekeeper", "caretaker", "labourer", "laborer", "chauffeur", "zookeeper", "sonographer",
+    "hygienist", "dispatcher", "programmer", "associate", "midwife", "locksmith",
 ];
 
 /// A job noun ("nurse", "engineers").
@@ -134,6 +141,8 @@ const KIN: &[(&str, &str, &str, bool, Option<&str>)] = &[
     ("bff", "HAS_FRIEND", "best friend", false, None),
     ("bestie", "HAS_FRIEND", "best friend", false, None),
     ("buddy", "HAS_FRIEND", "friend", false, None),
+    ("mate", "HAS_FRIEND", "friend", false, None),
+    ("pal", "HAS_FRIEND", "friend", false, None),
     ("roommate", "HAS_ROOMMATE", "roommate", true, None),
     ("coworker", "HAS_COLLEAGUE", "coworker", false, None),
     ("colleague", "HAS_COLLEAGUE", "colleague", false, None),
@@ -439,6 +448,7 @@ const SUBJECT_PATTERNS: &[(&[&str], Pat)] = &[
     (&["am", "learning"], Pat::Studies("is learning")),
     (&["am", "learning", "to"], Pat::Studies("is learning to")),
     (&["have"], Pat::HasPet),
+    (&["have", "got"], Pat::HasPet),
     (&["got"], Pat::HasPet),
     (&["adopted"], Pat::HasPet),
     (&["own"], Pat::HasPet),
@@ -458,6 +468,8 @@ struct Builder<'a> {
     ends: Vec<EndDraft>,
     /// The last person named in the turn, for "he"/"she"/"who".
     last_person: Option<Subject>,
+    /// The last thing named in the turn, for a pronoun object ("I love it now").
+    last_thing: Option<String>,
 }
 
 impl<'a> Builder<'a> {
@@ -492,27 +504,48 @@ impl<'a> Builder<'a> {
         self.last_person = last;
         // A sentence in lower case (in a text that has capitals elsewhere) cannot mark names
         // by capitals either.
-        let lower = self.all_lower || !s.toks.iter().skip(1).any(|t| t.cap);
+        // Nor can one whose writer leaves "i" in lower case ("i'm in basel now").
+        let lower = self.all_lower
+            || !s.toks.iter().skip(1).any(|t| t.cap)
+            || s.toks.iter().any(|t| t.word == "i" && !t.cap);
         let local = self.turn.local_date();
         let (_, mentions) = super::time::ground(s.text, local);
+        // A date after the turn makes a plan of the clause that names it only: in "I'm living
+        // in Leeds but moving to York in June" the first clause still holds now.
+        let future_in = |from: usize, to: usize| {
+            let (Some(a), Some(b)) = (s.toks.get(from), s.toks.get(to.saturating_sub(1))) else {
+                return false;
+            };
+            mentions.iter().any(|m| {
+                let at = s.start + m.start;
+                m.resolved.start > local && at >= a.start && at < b.end.max(a.start + 1)
+            })
+        };
+        let clause_future: Vec<bool> = clauses
+            .iter()
+            .enumerate()
+            .map(|(i, c)| future_in(if i == 0 { 0 } else { clauses[i - 1].end }, c.end))
+            .collect();
         let future_mention = mentions.iter().any(|m| m.resolved.start > local);
         let mut ops = Vec::new();
         // A noun phrase ("our new place in Jersey City") states as much as the clause it
         // stands in: asserted, not of the future.
-        if !future_mention {
-            for (k, op) in slots::noun_phrase_ops(&s.toks, lower) {
-                // A sentence without a clause ("Back home in Pretoria now.") states it unless
-                // it asks.
-                let within = clauses.iter().find(|c| c.end > k).or(clauses.last());
-                if within.map_or(!is_question(s), |c| {
+        for (k, op) in slots::noun_phrase_ops(&s.toks, lower) {
+            // A sentence without a clause ("Back home in Pretoria now.") states it unless
+            // it asks.
+            let at = clauses.iter().position(|c| c.end > k);
+            let within = at.or(clauses.len().checked_sub(1));
+            let future = within.map_or(future_mention, |i| clause_future[i]);
+            if !future
+                && within.map(|i| &clauses[i]).map_or(!is_question(s), |c| {
                     c.mood == super::clause::Mood::Asserted
                         && c.tense != super::clause::Tense::Future
-                }) {
-                    ops.push(op);
-                }
+                })
+            {
+                ops.push(op);
             }
         }
-        for c in &clauses {
+        for (ci, c) in clauses.iter().enumerate() {
             // "Michal is officially my husband": the kin relation a copula states.
             if let Subject::Person {
                 name: Some(name), ..
@@ -527,7 +560,32 @@ impl<'a> Builder<'a> {
                 let fact = format!("{name} is {speaker}'s {noun}.");
                 self.relate(s, pred, name, "person", vec![], fact, pred == "PARTNER_OF");
             }
-            ops.extend(slots::ops(&s.toks, c, lower, future_mention));
+            let mine = slots::ops(
+                &s.toks,
+                c,
+                lower,
+                clause_future[ci],
+                self.last_thing.as_deref(),
+            );
+            // What a later "it"/"them" stands for: the taste just named, else the thing the
+            // clause is about (a subject that is a thing, else the verb's object).
+            let named = mine
+                .iter()
+                .find(|o| matches!(o.slot, Slot::Likes | Slot::Dislikes))
+                .and_then(|o| o.value.clone())
+                .or_else(|| match (&c.subject, c.subject_at) {
+                    (Subject::Other, Some(k)) => slots::taste_object(&s.toks, k, c.verb_at),
+                    _ => None,
+                })
+                .or_else(|| {
+                    (c.verb.as_deref() != Some("be"))
+                        .then(|| slots::taste_object(&s.toks, c.rest, c.end))
+                        .flatten()
+                });
+            if named.is_some() {
+                self.last_thing = named;
+            }
+            ops.extend(mine);
             // "Ana, my sister, …": the kin relation the subject names.
             if let Subject::Person {
                 name: Some(name),
@@ -585,6 +643,11 @@ impl<'a> Builder<'a> {
                 Slot::Pet => format!("{who} has a pet named {v}."),
                 Slot::Likes => format!("{who} likes {v}."),
                 Slot::Dislikes => format!("{who} dislikes {v}."),
+                Slot::Diet => match v.strip_prefix("no ") {
+                    Some(food) => format!("{who} does not eat {food}."),
+                    None => format!("{who} is {v}."),
+                },
+                Slot::Allergy => format!("{who} is allergic to {v}."),
             };
             self.relate_from(
                 &who,
@@ -734,10 +797,11 @@ impl<'a> Builder<'a> {
         self.clause_slots(s);
         let toks = &s.toks;
         for k in 0..toks.len() {
-            if toks[k].word == "i" && !hedged(toks, k) {
+            // "we" includes the speaker: "we adopted a kitten called Pip".
+            if matches!(toks[k].word.as_str(), "i" | "we") && !hedged(toks, k) {
                 self.subject(s, skip_adverbs(toks, k + 1), 0);
             }
-            if toks[k].word == "my" {
+            if matches!(toks[k].word.as_str(), "my" | "our") {
                 self.possessive(s, k);
             }
         }
@@ -957,14 +1021,44 @@ impl<'a> Builder<'a> {
         i += 1;
         // Up to two adjectives ("a little black cat").
         let mut pet_at = None;
+        let mut kin_at = None;
         for (k, t) in toks.iter().enumerate().skip(i).take(3) {
             if PETS.contains(&t.word.as_str()) {
                 pet_at = Some(k);
                 break;
             }
+            if KIN.iter().any(|r| r.0 == t.word) {
+                kin_at = Some(k);
+                break;
+            }
             if t.boundary_after || is_stopword(&t.word) {
                 break;
             }
+        }
+        // "I have a sister called Maya", "we've got a brother, Tom": a named relative.
+        if let Some(k) = kin_at {
+            let &(_, pred, noun, _, _) = KIN.iter().find(|r| r.0 == toks[k].word)?;
+            // "two daughters, Amy and Beth": a plural role names several.
+            let plural = toks[k].word.ends_with('s') && toks[k].word != "boss";
+            let (names, end) = self.names(toks, k + 1, plural);
+            if names.is_empty() {
+                return None;
+            }
+            let speaker = self.speaker.to_string();
+            for name in names {
+                let fact = format!("{name} is {speaker}'s {noun}.");
+                let aliases = vec![format!("{speaker}'s {noun}")];
+                self.relate(
+                    s,
+                    pred,
+                    &name,
+                    "person",
+                    aliases,
+                    fact,
+                    pred == "PARTNER_OF",
+                );
+            }
+            return Some(end);
         }
         let mut k = pet_at?;
         if toks[k].word == "guinea" {
@@ -1295,6 +1389,7 @@ pub fn extract(turn: &TurnView) -> GraphDraft {
         relations: Vec::new(),
         ends: Vec::new(),
         last_person: None,
+        last_thing: None,
     };
     b.entity(speaker, "person", vec![]);
     let sents = sentences(own);
@@ -1322,16 +1417,32 @@ pub fn extract(turn: &TurnView) -> GraphDraft {
             // A question still presupposes the people and pets it names ("should my dog
             // Bruno get a friend?").
             for k in 0..s.toks.len() {
-                if s.toks[k].word == "my" {
+                if matches!(s.toks[k].word.as_str(), "my" | "our") {
                     b.possessive(s, k);
                 }
             }
         }
     }
+    // A turn that ends a value ("I quit my job at Oracle", "my cat Mochi died") states no fact
+    // of that value: the mention that named it is not a new fact of the slot.
+    let ends = b.ends;
+    let relations = b
+        .relations
+        .into_iter()
+        .filter(|r| {
+            !ends.iter().any(|e| {
+                e.subject == r.subject
+                    && e.predicate == r.predicate
+                    && e.object
+                        .as_deref()
+                        .is_some_and(|o| o.eq_ignore_ascii_case(&r.object))
+            })
+        })
+        .collect();
     GraphDraft {
         entities: b.entities,
-        relations: b.relations,
-        ends: b.ends,
+        relations,
+        ends,
     }
 }
 
@@ -1612,6 +1723,181 @@ mod tests {
         );
         assert!(rels("My mom said hi.").is_empty());
         assert!(rels("Thanks, my friend!").is_empty());
+    }
+
+    #[test]
+    fn an_ending_in_the_turn_outweighs_a_mention_of_the_same_value() {
+        let d = g("I quit my job at Oracle.");
+        assert!(
+            d.relations.iter().all(|r| r.predicate != "WORKS_AT"),
+            "{d:?}"
+        );
+        assert!(
+            d.ends
+                .iter()
+                .any(|e| e.predicate == "WORKS_AT" && e.object.as_deref() == Some("Oracle"))
+        );
+        let d = g("My cat Mochi died.");
+        assert!(
+            d.relations.iter().all(|r| r.predicate != "HAS_PET"),
+            "{d:?}"
+        );
+        // A different value named beside the ending stands.
+        assert!(has(
+            "I quit my job and now work at Google.",
+            "WORKS_AT",
+            "Google"
+        ));
+    }
+
+    #[test]
+    fn verbs_of_getting_name_a_home_or_a_job() {
+        assert!(has(
+            "My husband and I bought a house in Utrecht.",
+            "LIVES_IN",
+            "Utrecht"
+        ));
+        assert!(has("We found a flat in Porto.", "LIVES_IN", "Porto"));
+        assert!(has("I got a job at Amazon.", "WORKS_AT", "Amazon"));
+        assert!(has("I landed a new role with Canva.", "WORKS_AT", "Canva"));
+        assert!(rels("I bought a car in Munich.").is_empty());
+        assert!(rels("We got a room in Rome for the weekend.").is_empty());
+        let d = g("I sold my flat in Leeds.");
+        assert!(
+            d.ends
+                .iter()
+                .any(|e| e.predicate == "LIVES_IN" && e.object.as_deref() == Some("Leeds"))
+        );
+    }
+
+    #[test]
+    fn named_relatives_after_have_and_other_peoples_diets() {
+        assert!(has("I have a sister called Maya.", "HAS_SISTER", "Maya"));
+        assert!(has("We adopted a kitten named Pip.", "HAS_PET", "Pip"));
+        assert!(has(
+            "My best mate Dave works at Ford.",
+            "HAS_FRIEND",
+            "Dave"
+        ));
+        let d = g("My son is allergic to nuts. My wife doesn't eat meat.");
+        let facts: Vec<(&str, &str, &str)> = d
+            .relations
+            .iter()
+            .map(|r| (r.subject.as_str(), r.predicate.as_str(), r.object.as_str()))
+            .collect();
+        assert!(
+            facts.contains(&("Caroline's son", "ALLERGIC_TO", "nuts")),
+            "{facts:?}"
+        );
+        assert!(
+            facts.contains(&("Caroline's wife", "HAS_DIET", "no meat")),
+            "{facts:?}"
+        );
+        // The speaker's own diet is a rule, not a fact.
+        assert!(
+            g("I'm vegan.")
+                .relations
+                .iter()
+                .all(|r| r.predicate != "HAS_DIET")
+        );
+    }
+
+    #[test]
+    fn a_pronoun_object_stands_for_the_thing_named_before() {
+        let d = g("I used to hate olives but now I love them.");
+        assert!(has(
+            "I used to hate olives but now I love them.",
+            "LIKES",
+            "olives"
+        ));
+        assert!(d.ends.iter().any(|e| e.predicate == "DISLIKES"));
+        assert!(has(
+            "I used to love coffee but now I can't stand the stuff.",
+            "DISLIKES",
+            "coffee"
+        ));
+        // Nothing named before: nothing liked.
+        assert!(rels("I love it!").is_empty());
+    }
+
+    #[test]
+    fn a_progressive_change_is_a_plan_and_a_past_state_is_not_now() {
+        assert!(rels("I'm moving to Leeds!").is_empty());
+        assert!(has("I'm living in Leeds.", "LIVES_IN", "Leeds"));
+        assert!(rels("I lived in Rome for two years.").is_empty());
+        assert!(has("Lived in Cork my whole life.", "LIVES_IN", "Cork"));
+        assert!(has("I moved to Rome two years ago.", "LIVES_IN", "Rome"));
+        assert!(has(
+            "I've called Denver home for a decade.",
+            "LIVES_IN",
+            "Denver"
+        ));
+        assert!(has(
+            "Back in Lyon now, home sweet home.",
+            "LIVES_IN",
+            "Lyon"
+        ));
+        assert!(has(
+            "I've been in Berlin for three years now.",
+            "LIVES_IN",
+            "Berlin"
+        ));
+        assert!(rels("I'm in Berlin for a week.").is_empty());
+        // A writer who leaves "i" in lower case does not capitalise names either.
+        assert!(has(
+            "update from Tom: i'm in basel now",
+            "LIVES_IN",
+            "Basel"
+        ));
+        let d = g("Imran hung up his uniform on Friday, he's officially retired!");
+        assert!(
+            d.ends
+                .iter()
+                .any(|e| e.subject == "Imran" && e.predicate == "WORKS_AT")
+        );
+    }
+
+    #[test]
+    fn a_date_after_the_turn_makes_a_plan_of_its_own_clause_only() {
+        assert!(has(
+            "I'm living in Leeds now but moving to York in June.",
+            "LIVES_IN",
+            "Leeds"
+        ));
+        assert!(!has(
+            "I'm living in Leeds now but moving to York in June.",
+            "LIVES_IN",
+            "York"
+        ));
+        assert!(has(
+            "Still unpacking here in Leeds, the sofa doesn't arrive until next Friday.",
+            "LIVES_IN",
+            "Leeds"
+        ));
+        assert!(rels("We're moving to Doha next month.").is_empty());
+    }
+
+    #[test]
+    fn together_appositive_roles_and_several_named_children() {
+        let d = g("Tom and I are no longer together.");
+        assert!(
+            d.ends
+                .iter()
+                .any(|e| e.predicate == "PARTNER_OF" && e.object.as_deref() == Some("Tom"))
+        );
+        assert!(has(
+            "Leo and I have been together for six years.",
+            "PARTNER_OF",
+            "Leo"
+        ));
+        assert!(rels("We put the chairs together.").is_empty());
+        assert!(has(
+            "Jo, my best friend, moved to Cardiff.",
+            "HAS_FRIEND",
+            "Jo"
+        ));
+        let r = rels("I have two daughters, Amy and Beth.");
+        assert!(r.contains(&("HAS_DAUGHTER".into(), "Beth".into())), "{r:?}");
     }
 
     #[test]

@@ -24,6 +24,7 @@
 //! an allergy), `preference` (tastes, diet, favourites). At most one rule per topic per turn
 //! (the first stated).
 
+use super::clause::lemma;
 use super::curate::speaker_name;
 use super::graph::{NOT_LIKES, title_case};
 use super::words::{
@@ -337,13 +338,31 @@ impl<'a> Rules<'a> {
                     continue;
                 };
                 // A request without a standing cue is a one-off task ("can you translate
-                // this into Italian?", "could you rewrite it more formally?").
-                if !standing {
+                // this into Italian?", "could you rewrite it more formally?"); one that
+                // replaces something ("could you answer in French instead?") stands.
+                if !standing && !words.contains(&"instead") {
                     continue;
                 }
-                self.imperative(s, at, true, standing, before);
+                self.imperative(s, at, true, standing, false, before);
             } else {
-                self.imperative(s, start, false, standing, before);
+                self.imperative(s, start, false, standing, false, before);
+            }
+        }
+        // "I like it when you use bullet points", "I hate it when you add emojis": a taste
+        // for how the assistant behaves is a standing request (or prohibition) of it.
+        if !question {
+            for k in 0..toks.len() {
+                if match_seq(toks, k, &["it", "when", "you"]).is_none() || k == 0 {
+                    continue;
+                }
+                let verb = lemma(&toks[k - 1].word);
+                let negated = k >= 2 && matches!(toks[k - 2].word.as_str(), "not" | "never");
+                let liked = match verb.as_str() {
+                    "like" | "love" | "prefer" | "enjoy" | "appreciate" => !negated,
+                    "hate" | "dislike" | "mind" | "stand" | "detest" => negated,
+                    _ => continue,
+                };
+                self.imperative(s, k + 3, true, true, !liked, before);
             }
         }
     }
@@ -357,12 +376,13 @@ impl<'a> Rules<'a> {
         start: usize,
         requested: bool,
         standing: bool,
+        negated: bool,
         before: &[Sentence<'_>],
     ) {
         let toks = &s.toks;
         let words = s.words();
         let mut i = start;
-        let mut neg = false;
+        let mut neg = negated;
         let has = |i: usize, seq: &[&str]| words.get(i..i + seq.len()) == Some(seq);
         let mut standing = standing;
         let mut polite = false;
@@ -507,6 +527,26 @@ impl<'a> Rules<'a> {
                 match_seq(toks, end, &["with"]).unwrap_or(end)
             }
             "enough" => at,
+            // Leave to do again what a rule forbade: "you can mention football again", "feel
+            // free to use tables again".
+            _ if c.addressed && !c.neg && s.words()[at.min(s.toks.len())..].contains(&"again") => {
+                at
+            }
+            // A bare "please stop" ends the rule about what the sentence named before it
+            // ("the emojis are getting annoying, please stop").
+            "stop" | "quit"
+                if !c.neg
+                    && toks[at.min(toks.len())..clause_end(toks, at)]
+                        .iter()
+                        .all(|t| matches!(t.word.as_str(), "it" | "that" | "please" | "now")) =>
+            {
+                let topic = family_in(toks, 0, at.saturating_sub(1))
+                    .map(str::to_string)
+                    .unwrap_or_else(|| PREVIOUS.to_string());
+                let statement = format!("{} asked the assistant to stop.", self.speaker);
+                self.revoke(statement, topic);
+                return true;
+            }
             _ => return false,
         };
         let mut end = clause_end(toks, obj_at);
@@ -1196,6 +1236,17 @@ impl<'a> Rules<'a> {
                     end,
                 ));
                 let what = what.trim_end_matches(['.', '!', ',']);
+                // "I don't need the reminders anymore": the rule that gave them ends.
+                if no_longer_after(toks, p.end)
+                    || toks[at.min(end)..end].iter().any(|t| t.word == "anymore")
+                {
+                    let topic = family_in(toks, at, end).map_or_else(
+                        || format!("{INSTRUCTION_PREFIX}{}", topic_of(toks, &p)),
+                        str::to_string,
+                    );
+                    self.revoke(format!("{sp} no longer wants {what}."), topic);
+                    return;
+                }
                 self.push(
                     "constraint",
                     format!("{sp} does not want {what}."),
@@ -2849,6 +2900,52 @@ mod tests {
             (r[0].kind.as_str(), r[0].topic.as_str()),
             ("instruction", "name")
         );
+    }
+
+    #[test]
+    fn leave_again_a_bare_stop_and_no_longer_needing_end_a_rule() {
+        for (text, topic) in [
+            ("You can mention football again.", "instruction:football"),
+            ("Feel free to send me long lists again.", "format"),
+            ("The emojis are getting annoying, please stop.", "emoji"),
+            (
+                "I don't need the pill reminders anymore.",
+                "instruction:pill reminder",
+            ),
+        ] {
+            let r = rules_of("Sam", text);
+            assert!(
+                r.iter().any(|r| r.kind == REVOCATION && r.topic == topic),
+                "{text:?} gave {r:?}"
+            );
+        }
+        // Without "anymore" it is a standing constraint, not an ending.
+        let r = one("I don't need the pill reminders.");
+        assert_ne!(r.kind, REVOCATION);
+        // "instead" makes a request a standing one.
+        check(
+            "Could you answer in French instead?",
+            "instruction",
+            "language",
+            "Sam wants answers in French.",
+        );
+    }
+
+    #[test]
+    fn a_taste_for_what_the_assistant_does_is_a_request() {
+        let r = one("I like it when you use bullet points.");
+        assert_eq!(
+            (r.kind.as_str(), r.topic.as_str()),
+            ("instruction", "format")
+        );
+        let r = one("I don't like it when you use bullet points.");
+        assert_eq!(
+            (r.kind.as_str(), r.topic.as_str()),
+            ("constraint", "format")
+        );
+        let r = one("I hate it when you add emojis.");
+        assert_eq!((r.kind.as_str(), r.topic.as_str()), ("constraint", "emoji"));
+        assert!(rules_of("Sam", "I love it when it rains.").is_empty());
     }
 
     #[test]

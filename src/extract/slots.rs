@@ -29,6 +29,10 @@ pub enum Slot {
     Pet,
     Likes,
     Dislikes,
+    /// Someone else's diet ("my wife is vegetarian"); the speaker's own is a Tier 4 rule.
+    Diet,
+    /// Someone else's allergy or intolerance ("my son is allergic to nuts").
+    Allergy,
 }
 
 impl Slot {
@@ -42,6 +46,8 @@ impl Slot {
             Slot::Pet => "HAS_PET",
             Slot::Likes => "LIKES",
             Slot::Dislikes => "DISLIKES",
+            Slot::Diet => "HAS_DIET",
+            Slot::Allergy => "ALLERGIC_TO",
         }
     }
 
@@ -59,7 +65,9 @@ impl Slot {
             Slot::Residence => "place",
             Slot::Employer => "organization",
             Slot::Partner => "person",
-            Slot::Job | Slot::Pet | Slot::Likes | Slot::Dislikes => "thing",
+            Slot::Job | Slot::Pet | Slot::Likes | Slot::Dislikes | Slot::Diet | Slot::Allergy => {
+                "thing"
+            }
         }
     }
 }
@@ -83,6 +91,13 @@ enum Act {
     EndWork,
     /// "leave X": ends whichever slot holds X (residence, employer or partner).
     Leave,
+    /// A verb of getting ("buy", "get", "land", "rent"): its object names the slot — a home
+    /// ("a flat in Porto") sets the residence, a job ("a job at Canva") the employer.
+    Take,
+    /// A verb of giving up a home ("sell"): "sold my flat in Leeds" ends that residence.
+    GiveUpHome,
+    /// "call X home": X is where the subject lives.
+    CallHome,
 }
 
 /// (lemma, preposition words after the verb (empty: a direct object), action).
@@ -105,6 +120,20 @@ const LEXICON: &[(&str, &[&str], Act)] = &[
     ("move", &["away", "from"], Act::End(Slot::Residence)),
     ("move", &["from"], Act::End(Slot::Residence)),
     ("leave", &[], Act::Leave),
+    ("buy", &[], Act::Take),
+    ("get", &[], Act::Take),
+    ("land", &[], Act::Take),
+    ("rent", &[], Act::Take),
+    ("find", &[], Act::Take),
+    ("accept", &[], Act::Take),
+    ("take", &[], Act::Take),
+    ("secure", &[], Act::Take),
+    ("lease", &[], Act::Take),
+    ("sell", &[], Act::GiveUpHome),
+    ("call", &[], Act::CallHome),
+    ("lose", &["interest", "in"], Act::End(Slot::Likes)),
+    ("go", &["off"], Act::End(Slot::Likes)),
+    ("move", &["on", "to"], Act::Set(Slot::Likes)),
     ("work", &["at"], Act::Set(Slot::Employer)),
     ("work", &["for"], Act::Set(Slot::Employer)),
     ("join", &[], Act::Set(Slot::Employer)),
@@ -245,7 +274,7 @@ pub fn is_lexicon_verb(l: &str) -> bool {
     LEXICON.iter().any(|(v, _, _)| *v == l)
         || matches!(
             l,
-            "die" | "pass" | "put" | "rehome" | "lose" | "stop" | "go" | "give"
+            "die" | "pass" | "put" | "rehome" | "lose" | "stop" | "go" | "give" | "eat" | "drink"
         )
 }
 
@@ -413,8 +442,10 @@ pub fn noun_phrase_ops(toks: &[Tok], all_lower: bool) -> Vec<(usize, Op)> {
         {
             push(Slot::Residence, v);
         }
-        // "here in X", "back home in X".
-        if (w(k) == "here" || (w(k) == "home" && w(k.wrapping_sub(1)) == "back"))
+        // "here in X", "back home in X", and a sentence that opens "Back in X".
+        if (w(k) == "here"
+            || (w(k) == "home" && w(k.wrapping_sub(1)) == "back")
+            || (k == 0 && w(k) == "back"))
             && w(k + 1) == "in"
             && let Some((v, _)) = value_at(toks, k + 2, toks.len(), all_lower)
         {
@@ -488,8 +519,25 @@ fn job_at(toks: &[Tok], i: usize, end: usize) -> Option<(String, usize)> {
 ///
 /// `future_mention`: the sentence names a date after the turn ("in June", "next month"), so a
 /// present progressive ("we're getting married in June") speaks of a plan.
-pub fn ops(toks: &[Tok], c: &Clause, all_lower: bool, future_mention: bool) -> Vec<Op> {
+///
+/// `antecedent`: the thing last named in the turn, which a pronoun object ("I love it now",
+/// "I can't stand the stuff") stands for.
+pub fn ops(
+    toks: &[Tok],
+    c: &Clause,
+    all_lower: bool,
+    future_mention: bool,
+    antecedent: Option<&str>,
+) -> Vec<Op> {
     let mut out = Vec::new();
+    // The thing a taste is about: a noun phrase, or a pronoun's antecedent.
+    let thing = |at: usize, end: usize| -> Option<String> {
+        if anaphor(toks, at) {
+            antecedent.map(str::to_string)
+        } else {
+            taste_object(toks, at, end)
+        }
+    };
     let Some(verb) = c.verb.as_deref() else {
         return out;
     };
@@ -556,8 +604,13 @@ pub fn ops(toks: &[Tok], c: &Clause, all_lower: bool, future_mention: bool) -> V
 
     // Copula tastes: "be into X", "be all about X" (before the adverbs are skipped), and the
     // participles the clause reads as a passive verb ("is obsessed with X", "got hooked on X").
+    // A linking verb works as the copula does: "have gotten really into salsa", "grew
+    // obsessed with chess".
+    let linked = super::words::skip_adverbs(toks, c.rest);
     let taste_starts: &[usize] = if verb == "be" {
         &[c.verb_at + 1, c.rest, r]
+    } else if matches!(verb, "get" | "become" | "grow") {
+        &[c.rest, linked]
     } else if toks[c.verb_at].word.ends_with("ed") {
         &[c.verb_at]
     } else {
@@ -567,7 +620,7 @@ pub fn ops(toks: &[Tok], c: &Clause, all_lower: bool, future_mention: bool) -> V
         for (seq, slot) in BE_TASTES {
             if let Some(e) = super::words::match_seq(toks, at, seq)
                 && e <= end
-                && let Some(v) = taste_object(toks, e, end)
+                && let Some(v) = thing(e, end)
             {
                 let slot = *slot;
                 for s in &subjects {
@@ -588,7 +641,7 @@ pub fn ops(toks: &[Tok], c: &Clause, all_lower: bool, future_mention: bool) -> V
             if *lemma == verb
                 && let Some(e) = super::words::match_seq(toks, r, seq)
                 && e <= end
-                && let Some(v) = taste_object(toks, e, end)
+                && let Some(v) = thing(e, end)
             {
                 for s in &subjects {
                     push(s, *slot, Some(v.clone()), false);
@@ -672,6 +725,42 @@ pub fn ops(toks: &[Tok], c: &Clause, all_lower: bool, future_mention: bool) -> V
             }
             return out;
         }
+        // "my wife is vegetarian", "my son is allergic to nuts": another person's diet (the
+        // speaker's own is a Tier 4 rule).
+        {
+            let mut k = at;
+            while k < end && BE_ADJECTIVES.contains(&toks[k].word.as_str()) {
+                k += 1;
+            }
+            let w0 = toks.get(k).map_or("", |t| t.word.as_str());
+            let diet = DIET_WORDS
+                .contains(&w0)
+                .then(|| (Slot::Diet, w0.to_string()));
+            let allergy = || {
+                let to = match w0 {
+                    "allergic" | "intolerant" => k + 1,
+                    _ if toks.get(k + 1).is_some_and(|t| t.word == "intolerant") => {
+                        return Some((Slot::Allergy, w0.to_string()));
+                    }
+                    _ => return None,
+                };
+                toks.get(to)
+                    .filter(|t| t.word == "to")
+                    .and_then(|_| taste_object(toks, to + 1, end))
+                    .map(|v| (Slot::Allergy, v))
+            };
+            if let Some((slot, v)) = diet.or_else(allergy)
+                && !future
+            {
+                for s in subjects
+                    .iter()
+                    .filter(|s| matches!(s, Subject::Person { .. }))
+                {
+                    push(s, slot, Some(v.clone()), over);
+                }
+                return out;
+            }
+        }
         // "a nurse (at St Mary's)".
         if matches!(c.subject, Subject::Speaker | Subject::Person { .. })
             && let Some((job, e)) = job_at(toks, at, end)
@@ -735,7 +824,21 @@ pub fn ops(toks: &[Tok], c: &Clause, all_lower: bool, future_mention: bool) -> V
                 }
                 return out;
             }
-            let trip = sentence_words.iter().any(|w| TRIP_WORDS.contains(w));
+            // "for a week" is a visit, "for three years" a home.
+            let long_stay = |k: usize| {
+                sentence_words[k + 1..sentence_words.len().min(k + 4)]
+                    .iter()
+                    .any(|w| {
+                        matches!(
+                            *w,
+                            "years" | "year" | "decade" | "decades" | "ages" | "life" | "good"
+                        )
+                    })
+            };
+            let trip = sentence_words
+                .iter()
+                .enumerate()
+                .any(|(k, w)| TRIP_WORDS.contains(w) && !(*w == "for" && long_stay(k)));
             if w0 == "in"
                 && !trip
                 && !future
@@ -744,6 +847,17 @@ pub fn ops(toks: &[Tok], c: &Clause, all_lower: bool, future_mention: bool) -> V
             {
                 for s in &subjects {
                     push(s, Slot::Residence, Some(v.clone()), over);
+                }
+                return out;
+            }
+            // "Tom and I are together", "we're no longer together": the partner.
+            if w0 == "together" && !future {
+                let partner = c.with.iter().find_map(|w| match w {
+                    Subject::Person { name: Some(n), .. } => Some(n.clone()),
+                    _ => None,
+                });
+                if partner.is_some() || over {
+                    push(&c.subject, Slot::Partner, partner, over);
                 }
                 return out;
             }
@@ -758,6 +872,21 @@ pub fn ops(toks: &[Tok], c: &Clause, all_lower: bool, future_mention: bool) -> V
         }
     }
 
+    // "my wife doesn't eat meat", "he can't drink milk": another person's diet.
+    if matches!(verb, "eat" | "drink")
+        && c.negated
+        && !c.ended
+        && !future
+        && let Some(v) = taste_object(toks, r, end)
+    {
+        for s in subjects
+            .iter()
+            .filter(|s| matches!(s, Subject::Person { .. }))
+        {
+            push(s, Slot::Diet, Some(format!("no {v}")), false);
+        }
+        return out;
+    }
     // Lexicon verbs.
     let lex: Vec<&(&str, &[&str], Act)> = LEXICON.iter().filter(|(v, _, _)| *v == verb).collect();
     if lex.is_empty() {
@@ -798,7 +927,7 @@ pub fn ops(toks: &[Tok], c: &Clause, all_lower: bool, future_mention: bool) -> V
         best = Some((r, *act));
     }
     let Some((at, act)) = best else {
-        return out;
+        return death_or_loss(toks, c, verb, r, end, out);
     };
     // "I'm staying in Limerick for a few weeks" is a visit; "I stay in Nagoya" a home.
     if verb == "stay" && toks[c.verb_at].word.ends_with("ing") {
@@ -813,7 +942,7 @@ pub fn ops(toks: &[Tok], c: &Clause, all_lower: bool, future_mention: bool) -> V
             if infinitive {
                 at += 1;
             }
-            let Some(v) = taste_object(toks, at, end) else {
+            let Some(v) = thing(at, end) else {
                 return out;
             };
             let v = if infinitive && !v.contains(' ') {
@@ -865,8 +994,12 @@ pub fn ops(toks: &[Tok], c: &Clause, all_lower: bool, future_mention: bool) -> V
             }
         }
         Act::Set(slot) => {
-            let value = value_at(toks, at, end, all_lower)
-                .map(|(v, _)| v)
+            // "work as a nurse", "started as a junior accountant": a job phrase.
+            let job = (slot == Slot::Job)
+                .then(|| job_at(toks, at, end).map(|(j, _)| j))
+                .flatten();
+            let value = job
+                .or_else(|| value_at(toks, at, end, all_lower).map(|(v, _)| v))
                 .or_else(|| match slot {
                     // "my new flat in Fukuoka": a name after a home word.
                     Slot::Residence => home_place(toks, at, end, all_lower),
@@ -938,10 +1071,24 @@ pub fn ops(toks: &[Tok], c: &Clause, all_lower: bool, future_mention: bool) -> V
             {
                 subjects.push(Subject::Speaker);
             }
+            // The simple past of a state ("I lived in Rome", "she worked at Tesco") does not
+            // say it holds now; the past of a change ("I moved to Leeds") does.
+            // A span that reaches the turn ("my whole life", "all my life") keeps it true.
+            let to_now = super::words::contains_seq(&words, &["whole", "life"])
+                || super::words::contains_seq(&words, &["entire", "life"])
+                || super::words::contains_seq(&words, &["all", "my", "life"])
+                || super::words::contains_seq(&words, &["all", "our", "lives"]);
+            let past_state = c.tense == Tense::Past
+                && !c.used_to
+                && !to_now
+                && matches!(
+                    verb,
+                    "live" | "reside" | "stay" | "work" | "teach" | "rent" | "employ" | "date"
+                );
             for s in &subjects {
                 if over || (c.used_to) {
                     push(s, slot, Some(value.clone()), true);
-                } else if !future {
+                } else if !future && !past_state {
                     push(s, slot, Some(value.clone()), false);
                 }
             }
@@ -962,7 +1109,11 @@ pub fn ops(toks: &[Tok], c: &Clause, all_lower: bool, future_mention: bool) -> V
             if future || c.negated {
                 return out;
             }
-            let value = value_at(toks, at, end, all_lower).map(|(v, _)| v);
+            let value = if matches!(slot, Slot::Likes | Slot::Dislikes) {
+                thing(at, end)
+            } else {
+                value_at(toks, at, end, all_lower).map(|(v, _)| v)
+            };
             let partner = match (&value, &c.with[..]) {
                 (Some(v), _) => Some(v.clone()),
                 (None, [Subject::Person { name: Some(n), .. }, ..]) => Some(n.clone()),
@@ -1004,8 +1155,19 @@ pub fn ops(toks: &[Tok], c: &Clause, all_lower: bool, future_mention: bool) -> V
                     push(&c.subject, Slot::Employer, None, true);
                     push(&c.subject, Slot::Job, None, true);
                 }
-                (_, Some(v)) => push(&c.subject, Slot::Employer, Some(v.clone()), true),
-                (_, None) if about_job || matches!(verb, "resign" | "lay" | "fire" | "let") => {
+                (_, Some(v)) => {
+                    push(&c.subject, Slot::Employer, Some(v.clone()), true);
+                    // "quit bouldering": a pastime ends too (an ending only matches its value).
+                    if !about_job && let Some(t) = taste_object(toks, at, end) {
+                        push(&c.subject, Slot::Likes, Some(t), true);
+                    }
+                }
+                // "Burak quit yesterday": quitting with no object is quitting the job.
+                (_, None)
+                    if about_job
+                        || matches!(verb, "resign" | "lay" | "fire" | "let")
+                        || object_phrase(toks, at, 4).is_none_or(|p| p.start >= end) =>
+                {
                     push(&c.subject, Slot::Employer, None, true);
                 }
                 _ => {
@@ -1014,6 +1176,58 @@ pub fn ops(toks: &[Tok], c: &Clause, all_lower: bool, future_mention: bool) -> V
                         push(&c.subject, Slot::Likes, Some(v), true);
                     }
                 }
+            }
+        }
+        Act::Take => {
+            if future || over {
+                return out;
+            }
+            let object_words: Vec<&str> = toks[at.min(end)..end]
+                .iter()
+                .take(5)
+                .map(|t| t.word.as_str())
+                .collect();
+            // A room or a cottage taken for a trip is not a home.
+            let trip = sentence_words.iter().any(|w| {
+                matches!(
+                    *w,
+                    "visit" | "trip" | "holiday" | "vacation" | "hotel" | "airbnb" | "weekend"
+                )
+            });
+            if let Some(v) = home_place(toks, at, end, all_lower).filter(|_| !trip) {
+                for s in &subjects {
+                    push(s, Slot::Residence, Some(v.clone()), false);
+                }
+            } else if let Some(j) = object_words
+                .iter()
+                .position(|w| matches!(*w, "job" | "position" | "role" | "post"))
+                && let Some(k) = (at + j + 1..end.min(at + j + 5))
+                    .find(|&k| matches!(toks[k].word.as_str(), "at" | "with" | "for"))
+                && let Some((v, _)) = value_at(toks, k + 1, end, all_lower)
+            {
+                for s in &subjects {
+                    push(s, Slot::Employer, Some(v.clone()), false);
+                }
+            }
+        }
+        Act::CallHome => {
+            if future {
+                return out;
+            }
+            if let Some((v, e)) = value_at(toks, at, end, all_lower)
+                && toks.get(e).is_some_and(|t| t.word == "home")
+            {
+                for s in &subjects {
+                    push(s, Slot::Residence, Some(v.clone()), over);
+                }
+            }
+        }
+        Act::GiveUpHome => {
+            if future || c.negated {
+                return out;
+            }
+            if let Some(v) = home_place(toks, at, end, all_lower) {
+                push(&c.subject, Slot::Residence, Some(v), true);
             }
         }
         Act::Leave => {
@@ -1055,6 +1269,13 @@ pub fn ops(toks: &[Tok], c: &Clause, all_lower: bool, future_mention: bool) -> V
     out
 }
 
+/// Diets a copula names ("is vegan").
+#[rustfmt::skip]
+const DIET_WORDS: &[&str] = &[
+    "vegetarian", "vegan", "pescatarian", "pescetarian", "keto", "teetotal", "coeliac",
+    "celiac", "diabetic", "kosher", "halal",
+];
+
 /// Last words of a name that make "join X" a membership.
 #[rustfmt::skip]
 const MEMBERSHIPS: &[&str] = &[
@@ -1083,9 +1304,17 @@ fn opposite(s: Slot) -> Slot {
     }
 }
 
+/// A pronoun or a vague noun that stands for a thing named before: "it", "them", "that",
+/// "the stuff".
+fn anaphor(toks: &[Tok], at: usize) -> bool {
+    let w = |k: usize| toks.get(k).map_or("", |t| t.word.as_str());
+    matches!(w(at), "it" | "them" | "those")
+        || (w(at) == "the" && matches!(w(at + 1), "stuff" | "thing" | "things"))
+}
+
 /// The thing a taste is about: a noun phrase, a gerund phrase ("hiking in the Alps" →
 /// "hiking"), lower case unless capitalised as written.
-fn taste_object(toks: &[Tok], at: usize, end: usize) -> Option<String> {
+pub fn taste_object(toks: &[Tok], at: usize, end: usize) -> Option<String> {
     let base = object_phrase(toks, at, 4)?;
     // "going on road trips": a light gerund takes its prepositional object along.
     let p = if super::words::is_light_gerund(&toks[base.end - 1].word) {

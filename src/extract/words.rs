@@ -396,7 +396,8 @@ pub const OBJECT_STOP: &[&str] = &[
     "us", "there", "here", "then", "just", "soon", "any", "more", "anyway", "either", "instead",
     "though", "yet", "lol", "haha", "either", "over", "through", "into", "onto", "around", "near",
     "because", "except", "without", "whenever", "everyday", "once", "twice", "always", "never",
-    "sometimes", "often", "usually", "all", "together", "alone", "ago",
+    "sometimes", "often", "usually", "all", "together", "alone", "ago", "tbh", "ngl", "btw",
+    "lmao", "honestly", "imo",
 ];
 
 /// Units that make a number a duration or date ("two days", "a few weeks").
