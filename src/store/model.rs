@@ -637,12 +637,43 @@ impl TurnKey {
     /// Ids of memories that were never a turn: an explicit memory's job id and evidence id
     /// (`manual:…`, the edit API) and the benchmark's synthetic episodes' job ids
     /// (`synthetic-…`).
-    pub fn is_turnless_job(&self) -> bool {
+    pub fn is_turnless(&self) -> bool {
         match self {
             TurnKey::Job(j) => j.starts_with("manual:") || j.starts_with("synthetic-"),
             TurnKey::Evidence(e) => e.starts_with("manual:"),
         }
     }
+
+    /// Where the turn this key names is, for [`super::Reader::find_turn`] on either backend:
+    /// never a turn ([`TurnKey::is_turnless`]): `NoTurn`; stored: `Found`; gone but a memory
+    /// still cites it: `Pruned` (retention removed it); a job the ledger knows that stored no
+    /// turn: `NoTurn`; else `Unknown`.
+    pub fn lookup(&self, user: &str, sql: &mut dyn TurnSql) -> anyhow::Result<TurnLookup> {
+        if self.is_turnless() {
+            return Ok(TurnLookup::NoTurn);
+        }
+        if let Some(t) = sql.stored_turn(user, self)? {
+            return Ok(TurnLookup::Found(Box::new(t)));
+        }
+        if sql.cited(user, self)? {
+            return Ok(TurnLookup::Pruned);
+        }
+        match self {
+            TurnKey::Job(job_id) if sql.job_known(user, job_id)? => Ok(TurnLookup::NoTurn),
+            _ => Ok(TurnLookup::Unknown),
+        }
+    }
+}
+
+/// The statements of [`TurnKey::lookup`], scoped to `user`; each backend implements it on its
+/// read connection.
+pub trait TurnSql {
+    /// The turn the key names: by id or LoCoMo `dia_id` (the earliest), or by its job id.
+    fn stored_turn(&mut self, user: &str, key: &TurnKey) -> anyhow::Result<Option<TurnRow>>;
+    /// Whether a memory still cites the key (an evidence id, or the job that wrote it).
+    fn cited(&mut self, user: &str, key: &TurnKey) -> anyhow::Result<bool>;
+    /// Whether the job ledger has the job.
+    fn job_known(&mut self, user: &str, job_id: &str) -> anyhow::Result<bool>;
 }
 
 /// The answer of a turn lookup ([`super::Reader::find_turn`]).

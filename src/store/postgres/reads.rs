@@ -13,9 +13,9 @@ use crate::store::backend::VectorSink;
 use crate::store::model::impl_columns;
 use crate::store::{EPISODE_SELECT, FACT_SELECT, RULE_SELECT};
 use crate::store::{
-    EntityRow, EpisodeRow, FactRow, RuleRow, TurnKey, TurnLookup, TurnRow, USER_COUNT_SELECT,
-    USER_IDS_SELECT, USER_SUMMARY_SELECT, UserSummary, WindowTurn, blob_to_vec, now_ms,
-    vec_to_blob,
+    EntityRow, EpisodeRow, FactRow, RuleRow, TurnKey, TurnLookup, TurnRow, TurnSql,
+    USER_COUNT_SELECT, USER_IDS_SELECT, USER_SUMMARY_SELECT, UserSummary, WindowTurn, blob_to_vec,
+    now_ms, vec_to_blob,
 };
 
 use super::tiers::*;
@@ -556,47 +556,41 @@ impl PgStore {
     /// One turn of the user by evidence id or job id, or why there is none (see the SQLite
     /// method).
     pub fn find_turn(&self, user_id: &str, key: &TurnKey) -> anyhow::Result<TurnLookup> {
-        if key.is_turnless_job() {
-            return Ok(TurnLookup::NoTurn);
-        }
-        self.read(|c| {
-            let (sql, cited) = match key {
-                TurnKey::Evidence(_) => (
-                    "SELECT id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, job_id, reflected
-                     FROM turns WHERE user_id = $1 AND (id = $2 OR metadata::jsonb ->> 'dia_id' = $2)
-                     ORDER BY ts_ms, id LIMIT 1",
-                    "SELECT EXISTS (SELECT 1 FROM episodes WHERE user_id = $1 AND evidence::jsonb ? $2)
-                         OR EXISTS (SELECT 1 FROM relations WHERE user_id = $1 AND evidence::jsonb ? $2)
-                         OR EXISTS (SELECT 1 FROM rules WHERE user_id = $1 AND evidence::jsonb ? $2)",
-                ),
-                TurnKey::Job(_) => (
-                    "SELECT id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, job_id, reflected
-                     FROM turns WHERE user_id = $1 AND job_id = $2 LIMIT 1",
-                    "SELECT EXISTS (SELECT 1 FROM episodes WHERE user_id = $1 AND job_id = $2)
-                         OR EXISTS (SELECT 1 FROM relations WHERE user_id = $1 AND job_id = $2)",
-                ),
-            };
-            let id = key.id();
-            if let Some(r) = c.query_opt(sql, &[&user_id, &id])? {
-                return Ok(TurnLookup::Found(Box::new(TurnRow::from_columns(&r)?)));
+        self.read(|c| key.lookup(user_id, c))
+    }
+}
+
+impl TurnSql for ::postgres::Client {
+    fn stored_turn(&mut self, user: &str, key: &TurnKey) -> anyhow::Result<Option<TurnRow>> {
+        let sql = match key {
+            TurnKey::Evidence(_) => "SELECT id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, job_id, reflected
+                 FROM turns WHERE user_id = $1 AND (id = $2 OR metadata::jsonb ->> 'dia_id' = $2)
+                 ORDER BY ts_ms, id LIMIT 1",
+            TurnKey::Job(_) => "SELECT id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, job_id, reflected
+                 FROM turns WHERE user_id = $1 AND job_id = $2 LIMIT 1",
+        };
+        let row = self.query_opt(sql, &[&user, &key.id()])?;
+        Ok(row.map(|r| TurnRow::from_columns(&r)).transpose()?)
+    }
+
+    fn cited(&mut self, user: &str, key: &TurnKey) -> anyhow::Result<bool> {
+        let sql = match key {
+            TurnKey::Evidence(_) => {
+                "SELECT EXISTS (SELECT 1 FROM episodes WHERE user_id = $1 AND evidence::jsonb ? $2)
+                 OR EXISTS (SELECT 1 FROM relations WHERE user_id = $1 AND evidence::jsonb ? $2)
+                 OR EXISTS (SELECT 1 FROM rules WHERE user_id = $1 AND evidence::jsonb ? $2)"
             }
-            let cited: bool = c.query_one(cited, &[&user_id, &id])?.get(0);
-            if cited {
-                return Ok(TurnLookup::Pruned);
+            TurnKey::Job(_) => {
+                "SELECT EXISTS (SELECT 1 FROM episodes WHERE user_id = $1 AND job_id = $2)
+                 OR EXISTS (SELECT 1 FROM relations WHERE user_id = $1 AND job_id = $2)"
             }
-            if let TurnKey::Job(_) = key {
-                let job: bool = c
-                    .query_one(
-                        "SELECT EXISTS (SELECT 1 FROM jobs WHERE user_id = $1 AND job_id = $2)",
-                        &[&user_id, &id],
-                    )?
-                    .get(0);
-                if job {
-                    return Ok(TurnLookup::NoTurn);
-                }
-            }
-            Ok(TurnLookup::Unknown)
-        })
+        };
+        Ok(self.query_one(sql, &[&user, &key.id()])?.get(0))
+    }
+
+    fn job_known(&mut self, user: &str, job_id: &str) -> anyhow::Result<bool> {
+        let sql = "SELECT EXISTS (SELECT 1 FROM jobs WHERE user_id = $1 AND job_id = $2)";
+        Ok(self.query_one(sql, &[&user, &job_id])?.get(0))
     }
 }
 

@@ -470,48 +470,43 @@ impl SqliteStore {
     /// stored turn matches, tells whether the user's memories still cite the id (the turn
     /// was pruned by retention) from whether the id is unknown. Only this user's rows are read.
     pub fn find_turn(&self, user_id: &str, key: &TurnKey) -> anyhow::Result<TurnLookup> {
-        if key.is_turnless_job() {
-            return Ok(TurnLookup::NoTurn);
-        }
-        self.read(|c| {
-            let (sql, cited) = match key {
-                TurnKey::Evidence(_) => (
-                    "SELECT id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, job_id, reflected
-                     FROM turns WHERE user_id = ?1 AND (id = ?2 OR json_extract(metadata, '$.dia_id') = ?2)
-                     ORDER BY ts_ms, id LIMIT 1",
-                    "SELECT EXISTS (SELECT 1 FROM episodes e, json_each(e.evidence) j WHERE e.user_id = ?1 AND j.value = ?2)
-                         OR EXISTS (SELECT 1 FROM relations r, json_each(r.evidence) j WHERE r.user_id = ?1 AND j.value = ?2)
-                         OR EXISTS (SELECT 1 FROM rules u, json_each(u.evidence) j WHERE u.user_id = ?1 AND j.value = ?2)",
-                ),
-                TurnKey::Job(_) => (
-                    "SELECT id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, job_id, reflected
-                     FROM turns WHERE user_id = ?1 AND job_id = ?2 LIMIT 1",
-                    "SELECT EXISTS (SELECT 1 FROM episodes WHERE user_id = ?1 AND job_id = ?2)
-                         OR EXISTS (SELECT 1 FROM relations WHERE user_id = ?1 AND job_id = ?2)",
-                ),
-            };
-            let id = key.id();
-            if let Some(t) = c
-                .prepare_cached(sql)?
-                .query_row(params![user_id, id], turn_from_row)
-                .optional()?
-            {
-                return Ok(TurnLookup::Found(Box::new(t)));
-            }
-            let cited: bool = c.prepare_cached(cited)?.query_row(params![user_id, id], |r| r.get(0))?;
-            if cited {
-                return Ok(TurnLookup::Pruned);
-            }
-            if let TurnKey::Job(_) = key {
-                let job: bool = c
-                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM jobs WHERE user_id = ?1 AND job_id = ?2)")?
-                    .query_row(params![user_id, id], |r| r.get(0))?;
-                if job {
-                    return Ok(TurnLookup::NoTurn);
-                }
-            }
-            Ok(TurnLookup::Unknown)
-        })
+        self.read(|mut c| key.lookup(user_id, &mut c))
+    }
+}
+
+impl TurnSql for &rusqlite::Connection {
+    fn stored_turn(&mut self, user: &str, key: &TurnKey) -> anyhow::Result<Option<TurnRow>> {
+        let sql = match key {
+            TurnKey::Evidence(_) => "SELECT id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, job_id, reflected
+                 FROM turns WHERE user_id = ?1 AND (id = ?2 OR json_extract(metadata, '$.dia_id') = ?2)
+                 ORDER BY ts_ms, id LIMIT 1",
+            TurnKey::Job(_) => "SELECT id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, job_id, reflected
+                 FROM turns WHERE user_id = ?1 AND job_id = ?2 LIMIT 1",
+        };
+        Ok(self
+            .prepare_cached(sql)?
+            .query_row(params![user, key.id()], turn_from_row)
+            .optional()?)
+    }
+
+    fn cited(&mut self, user: &str, key: &TurnKey) -> anyhow::Result<bool> {
+        let sql = match key {
+            TurnKey::Evidence(_) => "SELECT EXISTS (SELECT 1 FROM episodes e, json_each(e.evidence) j WHERE e.user_id = ?1 AND j.value = ?2)
+                 OR EXISTS (SELECT 1 FROM relations r, json_each(r.evidence) j WHERE r.user_id = ?1 AND j.value = ?2)
+                 OR EXISTS (SELECT 1 FROM rules u, json_each(u.evidence) j WHERE u.user_id = ?1 AND j.value = ?2)",
+            TurnKey::Job(_) => "SELECT EXISTS (SELECT 1 FROM episodes WHERE user_id = ?1 AND job_id = ?2)
+                 OR EXISTS (SELECT 1 FROM relations WHERE user_id = ?1 AND job_id = ?2)",
+        };
+        Ok(self
+            .prepare_cached(sql)?
+            .query_row(params![user, key.id()], |r| r.get(0))?)
+    }
+
+    fn job_known(&mut self, user: &str, job_id: &str) -> anyhow::Result<bool> {
+        let sql = "SELECT EXISTS (SELECT 1 FROM jobs WHERE user_id = ?1 AND job_id = ?2)";
+        Ok(self
+            .prepare_cached(sql)?
+            .query_row(params![user, job_id], |r| r.get(0))?)
     }
 }
 
