@@ -4,9 +4,9 @@
 //! | trait | what | files (`sqlite/`, `postgres/`) |
 //! |---|---|---|
 //! | [`JobLedger`] | the request path, the outbox, jobs and their tiers, the embedded queue's claims, retention, re-reflection | `jobs.rs`, `window.rs` (prune), `rebuild.rs` |
-//! | [`TierWriter`] | the tier commits and the Tier 1 fold | `tiers.rs`, `window.rs` |
+//! | [`WriteStore`] | the one write transaction the shared flows run in, the Tier 1 fold, the edit history, forgetting a user | `mod.rs`, `window.rs`, `edits.rs`, `reads.rs` (forget) |
+//! | [`TierWriter`] | the tier commits: written once, in `store/tiers.rs`, over the [`tiers::TierSql`] statements of `tiers.rs` | — |
 //! | [`Reader`] | recall's and the browse API's reads, statistics | `reads.rs`, `window.rs` (summary) |
-//! | [`EditStore`] | the edit flows' transaction, the edit history, forgetting a user | `edits.rs`, `reads.rs` (forget) |
 //! | [`Editor`] | explicit edits with their audit record and tombstone: written once, in `store/edits.rs`, over the [`EditSql`] statements of `edits.rs` | — |
 //! | [`Portability`] | export, import, re-embedding | `export.rs`, `rebuild.rs` |
 //!
@@ -21,8 +21,11 @@
 //! Each backend implements the methods as inherent methods, in the files of its folder named
 //! above; [`backend!`] declares each trait once and forwards it to those inherent methods, so
 //! a method missing from a backend is a compile error, and the signatures cannot drift
-//! apart. [`Editor`] has no backend code at all: [`edit_flows!`] declares each edit once. The documentation of each method is on the SQLite backend's inherent method, which
-//! is the reference behaviour; the parity tests (`src/store/parity/`, run with
+//! apart. [`TierWriter`] and [`Editor`] have no backend code at all: their provided methods
+//! run the flows of `store/tiers.rs` and `store/edits.rs` in
+//! [`WriteStore::write_transaction`] ([`edit_flows!`] declares each edit once). The
+//! documentation of each method is on the SQLite backend's inherent method or on the shared
+//! flow, which is the reference behaviour; the parity tests (`src/store/parity/`, run with
 //! `REFLECTOR_TEST_DATABASE_URL`) and the integration tests of the store suite
 //! (`scripts/test.sh`, on PostgreSQL 15 and 16) hold the PostgreSQL backend to it.
 
