@@ -35,6 +35,7 @@ use std::io::{BufRead, Write};
 use serde_json::Value;
 
 use super::edits::{self, EditSql};
+use super::jobs::{self, Admission, JobSql, WaitingTotal};
 use super::model::{
     ClaimedJob, Counts, Delivery, EditRefused, EditTier, Embedded, EpisodePatch, FactPatch,
     InsertOutcome, NewEpisode, NewFact, NewRule, NewTurn, QueueLimits, QueueStatus, RulePatch,
@@ -48,9 +49,14 @@ use crate::job::{JobState, Priority, ReflectionJob, Tier};
 /// One flow of [`super::tiers`] or [`super::edits`], run by
 /// [`WriteStore::write_transaction`] inside one write transaction (from the start again when
 /// PostgreSQL reports a serialization failure, so it must leave its result only when it
-/// returns `Ok`). It gets the transaction as every statement the flows use ([`EditSql`],
-/// which includes [`tiers::TierSql`]).
-pub type WriteFlow<'a> = &'a mut dyn FnMut(&mut dyn EditSql) -> anyhow::Result<()>;
+/// returns `Ok`). It gets the transaction as every statement the flows use ([`WriteSql`]).
+pub type WriteFlow<'a> = &'a mut dyn FnMut(&mut dyn WriteSql) -> anyhow::Result<()>;
+
+/// Every statement of the flows written once for both backends, on one open write
+/// transaction: [`EditSql`] (with [`tiers::TierSql`]) and [`jobs::JobSql`].
+pub trait WriteSql: EditSql + JobSql {}
+
+impl<T: EditSql + JobSql + ?Sized> WriteSql for T {}
 
 /// The callback of [`Reader::each_episode_vector`]: `(episode id, little-endian f32 bytes)`.
 pub type VectorSink<'a> = &'a mut dyn FnMut(i64, &[u8]);
@@ -73,7 +79,9 @@ macro_rules! backend {
 }
 
 /// The store interface: the five subjects, and which backend this is. Object-safe.
-pub trait Backend: JobLedger + WriteStore + TierWriter + Reader + Editor + Portability {
+pub trait Backend:
+    JobLedger + JobWriter + WriteStore + TierWriter + Reader + Editor + Portability
+{
     /// `sqlite` or `postgres`, for health output and logs.
     fn kind(&self) -> &'static str;
 }
@@ -95,15 +103,11 @@ backend! {
     /// the embedded queue's claims, retention and re-reflection.
     trait JobLedger {
         fn ping(&self) -> anyhow::Result<()>;
-        fn insert_turn_and_job(&self, turn: &NewTurn, job: &ReflectionJob, state: JobState, limits: QueueLimits) -> anyhow::Result<InsertOutcome>;
-        fn insert_turns_and_jobs(&self, items: &[TurnInsert], limits: QueueLimits) -> Vec<anyhow::Result<InsertOutcome>>;
-        fn insert_job(&self, job: &ReflectionJob) -> anyhow::Result<bool>;
         fn set_outbox(&self, on: bool) -> ();
         fn is_outbox(&self) -> bool;
         fn unpublished_jobs(&self, limit: usize) -> anyhow::Result<Vec<(String, String, Priority, String)>>;
         fn mark_published(&self, job_ids: &[String]) -> anyhow::Result<()>;
         fn outbox_backlog(&self) -> anyhow::Result<i64>;
-        fn begin_delivery(&self, job: &ReflectionJob, owner: &str) -> anyhow::Result<Delivery>;
         fn claim_jobs(&self, owner: &str, n: usize, lease_ms: i64) -> anyhow::Result<Vec<ClaimedJob>>;
         fn completed_tiers(&self, job_id: &str) -> anyhow::Result<Vec<Tier>>;
         fn record_tier_failure(&self, job_id: &str, tier: Tier, error: &str, latency_ms: f64) -> anyhow::Result<()>;
@@ -267,13 +271,103 @@ pub trait TierWriter: WriteStore {
 impl TierWriter for SqliteStore {}
 impl TierWriter for PgStore {}
 
+/// The job ledger's writes whose decisions are written once, in `store/jobs.rs`: the
+/// request path, a job from another producer, the start of a broker delivery. Each runs in
+/// one [`WriteStore::write_transaction`]; a backend supplies only the transaction, its
+/// statements ([`JobSql`]) and its reused count of waiting jobs.
+pub trait JobWriter: JobLedger + WriteStore {
+    /// The store's reused count of all waiting jobs, for admission.
+    fn waiting_total(&self) -> &WaitingTotal;
+
+    /// Tier 1 append and job insert in ONE transaction: see [`jobs::insert_turn_and_job`].
+    /// `state` is `queued` for the fast path (admitted against `limits`), `processing` for
+    /// the traditional path.
+    fn insert_turn_and_job(
+        &self,
+        turn: &NewTurn,
+        job: &ReflectionJob,
+        state: JobState,
+        limits: QueueLimits,
+    ) -> anyhow::Result<InsertOutcome> {
+        let it = TurnInsert::new(turn.clone(), job.clone(), state)?;
+        let outbox = self.is_outbox();
+        in_transaction(self, |tx| {
+            let mut adm = Admission::new(self.waiting_total(), limits);
+            jobs::insert_turn_and_job(tx, &it, &mut adm, outbox)
+        })
+    }
+
+    /// Group commit: [`JobWriter::insert_turn_and_job`] for many turns in ONE transaction
+    /// (on SQLite one WAL append and one write of each touched index page for the whole
+    /// batch). Results are in input order and the same as one call each: a conflict or replay
+    /// is per turn. If anything fails, the batch is rolled back and every turn is retried in a
+    /// transaction of its own, so one bad turn cannot fail the others. Fast-path turns are
+    /// admitted against `limits` in input order.
+    fn insert_turns_and_jobs(
+        &self,
+        items: &[TurnInsert],
+        limits: QueueLimits,
+    ) -> Vec<anyhow::Result<InsertOutcome>> {
+        let outbox = self.is_outbox();
+        let batch = in_transaction(self, |tx| {
+            let mut adm = Admission::new(self.waiting_total(), limits);
+            items
+                .iter()
+                .map(|it| jobs::insert_turn_and_job(tx, it, &mut adm, outbox))
+                .collect::<anyhow::Result<Vec<_>>>()
+        });
+        match batch {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(_) => items
+                .iter()
+                .map(|it| {
+                    in_transaction(self, |tx| {
+                        let mut adm = Admission::new(self.waiting_total(), limits);
+                        jobs::insert_turn_and_job(tx, it, &mut adm, outbox)
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// Record a job that did not come through our API (another producer), as queued.
+    /// Returns false when the job id is already known.
+    fn insert_job(&self, job: &ReflectionJob) -> anyhow::Result<bool> {
+        let payload = serde_json::to_string(job)?;
+        in_transaction(self, |tx| {
+            let now = super::now_ms();
+            tx.insert_job(job, &payload, JobState::Queued, now, Some(now))
+        })
+    }
+
+    /// A job was delivered by the broker and is about to be processed: see
+    /// [`jobs::begin_delivery`]. `owner` names the worker (shown as the lease owner while
+    /// processing).
+    fn begin_delivery(&self, job: &ReflectionJob, owner: &str) -> anyhow::Result<Delivery> {
+        let payload = serde_json::to_string(job)?;
+        in_transaction(self, |tx| jobs::begin_delivery(tx, job, &payload, owner))
+    }
+}
+
+impl JobWriter for SqliteStore {
+    fn waiting_total(&self) -> &WaitingTotal {
+        &self.waiting_total
+    }
+}
+
+impl JobWriter for PgStore {
+    fn waiting_total(&self) -> &WaitingTotal {
+        &self.waiting_total
+    }
+}
+
 /// What an edit answers: the memory as the edit API shows it, or why the edit was refused.
 pub type Edited = Result<Value, EditRefused>;
 
 /// Run `flow` in one write transaction of `store` and return what its last run returned.
 fn in_transaction<S: WriteStore + ?Sized, T>(
     store: &S,
-    mut flow: impl FnMut(&mut dyn EditSql) -> anyhow::Result<T>,
+    mut flow: impl FnMut(&mut dyn WriteSql) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let mut out = None;
     store.write_transaction(&mut |tx| {

@@ -10,6 +10,8 @@
 pub mod backend;
 pub mod derive;
 pub mod edits;
+pub mod export;
+pub mod jobs;
 pub mod model;
 pub mod postgres;
 pub mod sqlite;
@@ -20,7 +22,9 @@ mod parity;
 
 use std::sync::Arc;
 
-pub use backend::{Backend, Editor, JobLedger, Portability, Reader, Seams, TierWriter, WriteStore};
+pub use backend::{
+    Backend, Editor, JobLedger, JobWriter, Portability, Reader, Seams, TierWriter, WriteStore,
+};
 
 pub use self::postgres::PgStore;
 

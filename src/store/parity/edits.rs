@@ -13,7 +13,7 @@ use crate::store::Embedded;
 use crate::store::blob_to_vec;
 use crate::store::postgres::PgOptions;
 use crate::store::postgres::{PgStore, VectorMode};
-use crate::store::{Backend, Editor, NewTurn, QueueLimits, SqliteStore, TierWriter};
+use crate::store::{Backend, Editor, JobWriter, NewTurn, QueueLimits, SqliteStore, TierWriter};
 use crate::store::{
     EditRefused, EditTier, EpisodePatch, FactPatch, NewEpisode, NewFact, NewRule, RulePatch,
 };

@@ -1,25 +1,26 @@
-//! PostgreSQL: the request path (turn + job in one transaction), the outbox, the job ledger
-//! and the embedded queue's claims (`FOR UPDATE SKIP LOCKED`). Each method behaves as the
-//! SQLite method of the same name (the reference: `src/store/sqlite/jobs.rs`).
+//! PostgreSQL: the statements of the job ledger's shared flows ([`JobSql`]; the request path,
+//! deliveries), the outbox, the job ledger's transitions and reads, and the embedded queue's
+//! claims (`FOR UPDATE SKIP LOCKED`). Each method behaves as the SQLite method of the same
+//! name (the reference: `src/store/sqlite/jobs.rs`).
 
 use std::collections::HashMap;
 
-use ::postgres::{Row, Transaction};
+use ::postgres::Row;
 use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::job::{JobState, Priority, ReflectionJob, Tier};
-use crate::store::derive::admission;
+use crate::store::jobs::{JobSql, StoredTurn};
 use crate::store::*;
 use crate::store::{ms_to_rfc3339, now_ms};
 
+use super::tiers::WriteTx;
 use super::*;
 
-/// How long the request path reuses its count of all waiting jobs (SQLite's
-/// `WAITING_TOTAL_RECOUNT` is 10 s: there the count runs inside the fast path's single write
-/// transaction and delayed the turns behind it; not measured on PostgreSQL, so the shorter
-/// period stays): a reused count only over-estimates, so it may admit a turn but a turn is
-/// refused only on a fresh count.
+/// How long the request path reuses its count of all waiting jobs
+/// ([`crate::store::jobs::WaitingTotal`]; SQLite's `WAITING_TOTAL_RECOUNT` is 10 s: there the
+/// count runs inside the fast path's single write transaction and delayed the turns behind
+/// it; not measured on PostgreSQL, so the shorter period stays).
 pub(super) const WAITING_TOTAL_RECOUNT: std::time::Duration = std::time::Duration::from_millis(250);
 
 pub(super) const JOB_SELECT: &str =
@@ -74,263 +75,7 @@ pub(super) fn tiers_of(
         .collect())
 }
 
-/// `published_ms`: `Some(now)` for the embedded queue and broker deliveries, `None` for an
-/// outbox row the relay has yet to publish. Returns false when the job id already existed.
-pub(super) fn insert_job(
-    tx: &mut Transaction,
-    job: &ReflectionJob,
-    payload: &str,
-    state: JobState,
-    now: i64,
-    published_ms: Option<i64>,
-) -> anyhow::Result<bool> {
-    let n = tx.execute(
-        "INSERT INTO jobs (job_id, user_id, priority, state, payload, attempts, max_retries, available_ms,
-                           published_ms, created_ms, updated_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $8) ON CONFLICT (job_id) DO NOTHING",
-        &[
-            &job.job_id,
-            &job.user_id,
-            &job.priority.as_i64(),
-            &state.as_str(),
-            &payload,
-            &(if state == JobState::Processing { 1i64 } else { 0 }),
-            &(job.max_retries as i64),
-            &now,
-            &published_ms,
-        ],
-    )?;
-    Ok(n == 1)
-}
-
-/// Waiting-job admission within one transaction (as SQLite's `Admission`): each user's
-/// count once per batch, the total from a count at most [`WAITING_TOTAL_RECOUNT`] old.
-pub(super) struct Admission<'a> {
-    limits: QueueLimits,
-    store: &'a PgStore,
-    per_user: HashMap<String, i64>,
-    total: Option<i64>,
-    fresh: bool,
-}
-
-impl<'a> Admission<'a> {
-    fn new(store: &'a PgStore, limits: QueueLimits) -> Self {
-        let cached = store
-            .waiting_total
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .filter(|(at, _)| at.elapsed() < WAITING_TOTAL_RECOUNT)
-            .map(|(_, n)| n);
-        Self {
-            limits,
-            store,
-            per_user: HashMap::new(),
-            total: cached,
-            fresh: false,
-        }
-    }
-
-    fn count_total(&mut self, tx: &mut Transaction) -> anyhow::Result<i64> {
-        let n: i64 = tx
-            .query_one(
-                "SELECT count(*) FROM jobs WHERE state IN ('queued', 'retrying')",
-                &[],
-            )?
-            .get(0);
-        *self
-            .store
-            .waiting_total
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some((std::time::Instant::now(), n));
-        self.total = Some(n);
-        self.fresh = true;
-        Ok(n)
-    }
-
-    fn check(&mut self, tx: &mut Transaction, user: &str) -> anyhow::Result<Option<InsertOutcome>> {
-        if self.limits == QueueLimits::NONE {
-            return Ok(None);
-        }
-        let mut total = match self.total {
-            Some(n) => n,
-            None => self.count_total(tx)?,
-        };
-        if total as u64 >= self.limits.total && !self.fresh {
-            total = self.count_total(tx)?;
-        }
-        let mine = match self.per_user.get(user) {
-            Some(n) => *n,
-            None => {
-                let n: i64 = tx
-                    .query_one(
-                        "SELECT count(*) FROM jobs WHERE user_id = $1 AND state IN ('queued', 'retrying')",
-                        &[&user],
-                    )?
-                    .get(0);
-                self.per_user.insert(user.to_string(), n);
-                n
-            }
-        };
-        Ok(admission(self.limits, mine, total))
-    }
-
-    /// Count one more waiting job, here and in the store's cached total (which then
-    /// over-estimates if the transaction rolls back: harmless, see above).
-    fn admitted(&mut self, user: &str) {
-        if let Some(n) = &mut self.total {
-            *n += 1;
-        }
-        if let Some((_, n)) = self
-            .store
-            .waiting_total
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_mut()
-        {
-            *n += 1;
-        }
-        if let Some(n) = self.per_user.get_mut(user) {
-            *n += 1;
-        }
-    }
-}
-
-/// One turn and its job inside the caller's transaction. Two API processes storing the same
-/// interaction id at once: the second insert waits for the first to commit, finds the row
-/// (`ON CONFLICT DO NOTHING`), and answers as a retry or a conflict.
-#[allow(clippy::too_many_arguments)] // private: the columns of one turn + job
-pub(super) fn insert_turn_and_job_in(
-    tx: &mut Transaction,
-    turn: &NewTurn,
-    job: &ReflectionJob,
-    payload: &str,
-    metadata: &str,
-    state: JobState,
-    adm: &mut Admission,
-    outbox: bool,
-) -> anyhow::Result<InsertOutcome> {
-    let existing = |tx: &mut Transaction| -> anyhow::Result<Option<InsertOutcome>> {
-        let Some(row) = tx.query_opt(
-            "SELECT t.user_id, t.request_hash, t.job_id, j.priority, j.state
-             FROM turns t LEFT JOIN jobs j ON j.job_id = t.job_id WHERE t.id = $1",
-            &[&turn.interaction_id],
-        )?
-        else {
-            return Ok(None);
-        };
-        let (user, hash): (String, String) = (row.get(0), row.get(1));
-        if user != turn.user_id || hash != turn.request_hash {
-            return Ok(Some(InsertOutcome::Conflict));
-        }
-        Ok(Some(InsertOutcome::Replay {
-            job_id: row.get(2),
-            priority: row
-                .get::<_, Option<i64>>(3)
-                .and_then(Priority::from_i64)
-                .unwrap_or(Priority::Normal),
-            state: row
-                .get::<_, Option<String>>(4)
-                .and_then(|s| JobState::parse(&s))
-                .unwrap_or(JobState::Completed),
-        }))
-    };
-    if let Some(o) = existing(tx)? {
-        return Ok(o);
-    }
-    if state == JobState::Queued {
-        if let Some(busy) = adm.check(tx, &turn.user_id)? {
-            return Ok(busy);
-        }
-        adm.admitted(&turn.user_id);
-    }
-    let now = now_ms();
-    let n = tx.execute(
-        "INSERT INTO turns (id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, request_hash, job_id, created_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
-        &[
-            &turn.interaction_id,
-            &turn.user_id,
-            &turn.session_id,
-            &turn.user_message,
-            &turn.assistant_response,
-            &turn.ts_ms,
-            &metadata,
-            &turn.request_hash,
-            &job.job_id,
-            &now,
-        ],
-    )?;
-    if n == 0 {
-        // Stored by another process meanwhile.
-        return Ok(existing(tx)?.unwrap_or(InsertOutcome::Conflict));
-    }
-    insert_job(tx, job, payload, state, now, (!outbox).then_some(now))?;
-    Ok(InsertOutcome::Created)
-}
-
 impl PgStore {
-    /// See [`crate::store::SqliteStore::insert_turn_and_job`].
-    pub fn insert_turn_and_job(
-        &self,
-        turn: &NewTurn,
-        job: &ReflectionJob,
-        state: JobState,
-        limits: QueueLimits,
-    ) -> anyhow::Result<InsertOutcome> {
-        let payload = serde_json::to_string(job)?;
-        let metadata = serde_json::to_string(&turn.metadata)?;
-        let outbox = self.is_outbox();
-        self.write(|tx| {
-            let mut adm = Admission::new(self, limits);
-            insert_turn_and_job_in(tx, turn, job, &payload, &metadata, state, &mut adm, outbox)
-        })
-    }
-
-    /// Group commit, as [`crate::store::SqliteStore::insert_turns_and_jobs`]: one
-    /// transaction for the batch; if it fails, each turn in a transaction of its own.
-    pub fn insert_turns_and_jobs(
-        &self,
-        items: &[TurnInsert],
-        limits: QueueLimits,
-    ) -> Vec<anyhow::Result<InsertOutcome>> {
-        let outbox = self.is_outbox();
-        let one = |it: &TurnInsert, tx: &mut Transaction, adm: &mut Admission| {
-            insert_turn_and_job_in(
-                tx,
-                &it.turn,
-                &it.job,
-                &it.payload,
-                &it.metadata,
-                it.state,
-                adm,
-                outbox,
-            )
-        };
-        let batch = self.write(|tx| {
-            let mut adm = Admission::new(self, limits);
-            items
-                .iter()
-                .map(|it| one(it, tx, &mut adm))
-                .collect::<anyhow::Result<Vec<_>>>()
-        });
-        match batch {
-            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-            Err(_) => items
-                .iter()
-                .map(|it| self.write(|tx| one(it, tx, &mut Admission::new(self, limits))))
-                .collect(),
-        }
-    }
-
-    /// See [`crate::store::SqliteStore::insert_job`].
-    pub fn insert_job(&self, job: &ReflectionJob) -> anyhow::Result<bool> {
-        let payload = serde_json::to_string(job)?;
-        self.write(|tx| {
-            let now = now_ms();
-            insert_job(tx, job, &payload, JobState::Queued, now, Some(now))
-        })
-    }
-
     /// See [`crate::store::SqliteStore::unpublished_jobs`].
     pub fn unpublished_jobs(
         &self,
@@ -377,58 +122,6 @@ impl PgStore {
                 &[],
             )?
             .get(0))
-        })
-    }
-
-    /// See [`crate::store::SqliteStore::begin_delivery`]. The job row is locked
-    /// (`FOR UPDATE`) so two workers given the same job (a redelivery racing the first)
-    /// count attempts one after the other.
-    pub fn begin_delivery(&self, job: &ReflectionJob, owner: &str) -> anyhow::Result<Delivery> {
-        let payload = serde_json::to_string(job)?;
-        self.write(|tx| {
-            let now = now_ms();
-            let row = tx.query_opt(
-                "SELECT state, attempts, max_retries FROM jobs WHERE job_id = $1 FOR UPDATE",
-                &[&job.job_id],
-            )?;
-            let (attempts, max_retries) = match row {
-                None => {
-                    if forgotten_after(tx, job)? {
-                        return Ok(Delivery::Forgotten);
-                    }
-                    if !insert_job(tx, job, &payload, JobState::Queued, now, Some(now))? {
-                        // Inserted by another worker meanwhile: its delivery processes it.
-                        return Ok(Delivery::Finished(JobState::Processing));
-                    }
-                    (1, job.max_retries as i64)
-                }
-                Some(r) => {
-                    let state: String = r.get(0);
-                    let (attempts, max_retries): (i64, i64) = (r.get(1), r.get(2));
-                    let state = JobState::parse(&state).unwrap_or(JobState::Queued);
-                    if state.is_final() {
-                        return Ok(Delivery::Finished(state));
-                    }
-                    if attempts > max_retries {
-                        return Ok(Delivery::Exhausted {
-                            attempts: attempts as u32,
-                        });
-                    }
-                    (attempts + 1, max_retries)
-                }
-            };
-            tx.execute(
-                "UPDATE jobs SET state = 'processing', attempts = $2, lease_owner = $3,
-                        lease_expires_ms = NULL, updated_ms = $4,
-                        published_ms = coalesce(published_ms, $4)
-                 WHERE job_id = $1",
-                &[&job.job_id, &attempts, &owner, &now],
-            )?;
-            Ok(Delivery::Process(ClaimedJob {
-                job: job.clone(),
-                attempts: attempts as u32,
-                max_retries: max_retries as u32,
-            }))
         })
     }
 
@@ -719,14 +412,122 @@ impl PgStore {
     }
 }
 
-/// True when the job's user was forgotten at or after the job was created: the job predates
-/// the DELETE and must not write anything.
-pub(super) fn forgotten_after(tx: &mut Transaction, job: &ReflectionJob) -> anyhow::Result<bool> {
-    let at: Option<i64> = tx
-        .query_opt(
+/// The job ledger's statements on PostgreSQL: the flows are in `store/jobs.rs`.
+impl JobSql for WriteTx<'_, '_> {
+    fn lock_job(&mut self, job_id: &str) -> anyhow::Result<Option<(String, i64, i64)>> {
+        // FOR UPDATE: two workers given the same job (a redelivery racing the first) count
+        // attempts one after the other.
+        let row = self.tx.query_opt(
+            "SELECT state, attempts, max_retries FROM jobs WHERE job_id = $1 FOR UPDATE",
+            &[&job_id],
+        )?;
+        Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
+    }
+
+    fn forgotten_ms(&mut self, user: &str) -> anyhow::Result<Option<i64>> {
+        let row = self.tx.query_opt(
             "SELECT forgotten_ms FROM forgotten_users WHERE user_id = $1",
-            &[&job.user_id],
-        )?
-        .map(|r| r.get(0));
-    Ok(at.is_some_and(|at| job.created_at.timestamp_millis() <= at))
+            &[&user],
+        )?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn insert_job(
+        &mut self,
+        job: &ReflectionJob,
+        payload: &str,
+        state: JobState,
+        now: i64,
+        published_ms: Option<i64>,
+    ) -> anyhow::Result<bool> {
+        let n = self.tx.execute(
+            "INSERT INTO jobs (job_id, user_id, priority, state, payload, attempts, max_retries, available_ms,
+                               published_ms, created_ms, updated_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $8) ON CONFLICT (job_id) DO NOTHING",
+            &[
+                &job.job_id,
+                &job.user_id,
+                &job.priority.as_i64(),
+                &state.as_str(),
+                &payload,
+                &(if state == JobState::Processing { 1i64 } else { 0 }),
+                &(job.max_retries as i64),
+                &now,
+                &published_ms,
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn start_attempt(
+        &mut self,
+        job_id: &str,
+        attempts: i64,
+        owner: &str,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        self.tx.execute(
+            "UPDATE jobs SET state = 'processing', attempts = $2, lease_owner = $3,
+                    lease_expires_ms = NULL, updated_ms = $4,
+                    published_ms = coalesce(published_ms, $4)
+             WHERE job_id = $1",
+            &[&job_id, &attempts, &owner, &now],
+        )?;
+        Ok(())
+    }
+
+    fn stored_turn(&mut self, interaction_id: &str) -> anyhow::Result<Option<StoredTurn>> {
+        let row = self.tx.query_opt(
+            "SELECT t.user_id, t.request_hash, t.job_id, j.priority, j.state
+             FROM turns t LEFT JOIN jobs j ON j.job_id = t.job_id WHERE t.id = $1",
+            &[&interaction_id],
+        )?;
+        Ok(row.map(|r| StoredTurn {
+            user_id: r.get(0),
+            request_hash: r.get(1),
+            job_id: r.get(2),
+            priority: r.get(3),
+            state: r.get(4),
+        }))
+    }
+
+    fn insert_turn(
+        &mut self,
+        turn: &NewTurn,
+        metadata: &str,
+        job_id: &str,
+        now: i64,
+    ) -> anyhow::Result<bool> {
+        let n = self.tx.execute(
+            "INSERT INTO turns (id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, request_hash, job_id, created_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
+            &[
+                &turn.interaction_id,
+                &turn.user_id,
+                &turn.session_id,
+                &turn.user_message,
+                &turn.assistant_response,
+                &turn.ts_ms,
+                &metadata,
+                &turn.request_hash,
+                &job_id,
+                &now,
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn count_waiting(&mut self, user: Option<&str>) -> anyhow::Result<i64> {
+        let row = match user {
+            Some(u) => self.tx.query_one(
+                "SELECT count(*) FROM jobs WHERE user_id = $1 AND state IN ('queued', 'retrying')",
+                &[&u],
+            )?,
+            None => self.tx.query_one(
+                "SELECT count(*) FROM jobs WHERE state IN ('queued', 'retrying')",
+                &[],
+            )?,
+        };
+        Ok(row.get(0))
+    }
 }

@@ -100,7 +100,7 @@ pub struct PgStore {
     outbox: AtomicBool,
     /// The service-wide count of waiting jobs for backpressure, with when it was counted
     /// (reused for 250 ms, `jobs::WAITING_TOTAL_RECOUNT`).
-    waiting_total: std::sync::Mutex<Option<(std::time::Instant, i64)>>,
+    pub(in crate::store) waiting_total: crate::store::jobs::WaitingTotal,
 }
 
 impl PgStore {
@@ -161,7 +161,7 @@ impl PgStore {
             vectors,
             dim: opts.dim,
             outbox: AtomicBool::new(false),
-            waiting_total: std::sync::Mutex::new(None),
+            waiting_total: crate::store::jobs::WaitingTotal::new(jobs::WAITING_TOTAL_RECOUNT),
         })
     }
 
@@ -245,15 +245,6 @@ impl PgStore {
     /// Whether new job rows wait in the outbox for the relay.
     pub fn is_outbox(&self) -> bool {
         self.outbox.load(Ordering::Relaxed)
-    }
-
-    /// `, embedding_v` and its value expression for an episode insert with pgvector, else
-    /// nothing; `n` is the parameter number of the vector's text.
-    pub(super) fn vector_column(&self, n: usize) -> (&'static str, String) {
-        match self.vectors {
-            VectorMode::Pgvector => (", embedding_v", format!(", CAST(${n}::text AS vector)")),
-            VectorMode::Exact => ("", String::new()),
-        }
     }
 }
 

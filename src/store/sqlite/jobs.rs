@@ -1,191 +1,29 @@
-//! SQLite: the request path (turn + job in one transaction, with admission against the
-//! queue limits), the outbox, the job ledger and the embedded queue's claims.
+//! SQLite: the statements of the job ledger's shared flows ([`JobSql`]; the request path,
+//! deliveries), the outbox, the job ledger's transitions and reads, and the embedded queue's
+//! claims.
 
 use std::collections::HashMap;
 
 use anyhow::Context;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
 use crate::job::{JobState, Priority, ReflectionJob, Tier};
-use crate::store::derive::admission;
+use crate::store::jobs::{JobSql, StoredTurn};
 use crate::store::*;
 use crate::store::{SqliteStore, ms_to_rfc3339, now_ms};
 
-/// How long the request path reuses its count of all waiting jobs before counting again.
-/// Counting is a scan of the waiting jobs' index: measured 3.3 ms at 100k waiting jobs
-/// (0.06 ms for one user's count, which is therefore exact per batch). Between recounts the
-/// turns we insert are added, and jobs the workers finish are not subtracted: an
-/// over-estimate, good for admitting a turn; a turn is refused only on a fresh count. So
-/// the period never changes an admission decision (an estimate at the ceiling is recounted
-/// in that batch); it only bounds how far the estimate drifts. The count runs inside the
-/// fast path's write transaction, so every recount delays the turns behind it by its
-/// 1–3 ms: at 250 ms that was in the 1,000 turns/s p99 (about 1% of turns); 10 s.
+use super::WriteTx;
+
+/// How long the request path reuses its count of all waiting jobs before counting again
+/// ([`crate::store::jobs::WaitingTotal`]). Counting is a scan of the waiting jobs' index:
+/// measured 3.3 ms at 100k waiting jobs (0.06 ms for one user's count, which is therefore
+/// exact per transaction). The count runs inside the fast path's write transaction, so every
+/// recount delays the turns behind it by its 1–3 ms: at 250 ms that was in the 1,000 turns/s
+/// p99 (about 1% of turns); 10 s.
 pub(super) const WAITING_TOTAL_RECOUNT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Waiting-job counts for admission within one write transaction: counted once per batch
-/// (the total over the `jobs_claimable` partial index, each user's over `jobs_by_user`),
-/// then kept up to date as the batch's own jobs are inserted.
-pub(super) struct Admission {
-    limits: QueueLimits,
-    /// The total and when it was counted.
-    total: Option<i64>,
-    counted_at: Option<std::time::Instant>,
-    batch_start: std::time::Instant,
-    per_user: HashMap<String, i64>,
-}
-
-impl Admission {
-    fn new(limits: QueueLimits) -> Self {
-        Self {
-            limits,
-            total: None,
-            counted_at: None,
-            batch_start: std::time::Instant::now(),
-            per_user: HashMap::new(),
-        }
-    }
-
-    /// `Some(Busy)` when one more waiting job for `user` would pass a ceiling.
-    fn check(&mut self, tx: &Connection, user: &str) -> anyhow::Result<Option<InsertOutcome>> {
-        if self.limits == QueueLimits::NONE {
-            return Ok(None);
-        }
-        // A reused count only over-estimates (finished jobs are not subtracted), so it may
-        // admit a turn but never refuse one: at the ceiling, count again.
-        let stale = self.fresh_count_needed();
-        let total = match self.total {
-            Some(n) if !(stale && n as u64 >= self.limits.total) => n,
-            _ => {
-                let n = tx
-                    .prepare_cached(
-                        "SELECT count(*) FROM jobs WHERE state IN ('queued', 'retrying')",
-                    )?
-                    .query_row([], |r| r.get::<_, i64>(0))?;
-                self.total = Some(n);
-                self.counted_at = Some(std::time::Instant::now());
-                n
-            }
-        };
-        let mine = match self.per_user.get(user) {
-            Some(n) => *n,
-            None => {
-                let n = tx
-                    .prepare_cached(
-                        "SELECT count(*) FROM jobs WHERE user_id = ?1 AND state IN ('queued', 'retrying')",
-                    )?
-                    .query_row([user], |r| r.get::<_, i64>(0))?;
-                self.per_user.insert(user.to_string(), n);
-                n
-            }
-        };
-        Ok(admission(self.limits, mine, total))
-    }
-
-    /// True when the total was not counted during this batch.
-    fn fresh_count_needed(&self) -> bool {
-        self.counted_at.is_some_and(|at| at < self.batch_start)
-    }
-
-    fn admitted(&mut self, user: &str) {
-        if let Some(n) = &mut self.total {
-            *n += 1;
-        }
-        if let Some(n) = self.per_user.get_mut(user) {
-            *n += 1;
-        }
-    }
-}
-
 impl SqliteStore {
-    /// Tier 1 append and job insert in ONE transaction (the fast path's only work).
-    /// `state` is `queued` for the fast path (subject to `limits`), `processing` for the
-    /// traditional path.
-    pub fn insert_turn_and_job(
-        &self,
-        turn: &NewTurn,
-        job: &ReflectionJob,
-        state: JobState,
-        limits: QueueLimits,
-    ) -> anyhow::Result<InsertOutcome> {
-        let payload = serde_json::to_string(job)?;
-        let metadata = serde_json::to_string(&turn.metadata)?;
-        let outbox = self.is_outbox();
-        self.write(|tx| {
-            let mut adm = Admission::new(limits);
-            insert_turn_and_job_in(tx, turn, job, &payload, &metadata, state, &mut adm, outbox)
-        })
-    }
-
-    /// Group commit: [`SqliteStore::insert_turn_and_job`] for many turns in ONE transaction
-    /// (one WAL append and one write of each touched index page for the whole batch).
-    /// Results are in input order and the same as one call each: a conflict or replay is
-    /// per turn. If anything fails, the batch is rolled back and every turn is retried in a
-    /// transaction of its own, so one bad turn cannot fail the others.
-    ///
-    /// Fast-path turns are admitted against `limits` in input order: the ceilings hold
-    /// exactly within a batch (one writer commits all batches, one after the other).
-    pub fn insert_turns_and_jobs(
-        &self,
-        items: &[TurnInsert],
-        limits: QueueLimits,
-    ) -> Vec<anyhow::Result<InsertOutcome>> {
-        let outbox = self.is_outbox();
-        let one = |it: &TurnInsert, tx: &Transaction, adm: &mut Admission| {
-            insert_turn_and_job_in(
-                tx,
-                &it.turn,
-                &it.job,
-                &it.payload,
-                &it.metadata,
-                it.state,
-                adm,
-                outbox,
-            )
-        };
-        let mut adm = Admission::new(limits);
-        if let Some((at, n)) = *self.waiting_total.lock().unwrap_or_else(|e| e.into_inner())
-            && at.elapsed() < WAITING_TOTAL_RECOUNT
-        {
-            (adm.total, adm.counted_at) = (Some(n), Some(at));
-        }
-        let batch = self.write(|tx| {
-            items
-                .iter()
-                .map(|it| one(it, tx, &mut adm))
-                .collect::<anyhow::Result<Vec<_>>>()
-        });
-        if let Ok(outcomes) = batch {
-            if let (Some(n), Some(at)) = (adm.total, adm.counted_at) {
-                *self.waiting_total.lock().unwrap_or_else(|e| e.into_inner()) = Some((at, n));
-            }
-            return outcomes.into_iter().map(Ok).collect();
-        }
-        items
-            .iter()
-            .map(|it| self.write(|tx| one(it, tx, &mut Admission::new(limits))))
-            .collect()
-    }
-
-    /// Record a job that did not come through our API (another producer), as queued.
-    /// Returns false when the job id is already known.
-    pub fn insert_job(&self, job: &ReflectionJob) -> anyhow::Result<bool> {
-        let payload = serde_json::to_string(job)?;
-        self.write(|tx| {
-            let n = tx.query_row(
-                "SELECT count(*) FROM jobs WHERE job_id = ?1",
-                [&job.job_id],
-                |r| r.get::<_, i64>(0),
-            )?;
-            if n > 0 {
-                return Ok(false);
-            }
-            let now = now_ms();
-            insert_job(tx, job, &payload, JobState::Queued, now, Some(now))?;
-            Ok(true)
-        })
-    }
-
     // ---------------------------------------------------------------- RabbitMQ outbox
 
     /// Up to `limit` jobs the relay still has to publish, oldest first:
@@ -246,60 +84,6 @@ impl SqliteStore {
                 [],
                 |r| r.get(0),
             )?)
-        })
-    }
-
-    /// A job was delivered by the broker and is about to be processed: record the attempt.
-    /// A job we have never seen (another producer's) is recorded first, so the API shows it.
-    /// `owner` names the worker (shown as the lease owner while processing).
-    pub fn begin_delivery(&self, job: &ReflectionJob, owner: &str) -> anyhow::Result<Delivery> {
-        let payload = serde_json::to_string(job)?;
-        let now = now_ms();
-        self.write(|tx| {
-            let row: Option<(String, i64, i64)> = tx
-                .prepare_cached("SELECT state, attempts, max_retries FROM jobs WHERE job_id = ?1")?
-                .query_row([&job.job_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()?;
-            let (attempts, max_retries) = match row {
-                None => {
-                    // A job created before its user was forgotten: drop it.
-                    let forgotten: Option<i64> = tx
-                        .prepare_cached(
-                            "SELECT forgotten_ms FROM forgotten_users WHERE user_id = ?1",
-                        )?
-                        .query_row([&job.user_id], |r| r.get(0))
-                        .optional()?;
-                    if forgotten.is_some_and(|at| job.created_at.timestamp_millis() <= at) {
-                        return Ok(Delivery::Forgotten);
-                    }
-                    insert_job(tx, job, &payload, JobState::Queued, now, Some(now))?;
-                    (1, job.max_retries as i64)
-                }
-                Some((state, attempts, max_retries)) => {
-                    let state = JobState::parse(&state).unwrap_or(JobState::Queued);
-                    if state.is_final() {
-                        return Ok(Delivery::Finished(state));
-                    }
-                    if attempts > max_retries {
-                        return Ok(Delivery::Exhausted {
-                            attempts: attempts as u32,
-                        });
-                    }
-                    (attempts + 1, max_retries)
-                }
-            };
-            tx.prepare_cached(
-                "UPDATE jobs SET state = 'processing', attempts = ?2, lease_owner = ?3,
-                        lease_expires_ms = NULL, updated_ms = ?4,
-                        published_ms = coalesce(published_ms, ?4)
-                 WHERE job_id = ?1",
-            )?
-            .execute(params![job.job_id, attempts, owner, now])?;
-            Ok(Delivery::Process(ClaimedJob {
-                job: job.clone(),
-                attempts: attempts as u32,
-                max_retries: max_retries as u32,
-            }))
         })
     }
 
@@ -609,97 +393,136 @@ impl SqliteStore {
             })
         })
     }
-
-    // ---------------------------------------------------------------- tier commits
 }
 
-/// The request path's writes for one turn, inside the caller's transaction.
-#[allow(clippy::too_many_arguments)] // private, two callers: the columns of one turn + job
-pub(super) fn insert_turn_and_job_in(
-    tx: &Connection,
-    turn: &NewTurn,
-    job: &ReflectionJob,
-    payload: &str,
-    metadata: &str,
-    state: JobState,
-    adm: &mut Admission,
-    outbox: bool,
-) -> anyhow::Result<InsertOutcome> {
-    let existing: Option<(String, String, String)> = tx
-        .prepare_cached("SELECT user_id, request_hash, job_id FROM turns WHERE id = ?1")?
-        .query_row([&turn.interaction_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .optional()?;
-    if let Some((user, hash, job_id)) = existing {
-        if user != turn.user_id || hash != turn.request_hash {
-            return Ok(InsertOutcome::Conflict);
-        }
-        let (prio, st): (i64, String) = tx.query_row(
-            "SELECT priority, state FROM jobs WHERE job_id = ?1",
-            [&job_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        return Ok(InsertOutcome::Replay {
-            job_id,
-            priority: Priority::from_i64(prio).unwrap_or(Priority::Normal),
-            state: JobState::parse(&st).unwrap_or(JobState::Queued),
-        });
+/// The job ledger's statements on SQLite: the flows are in `store/jobs.rs`.
+impl JobSql for WriteTx<'_, '_> {
+    fn lock_job(&mut self, job_id: &str) -> anyhow::Result<Option<(String, i64, i64)>> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT state, attempts, max_retries FROM jobs WHERE job_id = ?1")?
+            .query_row([job_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?)
     }
-    if state == JobState::Queued {
-        if let Some(busy) = adm.check(tx, &turn.user_id)? {
-            return Ok(busy);
-        }
-        adm.admitted(&turn.user_id);
-    }
-    let now = now_ms();
-    tx.prepare_cached(
-        "INSERT INTO turns (id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, request_hash, job_id, created_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
-        turn.interaction_id,
-        turn.user_id,
-        turn.session_id,
-        turn.user_message,
-        turn.assistant_response,
-        turn.ts_ms,
-        metadata,
-        turn.request_hash,
-        job.job_id,
-        now
-    ])?;
-    insert_job(tx, job, payload, state, now, (!outbox).then_some(now))?;
-    Ok(InsertOutcome::Created)
-}
 
-/// `published_ms`: when the job reached its queue — `now` for the embedded queue and for
-/// jobs consumed from the broker, `None` for an outbox row the relay has yet to publish.
-pub(super) fn insert_job(
-    tx: &Connection,
-    job: &ReflectionJob,
-    payload: &str,
-    state: JobState,
-    now: i64,
-    published_ms: Option<i64>,
-) -> anyhow::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO jobs (job_id, user_id, priority, state, payload, attempts, max_retries, available_ms,
-                           published_ms, created_ms, updated_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8, ?8)",
-    )?
-    .execute(params![
-        job.job_id,
-        job.user_id,
-        job.priority.as_i64(),
-        state.as_str(),
-        payload,
-        if state == JobState::Processing { 1 } else { 0 },
-        job.max_retries,
-        now,
-        published_ms
-    ])?;
-    Ok(())
+    fn forgotten_ms(&mut self, user: &str) -> anyhow::Result<Option<i64>> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT forgotten_ms FROM forgotten_users WHERE user_id = ?1")?
+            .query_row([user], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn insert_job(
+        &mut self,
+        job: &ReflectionJob,
+        payload: &str,
+        state: JobState,
+        now: i64,
+        published_ms: Option<i64>,
+    ) -> anyhow::Result<bool> {
+        let n = self
+            .0
+            .prepare_cached(
+                "INSERT INTO jobs (job_id, user_id, priority, state, payload, attempts, max_retries, available_ms,
+                                   published_ms, created_ms, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8, ?8) ON CONFLICT (job_id) DO NOTHING",
+            )?
+            .execute(params![
+                job.job_id,
+                job.user_id,
+                job.priority.as_i64(),
+                state.as_str(),
+                payload,
+                if state == JobState::Processing { 1 } else { 0 },
+                job.max_retries,
+                now,
+                published_ms
+            ])?;
+        Ok(n == 1)
+    }
+
+    fn start_attempt(
+        &mut self,
+        job_id: &str,
+        attempts: i64,
+        owner: &str,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        self.0
+            .prepare_cached(
+                "UPDATE jobs SET state = 'processing', attempts = ?2, lease_owner = ?3,
+                        lease_expires_ms = NULL, updated_ms = ?4,
+                        published_ms = coalesce(published_ms, ?4)
+                 WHERE job_id = ?1",
+            )?
+            .execute(params![job_id, attempts, owner, now])?;
+        Ok(())
+    }
+
+    fn stored_turn(&mut self, interaction_id: &str) -> anyhow::Result<Option<StoredTurn>> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT t.user_id, t.request_hash, t.job_id, j.priority, j.state
+                 FROM turns t LEFT JOIN jobs j ON j.job_id = t.job_id WHERE t.id = ?1",
+            )?
+            .query_row([interaction_id], |r| {
+                Ok(StoredTurn {
+                    user_id: r.get(0)?,
+                    request_hash: r.get(1)?,
+                    job_id: r.get(2)?,
+                    priority: r.get(3)?,
+                    state: r.get(4)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn insert_turn(
+        &mut self,
+        turn: &NewTurn,
+        metadata: &str,
+        job_id: &str,
+        now: i64,
+    ) -> anyhow::Result<bool> {
+        let n = self
+            .0
+            .prepare_cached(
+                "INSERT INTO turns (id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, request_hash, job_id, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING",
+            )?
+            .execute(params![
+                turn.interaction_id,
+                turn.user_id,
+                turn.session_id,
+                turn.user_message,
+                turn.assistant_response,
+                turn.ts_ms,
+                metadata,
+                turn.request_hash,
+                job_id,
+                now
+            ])?;
+        Ok(n == 1)
+    }
+
+    fn count_waiting(&mut self, user: Option<&str>) -> anyhow::Result<i64> {
+        // A user's count over the `jobs_by_user` index, the total over `jobs_claimable`.
+        let count = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> anyhow::Result<i64> {
+            Ok(self.0.prepare_cached(sql)?.query_row(args, |r| r.get(0))?)
+        };
+        match user {
+            Some(u) => count(
+                "SELECT count(*) FROM jobs WHERE user_id = ?1 AND state IN ('queued', 'retrying')",
+                &[&u],
+            ),
+            None => count(
+                "SELECT count(*) FROM jobs WHERE state IN ('queued', 'retrying')",
+                &[],
+            ),
+        }
+    }
 }
 
 pub(super) fn job_from_row(r: &rusqlite::Row) -> rusqlite::Result<JobRecord> {

@@ -81,9 +81,9 @@ pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
     path: std::path::PathBuf,
     synchronous: String,
-    /// The service-wide count of waiting jobs for backpressure, with when it was counted
-    /// (see [`WAITING_TOTAL_RECOUNT`]).
-    waiting_total: Mutex<Option<(std::time::Instant, i64)>>,
+    /// The service-wide count of waiting jobs for backpressure, reused for
+    /// [`jobs::WAITING_TOTAL_RECOUNT`].
+    pub(in crate::store) waiting_total: crate::store::jobs::WaitingTotal,
     /// RabbitMQ mode: new job rows are written unpublished (`published_ms` NULL) for the
     /// relay to publish (see [`SqliteStore::set_outbox`]).
     outbox: std::sync::atomic::AtomicBool,
@@ -240,7 +240,7 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             path: path.to_path_buf(),
             synchronous: synchronous.to_string(),
-            waiting_total: Mutex::new(None),
+            waiting_total: crate::store::jobs::WaitingTotal::new(jobs::WAITING_TOTAL_RECOUNT),
             outbox: std::sync::atomic::AtomicBool::new(false),
         })
     }
