@@ -3,14 +3,15 @@
 //!
 //! | trait | what | files (`sqlite/`, `postgres/`) |
 //! |---|---|---|
-//! | [`JobLedger`] | the request path, the outbox, jobs and their tiers, the embedded queue's claims, retention, re-reflection | `jobs.rs`, `window.rs` (prune), `rebuild.rs` |
+//! | [`JobLedger`] | the outbox, jobs and their tiers, the embedded queue's claims, retention, the jobs to re-reflect | `jobs.rs`, `window.rs` (prune), `rebuild.rs` |
+//! | [`JobWriter`] | the request path, a job from another producer, the start of a delivery and of a re-reflection: written once, in `store/jobs.rs`, over the [`jobs::JobSql`] statements of `jobs.rs` | — |
 //! | [`WriteStore`] | the one write transaction the shared flows run in, the Tier 1 fold, the edit history, forgetting a user | `mod.rs`, `window.rs`, `edits.rs`, `reads.rs` (forget) |
 //! | [`TierWriter`] | the tier commits: written once, in `store/tiers.rs`, over the [`tiers::TierSql`] statements of `tiers.rs` | — |
 //! | [`Reader`] | recall's and the browse API's reads, statistics | `reads.rs`, `window.rs` (summary) |
 //! | [`Editor`] | explicit edits with their audit record and tombstone: written once, in `store/edits.rs`, over the [`EditSql`] statements of `edits.rs` | — |
 //! | [`Portability`] | export, import, re-embedding | `export.rs`, `rebuild.rs` |
 //!
-//! [`Backend`] is all six, plus [`Backend::kind`]; the service holds an `Arc<dyn Backend>`.
+//! [`Backend`] is all seven, plus [`Backend::kind`]; the service holds an `Arc<dyn Backend>`.
 //! Seams for tests and the benchmark are not part of it: see [`Seams`].
 //!
 //! Every method is synchronous: the SQLite backend is rusqlite, the PostgreSQL backend the
@@ -78,7 +79,7 @@ macro_rules! backend {
     };
 }
 
-/// The store interface: the five subjects, and which backend this is. Object-safe.
+/// The store interface: the seven subjects, and which backend this is. Object-safe.
 pub trait Backend:
     JobLedger + JobWriter + WriteStore + TierWriter + Reader + Editor + Portability
 {
@@ -99,8 +100,9 @@ impl Backend for PgStore {
 }
 
 backend! {
-    /// The request path, the outbox (RabbitMQ mode), the job ledger with its tier records,
-    /// the embedded queue's claims, retention and re-reflection.
+    /// The outbox (RabbitMQ mode), the job ledger with its tier records, the embedded
+    /// queue's claims, retention and the jobs to re-reflect ([`JobWriter`] has the writes
+    /// written once).
     trait JobLedger {
         fn ping(&self) -> anyhow::Result<()>;
         fn set_outbox(&self, on: bool) -> ();
@@ -125,7 +127,6 @@ backend! {
         fn prune(&self, cutoff_ms: i64) -> anyhow::Result<(usize, usize)>;
         fn rereflect_job(&self, job_id: &str) -> anyhow::Result<bool>;
         fn rereflection_jobs(&self, user: Option<&str>, since_ms: i64) -> anyhow::Result<Vec<String>>;
-        fn begin_rereflection(&self, job_id: &str, lease_ms: i64) -> anyhow::Result<Option<ClaimedJob>>;
     }
 
     /// The reads of recall and of the browse API, and a user's statistics.
@@ -272,7 +273,8 @@ impl TierWriter for SqliteStore {}
 impl TierWriter for PgStore {}
 
 /// The job ledger's writes whose decisions are written once, in `store/jobs.rs`: the
-/// request path, a job from another producer, the start of a broker delivery. Each runs in
+/// request path, a job from another producer, the start of a broker delivery and of a
+/// re-reflection. Each runs in
 /// one [`WriteStore::write_transaction`]; a backend supplies only the transaction, its
 /// statements ([`JobSql`]) and its reused count of waiting jobs.
 pub trait JobWriter: JobLedger + WriteStore {
@@ -346,6 +348,16 @@ pub trait JobWriter: JobLedger + WriteStore {
     fn begin_delivery(&self, job: &ReflectionJob, owner: &str) -> anyhow::Result<Delivery> {
         let payload = serde_json::to_string(job)?;
         in_transaction(self, |tx| jobs::begin_delivery(tx, job, &payload, owner))
+    }
+
+    /// Take a finished job for re-reflection in this process: see
+    /// [`jobs::begin_rereflection`].
+    fn begin_rereflection(
+        &self,
+        job_id: &str,
+        lease_ms: i64,
+    ) -> anyhow::Result<Option<ClaimedJob>> {
+        in_transaction(self, |tx| jobs::begin_rereflection(tx, job_id, lease_ms))
     }
 }
 

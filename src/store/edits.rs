@@ -23,6 +23,7 @@ use super::model::{
     Columns, EditRefused, EditTier, EpisodePatch, EpisodeRow, FactPatch, FactRow, NewEpisode,
     NewFact, NewRule, RulePatch, RuleRow,
 };
+use super::sql::SqlValue::{Real, Text};
 use super::tiers::{self, TierSql};
 use super::{ms_to_rfc3339, now_ms};
 
@@ -114,8 +115,6 @@ pub trait EditSql: TierSql {
     fn rule(&mut self, user: &str, id: i64) -> anyhow::Result<Option<RuleParts>>;
     /// Insert an audit record; returns its id.
     fn record(&mut self, r: &EditRecord<'_>) -> anyhow::Result<i64>;
-    fn set_edit_after(&mut self, user: &str, edit: i64, after: &str) -> anyhow::Result<()>;
-    fn set_evidence(&mut self, tier: EditTier, user: &str, id: i64, evidence: &str) -> anyhow::Result<()>;
     /// Insert an episode with empty evidence; returns its id.
     fn insert_episode(&mut self, user: &str, job_id: &str, e: &NewEpisode, now: i64) -> anyhow::Result<i64>;
     /// Insert a fact with empty evidence; `None` when the same fact is already stored.
@@ -128,17 +127,13 @@ pub trait EditSql: TierSql {
     /// The fact a row is shown as: the one it was merged into, or itself.
     fn shown_fact(&mut self, user: &str, id: i64) -> anyhow::Result<i64>;
     fn set_episode_text(&mut self, user: &str, id: i64, text: &str, embedding: &[f32]) -> anyhow::Result<()>;
-    fn set_episode_importance(&mut self, user: &str, id: i64, importance: f32) -> anyhow::Result<()>;
-    fn set_episode_tags(&mut self, user: &str, id: i64, tags: &str) -> anyhow::Result<()>;
     /// Whether another fact has fact `id`'s subject, predicate and valid_at with `object`.
     fn fact_clash(&mut self, user: &str, id: i64, object: i64) -> anyhow::Result<bool>;
     /// Drop the rows merged into fact `id` and point it at `object`.
     fn set_fact_object(&mut self, user: &str, id: i64, object: i64) -> anyhow::Result<()>;
-    fn set_fact_text(&mut self, user: &str, id: i64, fact: &str) -> anyhow::Result<()>;
     /// Whether another rule of `topic` says `statement`.
     fn rule_clash(&mut self, user: &str, topic: &str, statement: &str, id: i64) -> anyhow::Result<bool>;
     fn set_rule_statement(&mut self, user: &str, id: i64, statement: &str, embedding: &[f32]) -> anyhow::Result<()>;
-    fn set_rule_kind(&mut self, user: &str, id: i64, kind: &str) -> anyhow::Result<()>;
     /// Delete memory `id` of `tier`: a fact with the rows merged into it; a rule so that the
     /// rules it superseded are no longer superseded by it.
     fn delete(&mut self, tier: EditTier, user: &str, id: i64) -> anyhow::Result<()>;
@@ -285,10 +280,20 @@ impl<'a> Target<'a> {
     fn added(self, tx: &mut dyn EditSql, row: i64) -> anyhow::Result<Value> {
         let edit = self.record(tx, "add", None, None, None)?;
         let evidence = json!([format!("manual:{edit}")]).to_string();
-        tx.set_evidence(self.tier, self.user, row, &evidence)?;
+        tx.set_columns(
+            self.tier.table(),
+            self.user,
+            row,
+            &[("evidence", Text(&evidence))],
+        )?;
         let after = snapshot(tx, self.user, self.tier, self.id)?
             .with_context(|| format!("{} just added", self.tier.noun()))?;
-        tx.set_edit_after(self.user, edit, &after.json.to_string())?;
+        tx.set_columns(
+            "memory_edits",
+            self.user,
+            edit,
+            &[("after", Text(&after.json.to_string()))],
+        )?;
         Ok(after.json)
     }
 
@@ -402,10 +407,15 @@ pub fn update_episode(
             tx.set_episode_text(user, id, text, emb)?;
         }
         if let Some(i) = p.importance {
-            tx.set_episode_importance(user, id, i)?;
+            tx.set_columns("episodes", user, id, &[("importance", Real(f64::from(i)))])?;
         }
         if let Some(t) = &p.tags {
-            tx.set_episode_tags(user, id, &serde_json::to_string(t)?)?;
+            tx.set_columns(
+                "episodes",
+                user,
+                id,
+                &[("tags", Text(&serde_json::to_string(t)?))],
+            )?;
         }
         Ok(Ok(()))
     })
@@ -435,7 +445,7 @@ pub fn update_fact(
             tx.set_fact_object(user, id, o)?;
         }
         if let Some(fact) = &p.fact {
-            tx.set_fact_text(user, id, fact)?;
+            tx.set_columns("relations", user, id, &[("fact", Text(fact))])?;
         }
         Ok(Ok(()))
     })
@@ -461,7 +471,7 @@ pub fn update_rule(
             tx.set_rule_statement(user, id, statement, emb)?;
         }
         if let Some(kind) = &p.kind {
-            tx.set_rule_kind(user, id, kind)?;
+            tx.set_columns("rules", user, id, &[("kind", Text(kind))])?;
         }
         Ok(Ok(()))
     })

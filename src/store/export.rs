@@ -1,8 +1,8 @@
 //! Export and import of one user's memory as JSON Lines (schema: docs/EXPORT.md), written once
 //! for both backends: the record of each row ([`turn_line`] … [`edit_line`], read through
-//! [`Columns`]) and the import's checks and record dispatch ([`import_lines`], over the
-//! statements of [`ImportSql`]). A backend supplies its `SELECT`s and its `INSERT`s
-//! (`sqlite/export.rs`, `postgres/export.rs`).
+//! [`Columns`]) and the import's checks and record dispatch ([`import_lines`], as column
+//! lists for [`super::sql::RowSql::insert_row`] and the statements of [`ImportSql`]). A backend supplies
+//! its `SELECT`s and those statements (`sqlite/export.rs`, `postgres/export.rs`).
 //!
 //! The export holds everything needed to give the same context for the same query in
 //! another store: the turns (Tier 1) with their jobs, episodes with their vectors and
@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use super::derive::{hex_vec, ms, norm_name, opt_ms, s, vec_hex};
 use super::edits::{EditRecord, EditSql};
 use super::model::{Columns, Counts, EditTier};
+use super::sql::SqlValue::{Blob, Bool, Int, OptInt, Real, Text};
 use super::tiers;
 use super::{ms_to_rfc3339, now_ms};
 
@@ -164,101 +165,11 @@ where
     }))
 }
 
-/// A turn line as the import stores it (times in ms since the Unix epoch).
-#[derive(Debug)]
-pub struct ImportedTurn<'a> {
-    pub interaction_id: &'a str,
-    pub session_id: &'a str,
-    pub user_message: &'a str,
-    pub assistant_response: &'a str,
-    pub ts_ms: i64,
-    /// JSON object text.
-    pub metadata: String,
-    pub request_hash: &'a str,
-    /// Empty when the turn had no job.
-    pub job_id: &'a str,
-    pub stored_ms: i64,
-    pub reflected: bool,
-}
-
-/// A turn's job as the import stores it: `completed` or `dead` as it was, any other state
-/// queued again (it is reflected in the new store); created, due and updated at `created_ms`.
-#[derive(Debug)]
-pub struct ImportedJob<'a> {
-    pub job_id: &'a str,
-    pub priority: i64,
-    pub state: &'a str,
-    /// The job as JSON text.
-    pub payload: String,
-    pub max_retries: i64,
-    pub created_ms: i64,
-    /// `created_ms` when completed.
-    pub completed_ms: Option<i64>,
-}
-
-/// An episode line as the import stores it.
-#[derive(Debug)]
-pub struct ImportedEpisode<'a> {
-    pub job_id: &'a str,
-    pub speaker: &'a str,
-    pub text: &'a str,
-    pub summary: &'a str,
-    pub importance: f64,
-    /// Tags and evidence as JSON array texts.
-    pub tags: String,
-    pub occurred_ms: i64,
-    pub observed_ms: i64,
-    /// Little-endian f32 bytes.
-    pub embedding: Vec<u8>,
-    pub evidence: String,
-    pub created_ms: i64,
-    pub context: &'a str,
-}
-
-/// A fact line as the import stores it: `subject` and `object` are entity ids.
-#[derive(Debug)]
-pub struct ImportedFact<'a> {
-    pub subject: i64,
-    pub predicate: &'a str,
-    pub object: i64,
-    pub fact: &'a str,
-    pub exclusive: bool,
-    pub valid_ms: i64,
-    /// JSON array text.
-    pub evidence: String,
-    pub job_id: &'a str,
-    pub created_ms: i64,
-}
-
-/// A rule line as the import stores it.
-#[derive(Debug)]
-pub struct ImportedRule<'a> {
-    pub kind: &'a str,
-    pub topic: &'a str,
-    pub statement: &'a str,
-    pub confidence: f64,
-    pub first_ms: i64,
-    pub last_ms: i64,
-    /// Little-endian f32 bytes.
-    pub embedding: Vec<u8>,
-    /// JSON array text.
-    pub evidence: String,
-    pub created_ms: i64,
-}
-
-/// The import's statements, each scoped to `user`; each insert writes nothing and returns
-/// false when its record's key is present. A backend implements it on its open write
-/// transaction; nothing here decides anything.
-// One line per statement (rustfmt would fold the longer ones), so the list reads as a table.
-#[rustfmt::skip]
+/// The import's statements beyond [`super::sql::RowSql::insert_row`], each scoped to `user`. A backend
+/// implements it on its open write transaction; nothing here decides anything.
 pub trait ImportSql: EditSql {
-    fn import_turn(&mut self, user: &str, t: &ImportedTurn<'_>) -> anyhow::Result<bool>;
-    fn import_job(&mut self, user: &str, j: &ImportedJob<'_>) -> anyhow::Result<bool>;
-    fn import_episode(&mut self, user: &str, e: &ImportedEpisode<'_>) -> anyhow::Result<bool>;
     /// Whether the user has an entity of this normalised name.
     fn entity_exists(&mut self, user: &str, norm: &str) -> anyhow::Result<bool>;
-    fn import_fact(&mut self, user: &str, f: &ImportedFact<'_>) -> anyhow::Result<bool>;
-    fn import_rule(&mut self, user: &str, r: &ImportedRule<'_>) -> anyhow::Result<bool>;
     /// Whether an edit record of the same tier, action, time, signature and memory id exists.
     fn edit_exists(&mut self, e: &EditRecord<'_>) -> anyhow::Result<bool>;
 }
@@ -280,20 +191,34 @@ pub fn import_lines(tx: &mut dyn ImportSql, lines: &[Value], user: &str) -> anyh
                 "turn" => {
                     let job = &v["job"];
                     let job_id = job["job_id"].as_str().unwrap_or_default();
-                    let added = tx.import_turn(
-                        user,
-                        &ImportedTurn {
-                            interaction_id: s(v, "interaction_id")?,
-                            session_id: s(v, "session_id")?,
-                            user_message: s(v, "user_message")?,
-                            assistant_response: s(v, "assistant_response")?,
-                            ts_ms: ms(v, "timestamp")?,
-                            metadata: v["metadata"].to_string(),
-                            request_hash: s(v, "request_hash")?,
-                            job_id,
-                            stored_ms: ms(v, "stored_at")?,
-                            reflected: v["reflected"].as_bool().unwrap_or(false),
-                        },
+                    let added = tx.insert_row(
+                        "turns",
+                        &[
+                            "id",
+                            "user_id",
+                            "session_id",
+                            "user_message",
+                            "assistant_response",
+                            "ts_ms",
+                            "metadata",
+                            "request_hash",
+                            "job_id",
+                            "created_ms",
+                            "reflected",
+                        ],
+                        &[
+                            Text(s(v, "interaction_id")?),
+                            Text(user),
+                            Text(s(v, "session_id")?),
+                            Text(s(v, "user_message")?),
+                            Text(s(v, "assistant_response")?),
+                            Int(ms(v, "timestamp")?),
+                            Text(&v["metadata"].to_string()),
+                            Text(s(v, "request_hash")?),
+                            Text(job_id),
+                            Int(ms(v, "stored_at")?),
+                            Bool(v["reflected"].as_bool().unwrap_or(false)),
+                        ],
                     )?;
                     if !job_id.is_empty() {
                         let state = job["state"]
@@ -301,39 +226,76 @@ pub fn import_lines(tx: &mut dyn ImportSql, lines: &[Value], user: &str) -> anyh
                             .filter(|st| matches!(*st, "completed" | "dead"))
                             .unwrap_or("queued");
                         let created = opt_ms(job, "created_at")?.unwrap_or_else(now_ms);
-                        tx.import_job(
-                            user,
-                            &ImportedJob {
-                                job_id,
-                                priority: job["priority"].as_i64().unwrap_or(1),
-                                state,
-                                payload: job["payload"].to_string(),
-                                max_retries: job["max_retries"].as_i64().unwrap_or(3),
-                                created_ms: created,
-                                completed_ms: (state == "completed").then_some(created),
-                            },
+                        tx.insert_row(
+                            "jobs",
+                            &[
+                                "job_id",
+                                "user_id",
+                                "priority",
+                                "state",
+                                "payload",
+                                "attempts",
+                                "max_retries",
+                                "available_ms",
+                                "published_ms",
+                                "created_ms",
+                                "updated_ms",
+                                "completed_ms",
+                            ],
+                            &[
+                                Text(job_id),
+                                Text(user),
+                                Int(job["priority"].as_i64().unwrap_or(1)),
+                                Text(state),
+                                Text(&job["payload"].to_string()),
+                                Int(0),
+                                Int(job["max_retries"].as_i64().unwrap_or(3)),
+                                Int(created),
+                                Int(created),
+                                Int(created),
+                                Int(created),
+                                OptInt((state == "completed").then_some(created)),
+                            ],
                         )?;
                     }
                     added
                 }
-                "episode" => tx.import_episode(
-                    user,
-                    &ImportedEpisode {
-                        job_id: s(v, "job_id")?,
-                        speaker: s(v, "speaker")?,
-                        text: s(v, "text")?,
-                        summary: s(v, "summary")?,
-                        importance: v["importance"]
-                            .as_f64()
-                            .context("importance: expected a number")?,
-                        tags: v["tags"].to_string(),
-                        occurred_ms: ms(v, "occurred_at")?,
-                        observed_ms: ms(v, "observed_at")?,
-                        embedding: hex_vec(s(v, "embedding")?)?,
-                        evidence: v["evidence"].to_string(),
-                        created_ms: ms(v, "created_at")?,
-                        context: v["context"].as_str().unwrap_or(""),
-                    },
+                "episode" => tx.insert_row(
+                    "episodes",
+                    &[
+                        "user_id",
+                        "job_id",
+                        "speaker",
+                        "text",
+                        "summary",
+                        "importance",
+                        "tags",
+                        "occurred_ms",
+                        "observed_ms",
+                        "embedding",
+                        "evidence",
+                        "created_ms",
+                        "context",
+                    ],
+                    &[
+                        Text(user),
+                        Text(s(v, "job_id")?),
+                        Text(s(v, "speaker")?),
+                        Text(s(v, "text")?),
+                        Text(s(v, "summary")?),
+                        Real(
+                            v["importance"]
+                                .as_f64()
+                                .context("importance: expected a number")?,
+                        ),
+                        Text(&v["tags"].to_string()),
+                        Int(ms(v, "occurred_at")?),
+                        Int(ms(v, "observed_at")?),
+                        Blob(&hex_vec(s(v, "embedding")?)?),
+                        Text(&v["evidence"].to_string()),
+                        Int(ms(v, "created_at")?),
+                        Text(v["context"].as_str().unwrap_or("")),
+                    ],
                 )?,
                 "entity" => {
                     let name = s(v, "name")?;
@@ -347,40 +309,74 @@ pub fn import_lines(tx: &mut dyn ImportSql, lines: &[Value], user: &str) -> anyh
                     !existed
                 }
                 "fact" => {
-                    let f = ImportedFact {
-                        subject: imported_entity(tx, user, &entity_ids, s(v, "subject")?)?,
-                        predicate: s(v, "predicate")?,
-                        object: imported_entity(tx, user, &entity_ids, s(v, "object")?)?,
-                        fact: s(v, "fact")?,
-                        exclusive: v["exclusive"].as_bool().unwrap_or(false),
-                        valid_ms: ms(v, "valid_at")?,
-                        evidence: v["evidence"].to_string(),
-                        job_id: s(v, "job_id")?,
-                        created_ms: ms(v, "created_at")?,
-                    };
-                    if f.exclusive {
-                        slots.insert((f.subject, f.predicate.to_string()));
+                    let subject = imported_entity(tx, user, &entity_ids, s(v, "subject")?)?;
+                    let object = imported_entity(tx, user, &entity_ids, s(v, "object")?)?;
+                    let predicate = s(v, "predicate")?;
+                    let exclusive = v["exclusive"].as_bool().unwrap_or(false);
+                    if exclusive {
+                        slots.insert((subject, predicate.to_string()));
                     }
-                    tx.import_fact(user, &f)?
+                    tx.insert_row(
+                        "relations",
+                        &[
+                            "user_id",
+                            "subject_id",
+                            "predicate",
+                            "object_id",
+                            "fact",
+                            "exclusive",
+                            "valid_ms",
+                            "evidence",
+                            "job_id",
+                            "created_ms",
+                        ],
+                        &[
+                            Text(user),
+                            Int(subject),
+                            Text(predicate),
+                            Int(object),
+                            Text(s(v, "fact")?),
+                            Bool(exclusive),
+                            Int(ms(v, "valid_at")?),
+                            Text(&v["evidence"].to_string()),
+                            Text(s(v, "job_id")?),
+                            Int(ms(v, "created_at")?),
+                        ],
+                    )?
                 }
                 "rule" => {
                     let topic = s(v, "topic")?;
                     topics.insert(topic.to_string());
-                    tx.import_rule(
-                        user,
-                        &ImportedRule {
-                            kind: s(v, "kind")?,
-                            topic,
-                            statement: s(v, "statement")?,
-                            confidence: v["confidence"]
-                                .as_f64()
-                                .context("confidence: expected a number")?,
-                            first_ms: ms(v, "first_stated_at")?,
-                            last_ms: ms(v, "last_stated_at")?,
-                            embedding: hex_vec(s(v, "embedding")?)?,
-                            evidence: v["evidence"].to_string(),
-                            created_ms: ms(v, "created_at")?,
-                        },
+                    tx.insert_row(
+                        "rules",
+                        &[
+                            "user_id",
+                            "kind",
+                            "topic",
+                            "statement",
+                            "confidence",
+                            "first_ms",
+                            "last_ms",
+                            "embedding",
+                            "evidence",
+                            "created_ms",
+                        ],
+                        &[
+                            Text(user),
+                            Text(s(v, "kind")?),
+                            Text(topic),
+                            Text(s(v, "statement")?),
+                            Real(
+                                v["confidence"]
+                                    .as_f64()
+                                    .context("confidence: expected a number")?,
+                            ),
+                            Int(ms(v, "first_stated_at")?),
+                            Int(ms(v, "last_stated_at")?),
+                            Blob(&hex_vec(s(v, "embedding")?)?),
+                            Text(&v["evidence"].to_string()),
+                            Int(ms(v, "created_at")?),
+                        ],
                     )?
                 }
                 "edit" => {

@@ -1,8 +1,8 @@
 //! The job ledger's decisions, written once for both backends over the statements of
 //! [`JobSql`]: the request path (a turn and its reflection job in one transaction, with
 //! admission against the queue limits and idempotent retries by interaction id), a job from
-//! another producer, and the start of a broker delivery (attempt counting, stale and
-//! forgotten deliveries).
+//! another producer, the start of a broker delivery (attempt counting, stale and forgotten
+//! deliveries) and of a re-reflection.
 //!
 //! A backend implements [`JobSql`] on its open write transaction (`sqlite/jobs.rs`,
 //! `postgres/jobs.rs`: SQL and parameter binding only); [`super::JobWriter`] runs these flows
@@ -14,7 +14,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::derive::admission;
-use super::model::{ClaimedJob, Delivery, InsertOutcome, NewTurn, QueueLimits, TurnInsert};
+use super::model::{
+    ClaimedJob, Delivery, InsertOutcome, NewTurn, QueueLimits, REFLECT_OWNER, TurnInsert,
+};
 use crate::job::{JobState, Priority, ReflectionJob};
 
 /// A stored turn as the request path compares a retry with it.
@@ -53,6 +55,11 @@ pub trait JobSql {
     fn insert_turn(&mut self, turn: &NewTurn, metadata: &str, job_id: &str, now: i64) -> anyhow::Result<bool>;
     /// Waiting jobs (`queued` or `retrying`): `user`'s, or with `None` everyone's.
     fn count_waiting(&mut self, user: Option<&str>) -> anyhow::Result<i64>;
+    /// The job as stored (JSON text).
+    fn job_payload(&mut self, job_id: &str) -> anyhow::Result<Option<String>>;
+    /// Forget the job's tier records and make it `processing` as attempt 1, leased to `owner`
+    /// until `lease_expires_ms`, with no error, dead reason or completion.
+    fn restart_job(&mut self, job_id: &str, owner: &str, lease_expires_ms: i64, now: i64) -> anyhow::Result<()>;
 }
 
 /// A store's count of all waiting jobs, reused by the request path for `recount` before it
@@ -251,6 +258,33 @@ pub(crate) fn begin_delivery(
     Ok(Delivery::Process(ClaimedJob {
         job: job.clone(),
         attempts: attempts as u32,
+        max_retries: max_retries as u32,
+    }))
+}
+
+/// Take a finished job for re-reflection in this process: forget its tier records and lease
+/// it to [`REFLECT_OWNER`] for `lease_ms` (workers leave it alone meanwhile). `None` when the
+/// job is not finished (waiting or in progress: it will be reflected anyway) or unknown.
+pub(crate) fn begin_rereflection(
+    sql: &mut dyn JobSql,
+    job_id: &str,
+    lease_ms: i64,
+) -> anyhow::Result<Option<ClaimedJob>> {
+    let Some((state, _, max_retries)) = sql.lock_job(job_id)? else {
+        return Ok(None);
+    };
+    if !matches!(state.as_str(), "completed" | "dead") {
+        return Ok(None);
+    }
+    let Some(payload) = sql.job_payload(job_id)? else {
+        return Ok(None);
+    };
+    let job: ReflectionJob = serde_json::from_str(&payload)?;
+    let now = super::now_ms();
+    sql.restart_job(job_id, REFLECT_OWNER, now + lease_ms, now)?;
+    Ok(Some(ClaimedJob {
+        job,
+        attempts: 1,
         max_retries: max_retries as u32,
     }))
 }

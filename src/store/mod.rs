@@ -14,6 +14,7 @@ pub mod export;
 pub mod jobs;
 pub mod model;
 pub mod postgres;
+pub mod sql;
 pub mod sqlite;
 pub mod tiers;
 

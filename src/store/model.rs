@@ -415,6 +415,15 @@ impl EditTier {
             Self::Procedural => "rule",
         }
     }
+
+    /// The table of the tier's memories.
+    pub fn table(self) -> &'static str {
+        match self {
+            Self::Episodic => "episodes",
+            Self::Semantic => "relations",
+            Self::Procedural => "rules",
+        }
+    }
 }
 
 /// Why an edit was not made.

@@ -17,6 +17,7 @@ use super::derive::{
     SlotRow, TopicRule, episode_signature, fact_signature, norm_name, rule_signature, slot_rows,
     tombstone_applies, topic_rows, union_json,
 };
+use super::sql::RowSql;
 use super::{EditTier, now_ms};
 use crate::extract::{EpisodeDraft, GraphDraft, REVOCATION, RuleDraft};
 use crate::job::{ReflectionJob, Tier};
@@ -61,7 +62,7 @@ pub struct ReflectedFact<'a> {
 /// implements it on its open write transaction; nothing here decides anything.
 // One line per statement (rustfmt would fold the longer ones), so the list reads as a table.
 #[rustfmt::skip]
-pub trait TierSql {
+pub trait TierSql: RowSql {
     /// Serialise this user's writers for the rest of the transaction (PostgreSQL's advisory
     /// lock; SQLite has one writer and does nothing).
     fn lock_user(&mut self, user: &str) -> anyhow::Result<()>;

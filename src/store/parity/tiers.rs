@@ -149,13 +149,15 @@ fn entity(name: &str, kind: &str, aliases: &[&str]) -> EntityDraft {
     }
 }
 
+/// A relation valid from `at` ("MM-DDTHH", in 2023, UTC).
 fn rel(s: &str, p: &str, o: &str, at: &str, exclusive: bool) -> RelationDraft {
+    let at = format!("2023-{at}:00:00Z");
     RelationDraft {
         subject: s.into(),
         predicate: p.into(),
         object: o.into(),
         fact: format!("{s} {p} {o} ({at})"),
-        valid_at: ts(at),
+        valid_at: ts(&at),
         exclusive,
     }
 }
@@ -320,21 +322,9 @@ fn scenario(s: &dyn Fixture) -> serde_json::Map<String, Value> {
             entity("my mom Sarah", "person", &["Mom", "Sarah"]),
         ],
         relations: vec![
-            rel(
-                "Caroline",
-                "LIVES_IN",
-                "Berlin",
-                "2023-05-01T10:00:00Z",
-                true,
-            ),
-            rel("Caroline", "LIKES", "hiking", "2023-05-01T10:00:00Z", false),
-            rel(
-                "Caroline",
-                "MOTHER_IS",
-                "Sarah",
-                "2023-05-01T10:00:00Z",
-                true,
-            ),
+            rel("Caroline", "LIVES_IN", "Berlin", "05-01T10", true),
+            rel("Caroline", "LIKES", "hiking", "05-01T10", false),
+            rel("Caroline", "MOTHER_IS", "Sarah", "05-01T10", true),
         ],
         ..Default::default()
     };
@@ -344,21 +334,9 @@ fn scenario(s: &dyn Fixture) -> serde_json::Map<String, Value> {
             entity("Grunewald", "place", &[]),
         ],
         relations: vec![
-            rel(
-                "Caroline",
-                "LIVES_IN",
-                "Berlin",
-                "2023-05-02T10:00:00Z",
-                true,
-            ),
-            rel("Caro", "LIKES", "hiking", "2023-04-20T10:00:00Z", false),
-            rel(
-                "Caroline",
-                "VISITED",
-                "Grunewald",
-                "2023-05-02T10:00:00Z",
-                false,
-            ),
+            rel("Caroline", "LIVES_IN", "Berlin", "05-02T10", true),
+            rel("Caro", "LIKES", "hiking", "04-20T10", false),
+            rel("Caroline", "VISITED", "Grunewald", "05-02T10", false),
         ],
         ..Default::default()
     };
@@ -368,21 +346,9 @@ fn scenario(s: &dyn Fixture) -> serde_json::Map<String, Value> {
             entity("Acme", "organization", &["Acme Corp"]),
         ],
         relations: vec![
-            rel(
-                "Caroline",
-                "LIVES_IN",
-                "Paris",
-                "2023-05-03T10:00:00Z",
-                true,
-            ),
-            rel(
-                "Caroline",
-                "WORKS_AT",
-                "Acme Corp",
-                "2023-05-03T10:00:00Z",
-                true,
-            ),
-            rel("Caroline", "LIKES", "hiking", "2023-05-03T10:00:00Z", false),
+            rel("Caroline", "LIVES_IN", "Paris", "05-03T10", true),
+            rel("Caroline", "WORKS_AT", "Acme Corp", "05-03T10", true),
+            rel("Caroline", "LIKES", "hiking", "05-03T10", false),
         ],
         ..Default::default()
     };
@@ -392,15 +358,9 @@ fn scenario(s: &dyn Fixture) -> serde_json::Map<String, Value> {
             entity("Berlin", "city", &[]),
         ],
         relations: vec![
-            rel("Caroline", "HAS_PET", "Rex", "2023-05-04T10:00:00Z", false),
-            rel("Rex", "LOVES", "Paris", "2023-05-04T10:00:00Z", false),
-            rel(
-                "Caroline",
-                "LIVES_IN",
-                "Berlin",
-                "2023-04-01T10:00:00Z",
-                true,
-            ),
+            rel("Caroline", "HAS_PET", "Rex", "05-04T10", false),
+            rel("Rex", "LOVES", "Paris", "05-04T10", false),
+            rel("Caroline", "LIVES_IN", "Berlin", "04-01T10", true),
         ],
         ..Default::default()
     };
@@ -409,14 +369,8 @@ fn scenario(s: &dyn Fixture) -> serde_json::Map<String, Value> {
     let g6 = GraphDraft {
         entities: vec![entity("Cat", "thing", &[])],
         relations: vec![
-            rel("Caroline", "HAS_PET", "Cat", "2023-05-06T10:00:00Z", false),
-            rel(
-                "Caroline",
-                "LIVES_IN",
-                "Paris",
-                "2023-05-06T10:00:00Z",
-                true,
-            ),
+            rel("Caroline", "HAS_PET", "Cat", "05-06T10", false),
+            rel("Caroline", "LIVES_IN", "Paris", "05-06T10", true),
         ],
         ..Default::default()
     };
@@ -430,13 +384,7 @@ fn scenario(s: &dyn Fixture) -> serde_json::Map<String, Value> {
         &other,
         &GraphDraft {
             entities: vec![entity("Melanie", "person", &[])],
-            relations: vec![rel(
-                "Melanie",
-                "LIVES_IN",
-                "Berlin",
-                "2023-05-03T09:00:00Z",
-                true,
-            )],
+            relations: vec![rel("Melanie", "LIVES_IN", "Berlin", "05-03T09", true)],
             ..Default::default()
         },
         1.0,
@@ -914,35 +862,35 @@ fn concurrent_graph_commits_equal_sequential() {
                 "Alice",
                 "LIVES_IN",
                 cities[i],
-                &format!("2023-06-{:02}T10:00:00Z", 1 + (i * 5) % 8),
+                &format!("06-{:02}T10", 1 + (i * 5) % 8),
                 true,
             ),
             rel(
                 "Alice",
                 "WORKS_AT",
                 "Acme",
-                &format!("2023-06-{:02}T11:00:00Z", 1 + i),
+                &format!("06-{:02}T11", 1 + i),
                 true,
             ),
             rel(
                 "Alice",
                 "LIKES",
                 likes[i],
-                &format!("2023-06-{:02}T10:00:00Z", 8 - i),
+                &format!("06-{:02}T10", 8 - i),
                 false,
             ),
             rel(
                 "Bob",
                 "KNOWS",
                 "Alice",
-                &format!("2023-06-{:02}T10:00:00Z", 1 + (i * 3) % 8),
+                &format!("06-{:02}T10", 1 + (i * 3) % 8),
                 false,
             ),
             rel(
                 "Bob",
                 "LIKES",
                 likes[(i + 3) % 8],
-                &format!("2023-06-{:02}T10:00:00Z", 1 + i),
+                &format!("06-{:02}T10", 1 + i),
                 false,
             ),
         ],
@@ -1082,7 +1030,7 @@ fn forget_racing_commits_leaves_nothing() {
                             "Zed",
                             "LIKES",
                             &format!("thing {i}"),
-                            "2023-06-01T12:00:00Z",
+                            "06-01T12",
                             false,
                         )],
                         ..Default::default()

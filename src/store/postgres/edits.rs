@@ -66,34 +66,6 @@ impl EditSql for WriteTx<'_, '_> {
             .try_get(0)?)
     }
 
-    fn set_edit_after(&mut self, user: &str, edit: i64, after: &str) -> anyhow::Result<()> {
-        self.tx.execute(
-            "UPDATE memory_edits SET after = $3 WHERE user_id = $1 AND id = $2",
-            &[&user, &edit, &after],
-        )?;
-        Ok(())
-    }
-
-    fn set_evidence(
-        &mut self,
-        tier: EditTier,
-        user: &str,
-        id: i64,
-        evidence: &str,
-    ) -> anyhow::Result<()> {
-        let sql = match tier {
-            EditTier::Episodic => {
-                "UPDATE episodes SET evidence = $3 WHERE user_id = $1 AND id = $2"
-            }
-            EditTier::Semantic => {
-                "UPDATE relations SET evidence = $3 WHERE user_id = $1 AND id = $2"
-            }
-            EditTier::Procedural => "UPDATE rules SET evidence = $3 WHERE user_id = $1 AND id = $2",
-        };
-        self.tx.execute(sql, &[&user, &id, &evidence])?;
-        Ok(())
-    }
-
     fn insert_episode(
         &mut self,
         user: &str,
@@ -217,27 +189,6 @@ impl EditSql for WriteTx<'_, '_> {
         Ok(())
     }
 
-    fn set_episode_importance(
-        &mut self,
-        user: &str,
-        id: i64,
-        importance: f32,
-    ) -> anyhow::Result<()> {
-        self.tx.execute(
-            "UPDATE episodes SET importance = $3 WHERE user_id = $1 AND id = $2",
-            &[&user, &id, &importance],
-        )?;
-        Ok(())
-    }
-
-    fn set_episode_tags(&mut self, user: &str, id: i64, tags: &str) -> anyhow::Result<()> {
-        self.tx.execute(
-            "UPDATE episodes SET tags = $3 WHERE user_id = $1 AND id = $2",
-            &[&user, &id, &tags],
-        )?;
-        Ok(())
-    }
-
     fn fact_clash(&mut self, user: &str, id: i64, o: i64) -> anyhow::Result<bool> {
         Ok(self
             .tx
@@ -258,14 +209,6 @@ impl EditSql for WriteTx<'_, '_> {
         self.tx.execute(
             "UPDATE relations SET object_id = $3 WHERE user_id = $1 AND id = $2",
             &[&user, &id, &o],
-        )?;
-        Ok(())
-    }
-
-    fn set_fact_text(&mut self, user: &str, id: i64, fact: &str) -> anyhow::Result<()> {
-        self.tx.execute(
-            "UPDATE relations SET fact = $3 WHERE user_id = $1 AND id = $2",
-            &[&user, &id, &fact],
         )?;
         Ok(())
     }
@@ -296,14 +239,6 @@ impl EditSql for WriteTx<'_, '_> {
         self.tx.execute(
             "UPDATE rules SET statement = $3, embedding = $4 WHERE user_id = $1 AND id = $2",
             &[&user, &id, &statement, &vec_to_blob(emb)],
-        )?;
-        Ok(())
-    }
-
-    fn set_rule_kind(&mut self, user: &str, id: i64, kind: &str) -> anyhow::Result<()> {
-        self.tx.execute(
-            "UPDATE rules SET kind = $3 WHERE user_id = $1 AND id = $2",
-            &[&user, &id, &kind],
         )?;
         Ok(())
     }

@@ -6,16 +6,12 @@
 
 use std::io::{BufRead, Write};
 
-use ::postgres::types::ToSql;
 use ::postgres::{IsolationLevel, Row, Transaction};
 
 use crate::store::Counts;
-use crate::store::blob_to_vec;
 use crate::store::derive::{export_header, read_export};
 use crate::store::edits::EditRecord;
-use crate::store::export::{
-    self, ImportSql, ImportedEpisode, ImportedFact, ImportedJob, ImportedRule, ImportedTurn, Lines,
-};
+use crate::store::export::{self, ImportSql, Lines};
 
 use super::tiers::WriteTx;
 use super::*;
@@ -115,81 +111,6 @@ impl PgStore {
 /// The import's statements on PostgreSQL: `ON CONFLICT DO NOTHING` on each record's unique
 /// key.
 impl ImportSql for WriteTx<'_, '_> {
-    fn import_turn(&mut self, user: &str, t: &ImportedTurn<'_>) -> anyhow::Result<bool> {
-        let n = self.tx.execute(
-            "INSERT INTO turns (id, user_id, session_id, user_message, assistant_response, ts_ms,
-                                metadata, request_hash, job_id, created_ms, reflected)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
-            &[
-                &t.interaction_id,
-                &user,
-                &t.session_id,
-                &t.user_message,
-                &t.assistant_response,
-                &t.ts_ms,
-                &t.metadata,
-                &t.request_hash,
-                &t.job_id,
-                &t.stored_ms,
-                &t.reflected,
-            ],
-        )?;
-        Ok(n > 0)
-    }
-
-    fn import_job(&mut self, user: &str, j: &ImportedJob<'_>) -> anyhow::Result<bool> {
-        let n = self.tx.execute(
-            "INSERT INTO jobs (job_id, user_id, priority, state, payload, attempts, max_retries,
-                               available_ms, published_ms, created_ms, updated_ms, completed_ms)
-             VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $7, $7, $7, $8) ON CONFLICT DO NOTHING",
-            &[
-                &j.job_id,
-                &user,
-                &j.priority,
-                &j.state,
-                &j.payload,
-                &j.max_retries,
-                &j.created_ms,
-                &j.completed_ms,
-            ],
-        )?;
-        Ok(n > 0)
-    }
-
-    fn import_episode(&mut self, user: &str, e: &ImportedEpisode<'_>) -> anyhow::Result<bool> {
-        let importance = e.importance as f32;
-        let vector = vector_param(&blob_to_vec(&e.embedding));
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
-            &user,
-            &e.job_id,
-            &e.speaker,
-            &e.text,
-            &e.summary,
-            &importance,
-            &e.tags,
-            &e.occurred_ms,
-            &e.observed_ms,
-            &e.embedding,
-            &e.evidence,
-            &e.created_ms,
-            &e.context,
-        ];
-        // The `embedding_v` column exists only where pgvector is set up.
-        let sql = if self.vectors == VectorMode::Pgvector {
-            params.push(&vector);
-            "INSERT INTO episodes (user_id, job_id, speaker, text, summary, importance, tags, occurred_ms,
-                                   observed_ms, embedding, evidence, created_ms, context, embedding_v)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, CAST($14::text AS vector))
-             ON CONFLICT DO NOTHING"
-        } else {
-            "INSERT INTO episodes (user_id, job_id, speaker, text, summary, importance, tags, occurred_ms,
-                                   observed_ms, embedding, evidence, created_ms, context)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-             ON CONFLICT DO NOTHING"
-        };
-        Ok(self.tx.execute(sql, &params)? > 0)
-    }
-
     fn entity_exists(&mut self, user: &str, norm: &str) -> anyhow::Result<bool> {
         Ok(self
             .tx
@@ -198,49 +119,6 @@ impl ImportSql for WriteTx<'_, '_> {
                 &[&user, &norm],
             )?
             .try_get(0)?)
-    }
-
-    fn import_fact(&mut self, user: &str, f: &ImportedFact<'_>) -> anyhow::Result<bool> {
-        let n = self.tx.execute(
-            "INSERT INTO relations (user_id, subject_id, predicate, object_id, fact, exclusive,
-                                    valid_ms, evidence, job_id, created_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-            &[
-                &user,
-                &f.subject,
-                &f.predicate,
-                &f.object,
-                &f.fact,
-                &f.exclusive,
-                &f.valid_ms,
-                &f.evidence,
-                &f.job_id,
-                &f.created_ms,
-            ],
-        )?;
-        Ok(n > 0)
-    }
-
-    fn import_rule(&mut self, user: &str, r: &ImportedRule<'_>) -> anyhow::Result<bool> {
-        let confidence = r.confidence as f32;
-        let n = self.tx.execute(
-            "INSERT INTO rules (user_id, kind, topic, statement, confidence, first_ms, last_ms,
-                                embedding, evidence, created_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-            &[
-                &user,
-                &r.kind,
-                &r.topic,
-                &r.statement,
-                &confidence,
-                &r.first_ms,
-                &r.last_ms,
-                &r.embedding,
-                &r.evidence,
-                &r.created_ms,
-            ],
-        )?;
-        Ok(n > 0)
     }
 
     fn edit_exists(&mut self, e: &EditRecord<'_>) -> anyhow::Result<bool> {

@@ -530,4 +530,29 @@ impl JobSql for WriteTx<'_, '_> {
         };
         Ok(row.get(0))
     }
+
+    fn job_payload(&mut self, job_id: &str) -> anyhow::Result<Option<String>> {
+        let row = self
+            .tx
+            .query_opt("SELECT payload FROM jobs WHERE job_id = $1", &[&job_id])?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn restart_job(
+        &mut self,
+        job_id: &str,
+        owner: &str,
+        lease_expires_ms: i64,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        self.tx
+            .execute("DELETE FROM job_tiers WHERE job_id = $1", &[&job_id])?;
+        self.tx.execute(
+            "UPDATE jobs SET state = 'processing', attempts = 1, lease_owner = $2, lease_expires_ms = $3,
+                 last_error = NULL, dead_reason = NULL, completed_ms = NULL, updated_ms = $4
+             WHERE job_id = $1",
+            &[&job_id, &owner, &lease_expires_ms, &now],
+        )?;
+        Ok(())
+    }
 }

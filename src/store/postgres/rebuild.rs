@@ -1,9 +1,8 @@
 //! PostgreSQL: re-reflection of stored turns and re-embedding of stored memories, as the
 //! SQLite methods of the same names (`src/store/sqlite/rebuild.rs`).
 
-use crate::job::ReflectionJob;
+use crate::store::vec_to_blob;
 use crate::store::*;
-use crate::store::{now_ms, vec_to_blob};
 
 use super::*;
 
@@ -24,42 +23,6 @@ impl PgStore {
             .iter()
             .map(|r| r.get(0))
             .collect())
-        })
-    }
-
-    /// See [`crate::store::SqliteStore::begin_rereflection`].
-    pub fn begin_rereflection(
-        &self,
-        job_id: &str,
-        lease_ms: i64,
-    ) -> anyhow::Result<Option<ClaimedJob>> {
-        self.write(|tx| {
-            let Some(row) = tx.query_opt(
-                "SELECT state, payload, max_retries FROM jobs WHERE job_id = $1 FOR UPDATE",
-                &[&job_id],
-            )?
-            else {
-                return Ok(None);
-            };
-            let (state, payload, max_retries): (String, String, i64) =
-                (row.get(0), row.get(1), row.get(2));
-            if !matches!(state.as_str(), "completed" | "dead") {
-                return Ok(None);
-            }
-            let job: ReflectionJob = serde_json::from_str(&payload)?;
-            tx.execute("DELETE FROM job_tiers WHERE job_id = $1", &[&job_id])?;
-            let now = now_ms();
-            tx.execute(
-                "UPDATE jobs SET state = 'processing', attempts = 1, lease_owner = $2, lease_expires_ms = $3,
-                     last_error = NULL, dead_reason = NULL, completed_ms = NULL, updated_ms = $4
-                 WHERE job_id = $1",
-                &[&job_id, &REFLECT_OWNER, &(now + lease_ms), &now],
-            )?;
-            Ok(Some(ClaimedJob {
-                job,
-                attempts: 1,
-                max_retries: max_retries as u32,
-            }))
         })
     }
 

@@ -18,15 +18,16 @@
 //!   id) also filter on the user here.
 
 use ::postgres::Transaction;
-use ::postgres::types::ToSql;
+use ::postgres::types::{IsNull, ToSql, Type};
 
 use crate::extract::RuleDraft;
 use crate::job::Tier;
 use crate::store::derive::{SlotRow, TopicRule, entity_key};
+use crate::store::sql::{RowSql, SqlValue, insert_sql, update_sql};
 use crate::store::tiers::{ReflectedEpisode, ReflectedFact, TierSql};
-use crate::store::{EditTier, vec_to_blob};
+use crate::store::{EditTier, blob_to_vec, vec_to_blob};
 
-use super::{VectorMode, vector_text};
+use super::{VectorMode, vector_param, vector_text};
 
 /// An open write transaction, as the statements of the flows written once for both backends:
 /// [`TierSql`] (here) and [`crate::store::edits::EditSql`] (in `edits.rs`). `vectors` says
@@ -34,6 +35,100 @@ use super::{VectorMode, vector_text};
 pub(super) struct WriteTx<'a, 'c> {
     pub tx: &'a mut Transaction<'c>,
     pub vectors: VectorMode,
+}
+
+impl ToSql for SqlValue<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut ::postgres::types::private::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        fn put<T: ToSql>(
+            v: T,
+            ty: &Type,
+            out: &mut ::postgres::types::private::BytesMut,
+        ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+            if !T::accepts(ty) {
+                return Err(format!(
+                    "a {} cannot be bound to a {ty} column",
+                    std::any::type_name::<T>()
+                )
+                .into());
+            }
+            v.to_sql(ty, out)
+        }
+        match *self {
+            SqlValue::Int(v) => put(v, ty, out),
+            SqlValue::OptInt(v) => put(v, ty, out),
+            SqlValue::Real(v) if *ty == Type::FLOAT4 => put(v as f32, ty, out),
+            SqlValue::Real(v) => put(v, ty, out),
+            SqlValue::Bool(v) => put(v, ty, out),
+            SqlValue::Text(v) => put(v, ty, out),
+            SqlValue::OptText(v) => put(v, ty, out),
+            SqlValue::Blob(v) => put(v, ty, out),
+        }
+    }
+
+    /// Any type: [`ToSql::to_sql`] checks the value's against the column's.
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    ::postgres::types::to_sql_checked!();
+}
+
+/// The row statements on PostgreSQL: an insert that breaks a uniqueness constraint writes
+/// nothing (`ON CONFLICT DO NOTHING`). With pgvector, an episode's `embedding_v` is filled
+/// from its `embedding` (when [`indexable`]).
+impl RowSql for WriteTx<'_, '_> {
+    fn insert_row(
+        &mut self,
+        table: &'static str,
+        columns: &[&'static str],
+        values: &[SqlValue<'_>],
+    ) -> anyhow::Result<bool> {
+        let mut params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as _).collect();
+        let embedding = columns
+            .iter()
+            .position(|c| *c == "embedding")
+            .map(|i| values[i]);
+        let vector = match embedding {
+            Some(SqlValue::Blob(b)) => vector_param(&blob_to_vec(b)),
+            _ => None,
+        };
+        let mut extra = Vec::new();
+        if table == "episodes" && self.vectors == VectorMode::Pgvector && embedding.is_some() {
+            extra.push((
+                "embedding_v",
+                format!("CAST(${}::text AS vector)", values.len() + 1),
+            ));
+            params.push(&vector);
+        }
+        let sql = insert_sql(
+            "INSERT",
+            table,
+            columns,
+            &extra,
+            |i| format!("${i}"),
+            " ON CONFLICT DO NOTHING",
+        );
+        Ok(self.tx.execute(&sql, &params)? > 0)
+    }
+
+    fn set_columns(
+        &mut self,
+        table: &'static str,
+        user: &str,
+        id: i64,
+        set: &[(&'static str, SqlValue<'_>)],
+    ) -> anyhow::Result<()> {
+        let columns: Vec<&str> = set.iter().map(|(c, _)| *c).collect();
+        let sql = update_sql(table, &columns, |i| format!("${i}"));
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&user, &id];
+        params.extend(set.iter().map(|(_, v)| v as &(dyn ToSql + Sync)));
+        self.tx.execute(&sql, &params)?;
+        Ok(())
+    }
 }
 
 /// Whether pgvector can store `v` (at least one dimension, no NaN or infinity); a vector it

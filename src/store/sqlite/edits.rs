@@ -60,30 +60,6 @@ impl EditSql for WriteTx<'_, '_> {
         Ok(self.0.last_insert_rowid())
     }
 
-    fn set_edit_after(&mut self, _user: &str, edit: i64, after: &str) -> anyhow::Result<()> {
-        self.0.execute(
-            "UPDATE memory_edits SET after = ?2 WHERE id = ?1",
-            params![edit, after],
-        )?;
-        Ok(())
-    }
-
-    fn set_evidence(
-        &mut self,
-        tier: EditTier,
-        _user: &str,
-        id: i64,
-        evidence: &str,
-    ) -> anyhow::Result<()> {
-        let sql = match tier {
-            EditTier::Episodic => "UPDATE episodes SET evidence = ?2 WHERE id = ?1",
-            EditTier::Semantic => "UPDATE relations SET evidence = ?2 WHERE id = ?1",
-            EditTier::Procedural => "UPDATE rules SET evidence = ?2 WHERE id = ?1",
-        };
-        self.0.execute(sql, params![id, evidence])?;
-        Ok(())
-    }
-
     fn insert_episode(
         &mut self,
         user: &str,
@@ -164,27 +140,6 @@ impl EditSql for WriteTx<'_, '_> {
         Ok(())
     }
 
-    fn set_episode_importance(
-        &mut self,
-        user: &str,
-        id: i64,
-        importance: f32,
-    ) -> anyhow::Result<()> {
-        self.0.execute(
-            "UPDATE episodes SET importance = ?3 WHERE user_id = ?1 AND id = ?2",
-            params![user, id, importance],
-        )?;
-        Ok(())
-    }
-
-    fn set_episode_tags(&mut self, user: &str, id: i64, tags: &str) -> anyhow::Result<()> {
-        self.0.execute(
-            "UPDATE episodes SET tags = ?3 WHERE user_id = ?1 AND id = ?2",
-            params![user, id, tags],
-        )?;
-        Ok(())
-    }
-
     fn fact_clash(&mut self, user: &str, id: i64, o: i64) -> anyhow::Result<bool> {
         Ok(self.0.query_row(
             "SELECT EXISTS (SELECT 1 FROM relations r JOIN relations x ON x.id = ?2
@@ -203,14 +158,6 @@ impl EditSql for WriteTx<'_, '_> {
         self.0.execute(
             "UPDATE relations SET object_id = ?3 WHERE user_id = ?1 AND id = ?2",
             params![user, id, o],
-        )?;
-        Ok(())
-    }
-
-    fn set_fact_text(&mut self, user: &str, id: i64, fact: &str) -> anyhow::Result<()> {
-        self.0.execute(
-            "UPDATE relations SET fact = ?3 WHERE user_id = ?1 AND id = ?2",
-            params![user, id, fact],
         )?;
         Ok(())
     }
@@ -239,14 +186,6 @@ impl EditSql for WriteTx<'_, '_> {
         self.0.execute(
             "UPDATE rules SET statement = ?3, embedding = ?4 WHERE user_id = ?1 AND id = ?2",
             params![user, id, statement, vec_to_blob(emb)],
-        )?;
-        Ok(())
-    }
-
-    fn set_rule_kind(&mut self, user: &str, id: i64, kind: &str) -> anyhow::Result<()> {
-        self.0.execute(
-            "UPDATE rules SET kind = ?3 WHERE user_id = ?1 AND id = ?2",
-            params![user, id, kind],
         )?;
         Ok(())
     }

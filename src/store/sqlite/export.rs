@@ -7,9 +7,7 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::store::derive::{export_header, read_export};
 use crate::store::edits::EditRecord;
-use crate::store::export::{
-    self, ImportSql, ImportedEpisode, ImportedFact, ImportedJob, ImportedRule, ImportedTurn, Lines,
-};
+use crate::store::export::{self, ImportSql, Lines};
 use crate::store::{Counts, SqliteStore};
 
 use super::WriteTx;
@@ -88,38 +86,6 @@ impl SqliteStore {
 
 /// The import's statements on SQLite: `INSERT OR IGNORE` on each record's unique key.
 impl ImportSql for WriteTx<'_, '_> {
-    fn import_turn(&mut self, user: &str, t: &ImportedTurn<'_>) -> anyhow::Result<bool> {
-        let n = self.0.prepare_cached(
-            "INSERT OR IGNORE INTO turns (id, user_id, session_id, user_message, assistant_response, ts_ms,
-                                          metadata, request_hash, job_id, created_ms, reflected)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )?
-        .execute(params![t.interaction_id, user, t.session_id, t.user_message, t.assistant_response, t.ts_ms,
-                         t.metadata, t.request_hash, t.job_id, t.stored_ms, t.reflected])?;
-        Ok(n > 0)
-    }
-
-    fn import_job(&mut self, user: &str, j: &ImportedJob<'_>) -> anyhow::Result<bool> {
-        let n = self.0.prepare_cached(
-            "INSERT OR IGNORE INTO jobs (job_id, user_id, priority, state, payload, attempts, max_retries,
-                                         available_ms, published_ms, created_ms, updated_ms, completed_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?7, ?7, ?7, ?8)",
-        )?
-        .execute(params![j.job_id, user, j.priority, j.state, j.payload, j.max_retries, j.created_ms, j.completed_ms])?;
-        Ok(n > 0)
-    }
-
-    fn import_episode(&mut self, user: &str, e: &ImportedEpisode<'_>) -> anyhow::Result<bool> {
-        let n = self.0.prepare_cached(
-            "INSERT OR IGNORE INTO episodes (user_id, job_id, speaker, text, summary, importance, tags, occurred_ms,
-                                             observed_ms, embedding, evidence, created_ms, context)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        )?
-        .execute(params![user, e.job_id, e.speaker, e.text, e.summary, e.importance, e.tags, e.occurred_ms,
-                         e.observed_ms, e.embedding, e.evidence, e.created_ms, e.context])?;
-        Ok(n > 0)
-    }
-
     fn entity_exists(&mut self, user: &str, norm: &str) -> anyhow::Result<bool> {
         Ok(self
             .0
@@ -127,28 +93,6 @@ impl ImportSql for WriteTx<'_, '_> {
             .query_row(params![user, norm], |_| Ok(()))
             .optional()?
             .is_some())
-    }
-
-    fn import_fact(&mut self, user: &str, f: &ImportedFact<'_>) -> anyhow::Result<bool> {
-        let n = self.0.prepare_cached(
-            "INSERT OR IGNORE INTO relations (user_id, subject_id, predicate, object_id, fact, exclusive,
-                                              valid_ms, evidence, job_id, created_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?
-        .execute(params![user, f.subject, f.predicate, f.object, f.fact, f.exclusive, f.valid_ms,
-                         f.evidence, f.job_id, f.created_ms])?;
-        Ok(n > 0)
-    }
-
-    fn import_rule(&mut self, user: &str, r: &ImportedRule<'_>) -> anyhow::Result<bool> {
-        let n = self.0.prepare_cached(
-            "INSERT OR IGNORE INTO rules (user_id, kind, topic, statement, confidence, first_ms, last_ms,
-                                          embedding, evidence, created_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?
-        .execute(params![user, r.kind, r.topic, r.statement, r.confidence, r.first_ms, r.last_ms,
-                         r.embedding, r.evidence, r.created_ms])?;
-        Ok(n > 0)
     }
 
     fn edit_exists(&mut self, e: &EditRecord<'_>) -> anyhow::Result<bool> {

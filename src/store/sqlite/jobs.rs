@@ -523,6 +523,32 @@ impl JobSql for WriteTx<'_, '_> {
             ),
         }
     }
+
+    fn job_payload(&mut self, job_id: &str) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT payload FROM jobs WHERE job_id = ?1")?
+            .query_row([job_id], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn restart_job(
+        &mut self,
+        job_id: &str,
+        owner: &str,
+        lease_expires_ms: i64,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        self.0
+            .execute("DELETE FROM job_tiers WHERE job_id = ?1", [job_id])?;
+        self.0.execute(
+            "UPDATE jobs SET state = 'processing', attempts = 1, lease_owner = ?2, lease_expires_ms = ?3,
+                 last_error = NULL, dead_reason = NULL, completed_ms = NULL, updated_ms = ?4
+             WHERE job_id = ?1",
+            params![job_id, owner, lease_expires_ms, now],
+        )?;
+        Ok(())
+    }
 }
 
 pub(super) fn job_from_row(r: &rusqlite::Row) -> rusqlite::Result<JobRecord> {

@@ -1,11 +1,11 @@
-//! SQLite: Rebuilding memory after a model or rule change: re-reflection of stored turns and
-//! re-embedding of stored memories (`reflector reflect`, `reflector reembed`).
+//! SQLite: rebuilding memory after a model or rule change: the jobs to re-reflect (their
+//! start is in `store/jobs.rs`) and the re-embedding of stored memories (`reflector
+//! reflect`, `reflector reembed`).
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
-use crate::job::ReflectionJob;
 use crate::store::*;
-use crate::store::{SqliteStore, now_ms, vec_to_blob};
+use crate::store::{SqliteStore, vec_to_blob};
 
 impl SqliteStore {
     /// Jobs whose turns to reflect again: finished (completed or dead) jobs with a stored
@@ -24,44 +24,6 @@ impl SqliteStore {
             )?;
             let rows = st.query_map(params![user, since_ms], |r| r.get(0))?;
             Ok(rows.collect::<Result<_, _>>()?)
-        })
-    }
-
-    /// Take a finished job for re-reflection in this process: forget its tier records and
-    /// lease it to [`REFLECT_OWNER`] for `lease_ms` (workers leave it alone meanwhile).
-    /// `None` when the job is not finished (waiting or in progress: it will be reflected
-    /// anyway) or unknown.
-    pub fn begin_rereflection(
-        &self,
-        job_id: &str,
-        lease_ms: i64,
-    ) -> anyhow::Result<Option<ClaimedJob>> {
-        self.write(|tx| {
-            let row: Option<(String, String, i64)> = tx
-                .query_row(
-                    "SELECT state, payload, max_retries FROM jobs WHERE job_id = ?1",
-                    [job_id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?;
-            let Some((state, payload, max_retries)) = row else { return Ok(None) };
-            if !matches!(state.as_str(), "completed" | "dead") {
-                return Ok(None);
-            }
-            let job: ReflectionJob = serde_json::from_str(&payload)?;
-            tx.execute("DELETE FROM job_tiers WHERE job_id = ?1", [job_id])?;
-            let now = now_ms();
-            tx.execute(
-                "UPDATE jobs SET state = 'processing', attempts = 1, lease_owner = ?2, lease_expires_ms = ?3,
-                     last_error = NULL, dead_reason = NULL, completed_ms = NULL, updated_ms = ?4
-                 WHERE job_id = ?1",
-                params![job_id, REFLECT_OWNER, now + lease_ms, now],
-            )?;
-            Ok(Some(ClaimedJob {
-                job,
-                attempts: 1,
-                max_retries: max_retries as u32,
-            }))
         })
     }
 

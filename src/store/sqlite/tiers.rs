@@ -6,10 +6,68 @@ use rusqlite::{OptionalExtension, params};
 use crate::extract::RuleDraft;
 use crate::job::Tier;
 use crate::store::derive::{SlotRow, TopicRule, entity_key};
+use crate::store::sql::{RowSql, SqlValue, insert_sql, update_sql};
 use crate::store::tiers::{ReflectedEpisode, ReflectedFact, TierSql};
 use crate::store::{EditTier, vec_to_blob};
 
 use super::WriteTx;
+
+impl rusqlite::ToSql for SqlValue<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value};
+        Ok(match *self {
+            SqlValue::Int(v) | SqlValue::OptInt(Some(v)) => v.into(),
+            SqlValue::Real(v) => v.into(),
+            SqlValue::Bool(v) => i64::from(v).into(),
+            SqlValue::Text(v) | SqlValue::OptText(Some(v)) => v.into(),
+            SqlValue::Blob(v) => v.into(),
+            SqlValue::OptInt(None) | SqlValue::OptText(None) => ToSqlOutput::Owned(Value::Null),
+        })
+    }
+}
+
+/// The row statements on SQLite: an insert that breaks a uniqueness constraint (or a `NOT
+/// NULL`) is ignored (`INSERT OR IGNORE`).
+impl RowSql for WriteTx<'_, '_> {
+    fn insert_row(
+        &mut self,
+        table: &'static str,
+        columns: &[&'static str],
+        values: &[SqlValue<'_>],
+    ) -> anyhow::Result<bool> {
+        let sql = insert_sql(
+            "INSERT OR IGNORE",
+            table,
+            columns,
+            &[],
+            |i| format!("?{i}"),
+            "",
+        );
+        let n = self
+            .0
+            .prepare_cached(&sql)?
+            .execute(rusqlite::params_from_iter(values))?;
+        Ok(n > 0)
+    }
+
+    fn set_columns(
+        &mut self,
+        table: &'static str,
+        user: &str,
+        id: i64,
+        set: &[(&'static str, SqlValue<'_>)],
+    ) -> anyhow::Result<()> {
+        let columns: Vec<&str> = set.iter().map(|(c, _)| *c).collect();
+        let sql = update_sql(table, &columns, |i| format!("?{i}"));
+        let params = [SqlValue::Text(user), SqlValue::Int(id)]
+            .into_iter()
+            .chain(set.iter().map(|(_, v)| *v));
+        self.0
+            .prepare_cached(&sql)?
+            .execute(rusqlite::params_from_iter(params))?;
+        Ok(())
+    }
+}
 
 impl TierSql for WriteTx<'_, '_> {
     fn lock_user(&mut self, _user: &str) -> anyhow::Result<()> {
