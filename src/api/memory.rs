@@ -401,7 +401,9 @@ async fn stats(
     Path(user_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     check_user_id("user_id", &user_id)?;
-    Ok(Json(ctx.store.run(move |s| s.user_stats(&user_id)).await?))
+    Ok(Json(json!(
+        ctx.store.run(move |s| s.user_stats(&user_id)).await?
+    )))
 }
 
 /// Forget a user in every tier, with their jobs and edit records.

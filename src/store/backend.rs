@@ -38,9 +38,10 @@ use serde_json::Value;
 use super::edits::{self, EditSql};
 use super::jobs::{self, Admission, JobSql, WaitingTotal};
 use super::model::{
-    ClaimedJob, Counts, Delivery, EditRefused, EditTier, Embedded, EpisodePatch, FactPatch,
-    InsertOutcome, NewEpisode, NewFact, NewRule, NewTurn, QueueLimits, QueueStatus, RulePatch,
-    ShortTermSummary, TurnInsert, TurnKey, TurnLookup, UserSummary, Window, WindowTurn,
+    ClaimedJob, Counts, Delivery, EditEntry, EditRefused, EditTier, Embedded, EpisodePatch,
+    FactPatch, InsertOutcome, NewEpisode, NewFact, NewRule, NewTurn, QueueLimits, QueueStatus,
+    RulePatch, ShortTermSummary, TierLatency, TurnInsert, TurnKey, TurnLookup, UserStats,
+    UserSummary, Window, WindowTurn,
 };
 use super::tiers;
 use super::{EntityRow, EpisodeRow, FactRow, JobRecord, PgStore, RuleRow, SqliteStore, TurnRow};
@@ -121,7 +122,7 @@ backend! {
         fn get_job(&self, job_id: &str) -> anyhow::Result<Option<JobRecord>>;
         fn list_dead(&self, limit: usize, offset: usize) -> anyhow::Result<Vec<JobRecord>>;
         fn job_counts(&self, user_id: Option<&str>) -> anyhow::Result<HashMap<String, i64>>;
-        fn tier_latencies(&self) -> anyhow::Result<HashMap<String, Value>>;
+        fn tier_latencies(&self) -> anyhow::Result<HashMap<String, HashMap<String, TierLatency>>>;
         fn completion_rate(&self, window_ms: i64) -> anyhow::Result<f64>;
         fn queue_status(&self) -> anyhow::Result<QueueStatus>;
         fn prune(&self, cutoff_ms: i64) -> anyhow::Result<(usize, usize)>;
@@ -148,7 +149,7 @@ backend! {
         fn fact_by_id(&self, user_id: &str, id: i64) -> anyhow::Result<Option<FactRow>>;
         fn list_entities(&self, user_id: &str, limit: usize, offset: usize) -> anyhow::Result<Vec<EntityRow>>;
         fn list_rules(&self, user_id: &str, include_superseded: bool, limit: usize, offset: usize) -> anyhow::Result<Vec<RuleRow>>;
-        fn user_stats(&self, user_id: &str) -> anyhow::Result<Value>;
+        fn user_stats(&self, user_id: &str) -> anyhow::Result<UserStats>;
         fn short_term_summary(&self, user: &str) -> anyhow::Result<Option<ShortTermSummary>>;
         fn list_users(&self, query: &str, limit: usize, offset: usize) -> anyhow::Result<(Vec<UserSummary>, i64)>;
         fn find_turn(&self, user_id: &str, key: &TurnKey) -> anyhow::Result<TurnLookup>;
@@ -160,7 +161,7 @@ backend! {
     trait WriteStore {
         fn write_transaction(&self, flow: WriteFlow<'_>) -> anyhow::Result<()>;
         fn fold_short_term(&self, user: &str, w: Window) -> anyhow::Result<usize>;
-        fn list_edits(&self, user: &str, limit: usize, offset: usize) -> anyhow::Result<Vec<Value>>;
+        fn list_edits(&self, user: &str, limit: usize, offset: usize) -> anyhow::Result<Vec<EditEntry>>;
         fn forget_user(&self, user_id: &str) -> anyhow::Result<Value>;
     }
 

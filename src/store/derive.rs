@@ -8,7 +8,7 @@ use std::io::BufRead;
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
-use super::model::{InsertOutcome, QueueLimits};
+use super::model::{InsertOutcome, QueueLimits, Window};
 
 /// Normalised entity name or alias: lower case, words only, without a leading "my"/"the"/"a".
 pub fn norm_name(s: &str) -> String {
@@ -52,6 +52,24 @@ pub(crate) fn rule_signature(topic: &str, statement: &str) -> String {
 /// Estimated tokens of one turn (message and response), as the window counts them.
 pub(crate) fn turn_tokens(user_message: &str, assistant: &str) -> usize {
     crate::budget::estimate_tokens(user_message) + crate::budget::estimate_tokens(assistant)
+}
+
+/// Given a user's unfolded turns newest first, as (user message, assistant response), the
+/// index of the newest turn outside window `w`: the first that makes the count pass
+/// `max_turns` or the estimated tokens ([`turn_tokens`]) pass `max_tokens`. That turn and
+/// every older one may be folded. `None`: all of them fit.
+pub(crate) fn window_edge<'a>(
+    w: Window,
+    newest_first: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Option<usize> {
+    let mut tokens = 0usize;
+    for (i, (message, response)) in newest_first.into_iter().enumerate() {
+        tokens += turn_tokens(message, response);
+        if i + 1 > w.max_turns || tokens > w.max_tokens {
+            return Some(i);
+        }
+    }
+    None
 }
 
 /// The `format` of the header line.

@@ -496,24 +496,3 @@ pub fn delete_memory(
     target.record(tx, "delete", Some(&before.json), None, Some(&before))?;
     Ok(Ok(json!({"deleted": before.json})))
 }
-
-/// One row of `memory_edits` as the edit history shows it: `{edit_id, tier, memory_id,
-/// action, actor, at (RFC 3339), before, after}`, with `before`/`after` parsed back to JSON
-/// (`null` when absent or unreadable).
-#[allow(clippy::too_many_arguments)]
-pub fn edit_json(
-    edit_id: i64,
-    tier: String,
-    memory_id: i64,
-    action: String,
-    actor: String,
-    at_ms: i64,
-    before: Option<String>,
-    after: Option<String>,
-) -> Value {
-    let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str::<Value>(&s).ok());
-    json!({
-        "edit_id": edit_id, "tier": tier, "memory_id": memory_id, "action": action,
-        "actor": actor, "at": ms_to_rfc3339(at_ms), "before": parse(before), "after": parse(after),
-    })
-}

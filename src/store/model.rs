@@ -74,6 +74,8 @@ pub trait Columns {
     /// A boolean column (SQLite: an integer, 0 false).
     fn flag(&self, i: usize) -> Result<bool, Self::Error>;
     fn opt_text(&self, i: usize) -> Result<Option<String>, Self::Error>;
+    /// A double-precision column (SQLite REAL, PostgreSQL `double precision`), maybe null.
+    fn opt_f64(&self, i: usize) -> Result<Option<f64>, Self::Error>;
     fn text(&self, i: usize) -> Result<String, Self::Error>;
     fn blob(&self, i: usize) -> Result<Vec<u8>, Self::Error>;
 }
@@ -90,6 +92,7 @@ macro_rules! impl_columns {
             fn real(&self, i: usize) -> Result<f32, $err> { self.$get(i) }
             fn flag(&self, i: usize) -> Result<bool, $err> { self.$get(i) }
             fn opt_text(&self, i: usize) -> Result<Option<String>, $err> { self.$get(i) }
+            fn opt_f64(&self, i: usize) -> Result<Option<f64>, $err> { self.$get(i) }
             fn text(&self, i: usize) -> Result<String, $err> { self.$get(i) }
             fn blob(&self, i: usize) -> Result<Vec<u8>, $err> { self.$get(i) }
             $double
@@ -245,6 +248,218 @@ pub struct JobRecord {
     pub next_attempt_at: Option<String>,
     pub tiers: Vec<TierRecord>,
     pub job: serde_json::Value,
+}
+
+/// A user's memory by tier and jobs by state (`GET /api/memory/stats/{user_id}`).
+#[derive(Debug, Clone, Serialize)]
+pub struct UserStats {
+    pub user_id: String,
+    pub short_term: ShortTermCounts,
+    pub episodic: EpisodicCounts,
+    pub semantic: SemanticCounts,
+    pub procedural: ProceduralCounts,
+    /// Jobs by state, every state present (zero when none).
+    pub jobs: HashMap<String, i64>,
+}
+
+/// Tier 1: turns stored, and those not yet reflected.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShortTermCounts {
+    pub turns: i64,
+    pub unreflected: i64,
+}
+
+/// Tier 2: episodes.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpisodicCounts {
+    pub episodes: i64,
+}
+
+/// Tier 3: entities, facts (restatements merged into another row not counted), and the
+/// facts valid now.
+#[derive(Debug, Clone, Serialize)]
+pub struct SemanticCounts {
+    pub entities: i64,
+    pub facts: i64,
+    pub valid_facts: i64,
+}
+
+/// Tier 4: rules, and those not superseded.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProceduralCounts {
+    pub rules: i64,
+    pub active_rules: i64,
+}
+
+/// The counts of [`UserStats::from_columns`], one row of eight columns; `$1` is the user
+/// (the same SQL on both backends: SQLite reads `$1` as its first parameter).
+pub const USER_COUNTS_SELECT: &str = "SELECT (SELECT count(*) FROM turns WHERE user_id = $1),
+        (SELECT count(*) FROM turns WHERE user_id = $1 AND NOT reflected),
+        (SELECT count(*) FROM episodes WHERE user_id = $1),
+        (SELECT count(*) FROM entities WHERE user_id = $1),
+        (SELECT count(*) FROM relations WHERE user_id = $1 AND merged_into IS NULL),
+        (SELECT count(*) FROM relations WHERE user_id = $1 AND merged_into IS NULL AND invalid_ms IS NULL),
+        (SELECT count(*) FROM rules WHERE user_id = $1),
+        (SELECT count(*) FROM rules WHERE user_id = $1 AND superseded_by IS NULL)";
+
+impl UserStats {
+    /// `user`'s statistics from the row of [`USER_COUNTS_SELECT`] and the job counts.
+    pub fn from_columns<R: Columns>(
+        user: &str,
+        r: &R,
+        jobs: HashMap<String, i64>,
+    ) -> Result<Self, R::Error> {
+        Ok(Self {
+            user_id: user.to_string(),
+            short_term: ShortTermCounts {
+                turns: r.int(0)?,
+                unreflected: r.int(1)?,
+            },
+            episodic: EpisodicCounts {
+                episodes: r.int(2)?,
+            },
+            semantic: SemanticCounts {
+                entities: r.int(3)?,
+                facts: r.int(4)?,
+                valid_facts: r.int(5)?,
+            },
+            procedural: ProceduralCounts {
+                rules: r.int(6)?,
+                active_rules: r.int(7)?,
+            },
+            jobs,
+        })
+    }
+}
+
+/// Mean latency and count of a tier's runs of one status.
+#[derive(Debug, Clone, Serialize)]
+pub struct TierLatency {
+    pub count: i64,
+    /// Milliseconds; `None` when no run recorded one.
+    pub mean_latency_ms: Option<f64>,
+}
+
+/// Tier runs by tier and status, with their count and mean latency: one row of
+/// [`tier_latency_row`] each.
+pub const TIER_LATENCY_SELECT: &str =
+    "SELECT tier, status, count(*), avg(latency_ms) FROM job_tiers GROUP BY tier, status";
+
+/// `(tier, status, latency)` from a row of [`TIER_LATENCY_SELECT`].
+pub fn tier_latency_row<R: Columns>(r: &R) -> Result<(String, String, TierLatency), R::Error> {
+    Ok((
+        r.text(0)?,
+        r.text(1)?,
+        TierLatency {
+            count: r.int(2)?,
+            mean_latency_ms: r.opt_f64(3)?,
+        },
+    ))
+}
+
+/// The rows of [`tier_latency_row`] by tier, then status.
+pub fn tier_latencies(
+    rows: Vec<(String, String, TierLatency)>,
+) -> HashMap<String, HashMap<String, TierLatency>> {
+    let mut out: HashMap<String, HashMap<String, TierLatency>> = HashMap::new();
+    for (tier, status, l) in rows {
+        out.entry(tier).or_default().insert(status, l);
+    }
+    out
+}
+
+/// One row of `memory_edits` as the edit history shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EditEntry {
+    pub edit_id: i64,
+    /// `episodic`, `semantic` or `procedural`.
+    pub tier: String,
+    pub memory_id: i64,
+    /// `add`, `update` or `delete`.
+    pub action: String,
+    pub actor: String,
+    /// RFC 3339 UTC.
+    pub at: String,
+    /// The memory before and after, as the edit API showed it (`null` when absent or
+    /// unreadable).
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+}
+
+/// The `SELECT` whose columns [`EditEntry::from_columns`] reads (the same SQL on both
+/// backends); callers add `WHERE …`.
+pub const EDIT_SELECT: &str =
+    "SELECT id, tier, memory_id, action, actor, at_ms, before, after FROM memory_edits";
+
+impl EditEntry {
+    /// An edit from a row of [`EDIT_SELECT`] (`at_ms`: ms since the Unix epoch; before and
+    /// after: JSON text).
+    pub fn from_columns<R: Columns>(r: &R) -> Result<Self, R::Error> {
+        let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
+        Ok(Self {
+            edit_id: r.int(0)?,
+            tier: r.text(1)?,
+            memory_id: r.int(2)?,
+            action: r.text(3)?,
+            actor: r.text(4)?,
+            at: super::ms_to_rfc3339(r.int(5)?),
+            before: parse(r.opt_text(6)?),
+            after: parse(r.opt_text(7)?),
+        })
+    }
+}
+
+/// The `SELECT` whose columns [`TierRecord::from_columns`] reads (the same SQL on both
+/// backends); callers add `WHERE …`.
+pub const TIER_SELECT: &str =
+    "SELECT tier, status, result, error, attempts, latency_ms FROM job_tiers";
+
+impl TierRecord {
+    /// A tier record from a row of [`TIER_SELECT`] (result: JSON text, unreadable: none).
+    pub fn from_columns<R: Columns>(r: &R) -> Result<Self, R::Error> {
+        Ok(Self {
+            tier: r.text(0)?,
+            status: r.text(1)?,
+            result: r.opt_text(2)?.and_then(|s| serde_json::from_str(&s).ok()),
+            error: r.opt_text(3)?,
+            attempts: r.int(4)?,
+            latency_ms: r.opt_f64(5)?,
+        })
+    }
+}
+
+/// The `SELECT` whose columns [`JobRecord::from_columns`] reads (the same SQL on both
+/// backends); callers add `WHERE …`.
+pub const JOB_SELECT: &str =
+    "SELECT job_id, user_id, state, priority, attempts, max_retries, last_error, dead_reason,
+        created_ms, updated_ms, completed_ms, available_ms, payload FROM jobs";
+
+impl JobRecord {
+    /// A job from a row of [`JOB_SELECT`], without its tiers (times: ms since the Unix epoch;
+    /// payload: JSON text, unreadable: null).
+    pub fn from_columns<R: Columns>(r: &R) -> Result<Self, R::Error> {
+        let state = r.text(2)?;
+        let available = r.int(11)?;
+        Ok(Self {
+            job_id: r.text(0)?,
+            user_id: r.text(1)?,
+            next_attempt_at: (state == "retrying").then(|| super::ms_to_rfc3339(available)),
+            state,
+            priority: crate::job::Priority::from_i64(r.int(3)?)
+                .unwrap_or(crate::job::Priority::Normal)
+                .name()
+                .to_string(),
+            attempts: r.int(4)?,
+            max_retries: r.int(5)?,
+            last_error: r.opt_text(6)?,
+            dead_reason: r.opt_text(7)?,
+            created_at: super::ms_to_rfc3339(r.int(8)?),
+            updated_at: super::ms_to_rfc3339(r.int(9)?),
+            completed_at: r.opt_int(10)?.map(super::ms_to_rfc3339),
+            tiers: Vec::new(),
+            job: serde_json::from_str(&r.text(12)?).unwrap_or(serde_json::Value::Null),
+        })
+    }
 }
 
 /// A turn to append to Tier 1, with its idempotency fingerprint.
@@ -512,26 +727,6 @@ pub enum Embedded {
 pub struct Window {
     pub max_turns: usize,
     pub max_tokens: usize,
-}
-
-impl Window {
-    /// Given a user's unfolded turns newest first, as (user message, assistant response),
-    /// the index of the newest turn outside the window: the first that makes the count pass
-    /// `max_turns` or the estimated tokens pass `max_tokens`. That turn and every older one
-    /// may be folded. `None`: all of them fit.
-    pub(crate) fn edge<'a>(
-        &self,
-        newest_first: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Option<usize> {
-        let mut tokens = 0usize;
-        for (i, (message, response)) in newest_first.into_iter().enumerate() {
-            tokens += super::derive::turn_tokens(message, response);
-            if i + 1 > self.max_turns || tokens > self.max_tokens {
-                return Some(i);
-            }
-        }
-        None
-    }
 }
 
 /// Most turns one fold marks (a backlog beyond that is folded by the next jobs' folds).

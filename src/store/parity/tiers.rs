@@ -677,7 +677,7 @@ fn scenario(s: &dyn Fixture) -> serde_json::Map<String, Value> {
     out.insert("window_j5".into(), window("j5", 1, 0));
     out.insert("window_unknown".into(), window("nope", 2, 2));
     out.insert("window_other_user".into(), window("m1", 2, 2));
-    out.insert("stats".into(), s.user_stats(u).unwrap());
+    out.insert("stats".into(), json!(s.user_stats(u).unwrap()));
 
     // Tier 1 window: keep 2 turns; j6 is not reflected yet, so it stays anyway.
     let w = Window {
@@ -936,7 +936,7 @@ fn concurrent_graph_commits_equal_sequential() {
         (
             facts,
             entities,
-            db.memory_counts(user).unwrap()["semantic"].clone(),
+            json!(db.user_stats(user).unwrap())["semantic"].clone(),
         )
     };
     let seq = jobs_of("seq");
@@ -1066,7 +1066,7 @@ fn forget_racing_commits_leaves_nothing() {
         for t in threads {
             t.join().unwrap();
         }
-        let left = db.memory_counts(&user).unwrap();
+        let left = json!(db.user_stats(&user).unwrap());
         assert_eq!(left["episodic"]["episodes"], json!(0), "{left}");
         assert_eq!(left["semantic"]["entities"], json!(0), "{left}");
         assert_eq!(left["semantic"]["facts"], json!(0), "{left}");

@@ -12,9 +12,7 @@
 //! - With pgvector, an episode's `embedding_v` is written with its `embedding`.
 //! - A rule's `confidence` is a `real`, widened to f64 as it is read.
 
-use serde_json::Value;
-
-use crate::store::edits::{self, EditRecord, EditSql, FACT_PARTS_SELECT, FactParts, RuleParts};
+use crate::store::edits::{EditRecord, EditSql, FACT_PARTS_SELECT, FactParts, RuleParts};
 use crate::store::*;
 use crate::store::{EPISODE_SELECT, RULE_SELECT};
 use crate::store::{now_ms, vec_to_blob};
@@ -269,31 +267,20 @@ impl PgStore {
         user: &str,
         limit: usize,
         offset: usize,
-    ) -> anyhow::Result<Vec<Value>> {
+    ) -> anyhow::Result<Vec<EditEntry>> {
         let (limit, offset) = (
             limit.min(i64::MAX as usize) as i64,
             offset.min(i64::MAX as usize) as i64,
         );
         self.read(|c| {
-            c.query(
-                "SELECT id, tier, memory_id, action, actor, at_ms, before, after FROM memory_edits
-                 WHERE user_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
+            let rows = c.query(
+                &format!("{EDIT_SELECT} WHERE user_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"),
                 &[&user, &limit, &offset],
-            )?
-            .iter()
-            .map(|r| {
-                Ok(edits::edit_json(
-                    r.try_get(0)?,
-                    r.try_get(1)?,
-                    r.try_get(2)?,
-                    r.try_get(3)?,
-                    r.try_get(4)?,
-                    r.try_get(5)?,
-                    r.try_get(6)?,
-                    r.try_get(7)?,
-                ))
-            })
-            .collect::<anyhow::Result<Vec<Value>>>()
+            )?;
+            Ok(rows
+                .iter()
+                .map(EditEntry::from_columns)
+                .collect::<Result<_, _>>()?)
         })
     }
 

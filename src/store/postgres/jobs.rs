@@ -5,14 +5,12 @@
 
 use std::collections::HashMap;
 
-use ::postgres::Row;
 use anyhow::Context;
-use serde_json::{Value, json};
 
 use crate::job::{JobState, Priority, ReflectionJob, Tier};
 use crate::store::jobs::{JobSql, StoredTurn};
+use crate::store::now_ms;
 use crate::store::*;
-use crate::store::{ms_to_rfc3339, now_ms};
 
 use super::tiers::WriteTx;
 use super::*;
@@ -23,56 +21,18 @@ use super::*;
 /// it; not measured on PostgreSQL, so the shorter period stays).
 pub(super) const WAITING_TOTAL_RECOUNT: std::time::Duration = std::time::Duration::from_millis(250);
 
-pub(super) const JOB_SELECT: &str =
-    "SELECT job_id, user_id, state, priority, attempts, max_retries, last_error, dead_reason,
-        created_ms, updated_ms, completed_ms, available_ms, payload FROM jobs";
-
-pub(super) fn job_from_row(r: &Row) -> JobRecord {
-    let state: String = r.get(2);
-    let available: i64 = r.get(11);
-    let payload: String = r.get(12);
-    JobRecord {
-        job_id: r.get(0),
-        user_id: r.get(1),
-        next_attempt_at: (state == "retrying").then(|| ms_to_rfc3339(available)),
-        state,
-        priority: Priority::from_i64(r.get(3))
-            .unwrap_or(Priority::Normal)
-            .name()
-            .to_string(),
-        attempts: r.get(4),
-        max_retries: r.get(5),
-        last_error: r.get(6),
-        dead_reason: r.get(7),
-        created_at: ms_to_rfc3339(r.get(8)),
-        updated_at: ms_to_rfc3339(r.get(9)),
-        completed_at: r.get::<_, Option<i64>>(10).map(ms_to_rfc3339),
-        tiers: Vec::new(),
-        job: serde_json::from_str(&payload).unwrap_or(Value::Null),
-    }
-}
-
 pub(super) fn tiers_of(
     c: &mut impl ::postgres::GenericClient,
     job_id: &str,
 ) -> anyhow::Result<Vec<TierRecord>> {
     let rows = c.query(
-        "SELECT tier, status, result, error, attempts, latency_ms FROM job_tiers WHERE job_id = $1 ORDER BY tier",
+        &format!("{TIER_SELECT} WHERE job_id = $1 ORDER BY tier"),
         &[&job_id],
     )?;
     Ok(rows
         .iter()
-        .map(|r| TierRecord {
-            tier: r.get(0),
-            status: r.get(1),
-            result: r
-                .get::<_, Option<String>>(2)
-                .and_then(|s| serde_json::from_str(&s).ok()),
-            error: r.get(3),
-            attempts: r.get(4),
-            latency_ms: r.get(5),
-        })
-        .collect())
+        .map(TierRecord::from_columns)
+        .collect::<Result<_, _>>()?)
 }
 
 impl PgStore {
@@ -294,7 +254,7 @@ impl PgStore {
             else {
                 return Ok(None);
             };
-            let mut job = job_from_row(&row);
+            let mut job = JobRecord::from_columns(&row)?;
             job.tiers = tiers_of(c, job_id)?;
             Ok(Some(job))
         })
@@ -311,7 +271,7 @@ impl PgStore {
             )?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
-                let mut j = job_from_row(r);
+                let mut j = JobRecord::from_columns(r)?;
                 j.tiers = tiers_of(c, &j.job_id)?;
                 out.push(j);
             }
@@ -338,20 +298,14 @@ impl PgStore {
     }
 
     /// See [`crate::store::SqliteStore::tier_latencies`].
-    pub fn tier_latencies(&self) -> anyhow::Result<HashMap<String, Value>> {
+    pub fn tier_latencies(&self) -> anyhow::Result<HashMap<String, HashMap<String, TierLatency>>> {
         self.read(|c| {
-            let rows = c.query(
-                "SELECT tier, status, count(*), avg(latency_ms) FROM job_tiers GROUP BY tier, status",
-                &[],
-            )?;
-            let mut out: HashMap<String, Value> = HashMap::new();
-            for r in rows {
-                let (tier, status, n, avg): (String, String, i64, Option<f64>) =
-                    (r.get(0), r.get(1), r.get(2), r.get(3));
-                let e = out.entry(tier).or_insert_with(|| json!({}));
-                e[status] = json!({"count": n, "mean_latency_ms": avg});
-            }
-            Ok(out)
+            let rows = c.query(TIER_LATENCY_SELECT, &[])?;
+            let rows = rows
+                .iter()
+                .map(tier_latency_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(tier_latencies(rows))
         })
     }
 

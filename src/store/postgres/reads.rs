@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use ::postgres::Row;
 use ::postgres::fallible_iterator::FallibleIterator;
 use ::postgres::types::ToSql;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::store::backend::VectorSink;
 use crate::store::model::impl_columns;
-use crate::store::{EPISODE_SELECT, FACT_SELECT, RULE_SELECT};
+use crate::store::{EPISODE_SELECT, FACT_SELECT, RULE_SELECT, USER_COUNTS_SELECT, UserStats};
 use crate::store::{
     EntityRow, EpisodeRow, FactRow, RuleRow, TurnKey, TurnLookup, TurnRow, TurnSql,
     USER_COUNT_SELECT, USER_IDS_SELECT, USER_SUMMARY_SELECT, UserSummary, WindowTurn, blob_to_vec,
@@ -446,36 +446,11 @@ impl PgStore {
     }
 
     /// Row counts per tier for one user, and their jobs by state.
-    pub fn user_stats(&self, user_id: &str) -> anyhow::Result<Value> {
+    pub fn user_stats(&self, user_id: &str) -> anyhow::Result<UserStats> {
         let jobs = self.job_counts(Some(user_id))?;
-        let mut stats = self.memory_counts(user_id)?;
-        stats["jobs"] = json!(jobs);
-        Ok(stats)
-    }
-
-    /// [`Self::user_stats`] without the jobs: one statement.
-    pub(crate) fn memory_counts(&self, user_id: &str) -> anyhow::Result<Value> {
         self.read(|c| {
-            let r = c.query_one(
-                "SELECT (SELECT count(*) FROM turns WHERE user_id = $1),
-                        (SELECT count(*) FROM turns WHERE user_id = $1 AND NOT reflected),
-                        (SELECT count(*) FROM episodes WHERE user_id = $1),
-                        (SELECT count(*) FROM entities WHERE user_id = $1),
-                        (SELECT count(*) FROM relations WHERE user_id = $1 AND merged_into IS NULL),
-                        (SELECT count(*) FROM relations WHERE user_id = $1 AND merged_into IS NULL
-                                                            AND invalid_ms IS NULL),
-                        (SELECT count(*) FROM rules WHERE user_id = $1),
-                        (SELECT count(*) FROM rules WHERE user_id = $1 AND superseded_by IS NULL)",
-                &[&user_id],
-            )?;
-            let n = |i: usize| r.get::<_, i64>(i);
-            Ok(json!({
-                "user_id": user_id,
-                "short_term": {"turns": n(0), "unreflected": n(1)},
-                "episodic": {"episodes": n(2)},
-                "semantic": {"entities": n(3), "facts": n(4), "valid_facts": n(5)},
-                "procedural": {"rules": n(6), "active_rules": n(7)},
-            }))
+            let r = c.query_one(USER_COUNTS_SELECT, &[&user_id])?;
+            Ok(UserStats::from_columns(user_id, &r, jobs)?)
         })
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::store::derive::{append_to_summary, trim_summary};
+use crate::store::derive::{append_to_summary, trim_summary, window_edge};
 use crate::store::*;
 use crate::store::{ms_to_rfc3339, now_ms};
 
@@ -25,8 +25,7 @@ impl PgStore {
                  ORDER BY ts_ms DESC, created_ms DESC, id DESC LIMIT $2",
                 &[&user, &(w.max_turns as i64 + 1)],
             )?;
-            let edge = w
-                .edge(newest.iter().map(|r| (r.get(3), r.get(4))))
+            let edge = window_edge(w, newest.iter().map(|r| (r.get(3), r.get(4))))
                 .map(|i| &newest[i])
                 .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, &str>(2)));
             let Some((edge_ts, edge_created, edge_id)) = edge else {

@@ -4,9 +4,8 @@
 //! Every statement is scoped to the user: an id of another user's memory is "not found".
 
 use rusqlite::{OptionalExtension, params};
-use serde_json::Value;
 
-use crate::store::edits::{self, EditRecord, EditSql, FACT_PARTS_SELECT, FactParts, RuleParts};
+use crate::store::edits::{EditRecord, EditSql, FACT_PARTS_SELECT, FactParts, RuleParts};
 use crate::store::*;
 use crate::store::{EPISODE_SELECT, RULE_SELECT};
 use crate::store::{SqliteStore, now_ms, vec_to_blob};
@@ -216,23 +215,13 @@ impl SqliteStore {
         user: &str,
         limit: usize,
         offset: usize,
-    ) -> anyhow::Result<Vec<Value>> {
+    ) -> anyhow::Result<Vec<EditEntry>> {
         self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT id, tier, memory_id, action, actor, at_ms, before, after FROM memory_edits
-                 WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3",
-            )?;
+            let mut stmt = c.prepare_cached(&format!(
+                "{EDIT_SELECT} WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+            ))?;
             let rows = stmt.query_map(params![user, limit as i64, offset as i64], |r| {
-                Ok(edits::edit_json(
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                ))
+                EditEntry::from_columns(r)
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
         })

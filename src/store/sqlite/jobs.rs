@@ -6,12 +6,11 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::{Value, json};
 
 use crate::job::{JobState, Priority, ReflectionJob, Tier};
 use crate::store::jobs::{JobSql, StoredTurn};
 use crate::store::*;
-use crate::store::{SqliteStore, ms_to_rfc3339, now_ms};
+use crate::store::{SqliteStore, now_ms};
 
 use super::WriteTx;
 
@@ -262,13 +261,9 @@ impl SqliteStore {
     pub fn get_job(&self, job_id: &str) -> anyhow::Result<Option<JobRecord>> {
         self.read(|c| {
             let row = c
-                .query_row(
-                    "SELECT job_id, user_id, state, priority, attempts, max_retries, last_error, dead_reason,
-                            created_ms, updated_ms, completed_ms, available_ms, payload
-                     FROM jobs WHERE job_id = ?1",
-                    [job_id],
-                    job_from_row,
-                )
+                .query_row(&format!("{JOB_SELECT} WHERE job_id = ?1"), [job_id], |r| {
+                    JobRecord::from_columns(r)
+                })
                 .optional()?;
             let Some(mut job) = row else { return Ok(None) };
             job.tiers = tiers_of(c, job_id)?;
@@ -279,12 +274,12 @@ impl SqliteStore {
     /// Dead jobs, newest first.
     pub fn list_dead(&self, limit: usize, offset: usize) -> anyhow::Result<Vec<JobRecord>> {
         self.read(|c| {
-            let mut stmt = c.prepare(
-                "SELECT job_id, user_id, state, priority, attempts, max_retries, last_error, dead_reason,
-                        created_ms, updated_ms, completed_ms, available_ms, payload
-                 FROM jobs WHERE state = 'dead' ORDER BY updated_ms DESC LIMIT ?1 OFFSET ?2",
-            )?;
-            let rows = stmt.query_map(params![limit as i64, offset as i64], job_from_row)?;
+            let mut stmt = c.prepare(&format!(
+                "{JOB_SELECT} WHERE state = 'dead' ORDER BY updated_ms DESC LIMIT ?1 OFFSET ?2"
+            ))?;
+            let rows = stmt.query_map(params![limit as i64, offset as i64], |r| {
+                JobRecord::from_columns(r)
+            })?;
             let mut out = Vec::new();
             for r in rows {
                 let mut j = r?;
@@ -322,21 +317,11 @@ impl SqliteStore {
     }
 
     /// Mean latency (ms) and count of committed tier runs, by tier.
-    pub fn tier_latencies(&self) -> anyhow::Result<HashMap<String, Value>> {
+    pub fn tier_latencies(&self) -> anyhow::Result<HashMap<String, HashMap<String, TierLatency>>> {
         self.read(|c| {
-            let mut stmt = c.prepare(
-                "SELECT tier, status, count(*), avg(latency_ms) FROM job_tiers GROUP BY tier, status",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<f64>>(3)?))
-            })?;
-            let mut out: HashMap<String, Value> = HashMap::new();
-            for r in rows {
-                let (tier, status, n, avg) = r?;
-                let e = out.entry(tier).or_insert_with(|| json!({}));
-                e[status] = json!({"count": n, "mean_latency_ms": avg});
-            }
-            Ok(out)
+            let mut stmt = c.prepare(TIER_LATENCY_SELECT)?;
+            let rows = stmt.query_map([], |r| tier_latency_row(r))?;
+            Ok(tier_latencies(rows.collect::<Result<Vec<_>, _>>()?))
         })
     }
 
@@ -551,45 +536,8 @@ impl JobSql for WriteTx<'_, '_> {
     }
 }
 
-pub(super) fn job_from_row(r: &rusqlite::Row) -> rusqlite::Result<JobRecord> {
-    let state: String = r.get(2)?;
-    let available: i64 = r.get(11)?;
-    let payload: String = r.get(12)?;
-    Ok(JobRecord {
-        job_id: r.get(0)?,
-        user_id: r.get(1)?,
-        next_attempt_at: (state == "retrying").then(|| ms_to_rfc3339(available)),
-        state,
-        priority: Priority::from_i64(r.get(3)?)
-            .unwrap_or(Priority::Normal)
-            .name()
-            .to_string(),
-        attempts: r.get(4)?,
-        max_retries: r.get(5)?,
-        last_error: r.get(6)?,
-        dead_reason: r.get(7)?,
-        created_at: ms_to_rfc3339(r.get(8)?),
-        updated_at: ms_to_rfc3339(r.get(9)?),
-        completed_at: r.get::<_, Option<i64>>(10)?.map(ms_to_rfc3339),
-        tiers: Vec::new(),
-        job: serde_json::from_str(&payload).unwrap_or(Value::Null),
-    })
-}
-
 pub(super) fn tiers_of(c: &Connection, job_id: &str) -> anyhow::Result<Vec<TierRecord>> {
-    let mut stmt = c.prepare_cached(
-        "SELECT tier, status, result, error, attempts, latency_ms FROM job_tiers WHERE job_id = ?1 ORDER BY tier",
-    )?;
-    let rows = stmt.query_map([job_id], |r| {
-        let result: Option<String> = r.get(2)?;
-        Ok(TierRecord {
-            tier: r.get(0)?,
-            status: r.get(1)?,
-            result: result.and_then(|s| serde_json::from_str(&s).ok()),
-            error: r.get(3)?,
-            attempts: r.get(4)?,
-            latency_ms: r.get(5)?,
-        })
-    })?;
+    let mut stmt = c.prepare_cached(&format!("{TIER_SELECT} WHERE job_id = ?1 ORDER BY tier"))?;
+    let rows = stmt.query_map([job_id], |r| TierRecord::from_columns(r))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

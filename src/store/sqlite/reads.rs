@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use rusqlite::{OptionalExtension, params};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::store::model::impl_columns;
 use crate::store::*;
@@ -390,22 +390,12 @@ impl SqliteStore {
     }
 
     /// Row counts per tier for one user.
-    pub fn user_stats(&self, user_id: &str) -> anyhow::Result<Value> {
+    pub fn user_stats(&self, user_id: &str) -> anyhow::Result<UserStats> {
         let jobs = self.job_counts(Some(user_id))?;
         self.read(|c| {
-            let count = |sql: &str| -> rusqlite::Result<i64> { c.query_row(sql, [user_id], |r| r.get(0)) };
-            Ok(json!({
-                "user_id": user_id,
-                "short_term": {"turns": count("SELECT count(*) FROM turns WHERE user_id = ?1")?,
-                               "unreflected": count("SELECT count(*) FROM turns WHERE user_id = ?1 AND reflected = 0")?},
-                "episodic": {"episodes": count("SELECT count(*) FROM episodes WHERE user_id = ?1")?},
-                "semantic": {"entities": count("SELECT count(*) FROM entities WHERE user_id = ?1")?,
-                             "facts": count("SELECT count(*) FROM relations WHERE user_id = ?1 AND merged_into IS NULL")?,
-                             "valid_facts": count("SELECT count(*) FROM relations WHERE user_id = ?1 AND merged_into IS NULL AND invalid_ms IS NULL")?},
-                "procedural": {"rules": count("SELECT count(*) FROM rules WHERE user_id = ?1")?,
-                               "active_rules": count("SELECT count(*) FROM rules WHERE user_id = ?1 AND superseded_by IS NULL")?},
-                "jobs": jobs,
-            }))
+            Ok(c.query_row(USER_COUNTS_SELECT, [user_id], |r| {
+                UserStats::from_columns(user_id, r, jobs)
+            })?)
         })
     }
 

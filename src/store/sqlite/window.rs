@@ -3,7 +3,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use crate::store::derive::{append_to_summary, trim_summary};
+use crate::store::derive::{append_to_summary, trim_summary, window_edge};
 use crate::store::*;
 use crate::store::{SqliteStore, ms_to_rfc3339, now_ms};
 
@@ -34,8 +34,7 @@ impl SqliteStore {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })?
                 .collect::<Result<_, _>>()?;
-            let edge = w
-                .edge(rows.iter().map(|r| (r.3.as_str(), r.4.as_str())))
+            let edge = window_edge(w, rows.iter().map(|r| (r.3.as_str(), r.4.as_str())))
                 .map(|i| (rows[i].0, rows[i].1, rows[i].2.clone()));
             let Some((ts, created, id)) = edge else {
                 return Ok(Vec::new());
