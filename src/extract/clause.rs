@@ -246,6 +246,10 @@ pub fn lemma(word: &str) -> String {
         return (*l).to_string();
     }
     let w = word;
+    // "seeing", "agreeing", "fleeing": the stem keeps its "ee".
+    if let Some(s) = w.strip_suffix("eeing") {
+        return format!("{s}ee");
+    }
     if let Some(s) = w.strip_suffix("ies")
         && s.len() >= 2
     {
@@ -402,6 +406,15 @@ pub fn is_past_form(w: &str) -> bool {
         )
 }
 
+/// Adjectives in "-ing" that follow a copula as a judgement, not as a progressive verb.
+#[rustfmt::skip]
+const ING_ADJECTIVES: &[&str] = &[
+    "amazing", "disgusting", "boring", "revolting", "annoying", "exciting", "interesting",
+    "relaxing", "depressing", "exhausting", "terrifying", "fascinating", "refreshing",
+    "satisfying", "tiring", "frustrating", "confusing", "embarrassing", "stunning",
+    "charming", "appalling", "thrilling", "inspiring", "soothing", "addicting",
+];
+
 /// Words that are never a main verb, so a clause cannot start its verb group with them.
 #[rustfmt::skip]
 const NOT_VERBS: &[&str] = &[
@@ -477,7 +490,8 @@ pub fn clauses(s: &Sentence<'_>, speaker: &str, last_person: &mut Option<Subject
     let mut carry: Option<usize> = None;
     for (a, b) in pieces {
         let a = carry.take().unwrap_or(a);
-        if has_verb(a, b) {
+        if has_verb(a, b) || (!merged.is_empty() && ellipsis(toks, a, b, speaker, &None).is_some())
+        {
             merged.push((a, b));
         } else if (merged.is_empty() && (!toks[b - 1].boundary_after || is_name_tok(&toks[a])))
             || starts_subject(toks, a)
@@ -524,12 +538,100 @@ pub fn clauses(s: &Sentence<'_>, speaker: &str, last_person: &mut Option<Subject
         };
         let asked = asked && (i + 1 == n || opens_question);
         relative_named_before(toks, a, &out, speaker, last_person);
+        // "if I'm honest", "to be honest", "if you ask me": a comment on the speaking, not a
+        // clause of what is said.
+        if aside(toks, a, b) {
+            continue;
+        }
+        // "… and so do I", "me too", "neither does my wife": the clause before, said again
+        // of another subject, with the same verb, object, tense and polarity.
+        if let Some(before) = out.last()
+            && let Some((subject, with)) = ellipsis(toks, a, b, speaker, last_person)
+        {
+            let mut c = before.clone();
+            if let Subject::Person { .. } = &subject {
+                *last_person = Some(subject.clone());
+            }
+            c.subject = subject;
+            c.with = with;
+            c.subject_at = None;
+            c.mood = if asked { Mood::Asked } else { c.mood };
+            out.push(c);
+            continue;
+        }
         if let Some(c) = clause(toks, a, b, speaker, last_person, prev, asked) {
             out.push(c);
         }
     }
     relative_named_before(toks, toks.len(), &out, speaker, last_person);
     out
+}
+
+/// A clause `a..b` that comments on the speaking: "if I'm (being) honest", "to be honest",
+/// "if you ask me", "I have to say", "I must admit".
+fn aside(toks: &[Tok], a: usize, b: usize) -> bool {
+    let w: Vec<&str> = toks[a..b]
+        .iter()
+        .map(|t| t.word.as_str())
+        .filter(|w| !matches!(*w, "and" | "but" | "so" | "being" | "totally" | "really"))
+        .collect();
+    matches!(
+        w.as_slice(),
+        ["if", "i", "am", "honest"]
+            | ["to", "be", "honest"]
+            | ["if", "you", "ask", "me"]
+            | ["i", "have", "to", "say"]
+            | ["i", "must", "say"]
+            | ["i", "must", "admit"]
+            | ["i", "have", "to", "admit"]
+    )
+}
+
+/// An elliptical clause at `a..b` that repeats the clause before it of another subject: "so
+/// do I", "and so has my sister", "neither does Tom", "me too", "I do too", "same here".
+fn ellipsis(
+    toks: &[Tok],
+    a: usize,
+    b: usize,
+    speaker: &str,
+    last_person: &Option<Subject>,
+) -> Option<(Subject, Vec<Subject>)> {
+    let mut k = a;
+    while k < b && matches!(toks[k].word.as_str(), "and" | "but" | "plus" | "honestly") {
+        k += 1;
+    }
+    let w = |j: usize| {
+        toks.get(j)
+            .filter(|_| j < b)
+            .map_or("", |t| t.word.as_str())
+    };
+    let aux = |x: &str| {
+        matches!(
+            x,
+            "do" | "does" | "did" | "am" | "is" | "are" | "was" | "were" | "have" | "has" | "had"
+        )
+    };
+    // "so do I", "neither does my wife", "nor have we".
+    if matches!(w(k), "so" | "neither" | "nor") && aux(w(k + 1)) {
+        let (s, with, e) = subject_at(toks, k + 2, b, speaker, last_person)?;
+        return (e == b || (e + 1 == b && matches!(w(e), "too" | "lol"))).then_some((s, with));
+    }
+    // "me too", "same here", "same for me".
+    if (w(k) == "me" && w(k + 1) == "too" && k + 2 == b)
+        || (w(k) == "same" && matches!(w(k + 1), "here" | "") && k + 2 >= b)
+    {
+        return Some((Subject::Speaker, vec![]));
+    }
+    // "I do too", "my sister does as well", "we are too".
+    let (s, with, e) = subject_at(toks, k, b, speaker, last_person)?;
+    let mut j = e;
+    if j < b && matches!(w(j), "not") {
+        j += 1;
+    }
+    (aux(w(e))
+        && (matches!(w(j + 1), "too" | "either") || (w(j + 1) == "as" && w(j + 2) == "well"))
+        && toks[b - 1].boundary_after | (b == toks.len()))
+    .then_some((s, with))
 }
 
 /// A relative named outside a subject ("Do you think my girlfriend should…", "visiting my
@@ -648,6 +750,30 @@ fn simple_subject(
     }
     if matches!(w, "they") {
         return Some((Subject::Other, k + 1));
+    }
+    // "it was amazing", "that's my thing": a thing named before.
+    if matches!(w, "it" | "that" | "this") {
+        return Some((Subject::Other, k + 1));
+    }
+    // "the weather is awful", "an omelette is my go-to": a thing (not a compound with a
+    // person, "the kids and I", which the role reads).
+    if matches!(w, "the" | "a" | "an" | "these" | "those") {
+        // "these days", "the other day": a time, not a subject.
+        if toks
+            .get(k + 1)
+            .is_some_and(|t| FILLERS.contains(&t.word.as_str()) || is_time_word(&t.word))
+        {
+            return None;
+        }
+        let mut e = k + 1;
+        while e < b && e - k <= 3 && !verb_like(toks, e) && !toks[e - 1].boundary_after {
+            let x = toks[e].word.as_str();
+            if matches!(x, "and" | "or") || ROLES.contains(&x) || x.ends_with("'s") {
+                return None;
+            }
+            e += 1;
+        }
+        return (e > k + 1 && e < b && verb_like(toks, e)).then_some((Subject::Other, e));
     }
     // "his wife Emi", "her brother": someone else's relative.
     if matches!(w, "his" | "her" | "their" | "your") {
@@ -883,6 +1009,13 @@ fn clause(
     let mut want_verb = false;
     while j < b {
         let w = toks[j].word.as_str();
+        // "it's all knitting now": "all" opens the complement.
+        if copula_at.is_some()
+            && w == "all"
+            && subject_at.is_some_and(|k| matches!(toks[k].word.as_str(), "it" | "that" | "this"))
+        {
+            break;
+        }
         if ADVERBS.contains(&w) && w != "so"
             || matches!(
                 w,
@@ -958,7 +1091,11 @@ fn clause(
                     have = true;
                     tense = Tense::Past;
                 }
-                "did" | "was" | "were" => tense = Tense::Past,
+                "did" => tense = Tense::Past,
+                "was" | "were" => {
+                    tense = Tense::Past;
+                    copula_at = Some(j);
+                }
                 "do" | "does" | "can" => {}
                 "get" | "got" | "gets" | "getting" => {
                     // "got married", "got a job": a main verb unless a participle follows.
@@ -1057,6 +1194,16 @@ fn clause(
         }
         if NOT_VERBS.contains(&w)
             || !(verb_like(toks, j) || (want_verb && w.chars().all(char::is_alphabetic)))
+        {
+            break;
+        }
+        // "olives are disgusting", "work is exhausting": an adjective, not a progressive;
+        // "it's all knitting now": a noun.
+        if copula_at.is_some()
+            && (ING_ADJECTIVES.contains(&w)
+                || (w == "all"
+                    && subject_at
+                        .is_some_and(|k| matches!(toks[k].word.as_str(), "it" | "that" | "this"))))
         {
             break;
         }

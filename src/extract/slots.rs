@@ -278,6 +278,24 @@ pub fn is_lexicon_verb(l: &str) -> bool {
         )
 }
 
+/// Indefinite pronouns, which never name a slot's value ("seeing someone new").
+const INDEFINITE: &[&str] = &[
+    "someone",
+    "somebody",
+    "something",
+    "anyone",
+    "anybody",
+    "anything",
+    "everyone",
+    "everybody",
+    "everything",
+    "noone",
+    "nobody",
+    "nothing",
+    "somewhere",
+    "anywhere",
+];
+
 /// The object of a slot as written: a proper name (capitalised, "of"/"de" joiners allowed),
 /// or in an all-lower-case text the words up to a function word. `None` for pronouns and
 /// vague words.
@@ -333,7 +351,11 @@ pub fn value_at(toks: &[Tok], i: usize, end: usize, all_lower: bool) -> Option<(
     if matches!(
         lower.as_str(),
         "i" | "me" | "it" | "there" | "here" | "home" | "work" | "them"
-    ) {
+    ) || lower
+        .split(' ')
+        .next()
+        .is_some_and(|f| INDEFINITE.contains(&f))
+    {
         return None;
     }
     Some((v, k))
@@ -602,12 +624,32 @@ pub fn ops(
         r += 1;
     }
 
+    // "It was amazing", "the film was boring": a judgement of a past experience holds; any
+    // other past copula ("I was a nurse", "she was in Rome") does not say what holds now.
+    if verb == "be"
+        && c.tense == Tense::Past
+        && !c.used_to
+        && matches!(toks[c.verb_at].word.as_str(), "was" | "were")
+    {
+        if let Some((slot, v)) = thing_taste(toks, c, end, antecedent)
+            && !c.ended
+            && !matches!(c.subject, Subject::Speaker)
+        {
+            let slot = if c.negated { opposite(slot) } else { slot };
+            push(&Subject::Speaker, slot, Some(v.clone()), false);
+            push(&Subject::Speaker, opposite(slot), Some(v), true);
+        }
+        return out;
+    }
     // Copula tastes: "be into X", "be all about X" (before the adverbs are skipped), and the
     // participles the clause reads as a passive verb ("is obsessed with X", "got hooked on X").
     // A linking verb works as the copula does: "have gotten really into salsa", "grew
     // obsessed with chess".
     let linked = super::words::skip_adverbs(toks, c.rest);
-    let taste_starts: &[usize] = if verb == "be" {
+    let taste_starts: &[usize] = if c.subject == Subject::Other {
+        // A thing as subject: "it's all about mango" ([`thing_taste`]).
+        &[]
+    } else if verb == "be" {
         &[c.verb_at + 1, c.rest, r]
     } else if matches!(verb, "get" | "become" | "grow") {
         &[c.rest, linked]
@@ -685,6 +727,23 @@ pub fn ops(
                 push(&Subject::Speaker, Slot::Dislikes, Some(v), true);
                 return out;
             }
+        }
+        // A thing as the subject and a taste in the complement: "running is my thing",
+        // "jazz isn't my cup of tea", "pasta is my go-to dinner", "it's all knitting now",
+        // "running is torture for me".
+        if let Some((slot, v)) = thing_taste(toks, c, end, antecedent) {
+            let slot = if c.negated && !c.ended {
+                opposite(slot)
+            } else {
+                slot
+            };
+            if c.ended {
+                push(&Subject::Speaker, slot, Some(v), true);
+            } else if !future {
+                push(&Subject::Speaker, slot, Some(v.clone()), false);
+                push(&Subject::Speaker, opposite(slot), Some(v), true);
+            }
+            return out;
         }
         for seq in BE_ENDS {
             if let Some(e) = super::words::match_seq(toks, at, seq)
@@ -1267,6 +1326,126 @@ pub fn ops(
         }
     }
     out
+}
+
+/// Nouns after "my" that make a copula's subject the speaker's taste: "running is my thing",
+/// "not my cup of tea", "my kind of music", "my go-to breakfast", "my guilty pleasure".
+#[rustfmt::skip]
+const TASTE_NOUNS: &[&[&str]] = &[
+    &["thing"], &["jam"], &["cup", "of", "tea"], &["kind", "of"], &["sort", "of"],
+    &["type", "of"], &["go-to"], &["go", "to"], &["guilty", "pleasure"], &["comfort", "food"],
+    &["happy", "place"], &["obsession"], &["weakness"], &["favourite"], &["favorite"], &["fave"],
+    &["fav"], &["idea", "of", "fun"], &["passion"],
+];
+
+/// Adjectives and nouns of a copula that judge its subject for the speaker: "running is
+/// torture (for me)", "olives are disgusting", "sushi is the best".
+#[rustfmt::skip]
+const JUDGED: &[(&str, Slot)] = &[
+    ("amazing", Slot::Likes), ("delicious", Slot::Likes), ("awesome", Slot::Likes),
+    ("brilliant", Slot::Likes), ("addictive", Slot::Likes), ("heaven", Slot::Likes),
+    ("life", Slot::Likes), ("fantastic", Slot::Likes), ("incredible", Slot::Likes),
+    ("lovely", Slot::Likes), ("wonderful", Slot::Likes), ("torture", Slot::Dislikes),
+    ("disgusting", Slot::Dislikes), ("gross", Slot::Dislikes), ("awful", Slot::Dislikes),
+    ("horrible", Slot::Dislikes), ("vile", Slot::Dislikes), ("boring", Slot::Dislikes),
+    ("overrated", Slot::Dislikes), ("unbearable", Slot::Dislikes), ("nasty", Slot::Dislikes),
+    ("revolting", Slot::Dislikes), ("tedious", Slot::Dislikes), ("hell", Slot::Dislikes),
+    ("the best", Slot::Likes), ("the worst", Slot::Dislikes),
+];
+
+/// The taste a copula clause states of a thing as its subject (or of "it"/"that", the
+/// thing named before): see [`TASTE_NOUNS`] and [`JUDGED`]; "it's all X (now)" names X.
+fn thing_taste(
+    toks: &[Tok],
+    c: &Clause,
+    end: usize,
+    antecedent: Option<&str>,
+) -> Option<(Slot, String)> {
+    let w = |k: usize| {
+        toks.get(k)
+            .filter(|_| k < end)
+            .map_or("", |t| t.word.as_str())
+    };
+    let pronoun = matches!(&c.subject, Subject::Other)
+        && c.subject_at
+            .is_some_and(|k| matches!(w(k), "it" | "that" | "this"));
+    // The complement, past adverbs, negation and "just"/"hands down".
+    let mut k = c.verb_at + 1;
+    while k < end
+        && !(pronoun && w(k) == "all")
+        && (super::words::ADVERBS.contains(&w(k))
+            || matches!(
+                w(k),
+                "not"
+                    | "never"
+                    | "just"
+                    | "hands"
+                    | "down"
+                    | "honestly"
+                    | "definitely"
+                    | "so"
+                    | "absolutely"
+                    | "literally"
+                    | "kind"
+                    | "pretty"
+                    | "totally"
+                    | "officially"
+            ) && !(w(k) == "kind" && w(k + 1) == "of"))
+    {
+        k += 1;
+    }
+    // "it's all knitting now", "it's all about mango now": the complement is the taste.
+    if pronoun && w(k) == "all" {
+        let at = if w(k + 1) == "about" { k + 2 } else { k + 1 };
+        return taste_object(toks, at, end).map(|v| (Slot::Likes, v));
+    }
+    let subject_thing = || -> Option<String> {
+        if pronoun {
+            return antecedent.map(str::to_string);
+        }
+        match &c.subject {
+            Subject::Other => c
+                .subject_at
+                .and_then(|s| taste_object(toks, s, c.verb_at))
+                .filter(|v| !matches!(v.as_str(), "weather" | "traffic" | "day" | "week")),
+            // A thing capitalised only because it opens the sentence ("Jazz is …").
+            Subject::Person {
+                name: Some(_),
+                role: None,
+            } if c.subject_at == Some(0) && c.verb_at == 1 => Some(toks[0].word.clone()),
+            _ => None,
+        }
+    };
+    if w(k) == "my" || w(k) == "our" {
+        let mut j = k + 1;
+        while matches!(
+            w(j),
+            "absolute" | "all-time" | "new" | "total" | "biggest" | "real"
+        ) {
+            j += 1;
+        }
+        if TASTE_NOUNS
+            .iter()
+            .any(|seq| super::words::match_seq(toks, j, seq).is_some_and(|e| e <= end))
+        {
+            return subject_thing().map(|v| (Slot::Likes, v));
+        }
+        return None;
+    }
+    let k = if w(k) == "a" || w(k) == "an" {
+        k + 1
+    } else {
+        k
+    };
+    let judged = JUDGED.iter().find(|(j, _)| match j.split_once(' ') {
+        Some((a, b)) => w(k) == a && w(k + 1) == b,
+        None => w(k) == *j,
+    })?;
+    // Judged for whom: the speaker, unless the clause names someone else ("for him").
+    if (k..end).any(|j| w(j) == "for" && matches!(w(j + 1), "him" | "her" | "them" | "kids")) {
+        return None;
+    }
+    subject_thing().map(|v| (judged.1, v))
 }
 
 /// Diets a copula names ("is vegan").
