@@ -174,7 +174,7 @@ const AUX: &[&str] = &[
 #[rustfmt::skip]
 const INTENT_VERBS: &[&str] = &[
     "want", "plan", "hope", "consider", "think", "dream", "wish", "intend", "try", "aim", "need",
-    "apply", "decide", "expect", "look", "debate", "weigh", "mull", "toy",
+    "apply", "decide", "expect", "look", "debate", "weigh", "mull", "toy", "refuse",
 ];
 
 /// Words after which a clause that names no time is still about the future.
@@ -264,6 +264,17 @@ pub fn lemma(word: &str) -> String {
         if let Some(s) = w.strip_suffix(suf)
             && s.len() >= 2
         {
+            // English stems hardly end in "c", "v", "dg", "ang" or one "z": "replaced" →
+            // "replace", "solved" → "solve", "judged" → "judge", "changed" → "change".
+            if s.len() >= 4
+                && (s.ends_with('c')
+                    || s.ends_with('v')
+                    || s.ends_with("dg")
+                    || (s.ends_with("ang") && s.len() >= 5)
+                    || (s.ends_with('z') && !s.ends_with("zz")))
+            {
+                return format!("{s}e");
+            }
             let b = s.as_bytes();
             // "stopped" → "stop": a doubled final consonant.
             if b.len() >= 3
@@ -403,6 +414,16 @@ pub fn is_past_form(w: &str) -> bool {
                 | "dealt"
                 | "meant"
                 | "forgot"
+        )
+}
+
+/// An adverb in "-ly" inside a verb group ("has completely replaced", "finally moved").
+fn manner_adverb(w: &str) -> bool {
+    w.len() >= 6
+        && w.ends_with("ly")
+        && !matches!(
+            w,
+            "apply" | "reply" | "supply" | "multiply" | "family" | "bully" | "italy" | "rely"
         )
 }
 
@@ -956,7 +977,42 @@ fn clause(
         }
         k += 1;
     }
-    let subject_at = found.as_ref().map(|_| k);
+    let mut subject_at = found.as_ref().map(|_| k);
+    // A bare noun phrase before an auxiliary is a thing as subject: "green tea has replaced
+    // coffee", "olives are disgusting", "Jazz isn't my thing".
+    if found.is_none() {
+        let mut n = a;
+        while n < b
+            && (FILLERS.contains(&toks[n].word.as_str())
+                || SPLITTERS.contains(&toks[n].word.as_str()))
+            && !verb_like(toks, n)
+        {
+            n += 1;
+        }
+        let mut e = n;
+        while e < b
+            && e - n < 3
+            && !verb_like(toks, e)
+            && !NOT_VERBS.contains(&toks[e].word.as_str())
+            && !super::words::is_stopword(&toks[e].word)
+            && !ROLES.contains(&toks[e].word.as_str())
+            && toks[e].word.chars().all(|c| c.is_alphabetic() || c == '-')
+            && (e == n || !toks[e - 1].boundary_after)
+        {
+            e += 1;
+        }
+        if e > n
+            && e < b
+            && (e == n + 1 || !toks[n + 1..e].iter().any(|t| t.cap) || toks[n].cap)
+            && matches!(
+                toks[e].word.as_str(),
+                "is" | "are" | "was" | "were" | "has" | "have" | "isn't" | "aren't"
+            )
+        {
+            subject_at = Some(n);
+            found = Some((Subject::Other, vec![], e));
+        }
+    }
     let (subject, with, vstart) = match found {
         Some((s, w, e)) => (s, w, e),
         None => {
@@ -1029,6 +1085,7 @@ fn clause(
                     | "happily"
                     | "pretty"
             )
+            || manner_adverb(w)
         {
             j += 1;
             continue;
@@ -1158,6 +1215,7 @@ fn clause(
                     .is_none_or(|t| t.word != "into" && t.word != "at"))
             && !(l == "try" && toks.get(j + 1).is_none_or(|t| t.word != "to"))
             && !(l == "need" && toks.get(j + 1).is_none_or(|t| t.word != "to"))
+            && !(l == "refuse" && toks.get(j + 1).is_none_or(|t| t.word != "to"))
             && !(l == "apply"
                 && toks
                     .get(j + 1)

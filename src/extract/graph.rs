@@ -2117,6 +2117,73 @@ mod tests {
     }
 
     #[test]
+    fn a_replacement_ends_the_old_value_and_sets_the_new() {
+        let d = g("We swapped London for a cottage in Devon.");
+        assert!(has(
+            "We swapped London for a cottage in Devon.",
+            "LIVES_IN",
+            "Devon"
+        ));
+        assert!(
+            d.ends
+                .iter()
+                .any(|e| e.predicate == "LIVES_IN" && e.object.as_deref() == Some("London"))
+        );
+        assert!(has(
+            "I traded my job at Tesco for a role at Aldi.",
+            "WORKS_AT",
+            "Aldi"
+        ));
+        assert!(has(
+            "I switched from coffee to green tea.",
+            "LIKES",
+            "green tea"
+        ));
+        assert!(has(
+            "Since March, green tea has replaced coffee for me.",
+            "LIKES",
+            "green tea"
+        ));
+        assert!(has(
+            "We left Manchester for Bristol in the spring.",
+            "LIVES_IN",
+            "Bristol"
+        ));
+        // "a desk" names no employer.
+        assert!(
+            !rels("Traded the factory floor for a desk at last.")
+                .iter()
+                .any(|(p, _)| p == "WORKS_AT")
+        );
+    }
+
+    #[test]
+    fn leaving_that_has_not_happened_presupposes_being_there() {
+        let d = g("My brother Jun is thinking about leaving Singapore for Perth.");
+        assert!(
+            d.relations.iter().any(|r| r.subject == "Jun"
+                && r.predicate == "LIVES_IN"
+                && r.object == "Singapore"),
+            "{d:?}"
+        );
+        assert!(has(
+            "What would my taxes look like if I moved from Barcelona to Andorra?",
+            "LIVES_IN",
+            "Barcelona"
+        ));
+        assert!(has(
+            "I'm thinking of quitting my job at Deloitte.",
+            "WORKS_AT",
+            "Deloitte"
+        ));
+        assert!(!has(
+            "What would my taxes look like if I moved from Barcelona to Andorra?",
+            "LIVES_IN",
+            "Andorra"
+        ));
+    }
+
+    #[test]
     fn pets() {
         let d = g("I have a dog named Max.");
         let r = d

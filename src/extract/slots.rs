@@ -257,6 +257,15 @@ const JOB_WORDS: &[&str] = &[
 
 /// Words naming a home.
 const HOME_WORDS: &[&str] = &[
+    "cottage",
+    "bungalow",
+    "villa",
+    "cabin",
+    "farmhouse",
+    "townhouse",
+    "loft",
+    "houseboat",
+    "address",
     "flat",
     "apartment",
     "house",
@@ -563,10 +572,20 @@ pub fn ops(
     let Some(verb) = c.verb.as_deref() else {
         return out;
     };
+    // Leaving presupposes being there: "thinking about leaving Singapore", "should I quit
+    // Deloitte?", "if I moved from Barcelona…", "I couldn't give up cheese", "she refuses to
+    // leave Gdansk". Whatever the clause's mood, the value holds now.
+    let leaving_not_done = c.mood != Mood::Asserted
+        || c.tense == Tense::Future
+        || (c.negated && !c.ended)
+        || (future_mention && toks[c.verb_at].word.ends_with("ing"));
+    if leaving_not_done && !c.ended && !c.used_to {
+        out.extend(presupposed(toks, c, verb, all_lower));
+    }
     if matches!(c.mood, Mood::Asked | Mood::Hypothetical | Mood::Intended) {
         return out;
     }
-    if c.subject == Subject::Other && !matches!(verb, "be" | "die" | "pass") {
+    if c.subject == Subject::Other && !matches!(verb, "be" | "die" | "pass" | "replace") {
         return out;
     }
     let future = c.tense == Tense::Future
@@ -945,6 +964,14 @@ pub fn ops(
             push(s, Slot::Diet, Some(format!("no {v}")), false);
         }
         return out;
+    }
+    // Replacements: "swapped Notting Hill for Crystal Palace", "switched from coffee to
+    // tea", "left Deloitte for a job at Google", "green tea has replaced coffee".
+    if !over && !future {
+        if let Some(ops) = replacement(toks, c, verb, r, end, all_lower, &sentence_words) {
+            out.extend(ops);
+            return out;
+        }
     }
     // Lexicon verbs.
     let lex: Vec<&(&str, &[&str], Act)> = LEXICON.iter().filter(|(v, _, _)| *v == verb).collect();
@@ -1403,18 +1430,8 @@ fn thing_taste(
         if pronoun {
             return antecedent.map(str::to_string);
         }
-        match &c.subject {
-            Subject::Other => c
-                .subject_at
-                .and_then(|s| taste_object(toks, s, c.verb_at))
-                .filter(|v| !matches!(v.as_str(), "weather" | "traffic" | "day" | "week")),
-            // A thing capitalised only because it opens the sentence ("Jazz is …").
-            Subject::Person {
-                name: Some(_),
-                role: None,
-            } if c.subject_at == Some(0) && c.verb_at == 1 => Some(toks[0].word.clone()),
-            _ => None,
-        }
+        thing_subject(toks, c)
+            .filter(|v| !matches!(v.as_str(), "weather" | "traffic" | "day" | "week"))
     };
     if w(k) == "my" || w(k) == "our" {
         let mut j = k + 1;
@@ -1446,6 +1463,298 @@ fn thing_taste(
         return None;
     }
     subject_thing().map(|v| (judged.1, v))
+}
+
+/// Verbs of replacing one value by another: (lemma, word before the old value, word before
+/// the new one). "swap X for Y", "switch from X to Y", "replace X with Y", "leave X for Y".
+#[rustfmt::skip]
+const REPLACING: &[(&str, &str, &str)] = &[
+    ("swap", "", "for"), ("swap", "", "with"), ("trade", "", "for"), ("trade", "in", "for"),
+    ("exchange", "", "for"), ("switch", "from", "to"), ("switch", "", "for"),
+    ("switch", "", "to"), ("change", "from", "to"), ("replace", "", "with"),
+    ("leave", "", "for"), ("ditch", "", "for"), ("drop", "", "for"), ("give", "up", "for"),
+];
+
+/// Words that make a replacement's values jobs and employers.
+#[rustfmt::skip]
+const JOB_CUES: &[&str] = &[
+    "job", "jobs", "role", "position", "company", "firm", "offer", "office", "boss", "salary",
+    "career", "employer", "payslip", "contract", "desk", "shift", "shifts", "colleagues",
+    "hired", "startup", "team", "work", "working",
+];
+
+/// The thing a clause's subject names: a noun phrase that is not a person ("green tea has
+/// …"), or a word capitalised only because it opens the sentence ("Jazz is …").
+fn thing_subject(toks: &[Tok], c: &Clause) -> Option<String> {
+    // The subject ends at the verb group.
+    let until = |s: usize| {
+        (s..c.verb_at)
+            .find(|&k| {
+                matches!(
+                    toks[k].word.as_str(),
+                    "is" | "are"
+                        | "was"
+                        | "were"
+                        | "has"
+                        | "have"
+                        | "had"
+                        | "do"
+                        | "does"
+                        | "did"
+                        | "will"
+                        | "would"
+                        | "can"
+                        | "could"
+                        | "not"
+                )
+            })
+            .unwrap_or(c.verb_at)
+    };
+    // The subject's words without a determiner (it may open the clause after punctuation,
+    // where an object could not: "Since March, green tea has …").
+    let phrase = |s: usize| -> Option<String> {
+        let mut a = s;
+        if matches!(
+            toks[a].word.as_str(),
+            "the" | "a" | "an" | "my" | "our" | "these" | "those"
+        ) {
+            a += 1;
+        }
+        let e = until(s);
+        (e > a && e - a <= 4 && !toks[a..e].iter().any(|t| is_stopword(&t.word)))
+            .then(|| {
+                taste_object(toks, a, e).or_else(|| {
+                    let w: Vec<&str> = toks[a..e].iter().map(|t| t.word.as_str()).collect();
+                    Some(w.join(" "))
+                })
+            })
+            .flatten()
+    };
+    match &c.subject {
+        Subject::Other => c.subject_at.and_then(|s| {
+            (!matches!(toks[s].word.as_str(), "it" | "that" | "this" | "they"))
+                .then(|| phrase(s))
+                .flatten()
+        }),
+        Subject::Person {
+            name: Some(_),
+            role: None,
+        } if c.subject_at == Some(0)
+            && !toks.get(1).is_some_and(|t| t.cap)
+            && c.with.is_empty() =>
+        {
+            taste_object(toks, 0, until(0)).map(|v| v.to_lowercase())
+        }
+        _ => None,
+    }
+}
+
+/// A value of a replacement at `at`: (value, is a name).
+fn replaced_value(toks: &[Tok], at: usize, end: usize, all_lower: bool) -> Option<(String, bool)> {
+    // "my job at Tesco", "a role at Aldi": the employer.
+    if let Some(k) = (at..end.min(at + 4)).find(|&k| toks[k].word == "at")
+        && (at..k).any(|j| JOB_WORDS.contains(&toks[j].word.as_str()) || toks[j].word == "role")
+        && let Some((v, _)) = value_at(toks, k + 1, end, all_lower)
+    {
+        return Some((v, true));
+    }
+    if let Some(v) = home_place(toks, at, end, all_lower) {
+        return Some((v, true));
+    }
+    if !all_lower && let Some((v, _)) = value_at(toks, at, end, false) {
+        return Some((v, true));
+    }
+    taste_object(toks, at, end).map(|v| (v, false))
+}
+
+/// The operations of a clause that replaces one value by another (see [`REPLACING`]): the
+/// old value ends in whichever slot holds it, the new one is set in the slot the words
+/// point to — a job or employer when the sentence speaks of work, a home when the values
+/// are names or homes, else a taste.
+fn replacement(
+    toks: &[Tok],
+    c: &Clause,
+    verb: &str,
+    r: usize,
+    end: usize,
+    all_lower: bool,
+    sentence_words: &[&str],
+) -> Option<Vec<Op>> {
+    if !matches!(
+        c.subject,
+        Subject::Speaker | Subject::Person { .. } | Subject::Other
+    ) {
+        return None;
+    }
+    // "green tea has replaced coffee (for me)": the subject is the new value.
+    if verb == "replace"
+        && let Some(new) = thing_subject(toks, c)
+    {
+        let old = taste_object(toks, r, end)?;
+        return Some(vec![
+            Op {
+                who: Subject::Speaker,
+                slot: Slot::Likes,
+                value: Some(new.clone()),
+                end: false,
+            },
+            Op {
+                who: Subject::Speaker,
+                slot: Slot::Dislikes,
+                value: Some(new),
+                end: true,
+            },
+            Op {
+                who: Subject::Speaker,
+                slot: Slot::Likes,
+                value: Some(old),
+                end: true,
+            },
+        ]);
+    }
+    if c.subject == Subject::Other || thing_subject(toks, c).is_some() {
+        return None;
+    }
+    let (_, before_old, before_new) = REPLACING.iter().find(|(v, b, n)| {
+        *v == verb
+            && (b.is_empty() || toks.get(r).is_some_and(|t| t.word == *b))
+            && (r..end).any(|k| toks[k].word == *n)
+    })?;
+    let old_at = if before_old.is_empty() { r } else { r + 1 };
+    let new_k = (old_at..end).find(|&k| toks[k].word == *before_new)?;
+    let old = (new_k > old_at)
+        .then(|| replaced_value(toks, old_at, new_k, all_lower))
+        .flatten();
+    let (new, new_name) = replaced_value(toks, new_k + 1, end, all_lower)?;
+    // "leave X for Y" replaces only when both are named: "left for work" is not a change.
+    if verb == "leave" && old.is_none() {
+        return None;
+    }
+    let work = sentence_words.iter().any(|w| JOB_CUES.contains(w));
+    // A job or a home is named ("a desk" is no employer).
+    if work && !new_name {
+        return None;
+    }
+    let named = new_name || old.as_ref().is_some_and(|o| o.1);
+    let slot = if work {
+        Slot::Employer
+    } else if named {
+        Slot::Residence
+    } else {
+        Slot::Likes
+    };
+    let subjects: Vec<Subject> = std::iter::once(c.subject.clone())
+        .chain(c.with.iter().cloned())
+        .collect();
+    let mut out = Vec::new();
+    for s in &subjects {
+        if let Some((o, _)) = &old {
+            let ends: &[Slot] = if slot == Slot::Likes {
+                &[Slot::Likes]
+            } else {
+                &[Slot::Residence, Slot::Employer]
+            };
+            for e in ends {
+                out.push(Op {
+                    who: s.clone(),
+                    slot: *e,
+                    value: Some(o.clone()),
+                    end: true,
+                });
+            }
+        }
+        out.push(Op {
+            who: s.clone(),
+            slot,
+            value: Some(new.clone()),
+            end: false,
+        });
+        if slot == Slot::Likes {
+            out.push(Op {
+                who: s.clone(),
+                slot: Slot::Dislikes,
+                value: Some(new.clone()),
+                end: true,
+            });
+        }
+    }
+    Some(out)
+}
+
+/// Words of a sentence that make the place someone leaves their home.
+#[rustfmt::skip]
+const HOME_CUES: &[&str] = &[
+    "move", "moving", "moved", "relocate", "relocating", "city", "country", "town", "home",
+    "abroad", "emigrate", "emigrating", "live", "living", "weather", "rent", "house", "flat",
+    "place", "neighbourhood", "neighborhood", "back",
+];
+
+/// What leaving that has not happened presupposes holds now (see [`ops`]): the home one
+/// moves from, the employer one quits, the taste one gives up.
+fn presupposed(toks: &[Tok], c: &Clause, verb: &str, all_lower: bool) -> Vec<Op> {
+    let mut out = Vec::new();
+    if !matches!(c.subject, Subject::Speaker | Subject::Person { .. }) {
+        return out;
+    }
+    let end = c.end;
+    let r = c.rest.min(end);
+    let w = |k: usize| {
+        toks.get(k)
+            .filter(|_| k < end)
+            .map_or("", |t| t.word.as_str())
+    };
+    let sentence: Vec<&str> = toks.iter().map(|t| t.word.as_str()).collect();
+    let work = (r..end.min(r + 4)).any(|k| JOB_WORDS.contains(&w(k)));
+    let employer_at = |from: usize| {
+        (from..end.min(from + 5))
+            .find(|&k| matches!(w(k), "at" | "with" | "from"))
+            .and_then(|k| value_at(toks, k + 1, end, all_lower))
+            .map(|(v, _)| v)
+    };
+    let named = |k: usize| {
+        toks.get(k)
+            .filter(|t| t.cap || all_lower)
+            .and_then(|_| value_at(toks, k, end, all_lower))
+            .map(|(v, _)| v)
+    };
+    let (slot, value) = match verb {
+        "move" => {
+            let from = super::words::match_seq(toks, r, &["from"])
+                .or_else(|| super::words::match_seq(toks, r, &["out", "of"]))
+                .or_else(|| super::words::match_seq(toks, r, &["away", "from"]));
+            match from {
+                Some(k) => (
+                    Slot::Residence,
+                    named(k).or_else(|| home_place(toks, k, end, all_lower)),
+                ),
+                None => return out,
+            }
+        }
+        "leave" if work => (Slot::Employer, employer_at(r)),
+        "leave" => {
+            let v = named(r);
+            let home = sentence.iter().any(|x| HOME_CUES.contains(x))
+                || (r + 1..end).any(|k| w(k) == "for" && toks.get(k + 1).is_some_and(|t| t.cap));
+            let job = sentence.iter().any(|x| JOB_CUES.contains(x));
+            if !home || job {
+                return out;
+            }
+            (Slot::Residence, v)
+        }
+        "quit" | "resign" => (Slot::Employer, named(r).or_else(|| employer_at(r))),
+        "give" if w(r) == "up" => (Slot::Likes, taste_object(toks, r + 1, end)),
+        _ => return out,
+    };
+    let Some(value) = value else { return out };
+    for s in std::iter::once(&c.subject).chain(c.with.iter()) {
+        out.push(Op {
+            who: s.clone(),
+            slot,
+            value: Some(value.clone()),
+            end: false,
+        });
+    }
+    out
 }
 
 /// Diets a copula names ("is vegan").
