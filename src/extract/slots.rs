@@ -967,11 +967,12 @@ pub fn ops(
     }
     // Replacements: "swapped Notting Hill for Crystal Palace", "switched from coffee to
     // tea", "left Deloitte for a job at Google", "green tea has replaced coffee".
-    if !over && !future {
-        if let Some(ops) = replacement(toks, c, verb, r, end, all_lower, &sentence_words) {
-            out.extend(ops);
-            return out;
-        }
+    if !over
+        && !future
+        && let Some(ops) = replacement(toks, c, verb, r, end, all_lower, &sentence_words)
+    {
+        out.extend(ops);
+        return out;
     }
     // Lexicon verbs.
     let lex: Vec<&(&str, &[&str], Act)> = LEXICON.iter().filter(|(v, _, _)| *v == verb).collect();
