@@ -417,6 +417,24 @@ pub fn is_past_form(w: &str) -> bool {
         )
 }
 
+/// The subject at `k..e` is a personal pronoun ("I", "we", "she", "they").
+fn pronoun_subject(toks: &[Tok], k: usize, e: usize) -> bool {
+    e == k + 1 && matches!(toks[k].word.as_str(), "i" | "we" | "he" | "she" | "they")
+}
+
+/// A word that can be a verb after a pronoun: a plain lower-case word that is no function
+/// word, time word or filler.
+fn plausible_verb(t: &Tok) -> bool {
+    let w = t.word.as_str();
+    !t.cap
+        && w.len() >= 2
+        && w.chars().all(|c| c.is_ascii_lowercase())
+        && !NOT_VERBS.contains(&w)
+        && !super::words::is_stopword(w)
+        && !FILLERS.contains(&w)
+        && !is_time_word(w)
+}
+
 /// An adverb in "-ly" inside a verb group ("has completely replaced", "finally moved").
 fn manner_adverb(w: &str) -> bool {
     w.len() >= 6
@@ -951,7 +969,11 @@ fn clause(
     while k < b {
         if let Some((s, with, e)) = subject_at(toks, k, b, speaker, last_person) {
             let v = skip_adverbs_and_negation(toks, e, b);
-            if v < b && verb_like(toks, v) {
+            // After a personal pronoun the next word is the verb, known or not ("I fix
+            // laptops", "we brew our own beer").
+            if v < b
+                && (verb_like(toks, v) || (pronoun_subject(toks, k, e) && plausible_verb(&toks[v])))
+            {
                 found = Some((s, with, e));
                 break;
             }
@@ -1062,7 +1084,7 @@ fn clause(
     let mut verb = None;
     // After a modal or "do" the next word is the main verb, known to the lexicon or not
     // ("can't stand", "doesn't eat", "will miss").
-    let mut want_verb = false;
+    let mut want_verb = subject_at.is_some_and(|k| pronoun_subject(toks, k, vstart));
     while j < b {
         let w = toks[j].word.as_str();
         // "it's all knitting now": "all" opens the complement.
@@ -1157,7 +1179,11 @@ fn clause(
                 "get" | "got" | "gets" | "getting" => {
                     // "got married", "got a job": a main verb unless a participle follows.
                     let next = toks.get(j + 1).map(|t| t.word.as_str()).unwrap_or("");
-                    let participle = next.ends_with("ed") || matches!(next, "laid" | "let");
+                    let participle = next.ends_with("ed")
+                        || matches!(
+                            next,
+                            "laid" | "let" | "made" | "given" | "told" | "paid" | "sent" | "stuck"
+                        );
                     if !participle || j + 1 >= b {
                         verb = Some(("get".to_string(), j));
                         if w == "got" {

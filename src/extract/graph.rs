@@ -2184,6 +2184,26 @@ mod tests {
     }
 
     #[test]
+    fn work_done_at_a_place_of_work_names_the_employer() {
+        assert!(has(
+            "I fix laptops at a repair shop called TechFix.",
+            "WORKS_AT",
+            "Techfix"
+        ));
+        assert!(has(
+            "Got made store manager today!",
+            "HAS_JOB",
+            "store manager"
+        ));
+        // A customer's visit is no job.
+        assert!(
+            rels("I eat at Nandos every Friday.")
+                .iter()
+                .all(|(p, _)| p != "WORKS_AT")
+        );
+    }
+
+    #[test]
     fn pets() {
         let d = g("I have a dog named Max.");
         let r = d

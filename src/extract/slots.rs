@@ -974,9 +974,37 @@ pub fn ops(
         out.extend(ops);
         return out;
     }
+    // "got made store manager", "was appointed head of sales": a job given.
+    if matches!(verb, "make" | "appoint" | "name")
+        && c.verb_at > 0
+        && matches!(
+            toks[c.verb_at - 1].word.as_str(),
+            "got" | "get" | "was" | "were" | "been" | "just" | "finally" | "officially"
+        )
+        && !over
+        && !future
+        && let Some((job, _)) = job_at(toks, r, end)
+    {
+        for s in &subjects {
+            push(s, Slot::Job, Some(job.clone()), false);
+        }
+        return out;
+    }
     // Lexicon verbs.
     let lex: Vec<&(&str, &[&str], Act)> = LEXICON.iter().filter(|(v, _, _)| *v == verb).collect();
     if lex.is_empty() {
+        // "I fix laptops at a repair shop called TechFix", "waiting tables at the Marriott":
+        // the work one does now, at a place of work.
+        if !over
+            && !future
+            && c.tense != Tense::Past
+            && let Some(v) = workplace(toks, c, verb, r, end, all_lower, &sentence_words)
+        {
+            for s in &subjects {
+                push(s, Slot::Employer, Some(v.clone()), false);
+            }
+            return out;
+        }
         return death_or_loss(toks, c, verb, r, end, out);
     }
     // The nearest preposition sequence that matches (the longer on a tie); then a
@@ -1680,6 +1708,73 @@ fn replacement(
         }
     }
     Some(out)
+}
+
+/// Nouns of a place of work, whose name follows "called"/"named" ("a repair shop called
+/// TechFix").
+#[rustfmt::skip]
+const BUSINESSES: &[&str] = &[
+    "shop", "company", "firm", "agency", "restaurant", "cafe", "café", "bakery", "salon",
+    "clinic", "startup", "start-up", "contractor", "pub", "bar", "hotel", "store", "studio",
+    "practice", "garage", "warehouse", "factory", "hospital", "school", "charity", "brewery",
+    "nursery", "office", "consultancy", "business", "outfit", "label", "publisher",
+];
+
+/// Verbs of what one does at a place as a customer or visitor, never one's work there.
+#[rustfmt::skip]
+const VISITOR_VERBS: &[&str] = &[
+    "shop", "eat", "dine", "swim", "train", "play", "sing", "stay", "meet", "study", "buy",
+    "watch", "drink", "park", "sit", "visit", "see", "have", "go", "come", "get", "pick",
+    "drop", "book", "order", "bank", "queue", "spend", "volunteer", "learn", "take", "do",
+];
+
+/// Words that make a sentence speak of someone's work.
+#[rustfmt::skip]
+const WORK_CUES: &[&str] = &[
+    "shift", "shifts", "nights", "mornings", "evenings", "customers", "clients", "patients",
+    "tables", "till", "reception", "job", "work", "boss", "manager", "colleagues", "team",
+    "wage", "wages", "paid", "hours", "rota", "now", "still", "mostly", "full-time",
+    "part-time",
+];
+
+/// The place of work of a clause whose verb is an activity ("fix laptops at X", "waiting
+/// tables at the Marriott", "nanny for a family"): a name after "at"/"for" (or "a BUSINESS
+/// called X") in a sentence that speaks of work.
+fn workplace(
+    toks: &[Tok],
+    c: &Clause,
+    verb: &str,
+    r: usize,
+    end: usize,
+    all_lower: bool,
+    sentence_words: &[&str],
+) -> Option<String> {
+    if VISITOR_VERBS.contains(&verb)
+        || is_lexicon_verb(verb)
+        || !matches!(c.subject, Subject::Speaker | Subject::Person { .. })
+    {
+        return None;
+    }
+    let at = (r..end.min(r + 5)).find(|&k| matches!(toks[k].word.as_str(), "at" | "for"))?;
+    // "a repair shop called TechFix".
+    if let Some(k) =
+        (at + 1..end.min(at + 6)).find(|&k| matches!(toks[k].word.as_str(), "called" | "named"))
+        && (at + 1..k).any(|j| BUSINESSES.contains(&toks[j].word.as_str()))
+    {
+        return value_at(toks, k + 1, end, all_lower).map(|(v, _)| v);
+    }
+    if !sentence_words.iter().any(|w| WORK_CUES.contains(w)) {
+        return None;
+    }
+    let k = if toks.get(at + 1).is_some_and(|t| t.word == "the") {
+        at + 2
+    } else {
+        at + 1
+    };
+    toks.get(k)
+        .filter(|t| t.cap && !all_lower)
+        .and_then(|_| value_at(toks, k, end, false))
+        .map(|(v, _)| v)
 }
 
 /// Words of a sentence that make the place someone leaves their home.
