@@ -172,6 +172,8 @@ const LEXICON: &[(&str, &[&str], Act)] = &[
     ("marry", &[], Act::Set(Slot::Partner)),
     ("see", &[], Act::Set(Slot::Partner)),
     ("engage", &["to"], Act::Set(Slot::Partner)),
+    ("engage", &[], Act::Set(Slot::Partner)),
+    ("wed", &[], Act::Set(Slot::Partner)),
     ("marry", &["to"], Act::Set(Slot::Partner)),
     ("break", &["up", "with"], Act::End(Slot::Partner)),
     ("break", &["up"], Act::End(Slot::Partner)),
@@ -316,6 +318,16 @@ pub fn value_at(toks: &[Tok], i: usize, end: usize, all_lower: bool) -> Option<(
             toks[k].word.as_str(),
             "the" | "my" | "our" | "his" | "her" | "their"
         ) || (matches!(toks[k].word.as_str(), "new" | "old") && !toks[k].cap && !all_lower))
+    {
+        k += 1;
+    }
+    // "married to his girlfriend Kate", "moved in with my boyfriend Tom": the name after a
+    // role.
+    if k > i
+        && k + 1 < end
+        && super::clause::ROLES.contains(&toks[k].word.as_str())
+        && toks[k + 1].cap
+        && !all_lower
     {
         k += 1;
     }
