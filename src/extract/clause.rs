@@ -509,7 +509,15 @@ pub fn clauses(s: &Sentence<'_>, speaker: &str, last_person: &mut Option<Subject
     let mut pieces: Vec<(usize, usize)> = Vec::new();
     let mut start = 0;
     for (i, t) in toks.iter().enumerate() {
-        let split_before = i > start && SPLITTERS.contains(&t.word.as_str());
+        // "that" before a subject opens a complement clause ("worried that I'm leaving").
+        let complement = t.word == "that"
+            && toks.get(i + 1).is_some_and(|n| {
+                matches!(
+                    n.word.as_str(),
+                    "i" | "we" | "he" | "she" | "they" | "my" | "our"
+                )
+            });
+        let split_before = i > start && (SPLITTERS.contains(&t.word.as_str()) || complement);
         if split_before {
             pieces.push((start, i));
             start = i;
@@ -526,6 +534,8 @@ pub fn clauses(s: &Sentence<'_>, speaker: &str, last_person: &mut Option<Subject
     //    is a subject ("My wife" + "and I live…"), else the previous one (a list, an adverbial).
     let has_verb = |a: usize, b: usize| (a..b).any(|k| verb_like(toks, k));
     let mut merged: Vec<(usize, usize)> = Vec::new();
+    // Merged clauses that end in a verbless fragment after punctuation ("…, any tips?").
+    let mut fragment_tail: Vec<usize> = Vec::new();
     let mut carry: Option<usize> = None;
     for (a, b) in pieces {
         let a = carry.take().unwrap_or(a);
@@ -538,8 +548,12 @@ pub fn clauses(s: &Sentence<'_>, speaker: &str, last_person: &mut Option<Subject
             carry = Some(a);
         } else if merged.is_empty() {
             // An interjection or heading ("Big news:", "Quick one —"): not part of a clause.
-        } else if let Some(last) = merged.last_mut() {
-            last.1 = b;
+        } else {
+            let last_i = merged.len() - 1;
+            if a > 0 && toks[a - 1].boundary_after {
+                fragment_tail.push(last_i);
+            }
+            merged[last_i].1 = b;
         }
     }
     if let Some(a) = carry {
@@ -575,7 +589,9 @@ pub fn clauses(s: &Sentence<'_>, speaker: &str, last_person: &mut Option<Subject
                     "what" | "where" | "who" | "how" | "why" | "which" | "when" | "should"
                 )
         };
-        let asked = asked && (i + 1 == n || opens_question);
+        // A question mark after a verbless fragment ("it's not my thing, five days for a
+        // draw?") asks the fragment, not the clause.
+        let asked = asked && (opens_question || (i + 1 == n && !fragment_tail.contains(&i)));
         relative_named_before(toks, a, &out, speaker, last_person);
         // "if I'm honest", "to be honest", "if you ask me": a comment on the speaking, not a
         // clause of what is said.

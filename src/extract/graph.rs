@@ -2184,6 +2184,28 @@ mod tests {
     }
 
     #[test]
+    fn a_question_after_a_fragment_and_a_complement_clause() {
+        // The question mark asks the verbless fragment, not the clause before it.
+        assert!(has(
+            "My flatmate is mad about cricket. Honestly it's not my thing, five days for a draw?",
+            "DISLIKES",
+            "cricket"
+        ));
+        // "that" before a subject opens a clause of its own.
+        assert!(has(
+            "Should I be worried that I'm thinking about leaving Leicester for good?",
+            "LIVES_IN",
+            "Leicester"
+        ));
+        assert!(has(
+            "Traded Belfast for a farmhouse outside Omagh.",
+            "LIVES_IN",
+            "Omagh"
+        ));
+        assert!(!has("Do you live in Paris? Paris?", "LIVES_IN", "Paris"));
+    }
+
+    #[test]
     fn work_done_at_a_place_of_work_names_the_employer() {
         assert!(has(
             "I fix laptops at a repair shop called TechFix.",

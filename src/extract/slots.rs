@@ -415,7 +415,9 @@ fn verb_like_word(w: &str) -> bool {
 /// "my new flat in Fukuoka", "the house in Haarlem": the place after a home word.
 fn home_place(toks: &[Tok], i: usize, end: usize, all_lower: bool) -> Option<String> {
     let home = (i..end.min(i + 4)).find(|&k| HOME_WORDS.contains(&toks[k].word.as_str()))?;
-    let k = (home + 1..end.min(home + 3)).find(|&k| toks[k].word == "in")?;
+    // "a flat in Leith", "a farmhouse outside Omagh", "a cottage near Keswick".
+    let k = (home + 1..end.min(home + 3))
+        .find(|&k| matches!(toks[k].word.as_str(), "in" | "outside" | "near"))?;
     value_at(toks, k + 1, end, all_lower).map(|(v, _)| v)
 }
 
@@ -1842,6 +1844,7 @@ fn presupposed(toks: &[Tok], c: &Clause, verb: &str, all_lower: bool) -> Vec<Op>
         "leave" => {
             let v = named(r);
             let home = sentence.iter().any(|x| HOME_CUES.contains(x))
+                || super::words::contains_seq(&sentence, &["for", "good"])
                 || (r + 1..end).any(|k| w(k) == "for" && toks.get(k + 1).is_some_and(|t| t.cap));
             let job = sentence.iter().any(|x| JOB_CUES.contains(x));
             if !home || job {
