@@ -174,7 +174,7 @@ const AUX: &[&str] = &[
 #[rustfmt::skip]
 const INTENT_VERBS: &[&str] = &[
     "want", "plan", "hope", "consider", "think", "dream", "wish", "intend", "try", "aim", "need",
-    "apply", "decide", "expect", "look", "debate", "weigh", "mull", "toy",
+    "apply", "decide", "expect", "look", "debate", "weigh", "mull", "toy", "refuse",
 ];
 
 /// Words after which a clause that names no time is still about the future.
@@ -246,6 +246,10 @@ pub fn lemma(word: &str) -> String {
         return (*l).to_string();
     }
     let w = word;
+    // "seeing", "agreeing", "fleeing": the stem keeps its "ee".
+    if let Some(s) = w.strip_suffix("eeing") {
+        return format!("{s}ee");
+    }
     if let Some(s) = w.strip_suffix("ies")
         && s.len() >= 2
     {
@@ -260,6 +264,17 @@ pub fn lemma(word: &str) -> String {
         if let Some(s) = w.strip_suffix(suf)
             && s.len() >= 2
         {
+            // English stems hardly end in "c", "v", "dg", "ang" or one "z": "replaced" →
+            // "replace", "solved" → "solve", "judged" → "judge", "changed" → "change".
+            if s.len() >= 4
+                && (s.ends_with('c')
+                    || s.ends_with('v')
+                    || s.ends_with("dg")
+                    || (s.ends_with("ang") && s.len() >= 5)
+                    || (s.ends_with('z') && !s.ends_with("zz")))
+            {
+                return format!("{s}e");
+            }
             let b = s.as_bytes();
             // "stopped" → "stop": a doubled final consonant.
             if b.len() >= 3
@@ -402,6 +417,43 @@ pub fn is_past_form(w: &str) -> bool {
         )
 }
 
+/// The subject at `k..e` is a personal pronoun ("I", "we", "she", "they").
+fn pronoun_subject(toks: &[Tok], k: usize, e: usize) -> bool {
+    e == k + 1 && matches!(toks[k].word.as_str(), "i" | "we" | "he" | "she" | "they")
+}
+
+/// A word that can be a verb after a pronoun: a plain lower-case word that is no function
+/// word, time word or filler.
+fn plausible_verb(t: &Tok) -> bool {
+    let w = t.word.as_str();
+    !t.cap
+        && w.len() >= 2
+        && w.chars().all(|c| c.is_ascii_lowercase())
+        && !NOT_VERBS.contains(&w)
+        && !super::words::is_stopword(w)
+        && !FILLERS.contains(&w)
+        && !is_time_word(w)
+}
+
+/// An adverb in "-ly" inside a verb group ("has completely replaced", "finally moved").
+fn manner_adverb(w: &str) -> bool {
+    w.len() >= 6
+        && w.ends_with("ly")
+        && !matches!(
+            w,
+            "apply" | "reply" | "supply" | "multiply" | "family" | "bully" | "italy" | "rely"
+        )
+}
+
+/// Adjectives in "-ing" that follow a copula as a judgement, not as a progressive verb.
+#[rustfmt::skip]
+const ING_ADJECTIVES: &[&str] = &[
+    "amazing", "disgusting", "boring", "revolting", "annoying", "exciting", "interesting",
+    "relaxing", "depressing", "exhausting", "terrifying", "fascinating", "refreshing",
+    "satisfying", "tiring", "frustrating", "confusing", "embarrassing", "stunning",
+    "charming", "appalling", "thrilling", "inspiring", "soothing", "addicting",
+];
+
 /// Words that are never a main verb, so a clause cannot start its verb group with them.
 #[rustfmt::skip]
 const NOT_VERBS: &[&str] = &[
@@ -457,7 +509,15 @@ pub fn clauses(s: &Sentence<'_>, speaker: &str, last_person: &mut Option<Subject
     let mut pieces: Vec<(usize, usize)> = Vec::new();
     let mut start = 0;
     for (i, t) in toks.iter().enumerate() {
-        let split_before = i > start && SPLITTERS.contains(&t.word.as_str());
+        // "that" before a subject opens a complement clause ("worried that I'm leaving").
+        let complement = t.word == "that"
+            && toks.get(i + 1).is_some_and(|n| {
+                matches!(
+                    n.word.as_str(),
+                    "i" | "we" | "he" | "she" | "they" | "my" | "our"
+                )
+            });
+        let split_before = i > start && (SPLITTERS.contains(&t.word.as_str()) || complement);
         if split_before {
             pieces.push((start, i));
             start = i;
@@ -474,10 +534,13 @@ pub fn clauses(s: &Sentence<'_>, speaker: &str, last_person: &mut Option<Subject
     //    is a subject ("My wife" + "and I live…"), else the previous one (a list, an adverbial).
     let has_verb = |a: usize, b: usize| (a..b).any(|k| verb_like(toks, k));
     let mut merged: Vec<(usize, usize)> = Vec::new();
+    // Merged clauses that end in a verbless fragment after punctuation ("…, any tips?").
+    let mut fragment_tail: Vec<usize> = Vec::new();
     let mut carry: Option<usize> = None;
     for (a, b) in pieces {
         let a = carry.take().unwrap_or(a);
-        if has_verb(a, b) {
+        if has_verb(a, b) || (!merged.is_empty() && ellipsis(toks, a, b, speaker, &None).is_some())
+        {
             merged.push((a, b));
         } else if (merged.is_empty() && (!toks[b - 1].boundary_after || is_name_tok(&toks[a])))
             || starts_subject(toks, a)
@@ -485,8 +548,12 @@ pub fn clauses(s: &Sentence<'_>, speaker: &str, last_person: &mut Option<Subject
             carry = Some(a);
         } else if merged.is_empty() {
             // An interjection or heading ("Big news:", "Quick one —"): not part of a clause.
-        } else if let Some(last) = merged.last_mut() {
-            last.1 = b;
+        } else {
+            let last_i = merged.len() - 1;
+            if a > 0 && toks[a - 1].boundary_after {
+                fragment_tail.push(last_i);
+            }
+            merged[last_i].1 = b;
         }
     }
     if let Some(a) = carry {
@@ -522,14 +589,104 @@ pub fn clauses(s: &Sentence<'_>, speaker: &str, last_person: &mut Option<Subject
                     "what" | "where" | "who" | "how" | "why" | "which" | "when" | "should"
                 )
         };
-        let asked = asked && (i + 1 == n || opens_question);
+        // A question mark after a verbless fragment ("it's not my thing, five days for a
+        // draw?") asks the fragment, not the clause.
+        let asked = asked && (opens_question || (i + 1 == n && !fragment_tail.contains(&i)));
         relative_named_before(toks, a, &out, speaker, last_person);
+        // "if I'm honest", "to be honest", "if you ask me": a comment on the speaking, not a
+        // clause of what is said.
+        if aside(toks, a, b) {
+            continue;
+        }
+        // "… and so do I", "me too", "neither does my wife": the clause before, said again
+        // of another subject, with the same verb, object, tense and polarity.
+        if let Some(before) = out.last()
+            && let Some((subject, with)) = ellipsis(toks, a, b, speaker, last_person)
+        {
+            let mut c = before.clone();
+            if let Subject::Person { .. } = &subject {
+                *last_person = Some(subject.clone());
+            }
+            c.subject = subject;
+            c.with = with;
+            c.subject_at = None;
+            c.mood = if asked { Mood::Asked } else { c.mood };
+            out.push(c);
+            continue;
+        }
         if let Some(c) = clause(toks, a, b, speaker, last_person, prev, asked) {
             out.push(c);
         }
     }
     relative_named_before(toks, toks.len(), &out, speaker, last_person);
     out
+}
+
+/// A clause `a..b` that comments on the speaking: "if I'm (being) honest", "to be honest",
+/// "if you ask me", "I have to say", "I must admit".
+fn aside(toks: &[Tok], a: usize, b: usize) -> bool {
+    let w: Vec<&str> = toks[a..b]
+        .iter()
+        .map(|t| t.word.as_str())
+        .filter(|w| !matches!(*w, "and" | "but" | "so" | "being" | "totally" | "really"))
+        .collect();
+    matches!(
+        w.as_slice(),
+        ["if", "i", "am", "honest"]
+            | ["to", "be", "honest"]
+            | ["if", "you", "ask", "me"]
+            | ["i", "have", "to", "say"]
+            | ["i", "must", "say"]
+            | ["i", "must", "admit"]
+            | ["i", "have", "to", "admit"]
+    )
+}
+
+/// An elliptical clause at `a..b` that repeats the clause before it of another subject: "so
+/// do I", "and so has my sister", "neither does Tom", "me too", "I do too", "same here".
+fn ellipsis(
+    toks: &[Tok],
+    a: usize,
+    b: usize,
+    speaker: &str,
+    last_person: &Option<Subject>,
+) -> Option<(Subject, Vec<Subject>)> {
+    let mut k = a;
+    while k < b && matches!(toks[k].word.as_str(), "and" | "but" | "plus" | "honestly") {
+        k += 1;
+    }
+    let w = |j: usize| {
+        toks.get(j)
+            .filter(|_| j < b)
+            .map_or("", |t| t.word.as_str())
+    };
+    let aux = |x: &str| {
+        matches!(
+            x,
+            "do" | "does" | "did" | "am" | "is" | "are" | "was" | "were" | "have" | "has" | "had"
+        )
+    };
+    // "so do I", "neither does my wife", "nor have we".
+    if matches!(w(k), "so" | "neither" | "nor") && aux(w(k + 1)) {
+        let (s, with, e) = subject_at(toks, k + 2, b, speaker, last_person)?;
+        return (e == b || (e + 1 == b && matches!(w(e), "too" | "lol"))).then_some((s, with));
+    }
+    // "me too", "same here", "same for me".
+    if (w(k) == "me" && w(k + 1) == "too" && k + 2 == b)
+        || (w(k) == "same" && matches!(w(k + 1), "here" | "") && k + 2 >= b)
+    {
+        return Some((Subject::Speaker, vec![]));
+    }
+    // "I do too", "my sister does as well", "we are too".
+    let (s, with, e) = subject_at(toks, k, b, speaker, last_person)?;
+    let mut j = e;
+    if j < b && matches!(w(j), "not") {
+        j += 1;
+    }
+    (aux(w(e))
+        && (matches!(w(j + 1), "too" | "either") || (w(j + 1) == "as" && w(j + 2) == "well"))
+        && toks[b - 1].boundary_after | (b == toks.len()))
+    .then_some((s, with))
 }
 
 /// A relative named outside a subject ("Do you think my girlfriend should…", "visiting my
@@ -648,6 +805,30 @@ fn simple_subject(
     }
     if matches!(w, "they") {
         return Some((Subject::Other, k + 1));
+    }
+    // "it was amazing", "that's my thing": a thing named before.
+    if matches!(w, "it" | "that" | "this") {
+        return Some((Subject::Other, k + 1));
+    }
+    // "the weather is awful", "an omelette is my go-to": a thing (not a compound with a
+    // person, "the kids and I", which the role reads).
+    if matches!(w, "the" | "a" | "an" | "these" | "those") {
+        // "these days", "the other day": a time, not a subject.
+        if toks
+            .get(k + 1)
+            .is_some_and(|t| FILLERS.contains(&t.word.as_str()) || is_time_word(&t.word))
+        {
+            return None;
+        }
+        let mut e = k + 1;
+        while e < b && e - k <= 3 && !verb_like(toks, e) && !toks[e - 1].boundary_after {
+            let x = toks[e].word.as_str();
+            if matches!(x, "and" | "or") || ROLES.contains(&x) || x.ends_with("'s") {
+                return None;
+            }
+            e += 1;
+        }
+        return (e > k + 1 && e < b && verb_like(toks, e)).then_some((Subject::Other, e));
     }
     // "his wife Emi", "her brother": someone else's relative.
     if matches!(w, "his" | "her" | "their" | "your") {
@@ -804,7 +985,11 @@ fn clause(
     while k < b {
         if let Some((s, with, e)) = subject_at(toks, k, b, speaker, last_person) {
             let v = skip_adverbs_and_negation(toks, e, b);
-            if v < b && verb_like(toks, v) {
+            // After a personal pronoun the next word is the verb, known or not ("I fix
+            // laptops", "we brew our own beer").
+            if v < b
+                && (verb_like(toks, v) || (pronoun_subject(toks, k, e) && plausible_verb(&toks[v])))
+            {
                 found = Some((s, with, e));
                 break;
             }
@@ -830,7 +1015,42 @@ fn clause(
         }
         k += 1;
     }
-    let subject_at = found.as_ref().map(|_| k);
+    let mut subject_at = found.as_ref().map(|_| k);
+    // A bare noun phrase before an auxiliary is a thing as subject: "green tea has replaced
+    // coffee", "olives are disgusting", "Jazz isn't my thing".
+    if found.is_none() {
+        let mut n = a;
+        while n < b
+            && (FILLERS.contains(&toks[n].word.as_str())
+                || SPLITTERS.contains(&toks[n].word.as_str()))
+            && !verb_like(toks, n)
+        {
+            n += 1;
+        }
+        let mut e = n;
+        while e < b
+            && e - n < 3
+            && !verb_like(toks, e)
+            && !NOT_VERBS.contains(&toks[e].word.as_str())
+            && !super::words::is_stopword(&toks[e].word)
+            && !ROLES.contains(&toks[e].word.as_str())
+            && toks[e].word.chars().all(|c| c.is_alphabetic() || c == '-')
+            && (e == n || !toks[e - 1].boundary_after)
+        {
+            e += 1;
+        }
+        if e > n
+            && e < b
+            && (e == n + 1 || !toks[n + 1..e].iter().any(|t| t.cap) || toks[n].cap)
+            && matches!(
+                toks[e].word.as_str(),
+                "is" | "are" | "was" | "were" | "has" | "have" | "isn't" | "aren't"
+            )
+        {
+            subject_at = Some(n);
+            found = Some((Subject::Other, vec![], e));
+        }
+    }
     let (subject, with, vstart) = match found {
         Some((s, w, e)) => (s, w, e),
         None => {
@@ -880,9 +1100,16 @@ fn clause(
     let mut verb = None;
     // After a modal or "do" the next word is the main verb, known to the lexicon or not
     // ("can't stand", "doesn't eat", "will miss").
-    let mut want_verb = false;
+    let mut want_verb = subject_at.is_some_and(|k| pronoun_subject(toks, k, vstart));
     while j < b {
         let w = toks[j].word.as_str();
+        // "it's all knitting now": "all" opens the complement.
+        if copula_at.is_some()
+            && w == "all"
+            && subject_at.is_some_and(|k| matches!(toks[k].word.as_str(), "it" | "that" | "this"))
+        {
+            break;
+        }
         if ADVERBS.contains(&w) && w != "so"
             || matches!(
                 w,
@@ -896,6 +1123,7 @@ fn clause(
                     | "happily"
                     | "pretty"
             )
+            || manner_adverb(w)
         {
             j += 1;
             continue;
@@ -958,12 +1186,20 @@ fn clause(
                     have = true;
                     tense = Tense::Past;
                 }
-                "did" | "was" | "were" => tense = Tense::Past,
+                "did" => tense = Tense::Past,
+                "was" | "were" => {
+                    tense = Tense::Past;
+                    copula_at = Some(j);
+                }
                 "do" | "does" | "can" => {}
                 "get" | "got" | "gets" | "getting" => {
                     // "got married", "got a job": a main verb unless a participle follows.
                     let next = toks.get(j + 1).map(|t| t.word.as_str()).unwrap_or("");
-                    let participle = next.ends_with("ed") || matches!(next, "laid" | "let");
+                    let participle = next.ends_with("ed")
+                        || matches!(
+                            next,
+                            "laid" | "let" | "made" | "given" | "told" | "paid" | "sent" | "stuck"
+                        );
                     if !participle || j + 1 >= b {
                         verb = Some(("get".to_string(), j));
                         if w == "got" {
@@ -1021,6 +1257,7 @@ fn clause(
                     .is_none_or(|t| t.word != "into" && t.word != "at"))
             && !(l == "try" && toks.get(j + 1).is_none_or(|t| t.word != "to"))
             && !(l == "need" && toks.get(j + 1).is_none_or(|t| t.word != "to"))
+            && !(l == "refuse" && toks.get(j + 1).is_none_or(|t| t.word != "to"))
             && !(l == "apply"
                 && toks
                     .get(j + 1)
@@ -1057,6 +1294,16 @@ fn clause(
         }
         if NOT_VERBS.contains(&w)
             || !(verb_like(toks, j) || (want_verb && w.chars().all(char::is_alphabetic)))
+        {
+            break;
+        }
+        // "olives are disgusting", "work is exhausting": an adjective, not a progressive;
+        // "it's all knitting now": a noun.
+        if copula_at.is_some()
+            && (ING_ADJECTIVES.contains(&w)
+                || (w == "all"
+                    && subject_at
+                        .is_some_and(|k| matches!(toks[k].word.as_str(), "it" | "that" | "this"))))
         {
             break;
         }

@@ -470,6 +470,20 @@ struct Builder<'a> {
     last_person: Option<Subject>,
     /// The last thing named in the turn, for a pronoun object ("I love it now").
     last_thing: Option<String>,
+    /// Someone or a pet the turn introduced without a name ("we got a puppy", "I'm seeing
+    /// someone new", "my new boss"), whom a later "his name is Rocky" names.
+    unnamed: Option<Unnamed>,
+}
+
+/// An introduction without a name, see [`Builder::unnamed`].
+#[derive(Debug, Clone, PartialEq)]
+enum Unnamed {
+    /// A pet, by its noun ("puppy").
+    Pet(String),
+    /// A partner the speaker dates or sees.
+    Partner,
+    /// A relative or other person by role ("boss").
+    Role(String),
 }
 
 impl<'a> Builder<'a> {
@@ -493,6 +507,92 @@ impl<'a> Builder<'a> {
                 Some(name)
             }
             Subject::Other => None,
+        }
+    }
+
+    /// "His name's Jonas", "she's called Mochi", "her name is Ana": the name of whom the turn
+    /// introduced before without one ([`Builder::unnamed`], else an unnamed relative who is
+    /// the last person named).
+    fn naming(&mut self, s: &Sentence<'_>) {
+        let toks = &s.toks;
+        let w = |k: usize| toks.get(k).map_or("", |t| t.word.as_str());
+        let mut at = None;
+        for k in 0..toks.len() {
+            let is_name = |j: usize| matches!(w(j), "name" | "name's");
+            if matches!(w(k), "his" | "her" | "their" | "its" | "the") && is_name(k + 1) {
+                let j = if w(k + 1) == "name's" {
+                    k + 2
+                } else {
+                    k + 2 + usize::from(matches!(w(k + 2), "is" | "was"))
+                };
+                if w(k + 1) == "name" && !matches!(w(k + 2), "is" | "was") {
+                    continue;
+                }
+                at = Some(j);
+                break;
+            }
+            if matches!(w(k), "he" | "she" | "it" | "they")
+                && matches!(w(k + 1), "is" | "are" | "was" | "'s")
+                && matches!(w(k + 2), "called" | "named")
+            {
+                at = Some(k + 3);
+                break;
+            }
+        }
+        let Some(at) = at else { return };
+        let Some(t) = toks.get(at).filter(|t| t.cap || self.all_lower) else {
+            return;
+        };
+        let Some((name, _)) = slots::value_at(toks, at, toks.len(), self.all_lower && !t.cap)
+        else {
+            return;
+        };
+        let name = title_case(&name);
+        let speaker = self.speaker.to_string();
+        let who = self.unnamed.take().or_else(|| match &self.last_person {
+            Some(Subject::Person {
+                name: None,
+                role: Some(r),
+            }) => Some(Unnamed::Role(r.clone())),
+            _ => None,
+        });
+        match who {
+            Some(Unnamed::Pet(noun)) => {
+                // The pet is now known by its name, not by its noun.
+                self.relations
+                    .retain(|r| !(r.predicate == "HAS_PET" && r.object == noun));
+                let fact = format!("{speaker} has {} {noun} named {name}.", a_or_an(&noun));
+                let aliases = vec![format!("{speaker}'s {noun}")];
+                self.relate(s, "HAS_PET", &name, "other", aliases, fact, false);
+            }
+            Some(Unnamed::Partner) => {
+                let fact = format!("{name} is {speaker}'s partner.");
+                self.relate(s, "PARTNER_OF", &name, "person", vec![], fact, true);
+                self.last_person = Some(Subject::Person {
+                    name: Some(name),
+                    role: Some("partner".into()),
+                });
+            }
+            Some(Unnamed::Role(role)) => {
+                if let Some(&(_, pred, noun, _, _)) = KIN.iter().find(|k| k.0 == role) {
+                    let fact = format!("{name} is {speaker}'s {noun}.");
+                    let aliases = vec![format!("{speaker}'s {noun}")];
+                    self.relate(
+                        s,
+                        pred,
+                        &name,
+                        "person",
+                        aliases,
+                        fact,
+                        pred == "PARTNER_OF",
+                    );
+                }
+                self.last_person = Some(Subject::Person {
+                    name: Some(name),
+                    role: Some(role),
+                });
+            }
+            None => {}
         }
     }
 
@@ -552,6 +652,7 @@ impl<'a> Builder<'a> {
             } = &c.subject
                 && c.verb.as_deref() == Some("be")
                 && !c.negated
+                && c.tense != super::clause::Tense::Past
                 && c.mood == super::clause::Mood::Asserted
                 && let Some(my) = (c.rest..c.end.min(c.rest + 3)).find(|&k| s.toks[k].word == "my")
                 && let Some(role) = s.toks.get(my + 1)
@@ -584,6 +685,27 @@ impl<'a> Builder<'a> {
                 });
             if named.is_some() {
                 self.last_thing = named;
+            }
+            // "I'm seeing someone new", "dating a guy from work": a partner without a name.
+            if matches!(c.verb.as_deref(), Some("see" | "date"))
+                && c.mood == super::clause::Mood::Asserted
+                && !c.negated
+                && matches!(c.subject, Subject::Speaker)
+                && s.toks[c.rest.min(c.end)..c.end].iter().take(3).any(|t| {
+                    matches!(
+                        t.word.as_str(),
+                        "someone" | "somebody" | "guy" | "girl" | "man" | "woman" | "bloke"
+                    )
+                })
+            {
+                self.unnamed = Some(Unnamed::Partner);
+            }
+            if let Subject::Person {
+                name: None,
+                role: Some(r),
+            } = &c.subject
+            {
+                self.unnamed = Some(Unnamed::Role(r.clone()));
             }
             ops.extend(mine);
             // "Ana, my sister, …": the kin relation the subject names.
@@ -1086,6 +1208,7 @@ impl<'a> Builder<'a> {
         let (names, end) = self.names(toks, k + 1, true);
         let speaker = self.speaker.to_string();
         if names.is_empty() {
+            self.unnamed = Some(Unnamed::Pet(noun.clone()));
             let fact = format!("{speaker} has {} {noun}.", a_or_an(&noun));
             self.relate(s, "HAS_PET", &noun, "thing", vec![], fact, false);
             return Some(k + 1);
@@ -1390,6 +1513,7 @@ pub fn extract(turn: &TurnView) -> GraphDraft {
         ends: Vec::new(),
         last_person: None,
         last_thing: None,
+        unnamed: None,
     };
     b.entity(speaker, "person", vec![]);
     let sents = sentences(own);
@@ -1407,8 +1531,11 @@ pub fn extract(turn: &TurnView) -> GraphDraft {
         if !b.all_lower {
             b.proper_nouns(s, &elsewhere);
         }
+        b.naming(s);
         if !is_question(s) {
             b.sentence(s);
+            // "My neighbour is lovely, she's called Edith": named in the same sentence.
+            b.naming(s);
         } else {
             // A sentence ending in a question mark may still state things in its other
             // clauses ("I live in Nairobi and I'm looking for a club, any tips?"): the clause
@@ -1898,6 +2025,204 @@ mod tests {
         ));
         let r = rels("I have two daughters, Amy and Beth.");
         assert!(r.contains(&("HAS_DAUGHTER".into(), "Beth".into())), "{r:?}");
+    }
+
+    #[test]
+    fn a_misspelt_role_or_verb_reads_as_meant() {
+        assert!(has("my sistr Ana lives in Porto.", "HAS_SISTER", "Ana"));
+        assert!(
+            g("My husbnd works at Tesco.")
+                .relations
+                .iter()
+                .any(|r| r.subject == "Caroline's husband" && r.object == "Tesco")
+        );
+        assert!(has("i wrk at a bakery called Dolce", "WORKS_AT", "Dolce"));
+    }
+
+    #[test]
+    fn an_elliptical_clause_repeats_the_one_before_of_another_subject() {
+        let d = g("My wife loves hiking and so do I.");
+        assert!(
+            d.relations
+                .iter()
+                .any(|r| r.subject == "Caroline" && r.predicate == "LIKES" && r.object == "hiking"),
+            "{d:?}"
+        );
+        let d = g("My brother lives in Oslo and so does my sister Kari.");
+        assert!(
+            d.relations
+                .iter()
+                .any(|r| r.subject == "Kari" && r.predicate == "LIVES_IN" && r.object == "Oslo"),
+            "{d:?}"
+        );
+        let d = g("The kids have moved on to Minecraft and if I'm honest so have I.");
+        assert!(
+            d.relations
+                .iter()
+                .any(|r| r.subject == "Caroline" && r.object == "Minecraft"),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn someone_introduced_without_a_name_is_named_later() {
+        assert!(has(
+            "We got a puppy last week. His name is Rocky.",
+            "HAS_PET",
+            "Rocky"
+        ));
+        assert!(!has(
+            "We got a puppy last week. His name is Rocky.",
+            "HAS_PET",
+            "puppy"
+        ));
+        assert!(has(
+            "I've been seeing someone new! His name's Jonas.",
+            "PARTNER_OF",
+            "Jonas"
+        ));
+        assert!(has(
+            "My neighbour is lovely, she's called Edith.",
+            "HAS_NEIGHBOUR",
+            "Edith"
+        ));
+    }
+
+    #[test]
+    fn a_thing_as_subject_can_be_a_taste() {
+        assert!(has("Running is my thing now.", "LIKES", "running"));
+        assert!(has("Jazz isn't really my cup of tea.", "DISLIKES", "jazz"));
+        assert!(has(
+            "These days an omelette is my go-to breakfast.",
+            "LIKES",
+            "omelette"
+        ));
+        assert!(has(
+            "lost interest in baking, it's all knitting now.",
+            "LIKES",
+            "knitting"
+        ));
+        assert!(has(
+            "I tried sushi last week. It was amazing!",
+            "LIKES",
+            "sushi"
+        ));
+        assert!(has("Olives are disgusting.", "DISLIKES", "olives"));
+        // A past copula of the speaker says nothing of now.
+        assert!(
+            !rels("I was a nurse for years.")
+                .iter()
+                .any(|(p, _)| p == "HAS_JOB")
+        );
+    }
+
+    #[test]
+    fn a_replacement_ends_the_old_value_and_sets_the_new() {
+        let d = g("We swapped London for a cottage in Devon.");
+        assert!(has(
+            "We swapped London for a cottage in Devon.",
+            "LIVES_IN",
+            "Devon"
+        ));
+        assert!(
+            d.ends
+                .iter()
+                .any(|e| e.predicate == "LIVES_IN" && e.object.as_deref() == Some("London"))
+        );
+        assert!(has(
+            "I traded my job at Tesco for a role at Aldi.",
+            "WORKS_AT",
+            "Aldi"
+        ));
+        assert!(has(
+            "I switched from coffee to green tea.",
+            "LIKES",
+            "green tea"
+        ));
+        assert!(has(
+            "Since March, green tea has replaced coffee for me.",
+            "LIKES",
+            "green tea"
+        ));
+        assert!(has(
+            "We left Manchester for Bristol in the spring.",
+            "LIVES_IN",
+            "Bristol"
+        ));
+        // "a desk" names no employer.
+        assert!(
+            !rels("Traded the factory floor for a desk at last.")
+                .iter()
+                .any(|(p, _)| p == "WORKS_AT")
+        );
+    }
+
+    #[test]
+    fn leaving_that_has_not_happened_presupposes_being_there() {
+        let d = g("My brother Jun is thinking about leaving Singapore for Perth.");
+        assert!(
+            d.relations.iter().any(|r| r.subject == "Jun"
+                && r.predicate == "LIVES_IN"
+                && r.object == "Singapore"),
+            "{d:?}"
+        );
+        assert!(has(
+            "What would my taxes look like if I moved from Barcelona to Andorra?",
+            "LIVES_IN",
+            "Barcelona"
+        ));
+        assert!(has(
+            "I'm thinking of quitting my job at Deloitte.",
+            "WORKS_AT",
+            "Deloitte"
+        ));
+        assert!(!has(
+            "What would my taxes look like if I moved from Barcelona to Andorra?",
+            "LIVES_IN",
+            "Andorra"
+        ));
+    }
+
+    #[test]
+    fn a_question_after_a_fragment_and_a_complement_clause() {
+        // The question mark asks the verbless fragment, not the clause before it.
+        assert!(has(
+            "My flatmate is mad about cricket. Honestly it's not my thing, five days for a draw?",
+            "DISLIKES",
+            "cricket"
+        ));
+        // "that" before a subject opens a clause of its own.
+        assert!(has(
+            "Should I be worried that I'm thinking about leaving Leicester for good?",
+            "LIVES_IN",
+            "Leicester"
+        ));
+        assert!(has(
+            "Traded Belfast for a farmhouse outside Omagh.",
+            "LIVES_IN",
+            "Omagh"
+        ));
+        assert!(!has("Do you live in Paris? Paris?", "LIVES_IN", "Paris"));
+    }
+
+    #[test]
+    fn work_done_at_a_place_of_work_names_the_employer() {
+        assert!(has(
+            "I fix laptops at a repair shop called TechFix.",
+            "WORKS_AT",
+            "Techfix"
+        ));
+        assert!(has(
+            "Got made store manager today!",
+            "HAS_JOB",
+            "store manager"
+        ));
+        // A customer's visit is no job.
+        assert!(
+            rels("I eat at Nandos every Friday.")
+                .iter()
+                .all(|(p, _)| p != "WORKS_AT")
+        );
     }
 
     #[test]

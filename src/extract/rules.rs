@@ -527,6 +527,16 @@ impl<'a> Rules<'a> {
                 match_seq(toks, end, &["with"]).unwrap_or(end)
             }
             "enough" => at,
+            // "never mind the Spanish thing".
+            // ("Never mind, I found it" is no revocation: the object must follow.)
+            "mind"
+                if at >= 2
+                    && toks[at - 2].word == "never"
+                    && !toks[at - 1].boundary_after
+                    && at < toks.len() =>
+            {
+                at
+            }
             // Leave to do again what a rule forbade: "you can mention football again", "feel
             // free to use tables again".
             _ if c.addressed && !c.neg && s.words()[at.min(s.toks.len())..].contains(&"again") => {
@@ -2885,6 +2895,10 @@ mod tests {
             ("Turns out I'm not coeliac after all.", "allergy:gluten"),
             ("I quit bouldering after I sprained my wrist.", "bouldering"),
             ("lost interest in baking tbh", "baking"),
+            (
+                "Actually, never mind the Spanish thing.",
+                "instruction:spanish thing",
+            ),
         ] {
             let r = one(text);
             assert_eq!(
@@ -2893,6 +2907,8 @@ mod tests {
                 "{text:?}"
             );
         }
+        // "Never mind," alone dismisses what was just said, no rule.
+        assert!(rules_of("Sam", "Never mind, I found it.").is_empty());
         // A new value in the same turn replaces the ending.
         let r = rules_of("Nkechi", "You can drop the title and just use Nkechi.");
         assert_eq!(r.len(), 1, "{r:?}");

@@ -172,6 +172,8 @@ const LEXICON: &[(&str, &[&str], Act)] = &[
     ("marry", &[], Act::Set(Slot::Partner)),
     ("see", &[], Act::Set(Slot::Partner)),
     ("engage", &["to"], Act::Set(Slot::Partner)),
+    ("engage", &[], Act::Set(Slot::Partner)),
+    ("wed", &[], Act::Set(Slot::Partner)),
     ("marry", &["to"], Act::Set(Slot::Partner)),
     ("break", &["up", "with"], Act::End(Slot::Partner)),
     ("break", &["up"], Act::End(Slot::Partner)),
@@ -257,6 +259,15 @@ const JOB_WORDS: &[&str] = &[
 
 /// Words naming a home.
 const HOME_WORDS: &[&str] = &[
+    "cottage",
+    "bungalow",
+    "villa",
+    "cabin",
+    "farmhouse",
+    "townhouse",
+    "loft",
+    "houseboat",
+    "address",
     "flat",
     "apartment",
     "house",
@@ -278,6 +289,24 @@ pub fn is_lexicon_verb(l: &str) -> bool {
         )
 }
 
+/// Indefinite pronouns, which never name a slot's value ("seeing someone new").
+const INDEFINITE: &[&str] = &[
+    "someone",
+    "somebody",
+    "something",
+    "anyone",
+    "anybody",
+    "anything",
+    "everyone",
+    "everybody",
+    "everything",
+    "noone",
+    "nobody",
+    "nothing",
+    "somewhere",
+    "anywhere",
+];
+
 /// The object of a slot as written: a proper name (capitalised, "of"/"de" joiners allowed),
 /// or in an all-lower-case text the words up to a function word. `None` for pronouns and
 /// vague words.
@@ -289,6 +318,16 @@ pub fn value_at(toks: &[Tok], i: usize, end: usize, all_lower: bool) -> Option<(
             toks[k].word.as_str(),
             "the" | "my" | "our" | "his" | "her" | "their"
         ) || (matches!(toks[k].word.as_str(), "new" | "old") && !toks[k].cap && !all_lower))
+    {
+        k += 1;
+    }
+    // "married to his girlfriend Kate", "moved in with my boyfriend Tom": the name after a
+    // role.
+    if k > i
+        && k + 1 < end
+        && super::clause::ROLES.contains(&toks[k].word.as_str())
+        && toks[k + 1].cap
+        && !all_lower
     {
         k += 1;
     }
@@ -333,7 +372,11 @@ pub fn value_at(toks: &[Tok], i: usize, end: usize, all_lower: bool) -> Option<(
     if matches!(
         lower.as_str(),
         "i" | "me" | "it" | "there" | "here" | "home" | "work" | "them"
-    ) {
+    ) || lower
+        .split(' ')
+        .next()
+        .is_some_and(|f| INDEFINITE.contains(&f))
+    {
         return None;
     }
     Some((v, k))
@@ -372,7 +415,9 @@ fn verb_like_word(w: &str) -> bool {
 /// "my new flat in Fukuoka", "the house in Haarlem": the place after a home word.
 fn home_place(toks: &[Tok], i: usize, end: usize, all_lower: bool) -> Option<String> {
     let home = (i..end.min(i + 4)).find(|&k| HOME_WORDS.contains(&toks[k].word.as_str()))?;
-    let k = (home + 1..end.min(home + 3)).find(|&k| toks[k].word == "in")?;
+    // "a flat in Leith", "a farmhouse outside Omagh", "a cottage near Keswick".
+    let k = (home + 1..end.min(home + 3))
+        .find(|&k| matches!(toks[k].word.as_str(), "in" | "outside" | "near"))?;
     value_at(toks, k + 1, end, all_lower).map(|(v, _)| v)
 }
 
@@ -541,10 +586,20 @@ pub fn ops(
     let Some(verb) = c.verb.as_deref() else {
         return out;
     };
+    // Leaving presupposes being there: "thinking about leaving Singapore", "should I quit
+    // Deloitte?", "if I moved from Barcelona…", "I couldn't give up cheese", "she refuses to
+    // leave Gdansk". Whatever the clause's mood, the value holds now.
+    let leaving_not_done = c.mood != Mood::Asserted
+        || c.tense == Tense::Future
+        || (c.negated && !c.ended)
+        || (future_mention && toks[c.verb_at].word.ends_with("ing"));
+    if leaving_not_done && !c.ended && !c.used_to {
+        out.extend(presupposed(toks, c, verb, all_lower));
+    }
     if matches!(c.mood, Mood::Asked | Mood::Hypothetical | Mood::Intended) {
         return out;
     }
-    if c.subject == Subject::Other && !matches!(verb, "be" | "die" | "pass") {
+    if c.subject == Subject::Other && !matches!(verb, "be" | "die" | "pass" | "replace") {
         return out;
     }
     let future = c.tense == Tense::Future
@@ -602,12 +657,32 @@ pub fn ops(
         r += 1;
     }
 
+    // "It was amazing", "the film was boring": a judgement of a past experience holds; any
+    // other past copula ("I was a nurse", "she was in Rome") does not say what holds now.
+    if verb == "be"
+        && c.tense == Tense::Past
+        && !c.used_to
+        && matches!(toks[c.verb_at].word.as_str(), "was" | "were")
+    {
+        if let Some((slot, v)) = thing_taste(toks, c, end, antecedent)
+            && !c.ended
+            && !matches!(c.subject, Subject::Speaker)
+        {
+            let slot = if c.negated { opposite(slot) } else { slot };
+            push(&Subject::Speaker, slot, Some(v.clone()), false);
+            push(&Subject::Speaker, opposite(slot), Some(v), true);
+        }
+        return out;
+    }
     // Copula tastes: "be into X", "be all about X" (before the adverbs are skipped), and the
     // participles the clause reads as a passive verb ("is obsessed with X", "got hooked on X").
     // A linking verb works as the copula does: "have gotten really into salsa", "grew
     // obsessed with chess".
     let linked = super::words::skip_adverbs(toks, c.rest);
-    let taste_starts: &[usize] = if verb == "be" {
+    let taste_starts: &[usize] = if c.subject == Subject::Other {
+        // A thing as subject: "it's all about mango" ([`thing_taste`]).
+        &[]
+    } else if verb == "be" {
         &[c.verb_at + 1, c.rest, r]
     } else if matches!(verb, "get" | "become" | "grow") {
         &[c.rest, linked]
@@ -685,6 +760,23 @@ pub fn ops(
                 push(&Subject::Speaker, Slot::Dislikes, Some(v), true);
                 return out;
             }
+        }
+        // A thing as the subject and a taste in the complement: "running is my thing",
+        // "jazz isn't my cup of tea", "pasta is my go-to dinner", "it's all knitting now",
+        // "running is torture for me".
+        if let Some((slot, v)) = thing_taste(toks, c, end, antecedent) {
+            let slot = if c.negated && !c.ended {
+                opposite(slot)
+            } else {
+                slot
+            };
+            if c.ended {
+                push(&Subject::Speaker, slot, Some(v), true);
+            } else if !future {
+                push(&Subject::Speaker, slot, Some(v.clone()), false);
+                push(&Subject::Speaker, opposite(slot), Some(v), true);
+            }
+            return out;
         }
         for seq in BE_ENDS {
             if let Some(e) = super::words::match_seq(toks, at, seq)
@@ -887,9 +979,46 @@ pub fn ops(
         }
         return out;
     }
+    // Replacements: "swapped Notting Hill for Crystal Palace", "switched from coffee to
+    // tea", "left Deloitte for a job at Google", "green tea has replaced coffee".
+    if !over
+        && !future
+        && let Some(ops) = replacement(toks, c, verb, r, end, all_lower, &sentence_words)
+    {
+        out.extend(ops);
+        return out;
+    }
+    // "got made store manager", "was appointed head of sales": a job given.
+    if matches!(verb, "make" | "appoint" | "name")
+        && c.verb_at > 0
+        && matches!(
+            toks[c.verb_at - 1].word.as_str(),
+            "got" | "get" | "was" | "were" | "been" | "just" | "finally" | "officially"
+        )
+        && !over
+        && !future
+        && let Some((job, _)) = job_at(toks, r, end)
+    {
+        for s in &subjects {
+            push(s, Slot::Job, Some(job.clone()), false);
+        }
+        return out;
+    }
     // Lexicon verbs.
     let lex: Vec<&(&str, &[&str], Act)> = LEXICON.iter().filter(|(v, _, _)| *v == verb).collect();
     if lex.is_empty() {
+        // "I fix laptops at a repair shop called TechFix", "waiting tables at the Marriott":
+        // the work one does now, at a place of work.
+        if !over
+            && !future
+            && c.tense != Tense::Past
+            && let Some(v) = workplace(toks, c, verb, r, end, all_lower, &sentence_words)
+        {
+            for s in &subjects {
+                push(s, Slot::Employer, Some(v.clone()), false);
+            }
+            return out;
+        }
         return death_or_loss(toks, c, verb, r, end, out);
     }
     // The nearest preposition sequence that matches (the longer on a tie); then a
@@ -1265,6 +1394,476 @@ pub fn ops(
                 push(&c.subject, Slot::Partner, Some(v), true);
             }
         }
+    }
+    out
+}
+
+/// Nouns after "my" that make a copula's subject the speaker's taste: "running is my thing",
+/// "not my cup of tea", "my kind of music", "my go-to breakfast", "my guilty pleasure".
+#[rustfmt::skip]
+const TASTE_NOUNS: &[&[&str]] = &[
+    &["thing"], &["jam"], &["cup", "of", "tea"], &["kind", "of"], &["sort", "of"],
+    &["type", "of"], &["go-to"], &["go", "to"], &["guilty", "pleasure"], &["comfort", "food"],
+    &["happy", "place"], &["obsession"], &["weakness"], &["favourite"], &["favorite"], &["fave"],
+    &["fav"], &["idea", "of", "fun"], &["passion"],
+];
+
+/// Adjectives and nouns of a copula that judge its subject for the speaker: "running is
+/// torture (for me)", "olives are disgusting", "sushi is the best".
+#[rustfmt::skip]
+const JUDGED: &[(&str, Slot)] = &[
+    ("amazing", Slot::Likes), ("delicious", Slot::Likes), ("awesome", Slot::Likes),
+    ("brilliant", Slot::Likes), ("addictive", Slot::Likes), ("heaven", Slot::Likes),
+    ("life", Slot::Likes), ("fantastic", Slot::Likes), ("incredible", Slot::Likes),
+    ("lovely", Slot::Likes), ("wonderful", Slot::Likes), ("torture", Slot::Dislikes),
+    ("disgusting", Slot::Dislikes), ("gross", Slot::Dislikes), ("awful", Slot::Dislikes),
+    ("horrible", Slot::Dislikes), ("vile", Slot::Dislikes), ("boring", Slot::Dislikes),
+    ("overrated", Slot::Dislikes), ("unbearable", Slot::Dislikes), ("nasty", Slot::Dislikes),
+    ("revolting", Slot::Dislikes), ("tedious", Slot::Dislikes), ("hell", Slot::Dislikes),
+    ("the best", Slot::Likes), ("the worst", Slot::Dislikes),
+];
+
+/// The taste a copula clause states of a thing as its subject (or of "it"/"that", the
+/// thing named before): see [`TASTE_NOUNS`] and [`JUDGED`]; "it's all X (now)" names X.
+fn thing_taste(
+    toks: &[Tok],
+    c: &Clause,
+    end: usize,
+    antecedent: Option<&str>,
+) -> Option<(Slot, String)> {
+    let w = |k: usize| {
+        toks.get(k)
+            .filter(|_| k < end)
+            .map_or("", |t| t.word.as_str())
+    };
+    let pronoun = matches!(&c.subject, Subject::Other)
+        && c.subject_at
+            .is_some_and(|k| matches!(w(k), "it" | "that" | "this"));
+    // The complement, past adverbs, negation and "just"/"hands down".
+    let mut k = c.verb_at + 1;
+    while k < end
+        && !(pronoun && w(k) == "all")
+        && (super::words::ADVERBS.contains(&w(k))
+            || matches!(
+                w(k),
+                "not"
+                    | "never"
+                    | "just"
+                    | "hands"
+                    | "down"
+                    | "honestly"
+                    | "definitely"
+                    | "so"
+                    | "absolutely"
+                    | "literally"
+                    | "kind"
+                    | "pretty"
+                    | "totally"
+                    | "officially"
+            ) && !(w(k) == "kind" && w(k + 1) == "of"))
+    {
+        k += 1;
+    }
+    // "it's all knitting now", "it's all about mango now": the complement is the taste.
+    if pronoun && w(k) == "all" {
+        let at = if w(k + 1) == "about" { k + 2 } else { k + 1 };
+        return taste_object(toks, at, end).map(|v| (Slot::Likes, v));
+    }
+    let subject_thing = || -> Option<String> {
+        if pronoun {
+            return antecedent.map(str::to_string);
+        }
+        thing_subject(toks, c)
+            .filter(|v| !matches!(v.as_str(), "weather" | "traffic" | "day" | "week"))
+    };
+    if w(k) == "my" || w(k) == "our" {
+        let mut j = k + 1;
+        while matches!(
+            w(j),
+            "absolute" | "all-time" | "new" | "total" | "biggest" | "real"
+        ) {
+            j += 1;
+        }
+        if TASTE_NOUNS
+            .iter()
+            .any(|seq| super::words::match_seq(toks, j, seq).is_some_and(|e| e <= end))
+        {
+            return subject_thing().map(|v| (Slot::Likes, v));
+        }
+        return None;
+    }
+    let k = if w(k) == "a" || w(k) == "an" {
+        k + 1
+    } else {
+        k
+    };
+    let judged = JUDGED.iter().find(|(j, _)| match j.split_once(' ') {
+        Some((a, b)) => w(k) == a && w(k + 1) == b,
+        None => w(k) == *j,
+    })?;
+    // Judged for whom: the speaker, unless the clause names someone else ("for him").
+    if (k..end).any(|j| w(j) == "for" && matches!(w(j + 1), "him" | "her" | "them" | "kids")) {
+        return None;
+    }
+    subject_thing().map(|v| (judged.1, v))
+}
+
+/// Verbs of replacing one value by another: (lemma, word before the old value, word before
+/// the new one). "swap X for Y", "switch from X to Y", "replace X with Y", "leave X for Y".
+#[rustfmt::skip]
+const REPLACING: &[(&str, &str, &str)] = &[
+    ("swap", "", "for"), ("swap", "", "with"), ("trade", "", "for"), ("trade", "in", "for"),
+    ("exchange", "", "for"), ("switch", "from", "to"), ("switch", "", "for"),
+    ("switch", "", "to"), ("change", "from", "to"), ("replace", "", "with"),
+    ("leave", "", "for"), ("ditch", "", "for"), ("drop", "", "for"), ("give", "up", "for"),
+];
+
+/// Words that make a replacement's values jobs and employers.
+#[rustfmt::skip]
+const JOB_CUES: &[&str] = &[
+    "job", "jobs", "role", "position", "company", "firm", "offer", "office", "boss", "salary",
+    "career", "employer", "payslip", "contract", "desk", "shift", "shifts", "colleagues",
+    "hired", "startup", "team", "work", "working",
+];
+
+/// The thing a clause's subject names: a noun phrase that is not a person ("green tea has
+/// …"), or a word capitalised only because it opens the sentence ("Jazz is …").
+fn thing_subject(toks: &[Tok], c: &Clause) -> Option<String> {
+    // The subject ends at the verb group.
+    let until = |s: usize| {
+        (s..c.verb_at)
+            .find(|&k| {
+                matches!(
+                    toks[k].word.as_str(),
+                    "is" | "are"
+                        | "was"
+                        | "were"
+                        | "has"
+                        | "have"
+                        | "had"
+                        | "do"
+                        | "does"
+                        | "did"
+                        | "will"
+                        | "would"
+                        | "can"
+                        | "could"
+                        | "not"
+                )
+            })
+            .unwrap_or(c.verb_at)
+    };
+    // The subject's words without a determiner (it may open the clause after punctuation,
+    // where an object could not: "Since March, green tea has …").
+    let phrase = |s: usize| -> Option<String> {
+        let mut a = s;
+        if matches!(
+            toks[a].word.as_str(),
+            "the" | "a" | "an" | "my" | "our" | "these" | "those"
+        ) {
+            a += 1;
+        }
+        let e = until(s);
+        (e > a && e - a <= 4 && !toks[a..e].iter().any(|t| is_stopword(&t.word)))
+            .then(|| {
+                taste_object(toks, a, e).or_else(|| {
+                    let w: Vec<&str> = toks[a..e].iter().map(|t| t.word.as_str()).collect();
+                    Some(w.join(" "))
+                })
+            })
+            .flatten()
+    };
+    match &c.subject {
+        Subject::Other => c.subject_at.and_then(|s| {
+            (!matches!(toks[s].word.as_str(), "it" | "that" | "this" | "they"))
+                .then(|| phrase(s))
+                .flatten()
+        }),
+        Subject::Person {
+            name: Some(_),
+            role: None,
+        } if c.subject_at == Some(0)
+            && !toks.get(1).is_some_and(|t| t.cap)
+            && c.with.is_empty() =>
+        {
+            taste_object(toks, 0, until(0)).map(|v| v.to_lowercase())
+        }
+        _ => None,
+    }
+}
+
+/// A value of a replacement at `at`: (value, is a name).
+fn replaced_value(toks: &[Tok], at: usize, end: usize, all_lower: bool) -> Option<(String, bool)> {
+    // "my job at Tesco", "a role at Aldi": the employer.
+    if let Some(k) = (at..end.min(at + 4)).find(|&k| toks[k].word == "at")
+        && (at..k).any(|j| JOB_WORDS.contains(&toks[j].word.as_str()) || toks[j].word == "role")
+        && let Some((v, _)) = value_at(toks, k + 1, end, all_lower)
+    {
+        return Some((v, true));
+    }
+    if let Some(v) = home_place(toks, at, end, all_lower) {
+        return Some((v, true));
+    }
+    if !all_lower && let Some((v, _)) = value_at(toks, at, end, false) {
+        return Some((v, true));
+    }
+    taste_object(toks, at, end).map(|v| (v, false))
+}
+
+/// The operations of a clause that replaces one value by another (see [`REPLACING`]): the
+/// old value ends in whichever slot holds it, the new one is set in the slot the words
+/// point to — a job or employer when the sentence speaks of work, a home when the values
+/// are names or homes, else a taste.
+fn replacement(
+    toks: &[Tok],
+    c: &Clause,
+    verb: &str,
+    r: usize,
+    end: usize,
+    all_lower: bool,
+    sentence_words: &[&str],
+) -> Option<Vec<Op>> {
+    if !matches!(
+        c.subject,
+        Subject::Speaker | Subject::Person { .. } | Subject::Other
+    ) {
+        return None;
+    }
+    // "green tea has replaced coffee (for me)": the subject is the new value.
+    if verb == "replace"
+        && let Some(new) = thing_subject(toks, c)
+    {
+        let old = taste_object(toks, r, end)?;
+        return Some(vec![
+            Op {
+                who: Subject::Speaker,
+                slot: Slot::Likes,
+                value: Some(new.clone()),
+                end: false,
+            },
+            Op {
+                who: Subject::Speaker,
+                slot: Slot::Dislikes,
+                value: Some(new),
+                end: true,
+            },
+            Op {
+                who: Subject::Speaker,
+                slot: Slot::Likes,
+                value: Some(old),
+                end: true,
+            },
+        ]);
+    }
+    if c.subject == Subject::Other || thing_subject(toks, c).is_some() {
+        return None;
+    }
+    let (_, before_old, before_new) = REPLACING.iter().find(|(v, b, n)| {
+        *v == verb
+            && (b.is_empty() || toks.get(r).is_some_and(|t| t.word == *b))
+            && (r..end).any(|k| toks[k].word == *n)
+    })?;
+    let old_at = if before_old.is_empty() { r } else { r + 1 };
+    let new_k = (old_at..end).find(|&k| toks[k].word == *before_new)?;
+    let old = (new_k > old_at)
+        .then(|| replaced_value(toks, old_at, new_k, all_lower))
+        .flatten();
+    let (new, new_name) = replaced_value(toks, new_k + 1, end, all_lower)?;
+    // "leave X for Y" replaces only when both are named: "left for work" is not a change.
+    if verb == "leave" && old.is_none() {
+        return None;
+    }
+    let work = sentence_words.iter().any(|w| JOB_CUES.contains(w));
+    // A job or a home is named ("a desk" is no employer).
+    if work && !new_name {
+        return None;
+    }
+    let named = new_name || old.as_ref().is_some_and(|o| o.1);
+    let slot = if work {
+        Slot::Employer
+    } else if named {
+        Slot::Residence
+    } else {
+        Slot::Likes
+    };
+    let subjects: Vec<Subject> = std::iter::once(c.subject.clone())
+        .chain(c.with.iter().cloned())
+        .collect();
+    let mut out = Vec::new();
+    for s in &subjects {
+        if let Some((o, _)) = &old {
+            let ends: &[Slot] = if slot == Slot::Likes {
+                &[Slot::Likes]
+            } else {
+                &[Slot::Residence, Slot::Employer]
+            };
+            for e in ends {
+                out.push(Op {
+                    who: s.clone(),
+                    slot: *e,
+                    value: Some(o.clone()),
+                    end: true,
+                });
+            }
+        }
+        out.push(Op {
+            who: s.clone(),
+            slot,
+            value: Some(new.clone()),
+            end: false,
+        });
+        if slot == Slot::Likes {
+            out.push(Op {
+                who: s.clone(),
+                slot: Slot::Dislikes,
+                value: Some(new.clone()),
+                end: true,
+            });
+        }
+    }
+    Some(out)
+}
+
+/// Nouns of a place of work, whose name follows "called"/"named" ("a repair shop called
+/// TechFix").
+#[rustfmt::skip]
+const BUSINESSES: &[&str] = &[
+    "shop", "company", "firm", "agency", "restaurant", "cafe", "café", "bakery", "salon",
+    "clinic", "startup", "start-up", "contractor", "pub", "bar", "hotel", "store", "studio",
+    "practice", "garage", "warehouse", "factory", "hospital", "school", "charity", "brewery",
+    "nursery", "office", "consultancy", "business", "outfit", "label", "publisher",
+];
+
+/// Verbs of what one does at a place as a customer or visitor, never one's work there.
+#[rustfmt::skip]
+const VISITOR_VERBS: &[&str] = &[
+    "shop", "eat", "dine", "swim", "train", "play", "sing", "stay", "meet", "study", "buy",
+    "watch", "drink", "park", "sit", "visit", "see", "have", "go", "come", "get", "pick",
+    "drop", "book", "order", "bank", "queue", "spend", "volunteer", "learn", "take", "do",
+];
+
+/// Words that make a sentence speak of someone's work.
+#[rustfmt::skip]
+const WORK_CUES: &[&str] = &[
+    "shift", "shifts", "nights", "mornings", "evenings", "customers", "clients", "patients",
+    "tables", "till", "reception", "job", "work", "boss", "manager", "colleagues", "team",
+    "wage", "wages", "paid", "hours", "rota", "now", "still", "mostly", "full-time",
+    "part-time",
+];
+
+/// The place of work of a clause whose verb is an activity ("fix laptops at X", "waiting
+/// tables at the Marriott", "nanny for a family"): a name after "at"/"for" (or "a BUSINESS
+/// called X") in a sentence that speaks of work.
+fn workplace(
+    toks: &[Tok],
+    c: &Clause,
+    verb: &str,
+    r: usize,
+    end: usize,
+    all_lower: bool,
+    sentence_words: &[&str],
+) -> Option<String> {
+    if VISITOR_VERBS.contains(&verb)
+        || is_lexicon_verb(verb)
+        || !matches!(c.subject, Subject::Speaker | Subject::Person { .. })
+    {
+        return None;
+    }
+    let at = (r..end.min(r + 5)).find(|&k| matches!(toks[k].word.as_str(), "at" | "for"))?;
+    // "a repair shop called TechFix".
+    if let Some(k) =
+        (at + 1..end.min(at + 6)).find(|&k| matches!(toks[k].word.as_str(), "called" | "named"))
+        && (at + 1..k).any(|j| BUSINESSES.contains(&toks[j].word.as_str()))
+    {
+        return value_at(toks, k + 1, end, all_lower).map(|(v, _)| v);
+    }
+    if !sentence_words.iter().any(|w| WORK_CUES.contains(w)) {
+        return None;
+    }
+    let k = if toks.get(at + 1).is_some_and(|t| t.word == "the") {
+        at + 2
+    } else {
+        at + 1
+    };
+    toks.get(k)
+        .filter(|t| t.cap && !all_lower)
+        .and_then(|_| value_at(toks, k, end, false))
+        .map(|(v, _)| v)
+}
+
+/// Words of a sentence that make the place someone leaves their home.
+#[rustfmt::skip]
+const HOME_CUES: &[&str] = &[
+    "move", "moving", "moved", "relocate", "relocating", "city", "country", "town", "home",
+    "abroad", "emigrate", "emigrating", "live", "living", "weather", "rent", "house", "flat",
+    "place", "neighbourhood", "neighborhood", "back",
+];
+
+/// What leaving that has not happened presupposes holds now (see [`ops`]): the home one
+/// moves from, the employer one quits, the taste one gives up.
+fn presupposed(toks: &[Tok], c: &Clause, verb: &str, all_lower: bool) -> Vec<Op> {
+    let mut out = Vec::new();
+    if !matches!(c.subject, Subject::Speaker | Subject::Person { .. }) {
+        return out;
+    }
+    let end = c.end;
+    let r = c.rest.min(end);
+    let w = |k: usize| {
+        toks.get(k)
+            .filter(|_| k < end)
+            .map_or("", |t| t.word.as_str())
+    };
+    let sentence: Vec<&str> = toks.iter().map(|t| t.word.as_str()).collect();
+    let work = (r..end.min(r + 4)).any(|k| JOB_WORDS.contains(&w(k)));
+    let employer_at = |from: usize| {
+        (from..end.min(from + 5))
+            .find(|&k| matches!(w(k), "at" | "with" | "from"))
+            .and_then(|k| value_at(toks, k + 1, end, all_lower))
+            .map(|(v, _)| v)
+    };
+    let named = |k: usize| {
+        toks.get(k)
+            .filter(|t| t.cap || all_lower)
+            .and_then(|_| value_at(toks, k, end, all_lower))
+            .map(|(v, _)| v)
+    };
+    let (slot, value) = match verb {
+        "move" => {
+            let from = super::words::match_seq(toks, r, &["from"])
+                .or_else(|| super::words::match_seq(toks, r, &["out", "of"]))
+                .or_else(|| super::words::match_seq(toks, r, &["away", "from"]));
+            match from {
+                Some(k) => (
+                    Slot::Residence,
+                    named(k).or_else(|| home_place(toks, k, end, all_lower)),
+                ),
+                None => return out,
+            }
+        }
+        "leave" if work => (Slot::Employer, employer_at(r)),
+        "leave" => {
+            let v = named(r);
+            let home = sentence.iter().any(|x| HOME_CUES.contains(x))
+                || super::words::contains_seq(&sentence, &["for", "good"])
+                || (r + 1..end).any(|k| w(k) == "for" && toks.get(k + 1).is_some_and(|t| t.cap));
+            let job = sentence.iter().any(|x| JOB_CUES.contains(x));
+            if !home || job {
+                return out;
+            }
+            (Slot::Residence, v)
+        }
+        "quit" | "resign" => (Slot::Employer, named(r).or_else(|| employer_at(r))),
+        "give" if w(r) == "up" => (Slot::Likes, taste_object(toks, r + 1, end)),
+        _ => return out,
+    };
+    let Some(value) = value else { return out };
+    for s in std::iter::once(&c.subject).chain(c.with.iter()) {
+        out.push(Op {
+            who: s.clone(),
+            slot,
+            value: Some(value.clone()),
+            end: false,
+        });
     }
     out
 }

@@ -196,6 +196,68 @@ impl Sentence<'_> {
     }
 }
 
+/// Words the grammar and the lexicon turn on (kin and partner roles, the verbs of the common
+/// slots, negation and time words of rules), which everyday typing misspells: a word one
+/// slip away from exactly one of them is read as it ([`spelling`]).
+#[rustfmt::skip]
+const SPELLED: &[&str] = &[
+    "husband", "boyfriend", "girlfriend", "partner", "fiance", "sister", "brother", "mother",
+    "father", "daughter", "daughters", "parents", "cousin", "nephew", "grandma", "grandpa",
+    "grandmother", "grandfather", "colleague", "roommate", "flatmate", "neighbour", "neighbor",
+    "friend", "children", "work", "works", "working", "worked", "live", "lives", "living",
+    "lived", "move", "moved", "moving", "married", "engaged", "divorced", "separated",
+    "started", "joined", "retired", "relocated", "quit", "anymore", "because", "always",
+    "never", "vegetarian", "vegan", "allergic", "favourite", "favorite", "answer", "answers",
+    "instead", "bullet", "points", "english", "spanish", "french", "german",
+];
+
+/// Real words that one slip from a [`SPELLED`] word would otherwise rewrite.
+const REAL_NEAR: &[&str] = &["marred", "fried", "fiend", "lve", "wok", "mover", "brothe"];
+
+/// The word of [`SPELLED`] that `w` misspells by one slip — a vowel left out ("husbnd",
+/// "wrk"), one of a doubled letter left out ("maried"), a letter doubled ("sisster"), or two
+/// neighbours swapped ("wokrs") — when exactly one such word exists.
+pub fn spelling(w: &str) -> Option<&'static str> {
+    if w.len() < 3 || !w.bytes().all(|b| b.is_ascii_lowercase()) || SPELLED.contains(&w) {
+        return None;
+    }
+    if REAL_NEAR.contains(&w) || is_stopword(w) {
+        return None;
+    }
+    let b = w.as_bytes();
+    let vowel = |c: u8| matches!(c, b'a' | b'e' | b'i' | b'o' | b'u');
+    let one_slip = |t: &str| -> bool {
+        let t = t.as_bytes();
+        if t.len() < 4 || t[0] != b[0] && t.len() == b.len() {
+            return false;
+        }
+        if t.len() == b.len() + 1 {
+            // `w` is `t` with letter `k` left out: a vowel, or one of a doubled letter.
+            return (0..t.len()).any(|k| {
+                (vowel(t[k]) || (k > 0 && t[k - 1] == t[k]) || t.get(k + 1) == Some(&t[k]))
+                    && t[..k] == b[..k]
+                    && t[k + 1..] == b[k..]
+            });
+        }
+        if b.len() == t.len() + 1 {
+            // A letter doubled.
+            return (1..b.len())
+                .any(|k| b[k] == b[k - 1] && b[..k] == t[..k] && b[k + 1..] == t[k..]);
+        }
+        if b.len() == t.len() {
+            let diff: Vec<usize> = (0..b.len()).filter(|&k| b[k] != t[k]).collect();
+            return diff.len() == 2
+                && diff[1] == diff[0] + 1
+                && b[diff[0]] == t[diff[1]]
+                && b[diff[1]] == t[diff[0]];
+        }
+        false
+    };
+    let mut found = SPELLED.iter().filter(|t| one_slip(t));
+    let first = found.next()?;
+    found.next().is_none().then_some(*first)
+}
+
 /// Contractions expanded before pattern matching. Possessives ("mom's") are left alone.
 fn expansion(word: &str) -> Option<&'static [&'static str]> {
     Some(match word {
@@ -328,7 +390,7 @@ pub fn sentences(text: &str) -> Vec<Sentence<'_>> {
                 }
             }
             None => current.push(Tok {
-                word: s.word.clone(),
+                word: spelling(&s.word).map_or_else(|| s.word.clone(), str::to_string),
                 cap,
                 start: s.start,
                 end: s.end,
