@@ -49,6 +49,19 @@ pub(crate) fn rule_signature(topic: &str, statement: &str) -> String {
     format!("{topic}|{statement}")
 }
 
+/// Whether an ending that names `named` (a normalised name) ends the stored value `stored`
+/// (normalised): the same name, or a name whose last words are `named` ("coffee" names
+/// "black coffee" and "iced coffee", not "coffee shop"; "baking" names "sourdough baking").
+/// A turn that gives up a thing names its head noun more often than the exact phrase it
+/// was first stated with.
+pub(crate) fn names_the_value(named: &str, stored: &str) -> bool {
+    !named.is_empty()
+        && (stored == named
+            || stored
+                .strip_suffix(named)
+                .is_some_and(|head| head.ends_with(' ')))
+}
+
 /// Estimated tokens of one turn (message and response), as the window counts them.
 pub(crate) fn turn_tokens(user_message: &str, assistant: &str) -> usize {
     crate::budget::estimate_tokens(user_message) + crate::budget::estimate_tokens(assistant)
@@ -316,6 +329,18 @@ pub(crate) fn admission(limits: QueueLimits, mine: i64, total: i64) -> Option<In
 mod tests {
     use super::*;
     use crate::store::{blob_to_vec, vec_to_blob};
+
+    #[test]
+    fn an_ending_names_a_value_by_its_last_words() {
+        assert!(names_the_value("coffee", "coffee"));
+        assert!(names_the_value("coffee", "black coffee"));
+        assert!(names_the_value("sourdough baking", "sourdough baking"));
+        assert!(names_the_value("baking", "sourdough baking"));
+        assert!(!names_the_value("coffee", "coffee shop"));
+        assert!(!names_the_value("tea", "green teapot"));
+        assert!(!names_the_value("black coffee", "coffee"));
+        assert!(!names_the_value("", "coffee"));
+    }
 
     #[test]
     fn norm_name_drops_possessives_and_case() {

@@ -14,8 +14,8 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::{Value, json};
 
 use super::derive::{
-    SlotRow, TopicRule, episode_signature, fact_signature, norm_name, rule_signature, slot_rows,
-    tombstone_applies, topic_rows, union_json,
+    SlotRow, TopicRule, episode_signature, fact_signature, names_the_value, norm_name,
+    rule_signature, slot_rows, tombstone_applies, topic_rows, union_json,
 };
 use super::sql::RowSql;
 use super::{EditTier, now_ms};
@@ -91,6 +91,8 @@ pub trait TierSql: RowSql {
     /// End at `at_ms` the valid facts of the slot (of `object` only, when given) that are
     /// valid from `at_ms` or earlier and were written by another job; returns how many.
     fn end_facts(&mut self, user: &str, subject: i64, predicate: &str, object: Option<i64>, at_ms: i64, job_id: &str) -> anyhow::Result<u64>;
+    /// `(object id, object's normalised name)` of the slot's valid facts, by object id.
+    fn valid_objects(&mut self, user: &str, subject: i64, predicate: &str) -> anyhow::Result<Vec<(i64, String)>>;
     fn insert_reflected_fact(&mut self, f: &ReflectedFact<'_>) -> anyhow::Result<()>;
     /// `(id, valid_ms, evidence JSON)` of the newest row of the fact that was not ended at or
     /// before `valid_ms`.
@@ -243,18 +245,24 @@ pub fn commit_graph(
     let mut ended = 0u64;
     for e in &draft.ends {
         let s = tx.resolve_entity(user, &e.subject, "person", now)?;
-        let o = match &e.object {
-            Some(name) => Some(tx.resolve_entity(user, name, "other", now)?),
-            None => None,
+        let at = e.at.timestamp_millis();
+        let Some(name) = &e.object else {
+            ended += tx.end_facts(user, s, &e.predicate, None, at, &job.job_id)?;
+            continue;
         };
-        ended += tx.end_facts(
-            user,
-            s,
-            &e.predicate,
-            o,
-            e.at.timestamp_millis(),
-            &job.job_id,
-        )?;
+        // The named value, and every valid value of the slot it names by its last words
+        // ("coffee" ends "black coffee").
+        let o = tx.resolve_entity(user, name, "other", now)?;
+        let named = norm_name(name);
+        let mut objects = BTreeSet::from([o]);
+        for (id, norm) in tx.valid_objects(user, s, &e.predicate)? {
+            if names_the_value(&named, &norm) {
+                objects.insert(id);
+            }
+        }
+        for o in objects {
+            ended += tx.end_facts(user, s, &e.predicate, Some(o), at, &job.job_id)?;
+        }
     }
     let mut relation_ids = Vec::new();
     let edited = tx.has_tombstones(user, EditTier::Semantic)?;

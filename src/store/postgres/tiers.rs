@@ -321,6 +321,21 @@ impl TierSql for WriteTx<'_, '_> {
         )?)
     }
 
+    fn valid_objects(
+        &mut self,
+        user: &str,
+        subject: i64,
+        predicate: &str,
+    ) -> anyhow::Result<Vec<(i64, String)>> {
+        let rows = self.tx.query(
+            "SELECT DISTINCT r.object_id, o.norm_name FROM relations r JOIN entities o ON o.id = r.object_id
+             WHERE r.user_id = $1 AND r.subject_id = $2 AND r.predicate = $3 AND r.invalid_ms IS NULL
+             ORDER BY r.object_id",
+            &[&user, &subject, &predicate],
+        )?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     fn insert_reflected_fact(&mut self, f: &ReflectedFact<'_>) -> anyhow::Result<()> {
         // An exclusive fact stated again (same slot, object and time) is ignored.
         let sql = match f.exclusive {

@@ -230,6 +230,23 @@ impl TierSql for WriteTx<'_, '_> {
         Ok(n as u64)
     }
 
+    fn valid_objects(
+        &mut self,
+        user: &str,
+        subject: i64,
+        predicate: &str,
+    ) -> anyhow::Result<Vec<(i64, String)>> {
+        let mut st = self.0.prepare_cached(
+            "SELECT DISTINCT r.object_id, o.norm_name FROM relations r JOIN entities o ON o.id = r.object_id
+             WHERE r.user_id = ?1 AND r.subject_id = ?2 AND r.predicate = ?3 AND r.invalid_ms IS NULL
+             ORDER BY r.object_id",
+        )?;
+        let rows = st.query_map(params![user, subject, predicate], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn insert_reflected_fact(&mut self, f: &ReflectedFact<'_>) -> anyhow::Result<()> {
         // An exclusive fact stated again (same slot, object and time) is ignored.
         let sql = match f.exclusive {
