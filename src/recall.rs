@@ -1125,7 +1125,7 @@ mod tests {
         assert_eq!(got, exact("me", &q2, 5));
         assert_ne!(cache.top_k(&store, "me", &q, 5).unwrap(), before);
         // Deleted rows leave the cache (reload), even when as many rows were added back.
-        store.forget_user("me").unwrap();
+        crate::store::Editor::forget_user(&store, "me").unwrap();
         assert!(cache.top_k(&store, "me", &q, 5).unwrap().is_empty());
         store.insert_synthetic_episodes("me", &mine[..3]).unwrap();
         let got = cache.top_k(&store, "me", &q, 5).unwrap();

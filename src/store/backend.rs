@@ -5,10 +5,10 @@
 //! |---|---|---|
 //! | [`JobLedger`] | the outbox, jobs and their tiers, the embedded queue's claims, retention, the jobs to re-reflect | `jobs.rs`, `window.rs` (prune), `rebuild.rs` |
 //! | [`JobWriter`] | the request path, a job from another producer, the start of a delivery and of a re-reflection: written once, in `store/jobs.rs`, over the [`jobs::JobSql`] statements of `jobs.rs` | — |
-//! | [`WriteStore`] | the one write transaction the shared flows run in, the Tier 1 fold, the edit history, forgetting a user | `mod.rs`, `window.rs`, `edits.rs`, `reads.rs` (forget) |
+//! | [`WriteStore`] | the one write transaction the shared flows run in, the Tier 1 fold, the edit history | `mod.rs`, `window.rs`, `edits.rs` |
 //! | [`TierWriter`] | the tier commits: written once, in `store/tiers.rs`, over the [`tiers::TierSql`] statements of `tiers.rs` | — |
 //! | [`Reader`] | recall's and the browse API's reads, statistics | `reads.rs`, `window.rs` (summary) |
-//! | [`Editor`] | explicit edits with their audit record and tombstone: written once, in `store/edits.rs`, over the [`EditSql`] statements of `edits.rs` | — |
+//! | [`Editor`] | explicit edits with their audit record and tombstone, and forgetting a user: written once, in `store/edits.rs`, over the [`EditSql`] statements of `edits.rs` | — |
 //! | [`Portability`] | export, import, re-embedding | `export.rs`, `rebuild.rs` |
 //!
 //! [`Backend`] is all seven, plus [`Backend::kind`]; the service holds an `Arc<dyn Backend>`.
@@ -111,13 +111,11 @@ backend! {
         fn unpublished_jobs(&self, limit: usize) -> anyhow::Result<Vec<(String, String, Priority, String)>>;
         fn mark_published(&self, job_ids: &[String]) -> anyhow::Result<()>;
         fn outbox_backlog(&self) -> anyhow::Result<i64>;
-        fn claim_jobs(&self, owner: &str, n: usize, lease_ms: i64) -> anyhow::Result<Vec<ClaimedJob>>;
         fn completed_tiers(&self, job_id: &str) -> anyhow::Result<Vec<Tier>>;
         fn record_tier_failure(&self, job_id: &str, tier: Tier, error: &str, latency_ms: f64) -> anyhow::Result<()>;
         fn complete_job(&self, job_id: &str) -> anyhow::Result<()>;
         fn retry_job(&self, job_id: &str, available_ms: i64, error: &str) -> anyhow::Result<()>;
         fn dead_job(&self, job_id: &str, reason: &str) -> anyhow::Result<()>;
-        fn replay_dead(&self, job_ids: &[String]) -> anyhow::Result<(usize, Vec<String>)>;
         fn dead_job_ids(&self) -> anyhow::Result<Vec<String>>;
         fn get_job(&self, job_id: &str) -> anyhow::Result<Option<JobRecord>>;
         fn list_dead(&self, limit: usize, offset: usize) -> anyhow::Result<Vec<JobRecord>>;
@@ -156,13 +154,12 @@ backend! {
     }
 
     /// A backend's own writing: the transaction that the flows written once for both
-    /// backends run in ([`TierWriter`]'s tier commits, [`Editor`]'s edits), the Tier 1 fold,
-    /// the edit history, and forgetting a user.
+    /// backends run in ([`TierWriter`]'s tier commits, [`Editor`]'s edits), the Tier 1 fold
+    /// and the edit history.
     trait WriteStore {
         fn write_transaction(&self, flow: WriteFlow<'_>) -> anyhow::Result<()>;
         fn fold_short_term(&self, user: &str, w: Window) -> anyhow::Result<usize>;
         fn list_edits(&self, user: &str, limit: usize, offset: usize) -> anyhow::Result<Vec<EditEntry>>;
-        fn forget_user(&self, user_id: &str) -> anyhow::Result<Value>;
     }
 
     /// Moving memory between stores and models: export, import, re-embedding.
@@ -214,6 +211,8 @@ edit_flows! {
         fn update_rule(user: &str, actor: &str, id: i64, p: &RulePatch) -> Edited;
         /// Delete one memory and tombstone it: see [`edits::delete_memory`].
         fn delete_memory(user: &str, actor: &str, tier: EditTier, id: i64) -> Edited;
+        /// Forget a user in every tier: see [`edits::forget_user`].
+        fn forget_user(user: &str) -> edits::Removed;
     }
 }
 
@@ -349,6 +348,20 @@ pub trait JobWriter: JobLedger + WriteStore {
     fn begin_delivery(&self, job: &ReflectionJob, owner: &str) -> anyhow::Result<Delivery> {
         let payload = serde_json::to_string(job)?;
         in_transaction(self, |tx| jobs::begin_delivery(tx, job, &payload, owner))
+    }
+
+    /// The embedded queue's claim of up to `n` due jobs for `owner`, leased for `lease_ms`:
+    /// see [`jobs::claim_jobs`].
+    fn claim_jobs(&self, owner: &str, n: usize, lease_ms: i64) -> anyhow::Result<Vec<ClaimedJob>> {
+        in_transaction(self, |tx| jobs::claim_jobs(tx, owner, n, lease_ms))
+    }
+
+    /// Put dead jobs back in the queue (`job_ids` empty: every one): see
+    /// [`jobs::replay_dead`]. Returns how many, and the given ids that are unknown or not
+    /// dead.
+    fn replay_dead(&self, job_ids: &[String]) -> anyhow::Result<(usize, Vec<String>)> {
+        let outbox = self.is_outbox();
+        in_transaction(self, |tx| jobs::replay_dead(tx, job_ids, outbox))
     }
 
     /// Take a finished job for re-reflection in this process: see

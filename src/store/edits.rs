@@ -137,6 +137,47 @@ pub trait EditSql: TierSql {
     /// Delete memory `id` of `tier`: a fact with the rows merged into it; a rule so that the
     /// rules it superseded are no longer superseded by it.
     fn delete(&mut self, tier: EditTier, user: &str, id: i64) -> anyhow::Result<()>;
+    /// Delete the tier records of the user's jobs; returns how many.
+    fn delete_job_tiers_of(&mut self, user: &str) -> anyhow::Result<u64>;
+    /// Delete the user's rows of `table`, one of [`USER_TABLES`]; returns how many.
+    fn delete_rows_of(&mut self, table: &'static str, user: &str) -> anyhow::Result<u64>;
+    /// Record that the user was forgotten at `now` (`forgotten_users`), and delete whatever
+    /// the backend derives from the user's rows outside [`USER_TABLES`] (SQLite's
+    /// `episode_stamps`).
+    fn mark_forgotten(&mut self, user: &str, now: i64) -> anyhow::Result<()>;
+}
+
+/// The tables holding a user's rows, in the order forgetting the user deletes from them
+/// (a relation names entities, an alias its entity, a turn its job).
+pub const USER_TABLES: [&str; 9] = [
+    "relations",
+    "entity_aliases",
+    "entities",
+    "rules",
+    "episodes",
+    "turns",
+    "jobs",
+    "memory_edits",
+    "short_term_summaries",
+];
+
+/// Rows removed when a user is forgotten: table name (`job_tiers` and each of
+/// [`USER_TABLES`]) → rows.
+pub type Removed = std::collections::BTreeMap<String, u64>;
+
+/// Forget a user: every tier, their jobs and tier records, and their edit history; the user
+/// is recorded in `forgotten_users` so that a job of theirs still in a broker is dropped on
+/// arrival ([`super::Delivery::Forgotten`]). Under the user's lock (PostgreSQL): a tier
+/// commit in flight finishes first, and its rows are deleted here, or finds its job gone.
+pub fn forget_user(tx: &mut dyn EditSql, user: &str) -> anyhow::Result<Removed> {
+    tx.lock_user(user)?;
+    let mut removed = Removed::new();
+    removed.insert("job_tiers".into(), tx.delete_job_tiers_of(user)?);
+    for table in USER_TABLES {
+        removed.insert(table.into(), tx.delete_rows_of(table, user)?);
+    }
+    tx.mark_forgotten(user, now_ms())?;
+    Ok(removed)
 }
 
 /// One memory as an edit sees it: its JSON (the edit API's shape), what its tombstone

@@ -6,10 +6,13 @@
 //!
 //! A backend implements [`JobSql`] on its open write transaction (`sqlite/jobs.rs`,
 //! `postgres/jobs.rs`: SQL and parameter binding only); [`super::JobWriter`] runs these flows
-//! in [`super::WriteStore::write_transaction`]. The ledger's single-statement transitions
-//! (complete, retry, dead, replay) and its reads stay with each backend.
+//! in [`super::WriteStore::write_transaction`]. So do the embedded queue's claims and the
+//! replay of dead jobs. The ledger's single-statement transitions (complete, retry, dead)
+//! and its reads stay with each backend.
 
 use std::collections::HashMap;
+
+use anyhow::Context;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -60,6 +63,18 @@ pub trait JobSql {
     /// Forget the job's tier records and make it `processing` as attempt 1, leased to `owner`
     /// until `lease_expires_ms`, with no error, dead reason or completion.
     fn restart_job(&mut self, job_id: &str, owner: &str, lease_expires_ms: i64, now: i64) -> anyhow::Result<()>;
+    /// Make the `processing` jobs whose lease expired before `now` due again (`retrying`, due
+    /// at `now`, unleased, with the reason as their last error); returns how many.
+    fn expire_leases(&mut self, now: i64) -> anyhow::Result<u64>;
+    /// Lease up to `n` due jobs (`queued` or `retrying`, due at or before `now`), highest
+    /// priority first then longest due, to `owner` until `lease_expires_ms`, counting the
+    /// attempt. Returns `(payload, attempts, max_retries)` of each, in no set order.
+    /// PostgreSQL skips the rows other workers have locked.
+    fn lease_due(&mut self, owner: &str, lease_expires_ms: i64, now: i64, n: usize) -> anyhow::Result<Vec<(String, i64, i64)>>;
+    /// Put dead jobs back in the queue: `queued`, due at `now`, with no attempt made and no
+    /// dead reason; `unpublish` marks them for the outbox relay again. `job_id`: that job
+    /// only, else every dead job. Returns how many.
+    fn requeue_dead(&mut self, job_id: Option<&str>, now: i64, unpublish: bool) -> anyhow::Result<u64>;
 }
 
 /// A store's count of all waiting jobs, reused by the request path for `recount` before it
@@ -287,4 +302,54 @@ pub(crate) fn begin_rereflection(
         attempts: 1,
         max_retries: max_retries as u32,
     }))
+}
+
+/// The embedded queue's claim: lease up to `n` due jobs to `owner` for `lease_ms`, highest
+/// priority first, after making due again the jobs whose lease expired (their worker
+/// stopped). Each claim counts an attempt. Errors when a stored payload does not decode.
+pub(crate) fn claim_jobs(
+    sql: &mut dyn JobSql,
+    owner: &str,
+    n: usize,
+    lease_ms: i64,
+) -> anyhow::Result<Vec<ClaimedJob>> {
+    let now = super::now_ms();
+    sql.expire_leases(now)?;
+    let mut out = Vec::with_capacity(n);
+    for (payload, attempts, max_retries) in sql.lease_due(owner, now + lease_ms, now, n)? {
+        let job: ReflectionJob =
+            serde_json::from_str(&payload).context("a stored job payload does not decode")?;
+        out.push(ClaimedJob {
+            job,
+            attempts: attempts as u32,
+            max_retries: max_retries as u32,
+        });
+    }
+    // Highest priority first, as the statement chose them (RETURNING order is unspecified).
+    out.sort_by_key(|c| std::cmp::Reverse(c.job.priority));
+    Ok(out)
+}
+
+/// Put dead jobs back in the queue with fresh attempts (failed tiers only will run, the
+/// committed ones are skipped). `job_ids` empty: every dead job. `outbox` (RabbitMQ mode):
+/// the jobs are unpublished again, so the relay puts them back on the broker. Returns how
+/// many, and the given ids that are unknown or not dead.
+pub(crate) fn replay_dead(
+    sql: &mut dyn JobSql,
+    job_ids: &[String],
+    outbox: bool,
+) -> anyhow::Result<(usize, Vec<String>)> {
+    let now = super::now_ms();
+    if job_ids.is_empty() {
+        return Ok((sql.requeue_dead(None, now, outbox)? as usize, Vec::new()));
+    }
+    let mut n = 0;
+    let mut not_dead = Vec::new();
+    for id in job_ids {
+        match sql.requeue_dead(Some(id), now, outbox)? {
+            0 => not_dead.push(id.clone()),
+            k => n += k as usize,
+        }
+    }
+    Ok((n, not_dead))
 }

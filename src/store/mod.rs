@@ -17,6 +17,7 @@ pub mod postgres;
 pub mod sql;
 pub mod sqlite;
 pub mod tiers;
+pub mod window;
 
 #[cfg(test)]
 mod parity;

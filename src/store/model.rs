@@ -581,6 +581,20 @@ pub enum Delivery {
     Forgotten,
 }
 
+/// Waiting jobs (queued or retrying) by priority: rows of `(priority, jobs)`.
+pub const QUEUE_DEPTH_SELECT: &str =
+    "SELECT priority, count(*) FROM jobs WHERE state IN ('queued', 'retrying') GROUP BY priority";
+
+/// One row for [`QueueStatus::from_columns`]: the `available_ms` of the oldest waiting job
+/// already due at `?1` (ms since the Unix epoch; null when none), the leased jobs, the dead
+/// jobs, and the waiting jobs of the user with the most (`?n` here; PostgreSQL writes `$n`).
+pub const QUEUE_COUNTS_SELECT: &str = "SELECT
+        (SELECT min(available_ms) FROM jobs WHERE state IN ('queued', 'retrying') AND available_ms <= ?1),
+        (SELECT count(*) FROM jobs WHERE state = 'processing'),
+        (SELECT count(*) FROM jobs WHERE state = 'dead'),
+        (SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM jobs
+             WHERE state IN ('queued', 'retrying') GROUP BY user_id) per_user)";
+
 /// Counts and ages for `/api/reflection/queue-status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct QueueStatus {
@@ -593,6 +607,42 @@ pub struct QueueStatus {
     pub dead: i64,
     /// Waiting jobs of the user with the most (the figure `max_waiting_per_user` limits).
     pub deepest_user_waiting: i64,
+}
+
+impl QueueStatus {
+    /// From the rows of [`QUEUE_DEPTH_SELECT`] (`depth`) and the row of
+    /// [`QUEUE_COUNTS_SELECT`] read at `now` (ms since the Unix epoch). Every priority is a
+    /// key of `depth_by_priority`, zero when none waits; a priority no longer known counts
+    /// in `waiting` only.
+    pub fn from_columns<R: Columns>(
+        depth: &[(i64, i64)],
+        r: &R,
+        now: i64,
+    ) -> Result<Self, R::Error> {
+        let mut depth_by_priority: HashMap<String, i64> = [
+            Priority::Low,
+            Priority::Normal,
+            Priority::High,
+            Priority::Urgent,
+        ]
+        .iter()
+        .map(|p| (p.name().to_string(), 0))
+        .collect();
+        for &(p, n) in depth {
+            if let Some(p) = Priority::from_i64(p) {
+                depth_by_priority.insert(p.name().to_string(), n);
+            }
+        }
+        let oldest = r.opt_int(0)?;
+        Ok(Self {
+            depth_by_priority,
+            waiting: depth.iter().map(|(_, n)| n).sum(),
+            oldest_waiting_age_s: oldest.map_or(0.0, |o| (now - o).max(0) as f64 / 1000.0),
+            leased: r.int(1)?,
+            dead: r.int(2)?,
+            deepest_user_waiting: r.int(3)?,
+        })
+    }
 }
 
 /// The three tiers that can be edited.

@@ -258,6 +258,28 @@ impl EditSql for WriteTx<'_, '_> {
         }
         Ok(())
     }
+
+    fn delete_job_tiers_of(&mut self, user: &str) -> anyhow::Result<u64> {
+        Ok(self.tx.execute(
+            "DELETE FROM job_tiers WHERE job_id IN (SELECT job_id FROM jobs WHERE user_id = $1)",
+            &[&user],
+        )?)
+    }
+
+    fn delete_rows_of(&mut self, table: &'static str, user: &str) -> anyhow::Result<u64> {
+        Ok(self
+            .tx
+            .execute(&format!("DELETE FROM {table} WHERE user_id = $1"), &[&user])?)
+    }
+
+    fn mark_forgotten(&mut self, user: &str, now: i64) -> anyhow::Result<()> {
+        self.tx.execute(
+            "INSERT INTO forgotten_users (user_id, forgotten_ms) VALUES ($1, $2)
+             ON CONFLICT (user_id) DO UPDATE SET forgotten_ms = EXCLUDED.forgotten_ms",
+            &[&user, &now],
+        )?;
+        Ok(())
+    }
 }
 
 impl PgStore {

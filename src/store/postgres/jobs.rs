@@ -5,8 +5,6 @@
 
 use std::collections::HashMap;
 
-use anyhow::Context;
-
 use crate::job::{JobState, Priority, ReflectionJob, Tier};
 use crate::store::jobs::{JobSql, StoredTurn};
 use crate::store::now_ms;
@@ -82,50 +80,6 @@ impl PgStore {
                 &[],
             )?
             .get(0))
-        })
-    }
-
-    /// See [`crate::store::SqliteStore::claim_jobs`]. `FOR UPDATE SKIP LOCKED`: workers of
-    /// several processes claim disjoint jobs without waiting for each other.
-    pub fn claim_jobs(
-        &self,
-        owner: &str,
-        n: usize,
-        lease_ms: i64,
-    ) -> anyhow::Result<Vec<ClaimedJob>> {
-        self.write(|tx| {
-            let now = now_ms();
-            tx.execute(
-                "UPDATE jobs SET state = 'retrying', lease_owner = NULL, lease_expires_ms = NULL,
-                        available_ms = $1, updated_ms = $1,
-                        last_error = 'lease expired: the worker stopped or crashed while processing'
-                 WHERE job_id IN (SELECT job_id FROM jobs WHERE state = 'processing' AND lease_expires_ms < $1
-                                  FOR UPDATE SKIP LOCKED)",
-                &[&now],
-            )?;
-            let rows = tx.query(
-                "UPDATE jobs SET state = 'processing', lease_owner = $1, lease_expires_ms = $2,
-                        attempts = attempts + 1, updated_ms = $3
-                 WHERE job_id IN (SELECT job_id FROM jobs
-                                  WHERE state IN ('queued', 'retrying') AND available_ms <= $3
-                                  ORDER BY priority DESC, available_ms LIMIT $4
-                                  FOR UPDATE SKIP LOCKED)
-                 RETURNING payload, attempts, max_retries",
-                &[&owner, &(now + lease_ms), &now, &(n as i64)],
-            )?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in rows {
-                let payload: String = r.get(0);
-                let job: ReflectionJob = serde_json::from_str(&payload)
-                    .context("a stored job payload does not decode")?;
-                out.push(ClaimedJob {
-                    job,
-                    attempts: r.get::<_, i64>(1) as u32,
-                    max_retries: r.get::<_, i64>(2) as u32,
-                });
-            }
-            out.sort_by_key(|c| std::cmp::Reverse(c.job.priority));
-            Ok(out)
         })
     }
 
@@ -205,33 +159,6 @@ impl PgStore {
                 &[&job_id, &reason, &now_ms()],
             )?;
             Ok(())
-        })
-    }
-
-    /// See [`crate::store::SqliteStore::replay_dead`].
-    pub fn replay_dead(&self, job_ids: &[String]) -> anyhow::Result<(usize, Vec<String>)> {
-        let outbox = self.is_outbox();
-        self.write(|tx| {
-            let now = now_ms();
-            let sql = "UPDATE jobs SET state = 'queued', attempts = 0, available_ms = $1, updated_ms = $1,
-                              dead_reason = NULL,
-                              published_ms = CASE WHEN $2 THEN NULL ELSE published_ms END
-                       WHERE state = 'dead'";
-            if job_ids.is_empty() {
-                return Ok((tx.execute(sql, &[&now, &outbox])? as usize, Vec::new()));
-            }
-            let rows = tx.query(
-                &format!("{sql} AND job_id = ANY($3) RETURNING job_id"),
-                &[&now, &outbox, &job_ids],
-            )?;
-            let replayed: std::collections::HashSet<String> =
-                rows.iter().map(|r| r.get(0)).collect();
-            let not_dead = job_ids
-                .iter()
-                .filter(|id| !replayed.contains(*id))
-                .cloned()
-                .collect();
-            Ok((replayed.len(), not_dead))
         })
     }
 
@@ -327,41 +254,13 @@ impl PgStore {
     pub fn queue_status(&self) -> anyhow::Result<QueueStatus> {
         let now = now_ms();
         self.read(|c| {
-            let mut depth: HashMap<String, i64> =
-                [Priority::Low, Priority::Normal, Priority::High, Priority::Urgent]
-                    .iter()
-                    .map(|p| (p.name().to_string(), 0))
-                    .collect();
-            let mut waiting = 0;
-            for r in c.query(
-                "SELECT priority, count(*) FROM jobs WHERE state IN ('queued', 'retrying') GROUP BY priority",
-                &[],
-            )? {
-                let (p, n): (i64, i64) = (r.get(0), r.get(1));
-                waiting += n;
-                if let Some(p) = Priority::from_i64(p) {
-                    depth.insert(p.name().to_string(), n);
-                }
-            }
-            let r = c.query_one(
-                "SELECT (SELECT min(available_ms) FROM jobs WHERE state IN ('queued', 'retrying') AND available_ms <= $1),
-                        (SELECT count(*) FROM jobs WHERE state = 'processing'),
-                        (SELECT count(*) FROM jobs WHERE state = 'dead'),
-                        (SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM jobs
-                             WHERE state IN ('queued', 'retrying') GROUP BY user_id) per_user)",
-                &[&now],
-            )?;
-            let oldest: Option<i64> = r.get(0);
-            Ok(QueueStatus {
-                depth_by_priority: depth,
-                waiting,
-                oldest_waiting_age_s: oldest
-                    .map(|o| (now - o).max(0) as f64 / 1000.0)
-                    .unwrap_or(0.0),
-                leased: r.get(1),
-                dead: r.get(2),
-                deepest_user_waiting: r.get(3),
-            })
+            let depth: Vec<(i64, i64)> = c
+                .query(QUEUE_DEPTH_SELECT, &[])?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            let r = c.query_one(&dollar_params(QUEUE_COUNTS_SELECT), &[&now])?;
+            Ok(QueueStatus::from_columns(&depth, &r, now)?)
         })
     }
 }
@@ -508,5 +407,60 @@ impl JobSql for WriteTx<'_, '_> {
             &[&job_id, &owner, &lease_expires_ms, &now],
         )?;
         Ok(())
+    }
+
+    fn expire_leases(&mut self, now: i64) -> anyhow::Result<u64> {
+        Ok(self.tx.execute(
+            "UPDATE jobs SET state = 'retrying', lease_owner = NULL, lease_expires_ms = NULL,
+                    available_ms = $1, updated_ms = $1,
+                    last_error = 'lease expired: the worker stopped or crashed while processing'
+             WHERE job_id IN (SELECT job_id FROM jobs WHERE state = 'processing' AND lease_expires_ms < $1
+                              FOR UPDATE SKIP LOCKED)",
+            &[&now],
+        )?)
+    }
+
+    /// `FOR UPDATE SKIP LOCKED`: workers of several processes claim disjoint jobs without
+    /// waiting for each other.
+    fn lease_due(
+        &mut self,
+        owner: &str,
+        lease_expires_ms: i64,
+        now: i64,
+        n: usize,
+    ) -> anyhow::Result<Vec<(String, i64, i64)>> {
+        let rows = self.tx.query(
+            "UPDATE jobs SET state = 'processing', lease_owner = $1, lease_expires_ms = $2,
+                    attempts = attempts + 1, updated_ms = $3
+             WHERE job_id IN (SELECT job_id FROM jobs
+                              WHERE state IN ('queued', 'retrying') AND available_ms <= $3
+                              ORDER BY priority DESC, available_ms LIMIT $4
+                              FOR UPDATE SKIP LOCKED)
+             RETURNING payload, attempts, max_retries",
+            &[&owner, &lease_expires_ms, &now, &(n as i64)],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    fn requeue_dead(
+        &mut self,
+        job_id: Option<&str>,
+        now: i64,
+        unpublish: bool,
+    ) -> anyhow::Result<u64> {
+        const SQL: &str =
+            "UPDATE jobs SET state = 'queued', attempts = 0, available_ms = $1, updated_ms = $1,
+                    dead_reason = NULL,
+                    published_ms = CASE WHEN $2 THEN NULL ELSE published_ms END
+             WHERE state = 'dead'";
+        Ok(match job_id {
+            None => self.tx.execute(SQL, &[&now, &unpublish])?,
+            Some(id) => self
+                .tx
+                .execute(&format!("{SQL} AND job_id = $3"), &[&now, &unpublish, &id])?,
+        })
     }
 }

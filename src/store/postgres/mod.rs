@@ -391,6 +391,16 @@ pub(crate) fn vector_text(v: &[f32]) -> String {
     s
 }
 
+/// A statement written for SQLite (`?1` … `?9`, `instr`) in PostgreSQL's spelling (`$1` …
+/// `$9`, `strpos`), for the statements both backends share (`store/model.rs`).
+pub(crate) fn dollar_params(sql: &str) -> String {
+    let mut out = sql.replace("instr(", "strpos(");
+    for n in (1..=9).rev() {
+        out = out.replace(&format!("?{n}"), &format!("${n}"));
+    }
+    out
+}
+
 /// Take the per-user advisory lock for the rest of the transaction: a user's tier commits
 /// and edits run one at a time across every process (see the module documentation).
 pub(crate) fn lock_user(tx: &mut ::postgres::Transaction, user: &str) -> anyhow::Result<()> {

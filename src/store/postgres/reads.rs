@@ -453,45 +453,6 @@ impl PgStore {
             Ok(UserStats::from_columns(user_id, &r, jobs)?)
         })
     }
-
-    /// Forget a user: every tier, their jobs and tier records (rows removed per table, as
-    /// SQLite reports them), and remember that they were forgotten (`forgotten_users`), so
-    /// that a job of theirs arriving later is dropped. Under the user's lock: a tier commit
-    /// in flight finishes first (and its rows are deleted here) or finds its job gone.
-    pub fn forget_user(&self, user_id: &str) -> anyhow::Result<Value> {
-        self.write(|tx| {
-            lock_user(tx, user_id)?;
-            let mut removed = serde_json::Map::new();
-            let n = tx.execute(
-                "DELETE FROM job_tiers WHERE job_id IN (SELECT job_id FROM jobs WHERE user_id = $1)",
-                &[&user_id],
-            )?;
-            removed.insert("job_tiers".into(), n.into());
-            for table in [
-                "relations",
-                "entity_aliases",
-                "entities",
-                "rules",
-                "episodes",
-                "turns",
-                "jobs",
-                "memory_edits",
-                "short_term_summaries",
-            ] {
-                let n = tx.execute(
-                    &format!("DELETE FROM {table} WHERE user_id = $1"),
-                    &[&user_id],
-                )?;
-                removed.insert(table.into(), n.into());
-            }
-            tx.execute(
-                "INSERT INTO forgotten_users (user_id, forgotten_ms) VALUES ($1, $2)
-                 ON CONFLICT (user_id) DO UPDATE SET forgotten_ms = EXCLUDED.forgotten_ms",
-                &[&user_id, &now_ms()],
-            )?;
-            Ok(Value::Object(removed))
-        })
-    }
 }
 
 impl PgStore {
@@ -502,12 +463,7 @@ impl PgStore {
         limit: usize,
         offset: usize,
     ) -> anyhow::Result<(Vec<UserSummary>, i64)> {
-        let pg = |sql: &str| {
-            sql.replace("?1", "$1")
-                .replace("?2", "$2")
-                .replace("?3", "$3")
-                .replace("instr(", "strpos(")
-        };
+        let pg = dollar_params;
         self.read(|c| {
             let total: i64 = c.query_one(&pg(USER_COUNT_SELECT), &[&query])?.get(0);
             let ids: Vec<String> = c

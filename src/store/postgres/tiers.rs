@@ -3,7 +3,7 @@
 //! (`window.rs`) and the edits (`edits.rs`) too; the SQLite backend's statements and methods
 //! of the same names are the reference behaviour. Where the SQL differs:
 //!
-//! - Every tier commit and [`PgStore::fold_short_term`] and [`PgStore::forget_user`] take the
+//! - Every tier commit and [`PgStore::fold_short_term`] and forgetting a user ([`crate::store::edits::forget_user`]) take the
 //!   per-user advisory lock ([`super::lock_user`]) first: SQLite's single writer serialises
 //!   them, here several processes commit at once (see the module documentation of
 //!   [`super`]). Forgetting takes it too, so a commit that found its job row cannot write

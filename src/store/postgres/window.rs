@@ -1,89 +1,31 @@
-//! PostgreSQL: the Tier 1 window and retention, as the SQLite methods of the same names
-//! (`src/store/sqlite/window.rs`); the fold takes the user's lock.
+//! PostgreSQL: the statements of the Tier 1 fold ([`crate::store::window`], where the flow
+//! and its documentation are), the running summary and retention, as the SQLite methods of
+//! the same names (`src/store/sqlite/window.rs`); the fold takes the user's lock and runs in
+//! one transaction, so every turn it reads is still unfolded when it marks them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use crate::store::derive::{append_to_summary, trim_summary, window_edge};
+use crate::store::ms_to_rfc3339;
+use crate::store::window::{self, FoldReadSql, FoldSql, FoldTurn, UnfoldedTurn};
 use crate::store::*;
-use crate::store::{ms_to_rfc3339, now_ms};
 
+use super::tiers::WriteTx;
 use super::*;
 
 impl PgStore {
-    /// Fold `user`'s turns beyond `w` into the running summary, in one transaction under the
-    /// user's lock (see [`crate::store::SqliteStore::fold_short_term`]). Returns the number
-    /// of turns folded.
+    /// Fold `user`'s turns beyond `w` into the running summary (see
+    /// [`crate::store::window`]), finding and folding them in one transaction under the
+    /// user's lock. Returns the number of turns folded.
     pub fn fold_short_term(&self, user: &str, w: Window) -> anyhow::Result<usize> {
+        let vectors = self.vectors;
         self.write(|tx| {
             lock_user(tx, user)?;
-            // The window's edge from the newest `max_turns + 1` unfolded turns, then the
-            // reflected turns at or past it, oldest first, at most FOLD_BATCH (partial index
-            // turns_foldable: turns still queued are never read).
-            let newest = tx.query(
-                "SELECT ts_ms, created_ms, id, user_message, assistant_response FROM turns
-                 WHERE user_id = $1 AND NOT folded
-                 ORDER BY ts_ms DESC, created_ms DESC, id DESC LIMIT $2",
-                &[&user, &(w.max_turns as i64 + 1)],
-            )?;
-            let edge = window_edge(w, newest.iter().map(|r| (r.get(3), r.get(4))))
-                .map(|i| &newest[i])
-                .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, &str>(2)));
-            let Some((edge_ts, edge_created, edge_id)) = edge else {
-                return Ok(0);
-            };
-            let past = tx.query(
-                "SELECT id, job_id, ts_ms FROM turns
-                 WHERE user_id = $1 AND NOT folded AND reflected
-                   AND (ts_ms, created_ms, id) <= ($2, $3, $4)
-                 ORDER BY ts_ms, created_ms, id LIMIT $5",
-                &[&user, &edge_ts, &edge_created, &edge_id, &(FOLD_BATCH as i64)],
-            )?;
-            // (id, job id, ts_ms) of the reflected turns beyond the window, oldest first.
-            let overflow: Vec<(&str, &str, i64)> = past
-                .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2)))
-                .collect();
+            let mut tx = WriteTx { tx, vectors };
+            let overflow = window::overflow(&mut tx, user, w)?;
             if overflow.is_empty() {
                 return Ok(0);
             }
-            let (mut summary, mut folded, mut through): (String, i64, i64) = tx
-                .query_opt(
-                    "SELECT summary, folded_turns, through_ms FROM short_term_summaries WHERE user_id = $1",
-                    &[&user],
-                )?
-                .map(|r| (r.get(0), r.get(1), r.get(2)))
-                .unwrap_or_default();
-            let ids: Vec<&str> = overflow.iter().map(|o| o.0).collect();
-            let jobs: Vec<&str> = overflow.iter().map(|o| o.1).collect();
-            // One episode per job at most (`episodes.job_id` is unique).
-            let texts: HashMap<String, String> = tx
-                .query(
-                    "SELECT job_id, text FROM episodes WHERE user_id = $1 AND job_id = ANY($2)",
-                    &[&user, &jobs],
-                )?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect();
-            for (_, job_id, ts) in &overflow {
-                append_to_summary(&mut summary, texts.get(*job_id).map(String::as_str));
-                folded += 1;
-                through = through.max(*ts);
-            }
-            tx.execute(
-                "UPDATE turns SET folded = TRUE WHERE user_id = $1 AND id = ANY($2)",
-                &[&user, &ids],
-            )?;
-            // Bounded: keep the newest lines within half the window's tokens.
-            let summary = trim_summary(&summary, w.max_tokens / 2);
-            tx.execute(
-                "INSERT INTO short_term_summaries (user_id, summary, folded_turns, through_ms, updated_ms)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (user_id) DO UPDATE SET summary = EXCLUDED.summary,
-                     folded_turns = EXCLUDED.folded_turns, through_ms = EXCLUDED.through_ms,
-                     updated_ms = EXCLUDED.updated_ms",
-                &[&user, &summary, &folded, &through, &now_ms()],
-            )?;
-            Ok(overflow.len())
+            window::fold(&mut tx, user, w, &overflow)
         })
     }
 
@@ -122,5 +64,107 @@ impl PgStore {
             )?;
             Ok((jobs as usize, turns as usize))
         })
+    }
+}
+
+impl FoldReadSql for WriteTx<'_, '_> {
+    fn newest_unfolded(&mut self, user: &str, n: usize) -> anyhow::Result<Vec<UnfoldedTurn>> {
+        let rows = self.tx.query(
+            "SELECT ts_ms, created_ms, id, user_message, assistant_response FROM turns
+             WHERE user_id = $1 AND NOT folded
+             ORDER BY ts_ms DESC, created_ms DESC, id DESC LIMIT $2",
+            &[&user, &(n as i64)],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| UnfoldedTurn {
+                ts_ms: r.get(0),
+                created_ms: r.get(1),
+                id: r.get(2),
+                user_message: r.get(3),
+                assistant_response: r.get(4),
+            })
+            .collect())
+    }
+
+    fn foldable(
+        &mut self,
+        user: &str,
+        edge: &UnfoldedTurn,
+        limit: usize,
+    ) -> anyhow::Result<Vec<FoldTurn>> {
+        let rows = self.tx.query(
+            "SELECT id, job_id, ts_ms FROM turns
+             WHERE user_id = $1 AND NOT folded AND reflected
+               AND (ts_ms, created_ms, id) <= ($2, $3, $4)
+             ORDER BY ts_ms, created_ms, id LIMIT $5",
+            &[
+                &user,
+                &edge.ts_ms,
+                &edge.created_ms,
+                &edge.id,
+                &(limit as i64),
+            ],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| FoldTurn {
+                id: r.get(0),
+                job_id: r.get(1),
+                ts_ms: r.get(2),
+            })
+            .collect())
+    }
+}
+
+impl FoldSql for WriteTx<'_, '_> {
+    fn mark_folded(&mut self, user: &str, ids: &[&str]) -> anyhow::Result<HashSet<String>> {
+        let rows = self.tx.query(
+            "UPDATE turns SET folded = TRUE WHERE user_id = $1 AND id = ANY($2) AND NOT folded AND reflected
+             RETURNING id",
+            &[&user, &ids],
+        )?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn episode_texts(
+        &mut self,
+        user: &str,
+        job_ids: &[&str],
+    ) -> anyhow::Result<HashMap<String, String>> {
+        let rows = self.tx.query(
+            "SELECT job_id, text FROM episodes WHERE user_id = $1 AND job_id = ANY($2)",
+            &[&user, &job_ids],
+        )?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn running_summary(&mut self, user: &str) -> anyhow::Result<Option<(String, i64, i64)>> {
+        Ok(self
+            .tx
+            .query_opt(
+                "SELECT summary, folded_turns, through_ms FROM short_term_summaries WHERE user_id = $1",
+                &[&user],
+            )?
+            .map(|r| (r.get(0), r.get(1), r.get(2))))
+    }
+
+    fn write_summary(
+        &mut self,
+        user: &str,
+        summary: &str,
+        folded_turns: i64,
+        through_ms: i64,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        self.tx.execute(
+            "INSERT INTO short_term_summaries (user_id, summary, folded_turns, through_ms, updated_ms)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (user_id) DO UPDATE SET summary = EXCLUDED.summary,
+                 folded_turns = EXCLUDED.folded_turns, through_ms = EXCLUDED.through_ms,
+                 updated_ms = EXCLUDED.updated_ms",
+            &[&user, &summary, &folded_turns, &through_ms, &now],
+        )?;
+        Ok(())
     }
 }

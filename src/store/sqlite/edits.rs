@@ -206,6 +206,33 @@ impl EditSql for WriteTx<'_, '_> {
         }
         Ok(())
     }
+
+    fn delete_job_tiers_of(&mut self, user: &str) -> anyhow::Result<u64> {
+        let n = self.0.execute(
+            "DELETE FROM job_tiers WHERE job_id IN (SELECT job_id FROM jobs WHERE user_id = ?1)",
+            [user],
+        )?;
+        Ok(n as u64)
+    }
+
+    fn delete_rows_of(&mut self, table: &'static str, user: &str) -> anyhow::Result<u64> {
+        let n = self
+            .0
+            .execute(&format!("DELETE FROM {table} WHERE user_id = ?1"), [user])?;
+        Ok(n as u64)
+    }
+
+    fn mark_forgotten(&mut self, user: &str, now: i64) -> anyhow::Result<()> {
+        // Derived from episodes (its trigger left the row at zero): no trace stays.
+        self.0
+            .execute("DELETE FROM episode_stamps WHERE user_id = ?1", [user])?;
+        self.0.execute(
+            "INSERT INTO forgotten_users (user_id, forgotten_ms) VALUES (?1, ?2)
+             ON CONFLICT (user_id) DO UPDATE SET forgotten_ms = excluded.forgotten_ms",
+            params![user, now],
+        )?;
+        Ok(())
+    }
 }
 
 impl SqliteStore {

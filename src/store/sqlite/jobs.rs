@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::job::{JobState, Priority, ReflectionJob, Tier};
@@ -88,58 +87,6 @@ impl SqliteStore {
 
     // ---------------------------------------------------------------- embedded queue
 
-    /// Lease up to `n` due jobs to `owner` for `lease_ms`, highest priority first. Jobs whose
-    /// lease expired (their worker died) are made due again first. Increments `attempts`.
-    pub fn claim_jobs(
-        &self,
-        owner: &str,
-        n: usize,
-        lease_ms: i64,
-    ) -> anyhow::Result<Vec<ClaimedJob>> {
-        let now = now_ms();
-        // INDEXED BY: left to itself the planner takes `jobs_by_state` for the state test and
-        // sorts every waiting job to find the first — 50 ms with 40k jobs queued, holding the
-        // writer lock. The partial indexes hold exactly the candidates, in the order wanted.
-        self.write(|tx| {
-            tx.prepare_cached(
-                "UPDATE jobs INDEXED BY jobs_leased SET state = 'retrying', lease_owner = NULL, lease_expires_ms = NULL,
-                        available_ms = ?1, updated_ms = ?1,
-                        last_error = 'lease expired: the worker stopped or crashed while processing'
-                 WHERE state = 'processing' AND lease_expires_ms < ?1",
-            )?
-            .execute([now])?;
-            let mut stmt = tx.prepare_cached(
-                "UPDATE jobs SET state = 'processing', lease_owner = ?1, lease_expires_ms = ?2,
-                        attempts = attempts + 1, updated_ms = ?3
-                 WHERE job_id IN (SELECT job_id FROM jobs INDEXED BY jobs_claimable
-                                  WHERE state IN ('queued', 'retrying') AND available_ms <= ?3
-                                  ORDER BY priority DESC, available_ms LIMIT ?4)
-                 RETURNING payload, attempts, max_retries",
-            )?;
-            let rows = stmt.query_map(params![owner, now + lease_ms, now, n as i64], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (payload, attempts, max_retries) = row?;
-                let job: ReflectionJob = serde_json::from_str(&payload)
-                    .context("a stored job payload does not decode")?;
-                out.push(ClaimedJob {
-                    job,
-                    attempts: attempts as u32,
-                    max_retries: max_retries as u32,
-                });
-            }
-            // Highest priority first, as the subquery chose them (RETURNING order is unspecified).
-            out.sort_by_key(|c| std::cmp::Reverse(c.job.priority));
-            Ok(out)
-        })
-    }
-
     /// Tiers of a job that already committed (skipped on a retry or re-delivery).
     pub fn completed_tiers(&self, job_id: &str) -> anyhow::Result<Vec<Tier>> {
         self.read(|c| {
@@ -217,34 +164,6 @@ impl SqliteStore {
             )?
             .execute(params![job_id, reason, now_ms()])?;
             Ok(())
-        })
-    }
-
-    /// Put dead jobs back in the queue with fresh attempts (failed tiers only will run, the
-    /// committed ones are skipped). `job_ids` empty = every dead job. Returns how many, and
-    /// the given ids that are unknown or not dead.
-    pub fn replay_dead(&self, job_ids: &[String]) -> anyhow::Result<(usize, Vec<String>)> {
-        let now = now_ms();
-        // RabbitMQ mode: unpublished again, so the relay puts the job back on the broker.
-        let outbox = self.is_outbox();
-        self.write(|tx| {
-            let sql = "UPDATE jobs SET state = 'queued', attempts = 0, available_ms = ?1, updated_ms = ?1,
-                              dead_reason = NULL,
-                              published_ms = CASE WHEN ?2 THEN NULL ELSE published_ms END
-                       WHERE state = 'dead'";
-            if job_ids.is_empty() {
-                return Ok((tx.execute(sql, params![now, outbox])?, Vec::new()));
-            }
-            let mut n = 0;
-            let mut not_dead = Vec::new();
-            let mut stmt = tx.prepare(&format!("{sql} AND job_id = ?3"))?;
-            for id in job_ids {
-                match stmt.execute(params![now, outbox, id])? {
-                    0 => not_dead.push(id.clone()),
-                    k => n += k,
-                }
-            }
-            Ok((n, not_dead))
         })
     }
 
@@ -338,44 +257,17 @@ impl SqliteStore {
         })
     }
 
+    /// Counts and ages of the queue (see [`QueueStatus`]).
     pub fn queue_status(&self) -> anyhow::Result<QueueStatus> {
         let now = now_ms();
         self.read(|c| {
-            let mut depth: HashMap<String, i64> = [Priority::Low, Priority::Normal, Priority::High, Priority::Urgent]
-                .iter()
-                .map(|p| (p.name().to_string(), 0))
-                .collect();
-            let mut stmt = c.prepare(
-                "SELECT priority, count(*) FROM jobs WHERE state IN ('queued', 'retrying') GROUP BY priority",
-            )?;
-            let mut waiting = 0;
-            for r in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
-                let (p, n) = r?;
-                waiting += n;
-                if let Some(p) = Priority::from_i64(p) {
-                    depth.insert(p.name().to_string(), n);
-                }
-            }
-            let oldest: Option<i64> = c.query_row(
-                "SELECT min(available_ms) FROM jobs WHERE state IN ('queued', 'retrying') AND available_ms <= ?1",
-                [now],
-                |r| r.get(0),
-            )?;
-            let leased: i64 = c.query_row("SELECT count(*) FROM jobs WHERE state = 'processing'", [], |r| r.get(0))?;
-            let dead: i64 = c.query_row("SELECT count(*) FROM jobs WHERE state = 'dead'", [], |r| r.get(0))?;
-            let deepest_user_waiting: i64 = c.query_row(
-                "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM jobs WHERE state IN ('queued', 'retrying') GROUP BY user_id)",
-                [],
-                |r| r.get(0),
-            )?;
-            Ok(QueueStatus {
-                depth_by_priority: depth,
-                waiting,
-                oldest_waiting_age_s: oldest.map(|o| (now - o).max(0) as f64 / 1000.0).unwrap_or(0.0),
-                leased,
-                dead,
-                deepest_user_waiting,
-            })
+            let depth: Vec<(i64, i64)> = c
+                .prepare_cached(QUEUE_DEPTH_SELECT)?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            Ok(c.query_row(QUEUE_COUNTS_SELECT, [now], |r| {
+                QueueStatus::from_columns(&depth, r, now)
+            })?)
         })
     }
 }
@@ -533,6 +425,68 @@ impl JobSql for WriteTx<'_, '_> {
             params![job_id, owner, lease_expires_ms, now],
         )?;
         Ok(())
+    }
+
+    fn expire_leases(&mut self, now: i64) -> anyhow::Result<u64> {
+        // INDEXED BY (here and below): left to itself the planner takes `jobs_by_state` for
+        // the state test and sorts every waiting job to find the first — 50 ms with 40k jobs
+        // queued, holding the writer lock. The partial indexes hold exactly the candidates,
+        // in the order wanted.
+        let n = self
+            .0
+            .prepare_cached(
+                "UPDATE jobs INDEXED BY jobs_leased SET state = 'retrying', lease_owner = NULL, lease_expires_ms = NULL,
+                        available_ms = ?1, updated_ms = ?1,
+                        last_error = 'lease expired: the worker stopped or crashed while processing'
+                 WHERE state = 'processing' AND lease_expires_ms < ?1",
+            )?
+            .execute([now])?;
+        Ok(n as u64)
+    }
+
+    fn lease_due(
+        &mut self,
+        owner: &str,
+        lease_expires_ms: i64,
+        now: i64,
+        n: usize,
+    ) -> anyhow::Result<Vec<(String, i64, i64)>> {
+        let mut stmt = self.0.prepare_cached(
+            "UPDATE jobs SET state = 'processing', lease_owner = ?1, lease_expires_ms = ?2,
+                    attempts = attempts + 1, updated_ms = ?3
+             WHERE job_id IN (SELECT job_id FROM jobs INDEXED BY jobs_claimable
+                              WHERE state IN ('queued', 'retrying') AND available_ms <= ?3
+                              ORDER BY priority DESC, available_ms LIMIT ?4)
+             RETURNING payload, attempts, max_retries",
+        )?;
+        let rows = stmt.query_map(params![owner, lease_expires_ms, now, n as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn requeue_dead(
+        &mut self,
+        job_id: Option<&str>,
+        now: i64,
+        unpublish: bool,
+    ) -> anyhow::Result<u64> {
+        const SQL: &str =
+            "UPDATE jobs SET state = 'queued', attempts = 0, available_ms = ?1, updated_ms = ?1,
+                    dead_reason = NULL,
+                    published_ms = CASE WHEN ?2 THEN NULL ELSE published_ms END
+             WHERE state = 'dead'";
+        let n = match job_id {
+            None => self
+                .0
+                .prepare_cached(SQL)?
+                .execute(params![now, unpublish])?,
+            Some(id) => self
+                .0
+                .prepare_cached(&format!("{SQL} AND job_id = ?3"))?
+                .execute(params![now, unpublish, id])?,
+        };
+        Ok(n as u64)
     }
 }
 

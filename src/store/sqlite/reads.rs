@@ -398,33 +398,6 @@ impl SqliteStore {
             })?)
         })
     }
-
-    /// Forget a user: every tier, their jobs and tier records; the user is recorded in
-    /// `forgotten_users` so that a job of theirs still in a broker is dropped on arrival
-    /// ([`Delivery::Forgotten`]). Returns rows removed per table.
-    pub fn forget_user(&self, user_id: &str) -> anyhow::Result<Value> {
-        self.write(|tx| {
-            let mut removed = serde_json::Map::new();
-            let n = tx.execute(
-                "DELETE FROM job_tiers WHERE job_id IN (SELECT job_id FROM jobs WHERE user_id = ?1)",
-                [user_id],
-            )?;
-            removed.insert("job_tiers".into(), n.into());
-            for table in ["relations", "entity_aliases", "entities", "rules", "episodes", "turns", "jobs", "memory_edits", "short_term_summaries"] {
-                let n = tx.execute(&format!("DELETE FROM {table} WHERE user_id = ?1"), [user_id])?;
-                removed.insert(table.into(), n.into());
-            }
-            // Derived from episodes (its trigger left the row at zero): no trace stays.
-            tx.execute("DELETE FROM episode_stamps WHERE user_id = ?1", [user_id])?;
-            // Jobs of this user still in a broker are dropped when they arrive.
-            tx.execute(
-                "INSERT INTO forgotten_users (user_id, forgotten_ms) VALUES (?1, ?2)
-                 ON CONFLICT (user_id) DO UPDATE SET forgotten_ms = excluded.forgotten_ms",
-                params![user_id, now_ms()],
-            )?;
-            Ok(Value::Object(removed))
-        })
-    }
 }
 
 impl SqliteStore {

@@ -1,97 +1,30 @@
 //! SQLite: the Tier 1 window (folding turns beyond a user's window into a running summary)
 //! and retention. Both run in the reflector, never on the request path.
 
-use rusqlite::{OptionalExtension, params};
+use std::collections::{HashMap, HashSet};
 
-use crate::store::derive::{append_to_summary, trim_summary, window_edge};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::store::window::{self, FoldReadSql, FoldSql, FoldTurn, UnfoldedTurn};
 use crate::store::*;
-use crate::store::{SqliteStore, ms_to_rfc3339, now_ms};
+use crate::store::{SqliteStore, ms_to_rfc3339};
+
+use super::WriteTx;
 
 impl SqliteStore {
-    /// Fold `user`'s turns beyond `w` into the summary. Only reflected turns are folded (a
-    /// turn still waiting for its job stays until it is reflected), in time order; a folded
-    /// turn adds its episode's text (filler turns, which kept no episode, add nothing).
-    /// Returns the number of turns folded.
+    /// Fold `user`'s turns beyond `w` into the running summary: see
+    /// [`crate::store::window`]. Returns the number of turns folded.
     ///
     /// Runs after every job, so it must not hold the single writer (and with it the fast
-    /// path's group commit) for long: the window's edge and the overflow are found by reads
-    /// on a reader connection (the newest `max_turns + 1` unfolded turns, then the reflected
-    /// unfolded turns at or past the edge, at most [`FOLD_BATCH`], from the partial index
-    /// `turns_foldable`, so turns still queued are never walked); the write transaction only
-    /// marks those turns (each only if still unfolded: a concurrent fold is not repeated) and
-    /// rewrites the summary. Nothing to fold, the usual case, takes no write at all.
+    /// path's group commit) for long: the turns to fold are found on a reader connection, and
+    /// the write transaction only marks them and rewrites the summary. Nothing to fold, the
+    /// usual case, takes no write at all.
     pub fn fold_short_term(&self, user: &str, w: Window) -> anyhow::Result<usize> {
-        type Overflow = Vec<(String, String, i64)>;
-        let overflow: Overflow = self.read(|c| {
-            // Newest first; (ts_ms, created_ms, id) orders turns totally.
-            let mut newest = c.prepare_cached(
-                "SELECT ts_ms, created_ms, id, user_message, assistant_response FROM turns
-                 WHERE user_id = ?1 AND folded = 0
-                 ORDER BY ts_ms DESC, created_ms DESC, id DESC LIMIT ?2",
-            )?;
-            let rows: Vec<(i64, i64, String, String, String)> = newest
-                .query_map(params![user, w.max_turns as i64 + 1], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })?
-                .collect::<Result<_, _>>()?;
-            let edge = window_edge(w, rows.iter().map(|r| (r.3.as_str(), r.4.as_str())))
-                .map(|i| (rows[i].0, rows[i].1, rows[i].2.clone()));
-            let Some((ts, created, id)) = edge else {
-                return Ok(Vec::new());
-            };
-            let mut past = c.prepare_cached(
-                "SELECT id, job_id, ts_ms FROM turns INDEXED BY turns_foldable
-                 WHERE user_id = ?1 AND folded = 0 AND reflected = 1
-                   AND (ts_ms, created_ms, id) <= (?2, ?3, ?4)
-                 ORDER BY ts_ms, created_ms, id LIMIT ?5",
-            )?;
-            let out = past
-                .query_map(params![user, ts, created, id, FOLD_BATCH as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?
-                .collect::<Result<_, _>>()?;
-            Ok(out)
-        })?;
+        let overflow = self.read(|mut c| window::overflow(&mut c, user, w))?;
         if overflow.is_empty() {
             return Ok(0);
         }
-        self.write(|tx| {
-            let (mut summary, mut folded, mut through): (String, i64, i64) = tx
-                .query_row(
-                    "SELECT summary, folded_turns, through_ms FROM short_term_summaries WHERE user_id = ?1",
-                    [user],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?
-                .unwrap_or_default();
-            let mut episode = tx.prepare_cached("SELECT text FROM episodes WHERE job_id = ?1")?;
-            let mut mark = tx.prepare_cached(
-                "UPDATE turns SET folded = 1 WHERE user_id = ?1 AND id = ?2 AND folded = 0 AND reflected = 1",
-            )?;
-            let mut n = 0;
-            for (id, job_id, ts) in &overflow {
-                if mark.execute(params![user, id])? == 0 {
-                    continue; // folded meanwhile by another worker, or deleted (or replaced)
-                }
-                let texts: Vec<String> = episode.query_map([job_id], |x| x.get(0))?.collect::<Result<_, _>>()?;
-                append_to_summary(&mut summary, texts.iter().map(String::as_str));
-                folded += 1;
-                n += 1;
-                through = through.max(*ts);
-            }
-            if n == 0 {
-                return Ok(0);
-            }
-            // Bounded: keep the newest lines within half the window's tokens.
-            let summary = trim_summary(&summary, w.max_tokens / 2);
-            tx.execute(
-                "INSERT INTO short_term_summaries (user_id, summary, folded_turns, through_ms, updated_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (user_id) DO UPDATE SET summary = ?2, folded_turns = ?3, through_ms = ?4, updated_ms = ?5",
-                params![user, summary, folded, through, now_ms()],
-            )?;
-            Ok(n)
-        })
+        self.write(|tx| window::fold(&mut WriteTx(tx), user, w, &overflow))
     }
 
     /// The user's running summary, if any turn was folded.
@@ -134,5 +67,112 @@ impl SqliteStore {
             )?;
             Ok((jobs, turns))
         })
+    }
+}
+
+/// The fold's reads, on a reader connection.
+impl FoldReadSql for &Connection {
+    fn newest_unfolded(&mut self, user: &str, n: usize) -> anyhow::Result<Vec<UnfoldedTurn>> {
+        let mut st = self.prepare_cached(
+            "SELECT ts_ms, created_ms, id, user_message, assistant_response FROM turns
+             WHERE user_id = ?1 AND folded = 0
+             ORDER BY ts_ms DESC, created_ms DESC, id DESC LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![user, n as i64], |r| {
+            Ok(UnfoldedTurn {
+                ts_ms: r.get(0)?,
+                created_ms: r.get(1)?,
+                id: r.get(2)?,
+                user_message: r.get(3)?,
+                assistant_response: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn foldable(
+        &mut self,
+        user: &str,
+        edge: &UnfoldedTurn,
+        limit: usize,
+    ) -> anyhow::Result<Vec<FoldTurn>> {
+        let mut st = self.prepare_cached(
+            "SELECT id, job_id, ts_ms FROM turns INDEXED BY turns_foldable
+             WHERE user_id = ?1 AND folded = 0 AND reflected = 1
+               AND (ts_ms, created_ms, id) <= (?2, ?3, ?4)
+             ORDER BY ts_ms, created_ms, id LIMIT ?5",
+        )?;
+        let rows = st.query_map(
+            params![user, edge.ts_ms, edge.created_ms, edge.id, limit as i64],
+            |r| {
+                Ok(FoldTurn {
+                    id: r.get(0)?,
+                    job_id: r.get(1)?,
+                    ts_ms: r.get(2)?,
+                })
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// The fold's statements. The turns were read outside this transaction: each is marked only
+/// if it is still unfolded (another worker may have folded it, or it was deleted meanwhile).
+impl FoldSql for WriteTx<'_, '_> {
+    fn mark_folded(&mut self, user: &str, ids: &[&str]) -> anyhow::Result<HashSet<String>> {
+        let mut mark = self.0.prepare_cached(
+            "UPDATE turns SET folded = 1 WHERE user_id = ?1 AND id = ?2 AND folded = 0 AND reflected = 1",
+        )?;
+        let mut out = HashSet::new();
+        for id in ids {
+            if mark.execute(params![user, id])? > 0 {
+                out.insert(id.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    fn episode_texts(
+        &mut self,
+        user: &str,
+        job_ids: &[&str],
+    ) -> anyhow::Result<HashMap<String, String>> {
+        let mut st = self
+            .0
+            .prepare_cached("SELECT text FROM episodes WHERE job_id = ?1 AND user_id = ?2")?;
+        let mut out = HashMap::new();
+        for job in job_ids {
+            if let Some(text) = st.query_row(params![job, user], |r| r.get(0)).optional()? {
+                out.insert(job.to_string(), text);
+            }
+        }
+        Ok(out)
+    }
+
+    fn running_summary(&mut self, user: &str) -> anyhow::Result<Option<(String, i64, i64)>> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT summary, folded_turns, through_ms FROM short_term_summaries WHERE user_id = ?1",
+            )?
+            .query_row([user], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?)
+    }
+
+    fn write_summary(
+        &mut self,
+        user: &str,
+        summary: &str,
+        folded_turns: i64,
+        through_ms: i64,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        self.0.execute(
+            "INSERT INTO short_term_summaries (user_id, summary, folded_turns, through_ms, updated_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (user_id) DO UPDATE SET summary = ?2, folded_turns = ?3, through_ms = ?4, updated_ms = ?5",
+            params![user, summary, folded_turns, through_ms, now],
+        )?;
+        Ok(())
     }
 }
