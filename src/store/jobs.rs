@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::derive::admission;
 use super::model::{
-    ClaimedJob, Delivery, InsertOutcome, NewTurn, QueueLimits, REFLECT_OWNER, TurnInsert,
+    ClaimedJob, Columns, Delivery, InsertOutcome, NewTurn, QueueLimits, REFLECT_OWNER, TurnInsert,
 };
 use crate::job::{JobState, Priority, ReflectionJob};
 
@@ -32,6 +32,20 @@ pub struct StoredTurn {
     /// The job's priority and state; `None` when the job row is gone.
     pub priority: Option<i64>,
     pub state: Option<String>,
+}
+
+impl StoredTurn {
+    /// From a row of `SELECT t.user_id, t.request_hash, t.job_id, j.priority, j.state FROM
+    /// turns t LEFT JOIN jobs j ON j.job_id = t.job_id`.
+    pub fn from_columns<R: Columns>(r: &R) -> Result<Self, R::Error> {
+        Ok(Self {
+            user_id: r.text(0)?,
+            request_hash: r.text(1)?,
+            job_id: r.text(2)?,
+            priority: r.opt_int(3)?,
+            state: r.opt_text(4)?,
+        })
+    }
 }
 
 /// The statements of the job ledger's flows, one method each. A backend implements it on its

@@ -13,7 +13,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::derive::{append_to_summary, trim_summary, window_edge};
-use super::model::{FOLD_BATCH, Window};
+use super::model::{Columns, FOLD_BATCH, Window};
 
 /// An unfolded turn, as the window's edge is found from it.
 #[derive(Debug, Clone)]
@@ -27,6 +27,20 @@ pub struct UnfoldedTurn {
     pub assistant_response: String,
 }
 
+impl UnfoldedTurn {
+    /// From a row of `SELECT ts_ms, created_ms, id, user_message, assistant_response FROM
+    /// turns`.
+    pub fn from_columns<R: Columns>(r: &R) -> Result<Self, R::Error> {
+        Ok(Self {
+            ts_ms: r.int(0)?,
+            created_ms: r.int(1)?,
+            id: r.text(2)?,
+            user_message: r.text(3)?,
+            assistant_response: r.text(4)?,
+        })
+    }
+}
+
 /// A reflected turn beyond the window, to be folded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FoldTurn {
@@ -35,6 +49,17 @@ pub struct FoldTurn {
     pub job_id: String,
     /// When it happened (ms since the Unix epoch).
     pub ts_ms: i64,
+}
+
+impl FoldTurn {
+    /// From a row of `SELECT id, job_id, ts_ms FROM turns`.
+    pub fn from_columns<R: Columns>(r: &R) -> Result<Self, R::Error> {
+        Ok(Self {
+            id: r.text(0)?,
+            job_id: r.text(1)?,
+            ts_ms: r.int(2)?,
+        })
+    }
 }
 
 /// The reads that find what to fold, on any connection of the store.

@@ -290,20 +290,13 @@ impl PgStore {
         limit: usize,
         offset: usize,
     ) -> anyhow::Result<Vec<EditEntry>> {
-        let (limit, offset) = (
-            limit.min(i64::MAX as usize) as i64,
-            offset.min(i64::MAX as usize) as i64,
-        );
-        self.read(|c| {
-            let rows = c.query(
-                &format!("{EDIT_SELECT} WHERE user_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"),
-                &[&user, &limit, &offset],
-            )?;
-            Ok(rows
-                .iter()
-                .map(EditEntry::from_columns)
-                .collect::<Result<_, _>>()?)
-        })
+        self.page(
+            &format!("{EDIT_SELECT} WHERE user_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"),
+            user,
+            limit,
+            offset,
+            EditEntry::from_columns,
+        )
     }
 
     /// See [`crate::store::SqliteStore::rereflect_job`].

@@ -335,13 +335,7 @@ impl JobSql for WriteTx<'_, '_> {
              FROM turns t LEFT JOIN jobs j ON j.job_id = t.job_id WHERE t.id = $1",
             &[&interaction_id],
         )?;
-        Ok(row.map(|r| StoredTurn {
-            user_id: r.get(0),
-            request_hash: r.get(1),
-            job_id: r.get(2),
-            priority: r.get(3),
-            state: r.get(4),
-        }))
+        Ok(row.map(|r| StoredTurn::from_columns(&r)).transpose()?)
     }
 
     fn insert_turn(

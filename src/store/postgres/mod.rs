@@ -181,6 +181,26 @@ impl PgStore {
             .context("no PostgreSQL connection available (pool exhausted or server down)")
     }
 
+    /// One page of a user's rows: `sql` binds `$1` to `user`, `$2` to `limit` and `$3` to
+    /// `offset` (each clamped to `i64::MAX`); `row` reads each row.
+    pub(crate) fn page<T>(
+        &self,
+        sql: &str,
+        user: &str,
+        limit: usize,
+        offset: usize,
+        row: impl FnMut(&::postgres::Row) -> Result<T, ::postgres::Error>,
+    ) -> anyhow::Result<Vec<T>> {
+        let (limit, offset) = (
+            limit.min(i64::MAX as usize) as i64,
+            offset.min(i64::MAX as usize) as i64,
+        );
+        self.read(|c| {
+            let rows = c.query(sql, &[&user, &limit, &offset])?;
+            Ok(rows.iter().map(row).collect::<Result<_, _>>()?)
+        })
+    }
+
     /// Run `f` on a pooled connection outside any explicit transaction.
     pub(crate) fn read<T>(
         &self,

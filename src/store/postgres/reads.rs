@@ -91,17 +91,14 @@ impl PgStore {
         limit: usize,
         offset: usize,
     ) -> anyhow::Result<Vec<TurnRow>> {
-        self.read(|c| {
-            let rows = c.query(
-                "SELECT id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, job_id, reflected
-                 FROM turns WHERE user_id = $1 ORDER BY ts_ms DESC, created_ms DESC LIMIT $2 OFFSET $3",
-                &[&user_id, &(limit as i64), &(offset as i64)],
-            )?;
-            Ok(rows
-                .iter()
-                .map(TurnRow::from_columns)
-                .collect::<Result<_, _>>()?)
-        })
+        self.page(
+            "SELECT id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, job_id, reflected
+             FROM turns WHERE user_id = $1 ORDER BY ts_ms DESC, created_ms DESC LIMIT $2 OFFSET $3",
+            user_id,
+            limit,
+            offset,
+            TurnRow::from_columns,
+        )
     }
 
     /// Full-text search over the user's episodes: (episode id, score; lower is better, as
@@ -308,15 +305,15 @@ impl PgStore {
         limit: usize,
         offset: usize,
     ) -> anyhow::Result<Vec<EpisodeRow>> {
-        self.read(|c| {
-            let rows = c.query(
-                &format!(
-                    "{EPISODE_SELECT} WHERE user_id = $1 ORDER BY occurred_ms DESC, id DESC LIMIT $2 OFFSET $3"
-                ),
-                &[&user_id, &(limit as i64), &(offset as i64)],
-            )?;
-            Ok(rows.iter().map(episode_from_row).collect::<Result<_, _>>()?)
-        })
+        self.page(
+            &format!(
+                "{EPISODE_SELECT} WHERE user_id = $1 ORDER BY occurred_ms DESC, id DESC LIMIT $2 OFFSET $3"
+            ),
+            user_id,
+            limit,
+            offset,
+            episode_from_row,
+        )
     }
 
     /// Every (normalised name or alias, entity id) of the user.
@@ -363,16 +360,16 @@ impl PgStore {
         limit: usize,
         offset: usize,
     ) -> anyhow::Result<Vec<FactRow>> {
-        self.read(|c| {
-            let rows = c.query(
-                &format!(
-                    "{FACT_SELECT} WHERE r.user_id = $1 AND r.merged_into IS NULL
-                     ORDER BY r.valid_ms DESC, r.id DESC LIMIT $2 OFFSET $3"
-                ),
-                &[&user_id, &(limit as i64), &(offset as i64)],
-            )?;
-            Ok(rows.iter().map(fact_from_row).collect::<Result<_, _>>()?)
-        })
+        self.page(
+            &format!(
+                "{FACT_SELECT} WHERE r.user_id = $1 AND r.merged_into IS NULL
+                 ORDER BY r.valid_ms DESC, r.id DESC LIMIT $2 OFFSET $3"
+            ),
+            user_id,
+            limit,
+            offset,
+            fact_from_row,
+        )
     }
 
     /// One fact of the user by id (see [`crate::store::Reader::fact_by_id`]).
@@ -396,25 +393,24 @@ impl PgStore {
         limit: usize,
         offset: usize,
     ) -> anyhow::Result<Vec<EntityRow>> {
-        self.read(|c| {
-            let rows = c.query(
-                "SELECT e.id, e.name, e.kind,
-                        ARRAY(SELECT a.alias_norm FROM entity_aliases a
-                              WHERE a.user_id = e.user_id AND a.entity_id = e.id AND a.alias_norm <> e.norm_name
-                              ORDER BY a.alias_norm COLLATE \"C\")
-                 FROM entities e WHERE e.user_id = $1 ORDER BY e.id LIMIT $2 OFFSET $3",
-                &[&user_id, &(limit as i64), &(offset as i64)],
-            )?;
-            Ok(rows
-                .iter()
-                .map(|r| EntityRow {
-                    id: r.get(0),
-                    name: r.get(1),
-                    kind: r.get(2),
-                    aliases: r.get(3),
+        self.page(
+            "SELECT e.id, e.name, e.kind,
+                    ARRAY(SELECT a.alias_norm FROM entity_aliases a
+                          WHERE a.user_id = e.user_id AND a.entity_id = e.id AND a.alias_norm <> e.norm_name
+                          ORDER BY a.alias_norm COLLATE \"C\")
+             FROM entities e WHERE e.user_id = $1 ORDER BY e.id LIMIT $2 OFFSET $3",
+            user_id,
+            limit,
+            offset,
+            |r| {
+                Ok(EntityRow {
+                    id: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    kind: r.try_get(2)?,
+                    aliases: r.try_get(3)?,
                 })
-                .collect())
-        })
+            },
+        )
     }
 
     /// Tier 4: rules, active ones only unless `include_superseded`.

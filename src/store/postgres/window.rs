@@ -77,14 +77,8 @@ impl FoldReadSql for WriteTx<'_, '_> {
         )?;
         Ok(rows
             .iter()
-            .map(|r| UnfoldedTurn {
-                ts_ms: r.get(0),
-                created_ms: r.get(1),
-                id: r.get(2),
-                user_message: r.get(3),
-                assistant_response: r.get(4),
-            })
-            .collect())
+            .map(UnfoldedTurn::from_columns)
+            .collect::<Result<_, _>>()?)
     }
 
     fn foldable(
@@ -108,12 +102,8 @@ impl FoldReadSql for WriteTx<'_, '_> {
         )?;
         Ok(rows
             .iter()
-            .map(|r| FoldTurn {
-                id: r.get(0),
-                job_id: r.get(1),
-                ts_ms: r.get(2),
-            })
-            .collect())
+            .map(FoldTurn::from_columns)
+            .collect::<Result<_, _>>()?)
     }
 }
 

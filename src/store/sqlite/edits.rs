@@ -243,15 +243,13 @@ impl SqliteStore {
         limit: usize,
         offset: usize,
     ) -> anyhow::Result<Vec<EditEntry>> {
-        self.read(|c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "{EDIT_SELECT} WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"
-            ))?;
-            let rows = stmt.query_map(params![user, limit as i64, offset as i64], |r| {
-                EditEntry::from_columns(r)
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })
+        self.page(
+            &format!("{EDIT_SELECT} WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"),
+            user,
+            limit,
+            offset,
+            |r| EditEntry::from_columns(r),
+        )
     }
 
     /// Re-reflection of one job: forget its tier records and queue it again, so the

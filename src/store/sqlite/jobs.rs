@@ -344,15 +344,7 @@ impl JobSql for WriteTx<'_, '_> {
                 "SELECT t.user_id, t.request_hash, t.job_id, j.priority, j.state
                  FROM turns t LEFT JOIN jobs j ON j.job_id = t.job_id WHERE t.id = ?1",
             )?
-            .query_row([interaction_id], |r| {
-                Ok(StoredTurn {
-                    user_id: r.get(0)?,
-                    request_hash: r.get(1)?,
-                    job_id: r.get(2)?,
-                    priority: r.get(3)?,
-                    state: r.get(4)?,
-                })
-            })
+            .query_row([interaction_id], |r| StoredTurn::from_columns(r))
             .optional()?)
     }
 

@@ -272,6 +272,27 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// One page of a user's rows on a reader connection: `sql` binds `?1` to `user`, `?2` to
+    /// `limit` and `?3` to `offset` (each clamped to `i64::MAX`); `row` reads each row.
+    pub(crate) fn page<T>(
+        &self,
+        sql: &str,
+        user: &str,
+        limit: usize,
+        offset: usize,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> anyhow::Result<Vec<T>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(sql)?;
+            let (limit, offset) = (
+                limit.min(i64::MAX as usize) as i64,
+                offset.min(i64::MAX as usize) as i64,
+            );
+            let rows = stmt.query_map(rusqlite::params![user, limit, offset], row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
     /// Run `f` on a reader connection (sees every committed write).
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> anyhow::Result<T>) -> anyhow::Result<T> {
         let conn = {

@@ -36,14 +36,8 @@ impl SqliteStore {
         limit: usize,
         offset: usize,
     ) -> anyhow::Result<Vec<TurnRow>> {
-        self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, job_id, reflected
-                 FROM turns WHERE user_id = ?1 ORDER BY ts_ms DESC, created_ms DESC LIMIT ?2 OFFSET ?3",
-            )?;
-            let rows = stmt.query_map(params![user_id, limit as i64, offset as i64], turn_from_row)?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })
+        self.page("SELECT id, user_id, session_id, user_message, assistant_response, ts_ms, metadata, job_id, reflected
+                 FROM turns WHERE user_id = ?1 ORDER BY ts_ms DESC, created_ms DESC LIMIT ?2 OFFSET ?3", user_id, limit, offset, turn_from_row)
     }
 
     /// BM25 over the user's episodes: (episode id, bm25 score; lower is better in SQLite).
@@ -258,13 +252,9 @@ impl SqliteStore {
         limit: usize,
         offset: usize,
     ) -> anyhow::Result<Vec<EpisodeRow>> {
-        self.read(|c| {
-            let mut stmt = c.prepare_cached(&format!(
+        self.page(&format!(
                 "{EPISODE_SELECT} WHERE user_id = ?1 ORDER BY occurred_ms DESC, id DESC LIMIT ?2 OFFSET ?3"
-            ))?;
-            let rows = stmt.query_map(params![user_id, limit as i64, offset as i64], episode_from_row)?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })
+            ), user_id, limit, offset, episode_from_row)
     }
 
     /// Every (normalised name or alias, entity id) of the user, for spotting entities in a query.
@@ -319,15 +309,16 @@ impl SqliteStore {
         limit: usize,
         offset: usize,
     ) -> anyhow::Result<Vec<FactRow>> {
-        self.read(|c| {
-            let mut stmt = c.prepare_cached(&format!(
+        self.page(
+            &format!(
                 "{FACT_SELECT} WHERE r.user_id = ?1 AND r.merged_into IS NULL
                  ORDER BY r.valid_ms DESC, r.id DESC LIMIT ?2 OFFSET ?3"
-            ))?;
-            let rows =
-                stmt.query_map(params![user_id, limit as i64, offset as i64], fact_from_row)?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })
+            ),
+            user_id,
+            limit,
+            offset,
+            fact_from_row,
+        )
     }
 
     /// One fact of the user by id, as the browse route shows it; `None` when the user has no
@@ -350,14 +341,10 @@ impl SqliteStore {
         limit: usize,
         offset: usize,
     ) -> anyhow::Result<Vec<EntityRow>> {
-        self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT e.id, e.name, e.kind,
+        self.page("SELECT e.id, e.name, e.kind,
                         (SELECT json_group_array(alias_norm) FROM entity_aliases a
                          WHERE a.user_id = e.user_id AND a.entity_id = e.id AND a.alias_norm <> e.norm_name)
-                 FROM entities e WHERE e.user_id = ?1 ORDER BY e.id LIMIT ?2 OFFSET ?3",
-            )?;
-            let rows = stmt.query_map(params![user_id, limit as i64, offset as i64], |r| {
+                 FROM entities e WHERE e.user_id = ?1 ORDER BY e.id LIMIT ?2 OFFSET ?3", user_id, limit, offset, |r| {
                 let aliases: String = r.get(3)?;
                 Ok(EntityRow {
                     id: r.get(0)?,
@@ -365,9 +352,7 @@ impl SqliteStore {
                     kind: r.get(2)?,
                     aliases: serde_json::from_str(&aliases).unwrap_or_default(),
                 })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })
+            })
     }
 
     /// Tier 4: rules, active ones only unless `include_superseded`.

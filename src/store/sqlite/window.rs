@@ -78,15 +78,7 @@ impl FoldReadSql for &Connection {
              WHERE user_id = ?1 AND folded = 0
              ORDER BY ts_ms DESC, created_ms DESC, id DESC LIMIT ?2",
         )?;
-        let rows = st.query_map(params![user, n as i64], |r| {
-            Ok(UnfoldedTurn {
-                ts_ms: r.get(0)?,
-                created_ms: r.get(1)?,
-                id: r.get(2)?,
-                user_message: r.get(3)?,
-                assistant_response: r.get(4)?,
-            })
-        })?;
+        let rows = st.query_map(params![user, n as i64], |r| UnfoldedTurn::from_columns(r))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -104,13 +96,7 @@ impl FoldReadSql for &Connection {
         )?;
         let rows = st.query_map(
             params![user, edge.ts_ms, edge.created_ms, edge.id, limit as i64],
-            |r| {
-                Ok(FoldTurn {
-                    id: r.get(0)?,
-                    job_id: r.get(1)?,
-                    ts_ms: r.get(2)?,
-                })
-            },
+            |r| FoldTurn::from_columns(r),
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
