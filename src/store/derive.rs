@@ -62,6 +62,19 @@ pub(crate) fn names_the_value(named: &str, stored: &str) -> bool {
                 .is_some_and(|head| head.ends_with(' ')))
 }
 
+/// Jobs by state from rows of `(state, jobs)`: every state of [`crate::job::JobState`] is a
+/// key, zero when the rows do not name it.
+pub(crate) fn job_counts(
+    rows: impl IntoIterator<Item = (String, i64)>,
+) -> std::collections::HashMap<String, i64> {
+    let mut out: std::collections::HashMap<String, i64> = crate::job::JobState::ALL
+        .iter()
+        .map(|s| (s.as_str().to_string(), 0))
+        .collect();
+    out.extend(rows);
+    out
+}
+
 /// Estimated tokens of one turn (message and response), as the window counts them.
 pub(crate) fn turn_tokens(user_message: &str, assistant: &str) -> usize {
     crate::budget::estimate_tokens(user_message) + crate::budget::estimate_tokens(assistant)

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use crate::job::{JobState, Priority, ReflectionJob, Tier};
+use crate::store::derive::job_counts;
 use crate::store::jobs::{JobSql, StoredTurn};
 use crate::store::now_ms;
 use crate::store::*;
@@ -209,18 +210,11 @@ impl PgStore {
     /// See [`crate::store::SqliteStore::job_counts`].
     pub fn job_counts(&self, user_id: Option<&str>) -> anyhow::Result<HashMap<String, i64>> {
         self.read(|c| {
-            let mut out: HashMap<String, i64> = JobState::ALL
-                .iter()
-                .map(|s| (s.as_str().to_string(), 0))
-                .collect();
             let rows = c.query(
                 "SELECT state, count(*) FROM jobs WHERE ($1::TEXT IS NULL OR user_id = $1) GROUP BY state",
                 &[&user_id],
             )?;
-            for r in rows {
-                out.insert(r.get(0), r.get(1));
-            }
-            Ok(out)
+            Ok(job_counts(rows.iter().map(|r| (r.get(0), r.get(1)))))
         })
     }
 

@@ -3,11 +3,11 @@
 //! (`window.rs`) and the edits (`edits.rs`) too; the SQLite backend's statements and methods
 //! of the same names are the reference behaviour. Where the SQL differs:
 //!
-//! - Every tier commit and [`PgStore::fold_short_term`] and forgetting a user ([`crate::store::edits::forget_user`]) take the
-//!   per-user advisory lock ([`super::lock_user`]) first: SQLite's single writer serialises
-//!   them, here several processes commit at once (see the module documentation of
-//!   [`super`]). Forgetting takes it too, so a commit that found its job row cannot write
-//!   after the user was forgotten.
+//! - Every tier commit, [`PgStore::fold_short_term`] and every edit take the per-user
+//!   advisory lock ([`super::lock_user`]) first: SQLite's single writer serialises them,
+//!   here several processes commit at once (see the module documentation of [`super`]).
+//!   Forgetting a user ([`crate::store::edits::forget_user`]) takes it too, so a commit that
+//!   found its job row cannot write after the user was forgotten.
 //! - Text is ordered with `COLLATE "C"` wherever the order decides a result (the
 //!   re-derivation of a fact slot and a rule topic, the alias lists): byte order, as SQLite's
 //!   BINARY collation, whatever the database's locale.

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::job::{JobState, Priority, ReflectionJob, Tier};
+use crate::store::derive::job_counts;
 use crate::store::jobs::{JobSql, StoredTurn};
 use crate::store::*;
 use crate::store::{SqliteStore, now_ms};
@@ -212,10 +213,6 @@ impl SqliteStore {
     /// Jobs by state (every state present as a key, zero when none). `user_id` narrows.
     pub fn job_counts(&self, user_id: Option<&str>) -> anyhow::Result<HashMap<String, i64>> {
         self.read(|c| {
-            let mut out: HashMap<String, i64> = JobState::ALL
-                .iter()
-                .map(|s| (s.as_str().to_string(), 0))
-                .collect();
             let mut stmt = match user_id {
                 Some(_) => c.prepare_cached(
                     "SELECT state, count(*) FROM jobs WHERE user_id = ?1 GROUP BY state",
@@ -224,14 +221,8 @@ impl SqliteStore {
                     "SELECT state, count(*) FROM jobs WHERE ?1 IS NULL GROUP BY state",
                 )?,
             };
-            let rows = stmt.query_map([user_id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-            })?;
-            for r in rows {
-                let (s, n) = r?;
-                out.insert(s, n);
-            }
-            Ok(out)
+            let rows = stmt.query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(job_counts(rows.collect::<Result<Vec<_>, _>>()?))
         })
     }
 
