@@ -351,8 +351,13 @@ fn score(case: &Case, m: &Memory) -> Result<(), String> {
             .iter()
             .map(|(s, p, o, _)| format!("{s} {p} {o}"))
             .collect();
+        let episodes = if case.kind == "dates" {
+            format!("\n      episodes: {:?}", m.episodes)
+        } else {
+            String::new()
+        };
         Err(format!(
-            "{}\n      facts: {facts:?}\n      rules: {:?}",
+            "{}\n      facts: {facts:?}\n      rules: {:?}{episodes}",
             why.join("; "),
             m.rules
         ))

@@ -335,6 +335,12 @@ pub fn lemma(word: &str) -> String {
 }
 
 /// A past form: irregular past, or a regular "-ed" ("moved", "threw", "was").
+/// Words in "-ed" that are no past form ("I need a suit by Friday").
+pub const NOT_PAST_ED: [&str; 14] = [
+    "indeed", "proceed", "exceed", "succeed", "need", "speed", "feed", "bleed", "breed", "seed",
+    "hundred", "sacred", "naked", "wicked",
+];
+
 pub fn is_past_form(w: &str) -> bool {
     // Every irregular past or participle of the lemma table ("hung", "swore").
     let irregular_past = IRREGULAR.iter().any(|(f, l)| {
@@ -344,7 +350,7 @@ pub fn is_past_form(w: &str) -> bool {
             && !matches!(w, "is" | "are" | "am" | "has" | "does" | "goes" | "gotta")
     });
     irregular_past
-        || (w.len() > 3 && w.ends_with("ed"))
+        || (w.len() > 3 && w.ends_with("ed") && !NOT_PAST_ED.contains(&w))
         || matches!(
             w,
             "went"
