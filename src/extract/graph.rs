@@ -1609,6 +1609,31 @@ mod tests {
         rels(text).iter().any(|(p, o)| p == pred && o == obj)
     }
 
+    #[test]
+    fn complement_clauses_state_their_facts() {
+        // A "that" clause under a question is what the question is about, not asked itself.
+        assert!(has(
+            "Is it strange that my cousin Ilse moved to Graz?",
+            "LIVES_IN",
+            "Graz"
+        ));
+        // A verb of saying or thinking takes a clause without "that".
+        assert!(has(
+            "I reckon my uncle Bram works at Siemens now",
+            "WORKS_AT",
+            "Siemens"
+        ));
+        assert!(has("she says I work at Tesco now", "WORKS_AT", "Tesco"));
+        // Its object may be a plain noun phrase: no clause of its own.
+        assert!(rels("I know the way to Graz").is_empty());
+        // A question about the complement itself still asks.
+        assert!(!has(
+            "Do you think my sister Ana should move to Oslo?",
+            "LIVES_IN",
+            "Oslo"
+        ));
+    }
+
     fn rel(text: &str, pred: &str) -> RelationDraft {
         g(text)
             .relations
