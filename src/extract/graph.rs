@@ -630,11 +630,18 @@ impl<'a> Builder<'a> {
         let mut ops = Vec::new();
         // A noun phrase ("our new place in Jersey City") states as much as the clause it
         // stands in: asserted, not of the future.
-        for (k, op) in slots::noun_phrase_ops(&s.toks, lower) {
+        for (k, mut op) in slots::noun_phrase_ops(&s.toks, lower) {
             // A sentence without a clause ("Back home in Pretoria now.") states it unless
             // it asks.
             let at = clauses.iter().position(|c| c.end > k);
             let within = at.or(clauses.len().checked_sub(1));
+            // "her job at X": the person the clause is about.
+            if op.who == Subject::Other {
+                match within.map(|i| &clauses[i].subject) {
+                    Some(p @ Subject::Person { .. }) => op.who = p.clone(),
+                    _ => continue,
+                }
+            }
             let future = within.map_or(future_mention, |i| clause_future[i]);
             if !future
                 && within.map(|i| &clauses[i]).map_or(!is_question(s), |c| {
@@ -1607,6 +1614,22 @@ mod tests {
 
     fn has(text: &str, pred: &str, obj: &str) -> bool {
         rels(text).iter().any(|(p, o)| p == pred && o == obj)
+    }
+
+    #[test]
+    fn a_possessed_job_or_new_home_belongs_to_the_clause_subject() {
+        assert!(has(
+            "my cousin Ilse adores her job at Zeiss",
+            "WORKS_AT",
+            "Zeiss"
+        ));
+        assert!(has(
+            "my brother Tobi finally got the keys to his new flat in Bergen",
+            "LIVES_IN",
+            "Bergen"
+        ));
+        // Without a person as subject there is no one to give it to.
+        assert!(!has("it was her job at Zeiss", "WORKS_AT", "Zeiss"));
     }
 
     #[test]
