@@ -39,7 +39,7 @@ const KINDS: [&str; 7] = [
 /// The lowest accuracy each half may have for each kind (0.0 ..= 1.0), in the order of
 /// [`KINDS`]: the figures measured when the floor was last raised, so a change that loses
 /// cases fails. The goal of issue 18 is 0.90 everywhere.
-const FLOORS: [f64; 7] = [0.4, 0.3, 0.2, 0.4, 0.4, 0.8, 0.975];
+const FLOORS: [f64; 7] = [0.4, 0.3, 0.2, 0.5, 0.4, 0.8, 0.975];
 
 #[derive(Debug, Clone, Deserialize)]
 struct Turn {
@@ -351,8 +351,13 @@ fn score(case: &Case, m: &Memory) -> Result<(), String> {
             .iter()
             .map(|(s, p, o, _)| format!("{s} {p} {o}"))
             .collect();
+        let episodes = if case.kind == "dates" {
+            format!("\n      episodes: {:?}", m.episodes)
+        } else {
+            String::new()
+        };
         Err(format!(
-            "{}\n      facts: {facts:?}\n      rules: {:?}",
+            "{}\n      facts: {facts:?}\n      rules: {:?}{episodes}",
             why.join("; "),
             m.rules
         ))

@@ -3,8 +3,9 @@
 //!
 //! The slot extractor ([`super::slots`]) maps verb classes to slots with a lexicon; this module
 //! holds the grammar around them, and knows no slot. A sentence is split at clause
-//! punctuation and at coordinating and subordinating words ("and", "but", "because", "if",
-//! "who", …); a piece without a verb is an adverbial or part of a list and joins its
+//! punctuation, at coordinating and subordinating words ("and", "but", "because", "if",
+//! "who", …) and before a complement clause ("that my aunt moved", "I think my aunt moved");
+//! a piece without a verb is an adverbial or part of a list and joins its
 //! neighbour. Each clause then reads:
 //!
 //! - **subject**: "I", "we", "me and the kids", "my wife and I" (the speaker); "my sister
@@ -107,6 +108,14 @@ const SPLITTERS: &[&str] = &[
     "and", "but", "so", "because", "cause", "cuz", "coz", "while", "though", "although",
     "whereas", "then", "yet", "or", "plus", "when", "after", "before", "until", "till", "if",
     "unless", "whether", "once", "which", "who", "since", "whilst",
+];
+
+/// Verbs of saying and thinking, whose object may be a clause without "that".
+#[rustfmt::skip]
+const SAY_THINK: &[&str] = &[
+    "think", "thinks", "thought", "guess", "reckon", "reckons", "say", "says", "said",
+    "heard", "know", "knew", "decided", "suppose", "realised", "realized",
+    "noticed", "found", "believe", "believes",
 ];
 
 /// Clause openers that make the clause hypothetical.
@@ -335,6 +344,12 @@ pub fn lemma(word: &str) -> String {
 }
 
 /// A past form: irregular past, or a regular "-ed" ("moved", "threw", "was").
+/// Words in "-ed" that are no past form ("I need a suit by Friday").
+pub const NOT_PAST_ED: [&str; 14] = [
+    "indeed", "proceed", "exceed", "succeed", "need", "speed", "feed", "bleed", "breed", "seed",
+    "hundred", "sacred", "naked", "wicked",
+];
+
 pub fn is_past_form(w: &str) -> bool {
     // Every irregular past or participle of the lemma table ("hung", "swore").
     let irregular_past = IRREGULAR.iter().any(|(f, l)| {
@@ -344,7 +359,7 @@ pub fn is_past_form(w: &str) -> bool {
             && !matches!(w, "is" | "are" | "am" | "has" | "does" | "goes" | "gotta")
     });
     irregular_past
-        || (w.len() > 3 && w.ends_with("ed"))
+        || (w.len() > 3 && w.ends_with("ed") && !NOT_PAST_ED.contains(&w))
         || matches!(
             w,
             "went"
@@ -507,6 +522,7 @@ pub fn clauses(s: &Sentence<'_>, speaker: &str, last_person: &mut Option<Subject
     let asked = is_question(s);
     // 1. Pieces: split at clause punctuation and before splitter words.
     let mut pieces: Vec<(usize, usize)> = Vec::new();
+    let mut complement_starts: Vec<usize> = Vec::new();
     let mut start = 0;
     for (i, t) in toks.iter().enumerate() {
         // "that" before a subject opens a complement clause ("worried that I'm leaving").
@@ -517,7 +533,20 @@ pub fn clauses(s: &Sentence<'_>, speaker: &str, last_person: &mut Option<Subject
                     "i" | "we" | "he" | "she" | "they" | "my" | "our"
                 )
             });
-        let split_before = i > start && (SPLITTERS.contains(&t.word.as_str()) || complement);
+        // A verb of saying or thinking takes a clause without "that" ("I think my aunt moved",
+        // "she says the flat is sold"); a piece after it without a verb joins it again.
+        let bare_complement = i > 0
+            && SAY_THINK.contains(&toks[i - 1].word.as_str())
+            && !toks[i - 1].boundary_after
+            && (matches!(
+                t.word.as_str(),
+                "i" | "we" | "he" | "she" | "they" | "my" | "our" | "his" | "their" | "the"
+            ) || is_name_tok(t));
+        if complement || bare_complement {
+            complement_starts.push(i);
+        }
+        let split_before =
+            i > start && (SPLITTERS.contains(&t.word.as_str()) || complement || bare_complement);
         if split_before {
             pieces.push((start, i));
             start = i;
@@ -591,7 +620,11 @@ pub fn clauses(s: &Sentence<'_>, speaker: &str, last_person: &mut Option<Subject
         };
         // A question mark after a verbless fragment ("it's not my thing, five days for a
         // draw?") asks the fragment, not the clause.
-        let asked = asked && (opens_question || (i + 1 == n && !fragment_tail.contains(&i)));
+        // A complement clause states what the question is about ("is it weird that my uncle
+        // moved back to Beirut?" asks about the weirdness, not the move).
+        let asked = asked
+            && !complement_starts.contains(&a)
+            && (opens_question || (i + 1 == n && !fragment_tail.contains(&i)));
         relative_named_before(toks, a, &out, speaker, last_person);
         // "if I'm honest", "to be honest", "if you ask me": a comment on the speaking, not a
         // clause of what is said.

@@ -13,6 +13,7 @@
 //! | I'm a(n) JOB / I work as a X / I became a JOB | `HAS_JOB` | yes |
 //! | I'm married/single/engaged/divorced, I got married, my husband… | `RELATIONSHIP_STATUS` | yes |
 //! | my husband/wife/partner/boyfriend/girlfriend/fiancé X, I'm dating X | `PARTNER_OF` | yes |
+//! | my boss/manager X | `HAS_BOSS` | yes (one at a time: "my new boss is X" replaces the old) |
 //! | my mom/dad/sister/…/kids/friend X (also "my mom's name is X") | `HAS_MOTHER`, `HAS_CHILD`, `HAS_FRIEND`, … | no |
 //! | I have/got/adopted a dog named X, my cat X | `HAS_PET` | no |
 //! | I like/love/enjoy X, I'm into X, I'm a big fan of X | `LIKES` | no |
@@ -70,6 +71,12 @@ const JOBS: &[&str] = &[
     "housekeeper", "caretaker", "labourer", "laborer", "chauffeur", "zookeeper", "sonographer",
     "hygienist", "dispatcher", "programmer", "associate", "midwife", "locksmith",
 ];
+
+/// A role one person holds for someone at a time — a partner, a boss or manager — is an
+/// exclusive slot: "my new boss is Priti" replaces "my manager Claire".
+fn single_holder(pred: &str) -> bool {
+    matches!(pred, "PARTNER_OF" | "HAS_BOSS")
+}
 
 /// A job noun ("nurse", "engineers").
 pub(crate) fn is_job_noun(w: &str) -> bool {
@@ -577,15 +584,7 @@ impl<'a> Builder<'a> {
                 if let Some(&(_, pred, noun, _, _)) = KIN.iter().find(|k| k.0 == role) {
                     let fact = format!("{name} is {speaker}'s {noun}.");
                     let aliases = vec![format!("{speaker}'s {noun}")];
-                    self.relate(
-                        s,
-                        pred,
-                        &name,
-                        "person",
-                        aliases,
-                        fact,
-                        pred == "PARTNER_OF",
-                    );
+                    self.relate(s, pred, &name, "person", aliases, fact, single_holder(pred));
                 }
                 self.last_person = Some(Subject::Person {
                     name: Some(name),
@@ -630,11 +629,18 @@ impl<'a> Builder<'a> {
         let mut ops = Vec::new();
         // A noun phrase ("our new place in Jersey City") states as much as the clause it
         // stands in: asserted, not of the future.
-        for (k, op) in slots::noun_phrase_ops(&s.toks, lower) {
+        for (k, mut op) in slots::noun_phrase_ops(&s.toks, lower) {
             // A sentence without a clause ("Back home in Pretoria now.") states it unless
             // it asks.
             let at = clauses.iter().position(|c| c.end > k);
             let within = at.or(clauses.len().checked_sub(1));
+            // "her job at X": the person the clause is about.
+            if op.who == Subject::Other {
+                match within.map(|i| &clauses[i].subject) {
+                    Some(p @ Subject::Person { .. }) => op.who = p.clone(),
+                    _ => continue,
+                }
+            }
             let future = within.map_or(future_mention, |i| clause_future[i]);
             if !future
                 && within.map(|i| &clauses[i]).map_or(!is_question(s), |c| {
@@ -659,7 +665,7 @@ impl<'a> Builder<'a> {
                 && let Some(&(_, pred, noun, _, _)) = KIN.iter().find(|k| k.0 == role.word)
             {
                 let fact = format!("{name} is {speaker}'s {noun}.");
-                self.relate(s, pred, name, "person", vec![], fact, pred == "PARTNER_OF");
+                self.relate(s, pred, name, "person", vec![], fact, single_holder(pred));
             }
             let mine = slots::ops(
                 &s.toks,
@@ -716,7 +722,7 @@ impl<'a> Builder<'a> {
                 && let Some(&(_, pred, noun, _, _)) = KIN.iter().find(|k| k.0 == role)
             {
                 let fact = format!("{name} is {speaker}'s {noun}.");
-                self.relate(s, pred, name, "person", vec![], fact, pred == "PARTNER_OF");
+                self.relate(s, pred, name, "person", vec![], fact, single_holder(pred));
             }
         }
         // One date for every slot operation of the sentence.
@@ -1170,15 +1176,7 @@ impl<'a> Builder<'a> {
             for name in names {
                 let fact = format!("{name} is {speaker}'s {noun}.");
                 let aliases = vec![format!("{speaker}'s {noun}")];
-                self.relate(
-                    s,
-                    pred,
-                    &name,
-                    "person",
-                    aliases,
-                    fact,
-                    pred == "PARTNER_OF",
-                );
+                self.relate(s, pred, &name, "person", aliases, fact, single_holder(pred));
             }
             return Some(end);
         }
@@ -1347,7 +1345,7 @@ impl<'a> Builder<'a> {
                 vec![]
             };
             let fact = format!("{name} is {speaker}'s {noun}.");
-            let exclusive = pred == "PARTNER_OF";
+            let exclusive = single_holder(pred);
             self.relate(s, pred, &name, "person", aliases, fact, exclusive);
         }
     }
@@ -1607,6 +1605,56 @@ mod tests {
 
     fn has(text: &str, pred: &str, obj: &str) -> bool {
         rels(text).iter().any(|(p, o)| p == pred && o == obj)
+    }
+
+    #[test]
+    fn a_possessed_job_or_new_home_belongs_to_the_clause_subject() {
+        assert!(has(
+            "my cousin Ilse adores her job at Zeiss",
+            "WORKS_AT",
+            "Zeiss"
+        ));
+        assert!(has(
+            "my brother Tobi finally got the keys to his new flat in Bergen",
+            "LIVES_IN",
+            "Bergen"
+        ));
+        // Without a person as subject there is no one to give it to.
+        assert!(!has("it was her job at Zeiss", "WORKS_AT", "Zeiss"));
+    }
+
+    #[test]
+    fn a_role_held_by_one_person_at_a_time_is_exclusive() {
+        assert!(rel("my new manager is Ingrid, very calm", "HAS_BOSS").exclusive);
+        assert!(rel("my boss Farid is off sick", "HAS_BOSS").exclusive);
+        // Friends and colleagues accumulate, new or not.
+        assert!(!rel("my new friend Zoe plays chess", "HAS_FRIEND").exclusive);
+        assert!(!rel("my colleague Zoe plays chess", "HAS_COLLEAGUE").exclusive);
+    }
+
+    #[test]
+    fn complement_clauses_state_their_facts() {
+        // A "that" clause under a question is what the question is about, not asked itself.
+        assert!(has(
+            "Is it strange that my cousin Ilse moved to Graz?",
+            "LIVES_IN",
+            "Graz"
+        ));
+        // A verb of saying or thinking takes a clause without "that".
+        assert!(has(
+            "I reckon my uncle Bram works at Siemens now",
+            "WORKS_AT",
+            "Siemens"
+        ));
+        assert!(has("she says I work at Tesco now", "WORKS_AT", "Tesco"));
+        // Its object may be a plain noun phrase: no clause of its own.
+        assert!(rels("I know the way to Graz").is_empty());
+        // A question about the complement itself still asks.
+        assert!(!has(
+            "Do you think my sister Ana should move to Oslo?",
+            "LIVES_IN",
+            "Oslo"
+        ));
     }
 
     fn rel(text: &str, pred: &str) -> RelationDraft {

@@ -435,11 +435,39 @@ fn last_place_before(toks: &[Tok], k: usize, all_lower: bool) -> Option<String> 
 /// caller keeps those in an asserted clause about now):
 /// "our new apartment in Hangzhou", "the keys to my new flat in Fukuoka", "here in Amman",
 /// "back home in Pretoria", "first night in Haarlem" (residence of the speaker); "my job at
-/// Siemens", "first week at Ericsson" (employer of the speaker).
+/// Siemens", "first week at Ericsson" (employer of the speaker); "her job at the museum",
+/// "his new flat in Bergen" (of the possessor, `Subject::Other` here: the caller puts the
+/// subject of the clause the phrase stands in, whom "his"/"her"/"their" agrees with).
 pub fn noun_phrase_ops(toks: &[Tok], all_lower: bool) -> Vec<(usize, Op)> {
     let mut out: Vec<(usize, Op)> = Vec::new();
     let w = |k: usize| toks.get(k).map_or("", |t| t.word.as_str());
     for k in 0..toks.len() {
+        // "his/her/their new flat in X", "her job at X": the possessor is the subject of the
+        // clause the phrase stands in, which the caller puts for `Subject::Other`.
+        if matches!(w(k), "his" | "her" | "their") {
+            let j = k + 1 + usize::from(w(k + 1) == "new");
+            let home = HOME_WORDS.contains(&w(j)) && w(j) != "home" && w(k + 1) == "new";
+            let job = matches!(w(j), "job" | "position" | "role");
+            let prep = if home { "in" } else { "at" };
+            if (home || job)
+                && w(j + 1) == prep
+                && let Some((v, _)) = value_at(toks, j + 2, toks.len(), all_lower)
+            {
+                let op = Op {
+                    who: Subject::Other,
+                    slot: if home {
+                        Slot::Residence
+                    } else {
+                        Slot::Employer
+                    },
+                    value: Some(v),
+                    end: false,
+                };
+                if !out.iter().any(|(_, o)| *o == op) {
+                    out.push((k, op));
+                }
+            }
+        }
         let mut push = |slot: Slot, v: String| {
             let op = Op {
                 who: Subject::Speaker,

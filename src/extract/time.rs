@@ -93,12 +93,12 @@ static BEFORE_RE: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?i)\bthe\s+(week|weekend)\s+before(\s+last)?\b"));
 static WEEKDAY_RE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)\b(?:(last|this\s+past|past|this|next|on|to|until|till|by|for)\s+)(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b|\b(last|next)\s+(mon|tues?|wed|thu(?:rs?)?|fri|sat|sun)\b",
+        r"(?i)\b(?:(last|this\s+past|past|this|next|on|to|until|till|by|for)\s+)?(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b|\b(last|next)\s+(mon|tues?|wed|thu(?:rs?)?|fri|sat|sun)\b",
     )
 });
 static COUNT_RE: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
-        r"(?i)\b(?:(in)\s+)?{NUM}\s+(day|week|weekend|month|year|fortnight)s?(?:\s+(ago|from\s+(?:today|now)))?\b"
+        r"(?i)\b(?:(in)\s+)?{NUM}\s+(day|week|weekend|month|year|fortnight)s?(?:\s+(ago|since|from\s+(?:today|now)))?\b"
     ))
 });
 static MONTH_RE: LazyLock<Regex> = LazyLock::new(|| {
@@ -115,7 +115,10 @@ static QUESTION_RE: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 
-const FUTURE_CUES: [&str; 16] = [
+const FUTURE_CUES: [&str; 19] = [
+    "can",
+    "can't",
+    "cannot",
     "will",
     "shall",
     "gonna",
@@ -306,35 +309,75 @@ fn month_index(name: &str) -> Option<u32> {
 /// the nearest cue word before the phrase in the same sentence, else the nearest after it;
 /// `None` when there is none or it is present tense ("my birthday is on July 20th").
 fn tense(text: &str, start: usize, end: usize) -> Option<bool> {
+    match clause_tense(text, start, end) {
+        Tense::Future => Some(true),
+        Tense::Past => Some(false),
+        Tense::Present | Tense::Unknown => None,
+    }
+}
+
+/// What [`clause_tense`] finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tense {
+    Future,
+    Past,
+    /// A present verb ("is", "are", "'s") is the nearest cue: a scheduled event when it
+    /// governs a day ("the trip is on Wednesday").
+    Present,
+    Unknown,
+}
+
+/// The tense of the clause around `start..end`, from the nearest cue word before the phrase
+/// in the same sentence, else the nearest after it.
+fn clause_tense(text: &str, start: usize, end: usize) -> Tense {
     let stops = ['.', '!', '?', ';', '\n'];
     let s = text[..start].rfind(stops).map_or(0, |i| i + 1);
     let e = text[end..].find(stops).map_or(text.len(), |i| end + i);
-    let (mut before, mut after): (Option<Option<bool>>, Option<Option<bool>>) = (None, None);
+    let (mut before, mut after) = (None, None);
     for w in WORD_RE.find_iter(&text[s..e]) {
         let (ws, we) = (s + w.start(), s + w.end());
-        let lw = w.as_str().to_lowercase();
-        let cue =
-            if FUTURE_CUES.contains(&lw.as_str()) || lw.ends_with("'ll") || lw.ends_with("’ll") {
-                Some(true)
-            } else if PAST_CUES.contains(&lw.as_str())
-                || (lw.len() >= 5
-                    && lw.ends_with("ed")
-                    && !["indeed", "proceed", "exceed", "succeed"].contains(&lw.as_str()))
-            {
-                Some(false)
-            } else if ["is", "are", "am"].contains(&lw.as_str()) {
-                None
-            } else {
-                continue;
-            };
+        let lw = w.as_str().to_lowercase().replace('’', "'");
+        let cue = if FUTURE_CUES.contains(&lw.as_str()) || lw.ends_with("'ll") {
+            Tense::Future
+        } else if PAST_CUES.contains(&lw.as_str())
+            || (lw.len() >= 5
+                && lw.ends_with("ed")
+                && !super::clause::NOT_PAST_ED.contains(&lw.as_str()))
+        {
+            Tense::Past
+        } else if ["is", "are", "am"].contains(&lw.as_str())
+            || lw.ends_with("'re")
+            || lw.ends_with("'m")
+        {
+            Tense::Present
+        } else {
+            continue;
+        };
         if we <= start {
             before = Some(cue); // the last one before the phrase is the nearest
         } else if ws >= end && after.is_none() {
             after = Some(cue);
         }
     }
-    before.or(after).flatten()
+    before.or(after).unwrap_or(Tense::Unknown)
 }
+
+/// Verbs that move a planned event to a new day: the day after "to"/"until" is the new
+/// date, which lies ahead even when the verb is in the past ("they moved it to Tuesday").
+const RESCHEDULE: [&str; 12] = [
+    "move",
+    "moved",
+    "push",
+    "pushed",
+    "postpone",
+    "postponed",
+    "reschedule",
+    "rescheduled",
+    "shift",
+    "shifted",
+    "bump",
+    "bumped",
+];
 
 /// The sentence around `start..end` has a verb in the past ("threw", "moved", "was").
 fn sentence_is_past(text: &str, start: usize, end: usize) -> bool {
@@ -345,6 +388,16 @@ fn sentence_is_past(text: &str, start: usize, end: usize) -> bool {
         let lw = w.as_str().to_lowercase();
         PAST_CUES.contains(&lw.as_str()) || super::clause::is_past_form(&lw)
     })
+}
+
+/// The sentence before `start` has a verb of [`RESCHEDULE`].
+fn moves_a_plan(text: &str, start: usize) -> bool {
+    let s = text[..start]
+        .rfind(['.', '!', '?', ';', '\n'])
+        .map_or(0, |i| i + 1);
+    WORD_RE
+        .find_iter(&text[s..start])
+        .any(|w| RESCHEDULE.contains(&w.as_str().to_lowercase().as_str()))
 }
 
 fn day_cand(c: &Captures, r: NaiveDate) -> Option<Cand> {
@@ -542,9 +595,14 @@ fn weekday_cand(c: &Captures, text: &str, r: NaiveDate) -> Option<Cand> {
     ];
     // Full names (groups 1, 2), or abbreviations after last/next (groups 3, 4: "last Fri").
     let (which, name) = match c.get(2) {
-        Some(n) => (c.get(1).map_or("on", |w| w.as_str()), n),
+        Some(n) => (c.get(1).map_or("", |w| w.as_str()), n),
         None => (c.get(3)?.as_str(), c.get(4)?),
     };
+    // A bare weekday ("can do Thursday", "Monday is my first day") needs a tense in its
+    // clause to say which one it is; alone ("Monday") it is no date.
+    if which.is_empty() && clause_tense(text, m.start(), m.end()) == Tense::Unknown {
+        return None;
+    }
     let name = name.as_str().to_lowercase();
     let wd = u32::try_from(names.iter().position(|n| n.starts_with(&name[..3]))?).ok()?;
     // A bare weekday ("on Friday", "Thursday instead") follows the clause's tense: forward
@@ -554,11 +612,12 @@ fn weekday_cand(c: &Captures, text: &str, r: NaiveDate) -> Option<Cand> {
         "last" | "this past" | "past" => last_weekday(r, wd)?,
         "next" => next_weekday(r, wd)?,
         "this" => add_days(monday(r)?, i64::from(wd))?,
-        _ => match tense(text, m.start(), m.end()) {
-            Some(true) => next_weekday(r, wd)?,
-            Some(false) => last_weekday(r, wd)?,
-            None if sentence_is_past(text, m.start(), m.end()) => last_weekday(r, wd)?,
-            None => next_weekday(r, wd)?,
+        "to" | "until" | "till" if moves_a_plan(text, m.start()) => next_weekday(r, wd)?,
+        _ => match clause_tense(text, m.start(), m.end()) {
+            Tense::Future | Tense::Present => next_weekday(r, wd)?,
+            Tense::Past => last_weekday(r, wd)?,
+            Tense::Unknown if sentence_is_past(text, m.start(), m.end()) => last_weekday(r, wd)?,
+            Tense::Unknown => next_weekday(r, wd)?,
         },
     };
     day(m.start(), m.end(), d)
@@ -1030,10 +1089,38 @@ mod tests {
         assert_eq!(label("I went hiking on Saturday", r), "6 May 2023");
         assert_eq!(label("I will go hiking on Saturday", r), "13 May 2023");
         assert_eq!(label("On Saturday I went hiking", r), "6 May 2023");
-        assert!(find_mentions("Friday was fun", r).is_empty());
+        // A bare weekday follows the clause's tense too.
+        assert_eq!(label("Friday was fun", r), "5 May 2023");
         // Reference itself a Friday: "last Friday" is a week earlier.
         assert_eq!(label("last Friday", d(2023, 5, 12)), "5 May 2023");
         assert_eq!(label("next Friday", d(2023, 5, 12)), "19 May 2023");
+    }
+
+    #[test]
+    fn weekdays_of_scheduled_and_moved_plans() {
+        let r = mon();
+        // A present copula governing the day is a scheduled event, whatever the next clause.
+        assert_eq!(
+            label("The book club is on Thursday and I finished the novel", r),
+            "11 May 2023"
+        );
+        assert_eq!(label("Thursday is the first rehearsal", r), "11 May 2023");
+        assert_eq!(label("We're hiking on Sunday", r), "14 May 2023");
+        // The destination of a rescheduling verb lies ahead, though the verb is past.
+        assert_eq!(
+            label("The vet rang and pushed the appointment back to Friday", r),
+            "12 May 2023"
+        );
+        assert_eq!(label("They moved my exam to Wednesday", r), "10 May 2023");
+        // Without such a verb "to" keeps the clause's tense.
+        assert_eq!(label("We walked to the lake on Tuesday", r), "2 May 2023");
+        // A modal of ability offers a day ahead.
+        assert_eq!(
+            label("She says she can manage Wednesday instead", r),
+            "10 May 2023"
+        );
+        // "need" is no past form.
+        assert_eq!(label("I need new boots by Saturday", r), "13 May 2023");
     }
 
     #[test]
@@ -1135,6 +1222,16 @@ mod tests {
         assert_eq!(label("earlier this year", r), "earlier in 2023");
         assert_eq!(label("two years ago", r), "2021");
         assert_eq!(label("a few years ago", r), "around 2020");
+    }
+
+    #[test]
+    fn a_count_since_an_event_is_ago() {
+        let r = mon();
+        assert_eq!(
+            label("It's been three days since the party", r),
+            "5 May 2023"
+        );
+        assert!(label("two weeks since I quit", r).contains("24 April 2023"));
     }
 
     #[test]
