@@ -94,9 +94,6 @@ const TASTE_ENDINGS: &[&[&str]] = &[
     &["have", "stopped"],
     &["lost", "interest", "in"],
     &["have", "lost", "interest", "in"],
-    &["have", "gone", "off"],
-    &["have", "gone", "right", "off"],
-    &["went", "off"],
     &["am", "done", "with"],
     &["am", "over"],
     &["uninstalled"],
@@ -1424,6 +1421,20 @@ impl<'a> Rules<'a> {
             (&["can", "not", "stand"], "cannot stand", 0.75),
             (&["am", "not", "a", "fan", "of"], "is not a fan of", 0.7),
             (&["am", "not", "into"], "is not into", 0.65),
+            // Idioms of a taste gone sour ("gone off", "sick of", "fed up with"): the thing
+            // is disliked now, and the earlier like of it (same topic) is superseded.
+            (&["have", "gone", "off"], "dislikes", 0.7),
+            (&["have", "gone", "right", "off"], "dislikes", 0.7),
+            (&["went", "off"], "dislikes", 0.7),
+            (&["went", "right", "off"], "dislikes", 0.7),
+            (&["have", "gotten", "sick", "of"], "dislikes", 0.7),
+            (&["have", "got", "sick", "of"], "dislikes", 0.7),
+            (&["got", "sick", "of"], "dislikes", 0.7),
+            (&["am", "sick", "of"], "dislikes", 0.7),
+            (&["have", "gotten", "tired", "of"], "dislikes", 0.65),
+            (&["got", "tired", "of"], "dislikes", 0.65),
+            (&["am", "tired", "of"], "dislikes", 0.65),
+            (&["am", "fed", "up", "with"], "dislikes", 0.7),
         ] {
             if let Some(at) = match_seq(toks, j, seq) {
                 self.taste(s, at, verb, conf);
@@ -1573,8 +1584,9 @@ impl<'a> Rules<'a> {
         true
     }
 
-    /// "I quit bouldering", "I lost interest in baking", "I gave up on the fasting", "I've
-    /// gone off pistachio": a taste or habit ends, and nothing replaces it in this clause.
+    /// "I quit bouldering", "I lost interest in baking", "I gave up on the fasting": a taste
+    /// or habit ends, and nothing replaces it in this clause ("I've gone off pistachio" is a
+    /// dislike instead, see the dislikes of [`Self::first_person`]).
     fn taste_ending(&mut self, s: &Sentence<'_>, j: usize) -> bool {
         let toks = &s.toks;
         let Some(at) = TASTE_ENDINGS.iter().find_map(|seq| match_seq(toks, j, seq)) else {
@@ -2719,6 +2731,37 @@ mod tests {
         let r = rules_of("Sam", text);
         assert_eq!(r.len(), 1, "{text:?} gave {r:?}");
         r.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn a_taste_gone_sour_is_a_dislike_of_the_same_topic() {
+        for (text, topic, thing) in [
+            (
+                "Honestly I've totally gone off pickled herring.",
+                "pickled herring",
+                "pickled herring",
+            ),
+            (
+                "I went right off mango smoothies after that trip.",
+                "mango smoothie",
+                "mango smoothies",
+            ),
+            (
+                "I've gotten sick of oat milk lattes.",
+                "oat milk latte",
+                "oat milk lattes",
+            ),
+            (
+                "I'm fed up with crime podcasts",
+                "crime podcast",
+                "crime podcasts",
+            ),
+        ] {
+            let r = one(text);
+            assert_eq!(r.kind, "preference", "{text:?}");
+            assert_eq!(r.statement, format!("Sam dislikes {thing}."), "{text:?}");
+            assert_eq!(r.topic, topic, "{text:?}");
+        }
     }
 
     fn check(text: &str, kind: &str, topic: &str, statement: &str) {
