@@ -1933,6 +1933,22 @@ mod tests {
             "Utrecht"
         ));
         assert!(has("We found a flat in Porto.", "LIVES_IN", "Porto"));
+        // A copula with a home word names the home's place, without a verb of living.
+        assert!(has(
+            "We're in a tiny cottage outside Kendal these days.",
+            "LIVES_IN",
+            "Kendal"
+        ));
+        assert!(has(
+            "i'm in a shared flat in Tartu now",
+            "LIVES_IN",
+            "Tartu"
+        ));
+        assert!(!has(
+            "We're in a hotel in Tartu for the weekend.",
+            "LIVES_IN",
+            "Tartu"
+        ));
         assert!(has("I got a job at Amazon.", "WORKS_AT", "Amazon"));
         assert!(has("I landed a new role with Canva.", "WORKS_AT", "Canva"));
         assert!(rels("I bought a car in Munich.").is_empty());

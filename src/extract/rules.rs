@@ -94,9 +94,6 @@ const TASTE_ENDINGS: &[&[&str]] = &[
     &["have", "stopped"],
     &["lost", "interest", "in"],
     &["have", "lost", "interest", "in"],
-    &["have", "gone", "off"],
-    &["have", "gone", "right", "off"],
-    &["went", "off"],
     &["am", "done", "with"],
     &["am", "over"],
     &["uninstalled"],
@@ -273,6 +270,43 @@ impl<'a> Rules<'a> {
             }) && (at == 0 || toks[at - 1].boundary_after)
             {
                 self.taste_ending(s, at);
+            }
+        }
+        // An elided first-person subject ("also not a fan of coffee", "been vegan since
+        // May", "love sushi tho"): the speaker is the subject, read as if "I" (with the
+        // auxiliary the clause's first word needs) were written.
+        if !is_question(s) {
+            for start in Self::directive_starts(toks) {
+                let at = skip_markers(toks, start);
+                // Only where a clause opens: after "and" the subject is the first clause's
+                // ("my brother loves tea and hates coffee").
+                if start > 0 && !toks[start - 1].boundary_after {
+                    continue;
+                }
+                let Some(aux) = toks.get(at).and_then(|_| elided_aux(toks, at)) else {
+                    continue;
+                };
+                let (from, to) = (toks[at].start, toks[at].start);
+                let synthetic = |word: &str| Tok {
+                    word: word.to_string(),
+                    cap: false,
+                    start: from,
+                    end: to,
+                    boundary_after: false,
+                };
+                let mut with_subject = toks[..at].to_vec();
+                with_subject.push(synthetic("i"));
+                if let Some(aux) = aux {
+                    with_subject.push(synthetic(aux));
+                }
+                with_subject.extend_from_slice(&toks[at..]);
+                let s2 = Sentence {
+                    text: s.text,
+                    start: s.start,
+                    toks: with_subject,
+                    question: s.question,
+                };
+                self.first_person(&s2, at);
             }
         }
         for k in 0..toks.len() {
@@ -1424,6 +1458,20 @@ impl<'a> Rules<'a> {
             (&["can", "not", "stand"], "cannot stand", 0.75),
             (&["am", "not", "a", "fan", "of"], "is not a fan of", 0.7),
             (&["am", "not", "into"], "is not into", 0.65),
+            // Idioms of a taste gone sour ("gone off", "sick of", "fed up with"): the thing
+            // is disliked now, and the earlier like of it (same topic) is superseded.
+            (&["have", "gone", "off"], "dislikes", 0.7),
+            (&["have", "gone", "right", "off"], "dislikes", 0.7),
+            (&["went", "off"], "dislikes", 0.7),
+            (&["went", "right", "off"], "dislikes", 0.7),
+            (&["have", "gotten", "sick", "of"], "dislikes", 0.7),
+            (&["have", "got", "sick", "of"], "dislikes", 0.7),
+            (&["got", "sick", "of"], "dislikes", 0.7),
+            (&["am", "sick", "of"], "dislikes", 0.7),
+            (&["have", "gotten", "tired", "of"], "dislikes", 0.65),
+            (&["got", "tired", "of"], "dislikes", 0.65),
+            (&["am", "tired", "of"], "dislikes", 0.65),
+            (&["am", "fed", "up", "with"], "dislikes", 0.7),
         ] {
             if let Some(at) = match_seq(toks, j, seq) {
                 self.taste(s, at, verb, conf);
@@ -1573,8 +1621,9 @@ impl<'a> Rules<'a> {
         true
     }
 
-    /// "I quit bouldering", "I lost interest in baking", "I gave up on the fasting", "I've
-    /// gone off pistachio": a taste or habit ends, and nothing replaces it in this clause.
+    /// "I quit bouldering", "I lost interest in baking", "I gave up on the fasting": a taste
+    /// or habit ends, and nothing replaces it in this clause ("I've gone off pistachio" is a
+    /// dislike instead, see the dislikes of [`Self::first_person`]).
     fn taste_ending(&mut self, s: &Sentence<'_>, j: usize) -> bool {
         let toks = &s.toks;
         let Some(at) = TASTE_ENDINGS.iter().find_map(|seq| match_seq(toks, j, seq)) else {
@@ -2081,6 +2130,33 @@ fn clause_end(toks: &[Tok], at: usize) -> usize {
 }
 
 /// Leading politeness and discourse markers.
+/// The auxiliary an elided "I" took before the clause at `at` (`Some(None)`: none, "love
+/// sushi tho"), or `None` when the clause does not open like a first-person predicate whose
+/// subject was dropped: "(I'm) not a fan of X", "(I'm) a big fan of X", "(I'm) allergic to
+/// X", "(I'm) sick of X", "(I've) been vegan", "(I've) gone off X", "(I) hate X".
+fn elided_aux(toks: &[Tok], at: usize) -> Option<Option<&'static str>> {
+    let w = |i: usize| toks.get(at + i).map_or("", |t| t.word.as_str());
+    let fan = |i: usize| {
+        match_seq(toks, at + i, &["a", "fan", "of"]).is_some()
+            || (w(i) == "a" && w(i + 2) == "fan" && w(i + 3) == "of")
+    };
+    match w(0) {
+        "not" if fan(1) || matches!(w(1), "into" | "allergic") || DIETS.contains(&w(1)) => {
+            Some(Some("am"))
+        }
+        "a" if fan(0) => Some(Some("am")),
+        "allergic" if w(1) == "to" => Some(Some("am")),
+        "sick" | "tired" if w(1) == "of" => Some(Some("am")),
+        "fed" if w(1) == "up" => Some(Some("am")),
+        "been" => Some(Some("have")),
+        "gone" if w(1) == "off" || w(2) == "off" => Some(Some("have")),
+        "hate" | "love" | "adore" | "detest" | "dislike" if w(1) != "it" && !w(1).is_empty() => {
+            Some(None)
+        }
+        _ => None,
+    }
+}
+
 fn skip_markers(toks: &[Tok], mut i: usize) -> usize {
     while toks.get(i).is_some_and(|t| {
         matches!(
@@ -2719,6 +2795,64 @@ mod tests {
         let r = rules_of("Sam", text);
         assert_eq!(r.len(), 1, "{text:?} gave {r:?}");
         r.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn a_taste_gone_sour_is_a_dislike_of_the_same_topic() {
+        for (text, topic, thing) in [
+            (
+                "Honestly I've totally gone off pickled herring.",
+                "pickled herring",
+                "pickled herring",
+            ),
+            (
+                "I went right off mango smoothies after that trip.",
+                "mango smoothie",
+                "mango smoothies",
+            ),
+            (
+                "I've gotten sick of oat milk lattes.",
+                "oat milk latte",
+                "oat milk lattes",
+            ),
+            (
+                "I'm fed up with crime podcasts",
+                "crime podcast",
+                "crime podcasts",
+            ),
+        ] {
+            let r = one(text);
+            assert_eq!(r.kind, "preference", "{text:?}");
+            assert_eq!(r.statement, format!("Sam dislikes {thing}."), "{text:?}");
+            assert_eq!(r.topic, topic, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn an_elided_first_person_subject_is_the_speaker() {
+        for (text, statement) in [
+            (
+                "Also not a fan of licorice at all.",
+                "Sam is not a fan of licorice.",
+            ),
+            ("been pescatarian for a year now", "Sam is pescatarian."),
+            (
+                "ugh, sick of instant noodles",
+                "Sam dislikes instant noodles.",
+            ),
+            ("Hate cold pizza tbh.", "Sam hates cold pizza."),
+            (
+                "anyway. allergic to shellfish, so keep that in mind",
+                "Sam is allergic to shellfish.",
+            ),
+        ] {
+            let r = one(text);
+            assert_eq!(r.statement, statement, "{text:?}");
+        }
+        // Not after "and": the subject is the first clause's.
+        assert!(rules_of("Sam", "My cousin loves tea and hates coffee.").is_empty());
+        // Not in a question.
+        assert!(rules_of("Sam", "Not a fan of jazz?").is_empty());
     }
 
     fn check(text: &str, kind: &str, topic: &str, statement: &str) {

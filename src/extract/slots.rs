@@ -9,7 +9,7 @@
 //!
 //! | slot | predicate | sets | ends |
 //! |---|---|---|---|
-//! | residence | `LIVES_IN` | live in, move to, relocate to, settle in, be based in, be in (no trip), "X is home", "our new flat in X" | move out of / away from, leave X, negated or past "live in X" |
+//! | residence | `LIVES_IN` | live in, move to, relocate to, settle in, be based in, be in X or in a home in X (no trip), "X is home", "our new flat in X" | move out of / away from, leave X, negated or past "live in X" |
 //! | employer | `WORKS_AT` | work at/for, join X, start at, get a job at, be hired by, teach at, a job noun "at X" | quit, leave X, resign, retire, be laid off / fired / let go, lose one's job, stop working |
 //! | job | `HAS_JOB` | be a JOB, work as, become, be promoted to, retrain as | retire, "not a JOB anymore" |
 //! | partner | `PARTNER_OF` | date, marry, be married/engaged to, "X and I got married" | break up with, split up, divorce, separate |
@@ -959,11 +959,13 @@ pub fn ops(
                 .iter()
                 .enumerate()
                 .any(|(k, w)| TRIP_WORDS.contains(w) && !(*w == "for" && long_stay(k)));
+            // "we're in a little place in Sintra": the place of the home word.
             if w0 == "in"
                 && !trip
                 && !future
                 && c.tense != Tense::Past
-                && let Some((v, _)) = value_at(toks, at + 1, end, all_lower)
+                && let Some(v) = home_place(toks, at + 1, end, all_lower)
+                    .or_else(|| value_at(toks, at + 1, end, all_lower).map(|(v, _)| v))
             {
                 for s in &subjects {
                     push(s, Slot::Residence, Some(v.clone()), over);

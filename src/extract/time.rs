@@ -334,10 +334,14 @@ fn clause_tense(text: &str, start: usize, end: usize) -> Tense {
     let s = text[..start].rfind(stops).map_or(0, |i| i + 1);
     let e = text[end..].find(stops).map_or(text.len(), |i| end + i);
     let (mut before, mut after) = (None, None);
+    let mut prev = String::new();
     for w in WORD_RE.find_iter(&text[s..e]) {
         let (ws, we) = (s + w.start(), s + w.end());
         let lw = w.as_str().to_lowercase().replace('’', "'");
-        let cue = if FUTURE_CUES.contains(&lw.as_str()) || lw.ends_with("'ll") {
+        let prior = std::mem::replace(&mut prev, lw.clone());
+        let cue = if lw == "got" && got_is_having(&prior, text, we, start) {
+            Tense::Present
+        } else if FUTURE_CUES.contains(&lw.as_str()) || lw.ends_with("'ll") {
             Tense::Future
         } else if PAST_CUES.contains(&lw.as_str())
             || (lw.len() >= 5
@@ -360,6 +364,39 @@ fn clause_tense(text: &str, start: usize, end: usize) -> Tense {
         }
     }
     before.or(after).unwrap_or(Tense::Unknown)
+}
+
+/// Planned events one "has got" on a day ("got the dentist appointment on Friday").
+#[rustfmt::skip]
+const PLANNED: &[&str] = &[
+    "appointment", "appt", "fitting", "interview", "exam", "meeting", "session", "class",
+    "lesson", "checkup", "check-up", "viewing", "date", "dinner", "party", "game", "match",
+    "shift", "surgery", "scan", "hearing", "concert", "gig", "flight", "rehearsal", "recital",
+    "presentation", "deadline", "practice", "training", "call", "consultation", "audition",
+    "test", "haircut", "massage", "workout",
+];
+
+/// "got" means "have" rather than a past "received": after "have"/"has" ("I've got a
+/// meeting on Monday", "she's got the audition Friday"), or with a planned event naming the
+/// day right before the phrase at `start` ("got the suit fitting on Thursday"; not "got the
+/// results on Thursday").
+fn got_is_having(prior: &str, text: &str, got_end: usize, start: usize) -> bool {
+    if matches!(prior, "have" | "has" | "ve") || prior.ends_with("'ve") || prior.ends_with("'s") {
+        return true;
+    }
+    if start < got_end {
+        return false;
+    }
+    let between: Vec<String> = WORD_RE
+        .find_iter(&text[got_end..start])
+        .map(|w| w.as_str().to_lowercase())
+        .collect();
+    let mut last = between.iter().rev().map(String::as_str);
+    let head = match last.next() {
+        Some("on" | "for" | "this" | "next") => last.next(),
+        other => other,
+    };
+    between.len() <= 6 && head.is_some_and(|h| PLANNED.contains(&h))
 }
 
 /// Verbs that move a planned event to a new day: the day after "to"/"until" is the new
@@ -1099,6 +1136,19 @@ mod tests {
     #[test]
     fn weekdays_of_scheduled_and_moved_plans() {
         let r = mon();
+        // "got" is "have" with a planned event or after "have": the day lies ahead.
+        assert_eq!(
+            label("Got my eye exam on Wednesday, wish me luck", r),
+            "10 May 2023"
+        );
+        assert_eq!(label("I've got a haircut Friday", r), "12 May 2023");
+        assert_eq!(
+            label("she's got her driving lesson on Friday", r),
+            "12 May 2023"
+        );
+        // A thing received is past.
+        assert_eq!(label("We got the scan results on Friday", r), "5 May 2023");
+        assert_eq!(label("I got the keys on Saturday", r), "6 May 2023");
         // A present copula governing the day is a scheduled event, whatever the next clause.
         assert_eq!(
             label("The book club is on Thursday and I finished the novel", r),

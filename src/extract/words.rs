@@ -442,7 +442,7 @@ pub const ADVERBS: &[&str] = &[
     "totally", "absolutely", "truly", "already", "officially", "eventually", "originally",
     "basically", "definitely", "honestly", "literally", "seriously", "kinda", "sorta", "genuinely",
     "especially", "particularly", "usually", "generally", "always", "mostly", "even", "happily",
-    "proudly", "newly", "permanently", "so", "all",
+    "proudly", "newly", "permanently", "so", "all", "completely", "pretty",
 ];
 
 /// Words that end a noun phrase taken as the object of a pattern ("Berlin *with* my wife").
