@@ -28,9 +28,9 @@ use super::clause::lemma;
 use super::curate::speaker_name;
 use super::graph::{NOT_LIKES, title_case};
 use super::words::{
-    OBJECT_STOP, Phrase, Sentence, Tok, contains_seq, extend_gerund, hedged, is_light_gerund,
-    is_question, is_stopword, match_seq, no_longer_after, object_phrase, sentences, singular,
-    skip_adverbs, split_caption,
+    FINITE_AUXILIARIES, OBJECT_STOP, Phrase, Sentence, Tok, contains_seq, extend_gerund, hedged,
+    is_light_gerund, is_question, is_stopword, match_seq, no_longer_after, object_phrase,
+    sentences, singular, skip_adverbs, split_caption,
 };
 use super::{REVOCATION, RuleDraft, TurnView};
 
@@ -759,25 +759,7 @@ impl<'a> Rules<'a> {
             || contains_seq(clause, &["from", "now", "on"])
             || contains_seq(clause, &["going", "forward"]);
         // A verb in the clause makes it a sentence, not a fragment ("English is hard please").
-        let verbal = clause.iter().any(|w| {
-            matches!(
-                *w,
-                "is" | "are"
-                    | "was"
-                    | "were"
-                    | "am"
-                    | "have"
-                    | "has"
-                    | "had"
-                    | "do"
-                    | "does"
-                    | "did"
-                    | "will"
-                    | "would"
-                    | "can"
-                    | "could"
-            )
-        });
+        let verbal = clause.iter().any(|w| FINITE_AUXILIARIES.contains(w));
         if !asked || verbal || clause.len() > 8 {
             return;
         }

@@ -17,7 +17,7 @@
 //! | likes / dislikes | `LIKES`, `DISLIKES` | like, love, enjoy, be into, be a fan of, … / hate, dislike, can't stand, not like | "used to like", stop liking, go off, lose interest in; each sets the other's end |
 
 use super::clause::{Clause, Mood, Subject, Tense, lemma};
-use super::words::{Tok, is_stopword, object_phrase};
+use super::words::{FINITE_AUXILIARIES, Tok, is_stopword, object_phrase};
 
 /// A slot of the graph that one clause can set or end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1563,23 +1563,8 @@ fn thing_subject(toks: &[Tok], c: &Clause) -> Option<String> {
     let until = |s: usize| {
         (s..c.verb_at)
             .find(|&k| {
-                matches!(
-                    toks[k].word.as_str(),
-                    "is" | "are"
-                        | "was"
-                        | "were"
-                        | "has"
-                        | "have"
-                        | "had"
-                        | "do"
-                        | "does"
-                        | "did"
-                        | "will"
-                        | "would"
-                        | "can"
-                        | "could"
-                        | "not"
-                )
+                let w = toks[k].word.as_str();
+                w == "not" || FINITE_AUXILIARIES.contains(&w)
             })
             .unwrap_or(c.verb_at)
     };

@@ -494,6 +494,13 @@ pub const DETERMINERS: &[&str] = &[
 ];
 
 /// Auxiliaries that open a yes/no question ("Do you …", "Are you …").
+/// Finite forms of "be", "have", "do", "will" and "can": a clause with one of them has a
+/// verb group (a subject noun phrase ends before it; a fragment does not contain one).
+pub(crate) const FINITE_AUXILIARIES: &[&str] = &[
+    "is", "are", "was", "were", "am", "have", "has", "had", "do", "does", "did", "will", "would",
+    "can", "could",
+];
+
 const AUXILIARIES: &[&str] = &[
     "do", "does", "did", "are", "is", "was", "were", "can", "could", "would", "will", "should",
     "have", "has", "had", "am", "shall", "may", "might",
