@@ -71,7 +71,7 @@ pub struct Config {
     /// Tier 1 window (turns): a user's turns beyond the newest this many are folded into the
     /// running summary by the reflector. Default 200.
     pub short_term_window_turns: usize,
-    /// Tier 1 window (estimated tokens, as `crate::budget`): likewise. Default 8000.
+    /// Tier 1 window (estimated tokens, as `crate::tokens`): likewise. Default 8000.
     pub short_term_window_tokens: usize,
     /// Retention (s): completed jobs and reflected turns older than this are pruned (every
     /// minute, by the process running workers). Default 0: keep forever.

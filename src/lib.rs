@@ -12,7 +12,8 @@
 //! - [`extract`]: pure extraction rules — curation, graph, rules, time grounding.
 //! - [`llm`]: the optional LLM mode — extraction by an OpenAI-compatible chat model.
 //! - [`embed`]: all-MiniLM-L6-v2 on CPU (candle), the model cache, the embedding pool.
-//! - [`recall`]: hybrid search and context assembly; [`budget`]: fitting it into `max_tokens`.
+//! - [`recall`]: hybrid search, context assembly and fitting it into `max_tokens`.
+//! - [`tokens`]: the token estimate (no project imports).
 //! - [`job`]: the reflection job and its wire format.
 //! - [`queue`]: the job lifecycle, the embedded queue's worker loop over the `jobs` table, and RabbitMQ.
 //! - [`config`], [`server`], [`cli`]: settings, wiring, and the command-line tools.
@@ -20,7 +21,6 @@
 
 pub mod api;
 pub mod bench;
-pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod embed;
@@ -34,3 +34,4 @@ pub mod recall;
 pub mod reflect;
 pub mod server;
 pub mod store;
+pub mod tokens;

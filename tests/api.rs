@@ -788,7 +788,7 @@ async fn max_tokens_trims_the_context_highest_ranked_first() {
     assert_eq!(s, 200, "{full}");
     let full_text = full["context"].as_str().unwrap();
     let full_tokens = full["context_tokens"].as_u64().unwrap() as usize;
-    assert_eq!(full_tokens, reflector::budget::estimate_tokens(full_text));
+    assert_eq!(full_tokens, reflector::tokens::estimate_tokens(full_text));
     let top = full["memories"][0]["text"].as_str().unwrap();
     assert!(top.contains("Lucia"), "{full}");
 
@@ -799,7 +799,7 @@ async fn max_tokens_trims_the_context_highest_ranked_first() {
     let cut_text = cut["context"].as_str().unwrap();
     let cut_tokens = cut["context_tokens"].as_u64().unwrap() as usize;
     assert!(cut_tokens <= budget, "{cut_tokens} > {budget}");
-    assert_eq!(cut_tokens, reflector::budget::estimate_tokens(cut_text));
+    assert_eq!(cut_tokens, reflector::tokens::estimate_tokens(cut_text));
     assert!(cut["omitted"].as_u64().unwrap() > 0, "{cut}");
     assert!(
         cut_text.contains(top),

@@ -3,7 +3,7 @@
 //! - `GET /api/memory/context/{user_id}?query=&limit=&include_invalid=&max_tokens=` — the
 //!   context for the next prompt (see `crate::recall`). `limit` 1..=100, default 10.
 //!   `max_tokens` (1..=1000000) trims the rendered `context` to fit, highest-ranked first
-//!   (`crate::budget`: estimate and order); the answer then has `max_tokens` and `omitted`
+//!   (`crate::recall::budget`: order; `crate::tokens`: estimate); the answer then has `max_tokens` and `omitted`
 //!   (how many items were left out) and `omitted_items` (which: tier, id and text, in
 //!   priority order), and always `context_tokens` (the estimate for `context`).
 //! - `GET /api/memory/search/{user_id}?query=&limit=&tier=&since=&until=` — the ranked
@@ -29,7 +29,7 @@ use super::schema::{
     RulePage, SearchQuery, SearchResponse, SemanticPage, TurnPage, UserPath, UserStats,
 };
 use super::{ApiContext, ApiError, check_user_id, page, parse_param};
-use crate::recall::RecallQuery;
+use crate::recall::{Answer, RecallQuery};
 
 /// The routes of this module and of [`super::edit`], with their OpenAPI operations.
 pub fn router() -> OpenApiRouter<ApiContext> {
@@ -65,7 +65,7 @@ async fn context(
     State(ctx): State<ApiContext>,
     Path(user_id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Answer>, ApiError> {
     check_user_id("user_id", &user_id)?;
     let limit = parse_param(&q, "limit", 10usize)?;
     if !(1..=100).contains(&limit) {
@@ -89,77 +89,19 @@ async fn context(
             Some(n)
         }
     };
-    let start = std::time::Instant::now();
-    let out = ctx
+    let answer = ctx
         .recall
-        .context(RecallQuery {
-            user_id,
-            query,
-            limit,
-            include_invalid,
-        })
+        .answer(
+            RecallQuery {
+                user_id,
+                query,
+                limit,
+                include_invalid,
+            },
+            max_tokens,
+        )
         .await?;
-    let u = out.user_id.clone();
-    let summary = ctx.store.run(move |s| s.short_term_summary(&u)).await?;
-    let mut fitted = max_tokens.map(|n| crate::budget::fit(&out, n));
-    let mut out = out;
-    if let Some(sm) = summary.as_ref().filter(|s| !s.summary.is_empty()) {
-        // The summary of the turns folded out of the Tier 1 window goes just before the
-        // recent conversation, within the budget if there is one.
-        let block = format!(
-            "## Earlier conversation (summary of {} older turns)\n{}\n\n",
-            sm.folded_turns,
-            sm.summary
-                .lines()
-                .map(|l| format!("- {l}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-        let insert = |text: &str| -> String {
-            match text.find("## Recent conversation") {
-                Some(i) => format!("{}{block}{}", &text[..i], &text[i..]),
-                None if text.is_empty() || text.ends_with("\n\n") => format!("{text}{block}"),
-                None => format!("{text}\n{block}"),
-            }
-        };
-        match (&mut fitted, max_tokens) {
-            (Some(f), Some(n)) => {
-                let with = insert(&f.context);
-                let t = crate::budget::estimate_tokens(&with);
-                if t <= n {
-                    f.context = with;
-                    f.tokens = t;
-                } else {
-                    f.omitted += 1;
-                    f.left_out.push((
-                        "short_term",
-                        "short_term_summary".into(),
-                        sm.summary.clone(),
-                    ));
-                }
-            }
-            _ => out.context = insert(&out.context),
-        }
-    }
-    metrics::histogram!("reflector_recall_seconds").record(start.elapsed().as_secs_f64());
-    let mut v = serde_json::to_value(&out).map_err(anyhow::Error::from)?;
-    match fitted {
-        Some(f) => {
-            v["context"] = json!(f.context);
-            v["context_tokens"] = json!(f.tokens);
-            v["max_tokens"] = json!(max_tokens);
-            v["omitted"] = json!(f.omitted);
-            v["omitted_items"] = json!(
-                f.left_out
-                    .iter()
-                    .map(|(tier, id, text)| json!({"tier": tier, "id": id, "text": text}))
-                    .collect::<Vec<_>>()
-            );
-        }
-        None => v["context_tokens"] = json!(crate::budget::estimate_tokens(&out.context)),
-    }
-    v["short_term_summary"] = json!(summary);
-    Ok(Json(v))
+    Ok(Json(answer))
 }
 
 /// Search memories: the ranked items of recall alone (what `/context` lists as `memories`),

@@ -77,7 +77,7 @@ pub(crate) fn job_counts(
 
 /// Estimated tokens of one turn (message and response), as the window counts them.
 pub(crate) fn turn_tokens(user_message: &str, assistant: &str) -> usize {
-    crate::budget::estimate_tokens(user_message) + crate::budget::estimate_tokens(assistant)
+    crate::tokens::estimate_tokens(user_message) + crate::tokens::estimate_tokens(assistant)
 }
 
 /// Given a user's unfolded turns newest first, as (user message, assistant response), the
@@ -275,10 +275,10 @@ pub(crate) fn append_to_summary<'a>(
 }
 
 /// The summary bounded to `max_tokens`: its newest lines whose estimate
-/// (`crate::budget::estimate_tokens`) fits, and at least the newest line.
+/// (`crate::tokens::estimate_tokens`) fits, and at least the newest line.
 pub(crate) fn trim_summary(summary: &str, max_tokens: usize) -> String {
     let mut lines: Vec<&str> = summary.lines().collect();
-    while lines.len() > 1 && crate::budget::estimate_tokens(&lines.join("\n")) > max_tokens {
+    while lines.len() > 1 && crate::tokens::estimate_tokens(&lines.join("\n")) > max_tokens {
         lines.remove(0);
     }
     lines.join("\n")
@@ -449,7 +449,7 @@ mod tests {
             .join("\n");
         let t = trim_summary(&long, 30);
         assert!(t.ends_with("line 49 with several words"), "{t}");
-        assert!(crate::budget::estimate_tokens(&t) <= 30);
+        assert!(crate::tokens::estimate_tokens(&t) <= 30);
         assert_eq!(
             trim_summary("a single very long line", 1),
             "a single very long line"

@@ -771,7 +771,7 @@ pub enum Embedded {
 }
 
 /// The Tier 1 window of one user: the newest turns up to `max_turns` and `max_tokens`
-/// (estimated as in `crate::budget`); older, reflected turns are folded into the summary,
+/// (estimated as in `crate::tokens`); older, reflected turns are folded into the summary,
 /// which itself keeps its newest lines within `max_tokens / 2`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {

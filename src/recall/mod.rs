@@ -14,6 +14,13 @@
 //! - Tier 4: the standing rules; the ones similar to the query also enter the ranked list.
 //!
 //! Every item carries its evidence (source `dia_id`s, else interaction ids).
+//!
+//! [`Recall::answer`] ([`answer`]) makes the whole answer of `GET /api/memory/context`: the
+//! recalled items, the Tier 1 summary, and the block fitted to a token budget ([`budget`]).
+
+pub mod answer;
+pub mod budget;
+pub use answer::{Answer, OmittedItem};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -22,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::embed::{EmbedService, cosine};
 use crate::extract::{time, words};
-use crate::store::{EpisodeRow, FactRow, RuleRow, Store, TurnRow};
+use crate::store::{EpisodeRow, FactRow, RuleRow, ShortTermSummary, Store, TurnRow};
 
 /// RRF constant (Cormack et al. 2009).
 pub const RRF_K: f64 = 60.0;
@@ -959,7 +966,7 @@ fn assemble(
     }
     memories.sort_by(|a, b| b.score.total_cmp(&a.score));
     memories.truncate(q.limit);
-    let context = render(&short_term, &memories, &rules);
+    let context = render(&short_term, &memories, &rules, None);
     let mut episodes = episodes;
     episodes.truncate(q.limit);
     Context {
@@ -994,8 +1001,15 @@ fn turn_text(t: &TurnRow) -> String {
 }
 
 /// The prompt block: standing rules (at most 20), the ranked memories other than recent turns
-/// and rules, then the recent turns, oldest first.
-pub fn render(short_term: &[TurnRow], memories: &[Memory], rules: &[RuleRow]) -> String {
+/// and rules, the summary of the turns folded out of the Tier 1 window (`earlier`, when there
+/// is one and it is not empty), then the recent turns, oldest first. Each section is a
+/// `## ` header and `- ` lines, followed by a blank line but for the last.
+pub fn render(
+    short_term: &[TurnRow],
+    memories: &[Memory],
+    rules: &[RuleRow],
+    earlier: Option<&ShortTermSummary>,
+) -> String {
     let mut out = String::new();
     if !rules.is_empty() {
         out.push_str("## Standing instructions and preferences\n");
@@ -1012,6 +1026,16 @@ pub fn render(short_term: &[TurnRow], memories: &[Memory], rules: &[RuleRow]) ->
         out.push_str("## Relevant memories\n");
         for m in ranked {
             out.push_str(&format!("- {}\n", m.text));
+        }
+        out.push('\n');
+    }
+    if let Some(sm) = earlier.filter(|sm| !sm.summary.is_empty()) {
+        out.push_str(&format!(
+            "## Earlier conversation (summary of {} older turns)\n",
+            sm.folded_turns
+        ));
+        for l in sm.summary.lines() {
+            out.push_str(&format!("- {l}\n"));
         }
         out.push('\n');
     }

@@ -1,13 +1,5 @@
-//! Context budget: fit the rendered context (`crate::recall::render`) into `max_tokens`,
-//! keeping the highest-ranked items.
-//!
-//! **Token estimate.** The service does not know which model will read the context, so it
-//! cannot use that model's tokenizer; it estimates instead, erring on the high side: the larger
-//! of `characters / 4` and `words × 4 / 3`, rounded up. Both ratios are OpenAI's published
-//! rules of thumb for English text with its tokenizers ("one token generally corresponds to
-//! ~4 characters of text", "100 tokens ≈ 75 words": OpenAI Help Center, *What are tokens and
-//! how to count them?*). Taking the larger covers texts of short words (the word rule
-//! dominates) and texts of long words, numbers and punctuation (the character rule dominates).
+//! Context budget: fit the rendered context ([`super::render`]) into `max_tokens` estimated
+//! tokens ([`crate::tokens`]), keeping the highest-ranked items.
 //!
 //! **Order.** Items are admitted in this order, each only if the whole rendered block, with
 //! the section headers it brings, still fits: the ranked `memories` by score (episodes,
@@ -18,14 +10,9 @@
 
 use std::collections::HashSet;
 
-use crate::recall::{Context, render};
-
-/// Estimated tokens of `text` (see the module docs): `max(⌈chars/4⌉, ⌈words×4/3⌉)`.
-pub fn estimate_tokens(text: &str) -> usize {
-    let chars = text.chars().count();
-    let words = text.split_whitespace().count();
-    chars.div_ceil(4).max((words * 4).div_ceil(3))
-}
+use super::{Context, OmittedItem, render};
+use crate::store::ShortTermSummary;
+use crate::tokens::estimate_tokens;
 
 /// What fitting did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,12 +21,10 @@ pub struct Fitted {
     pub context: String,
     /// Its estimated tokens (≤ the budget).
     pub tokens: usize,
-    /// Items (memories, rules, turns) left out.
+    /// Items (memories, rules, turns, the Tier 1 summary) left out.
     pub omitted: usize,
-    /// Which ones, in priority order: (tier, id, text) with the tier and id as the ranked
-    /// `memories` name them (`procedural` and the rule id, `short_term` and the interaction
-    /// id for the standing rules and recent turns outside the ranked list).
-    pub left_out: Vec<(&'static str, String, String)>,
+    /// Which ones, in priority order, as [`OmittedItem`] names them.
+    pub left_out: Vec<OmittedItem>,
 }
 
 enum Item {
@@ -48,8 +33,10 @@ enum Item {
     Turn(String),
 }
 
-/// Fit `ctx`'s context into `max_tokens` estimated tokens.
-pub fn fit(ctx: &Context, max_tokens: usize) -> Fitted {
+/// Fit `ctx`'s context into `max_tokens` estimated tokens; the summary of the turns folded out
+/// of the Tier 1 window (`earlier`) enters last, if the block with it still fits, else it is
+/// the last item left out (id `short_term_summary`).
+pub fn fit(ctx: &Context, earlier: Option<&ShortTermSummary>, max_tokens: usize) -> Fitted {
     // Candidates in priority order.
     let mut order: Vec<Item> = Vec::new();
     let mut seen_rules: HashSet<i64> = HashSet::new();
@@ -103,7 +90,7 @@ pub fn fit(ctx: &Context, max_tokens: usize) -> Fitted {
                 2
             }
         };
-        let text = render_subset(ctx, &mems, &rules, &turns);
+        let text = render_subset(ctx, &mems, &rules, &turns, None);
         if estimate_tokens(&text) <= max_tokens {
             best = text;
         } else {
@@ -123,17 +110,31 @@ pub fn fit(ctx: &Context, max_tokens: usize) -> Fitted {
         }
     }
     let kept = mems.len() + rules.len() + turns.len();
+    let mut omitted = total - kept;
+    if let Some(sm) = earlier.filter(|sm| !sm.summary.is_empty()) {
+        let with = render_subset(ctx, &mems, &rules, &turns, Some(sm));
+        if estimate_tokens(&with) <= max_tokens {
+            best = with;
+        } else {
+            omitted += 1;
+            left_out.push(OmittedItem {
+                tier: "short_term",
+                id: "short_term_summary".into(),
+                text: sm.summary.clone(),
+            });
+        }
+    }
     Fitted {
         tokens: estimate_tokens(&best),
         context: best,
-        omitted: total - kept,
+        omitted,
         left_out,
     }
 }
 
-/// (tier, id, text) of a candidate item, as [`Fitted::left_out`] names it.
-fn describe(ctx: &Context, item: &Item) -> (&'static str, String, String) {
-    match item {
+/// A candidate item as [`Fitted::left_out`] names it.
+fn describe(ctx: &Context, item: &Item) -> OmittedItem {
+    let (tier, id, text) = match item {
         Item::Memory(i) => {
             let m = &ctx.memories[*i];
             (m.tier, m.id.clone(), m.text.clone())
@@ -154,7 +155,8 @@ fn describe(ctx: &Context, item: &Item) -> (&'static str, String, String) {
                 .map(|t| t.user_message.clone());
             ("short_term", id.clone(), text.unwrap_or_default())
         }
-    }
+    };
+    OmittedItem { tier, id, text }
 }
 
 fn render_subset(
@@ -162,6 +164,7 @@ fn render_subset(
     mems: &[usize],
     rules: &HashSet<i64>,
     turns: &HashSet<String>,
+    earlier: Option<&ShortTermSummary>,
 ) -> String {
     let mut sorted = mems.to_vec();
     sorted.sort_unstable();
@@ -178,19 +181,5 @@ fn render_subset(
         .filter(|t| turns.contains(&t.interaction_id))
         .cloned()
         .collect();
-    render(&short_term, &memories, &rules)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn estimate_takes_the_larger_of_the_two_rules() {
-        assert_eq!(estimate_tokens(""), 0);
-        // 12 chars, 3 words: chars/4 = 3, words*4/3 = 4.
-        assert_eq!(estimate_tokens("aaaa bbbb cc"), 4);
-        // One long word of 40 chars: chars/4 = 10.
-        assert_eq!(estimate_tokens(&"x".repeat(40)), 10);
-    }
+    render(&short_term, &memories, &rules, earlier)
 }
