@@ -1396,7 +1396,7 @@ async fn search_rest_vs_mcp(ctx: &Ctx, svc: &Service, user: &str) -> anyhow::Res
             let r = c
                 .post(&url)
                 .header("accept", "application/json, text/event-stream")
-                .header(crate::mcp::USER_HEADER, user)
+                .header(crate::api::mcp::USER_HEADER, user)
                 .json(&call)
                 .send()
                 .await?;

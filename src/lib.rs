@@ -28,7 +28,6 @@ pub mod extract;
 pub mod job;
 pub mod llm;
 pub mod manager;
-pub mod mcp;
 pub mod queue;
 pub mod recall;
 pub mod reflect;

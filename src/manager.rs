@@ -16,10 +16,10 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use crate::job::{JobState, Priority, ReflectionJob};
-use crate::queue::embedded::{WorkerConfig, settle};
-use crate::reflect::{JobOutcome, Reflector};
+use crate::queue::JobOutcome;
+use crate::queue::embedded::Inline;
 use crate::store::Store;
-use crate::store::{ClaimedJob, InsertOutcome, NewTurn, QueueLimits, TurnInsert};
+use crate::store::{InsertOutcome, NewTurn, QueueLimits, TurnInsert};
 
 /// Most turns one group commit takes.
 const GROUP_COMMIT_MAX: usize = 256;
@@ -141,11 +141,10 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct MemoryManager {
     store: Store,
-    reflector: Reflector,
+    inline: Inline,
     wake: Arc<Notify>,
     async_reflection: bool,
     max_retries: u32,
-    worker_cfg: WorkerConfig,
     limits: QueueLimits,
     /// Group commit; `None` only if its thread could not be started (then each turn is its
     /// own transaction on the blocking pool).
@@ -155,11 +154,10 @@ pub struct MemoryManager {
 impl MemoryManager {
     pub fn new(
         store: Store,
-        reflector: Reflector,
+        inline: Inline,
         wake: Arc<Notify>,
         async_reflection: bool,
         max_retries: u32,
-        worker_cfg: WorkerConfig,
         limits: QueueLimits,
     ) -> Self {
         let writer = TurnWriter::spawn(store.clone(), limits)
@@ -167,11 +165,10 @@ impl MemoryManager {
             .ok();
         Self {
             store,
-            reflector,
+            inline,
             wake,
             async_reflection,
             max_retries,
-            worker_cfg,
             limits,
             writer,
         }
@@ -276,22 +273,11 @@ impl MemoryManager {
             InsertOutcome::Created => {
                 metrics::counter!("reflector_turns_stored_total", "path" => "traditional")
                     .increment(1);
-                let outcome = self.reflector.process(&job).await;
-                let claimed = ClaimedJob {
-                    job: job.clone(),
-                    attempts: 1,
-                    max_retries: job.max_retries,
-                };
-                settle(&self.reflector, &claimed, &outcome, &self.worker_cfg).await?;
-                let status = if outcome.all_committed() {
-                    JobState::Completed
-                } else if outcome.permanent || claimed.exhausted() {
-                    JobState::Dead
-                } else {
+                let (status, outcome) = self.inline.run(&job).await?;
+                if status == JobState::Retrying {
                     // Left for the workers to retry, if any run.
                     self.wake.notify_one();
-                    JobState::Retrying
-                };
+                }
                 Ok(Stored {
                     interaction_id,
                     reflection_job_id: job.job_id,

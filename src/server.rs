@@ -15,7 +15,8 @@ use crate::embed::{EmbedService, HashEmbedder, MiniLm, PoolConfig, fetch};
 use crate::manager::MemoryManager;
 use crate::queue::amqp::{self, AmqpSettings, Broker};
 use crate::queue::embedded::{
-    ClaimGate, PauseSwitch, REFLECTION_NICE, WorkerConfig, lower_thread_priority, spawn_workers,
+    ClaimGate, Inline, PauseSwitch, REFLECTION_NICE, WorkerConfig, lower_thread_priority,
+    spawn_workers,
 };
 use crate::recall::Recall;
 use crate::reflect::{FaultInjector, Reflector};
@@ -192,11 +193,10 @@ impl Service {
         let wcfg = worker_config(&cfg);
         let manager = MemoryManager::new(
             store.clone(),
-            reflector.clone(),
+            Inline::new(reflector.clone(), wcfg.clone()),
             wake.clone(),
             cfg.async_reflection(),
             cfg.max_retries,
-            wcfg.clone(),
             cfg.queue_limits(),
         );
         let recall = Recall::new(

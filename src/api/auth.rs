@@ -57,7 +57,7 @@ pub const PUBLIC_ROUTES: &[&str] = &["/api/reflection/health"];
 
 /// Routes whose handler checks the caller against the user the request concerns (the body's
 /// `user_id`, the job's user).
-/// `/mcp` checks each tool call's user (`crate::mcp`), and its tools go through this layer
+/// `/mcp` checks each tool call's user (`crate::api::mcp`), and its tools go through this layer
 /// again as REST calls with the same key.
 /// `GET /api/me` concerns no user: it only tells the caller what its own key may see.
 const HANDLER_CHECKED_ROUTES: &[&str] = &[

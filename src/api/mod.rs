@@ -21,6 +21,7 @@ pub mod auth;
 pub mod edit;
 pub mod error;
 pub mod interactions;
+pub mod mcp;
 pub mod memory;
 pub mod openapi;
 pub mod reflection;
@@ -81,7 +82,7 @@ pub fn api_routes() -> OpenApiRouter<ApiContext> {
 /// auth layer: they are public metadata and static files (the API's shape and the pages,
 /// the same for every deployment; no user data, keys or configuration), like the health check.
 ///
-/// `/mcp` is the MCP server's streamable HTTP transport (`crate::mcp`), behind the same auth
+/// `/mcp` is the MCP server's streamable HTTP transport (`crate::api::mcp`), behind the same auth
 /// layer; its tools call the REST routes in process ([`rest_router`]), with the caller's key.
 /// Cancelling `shutdown` ends its sessions (their event streams would otherwise hold a
 /// graceful shutdown open).
@@ -90,7 +91,7 @@ pub fn api_routes() -> OpenApiRouter<ApiContext> {
 pub fn router(ctx: ApiContext, shutdown: CancellationToken) -> anyhow::Result<Router> {
     let limit = ctx.config.max_body_bytes;
     let (routes, doc) = api_routes().split_for_parts();
-    let mcp = crate::mcp::http_service(
+    let mcp = crate::api::mcp::http_service(
         rest_router(ctx.clone()),
         ctx.config.mcp_allow_forget,
         !ctx.config.api_keys.is_empty(),
@@ -98,7 +99,7 @@ pub fn router(ctx: ApiContext, shutdown: CancellationToken) -> anyhow::Result<Ro
     )?;
     Ok(Router::new()
         .merge(routes)
-        .route("/mcp", crate::mcp::route(mcp))
+        .route("/mcp", crate::api::mcp::route(mcp))
         .route_layer(middleware::from_fn_with_state(ctx.clone(), auth::authorize))
         .merge(openapi::docs(openapi::finish(doc)))
         .merge(ui::router())
@@ -112,7 +113,7 @@ pub fn router(ctx: ApiContext, shutdown: CancellationToken) -> anyhow::Result<Ro
 }
 
 /// The REST routes alone, behind the auth layer, without request metrics: what the MCP
-/// tools call in process (`crate::mcp::Upstream::InProcess`), and `reflector mcp` on a data
+/// tools call in process (`crate::api::mcp::Upstream::InProcess`), and `reflector mcp` on a data
 /// directory.
 pub fn rest_router(ctx: ApiContext) -> Router {
     let limit = ctx.config.max_body_bytes;

@@ -5,7 +5,7 @@
 //! - `api`: the HTTP API only (with RabbitMQ: and the outbox relay); workers run elsewhere.
 //! - `worker`: reflection workers only, no API (same data directory as the API); with
 //!   `--health-listen ADDR` it serves the public health check there.
-//! - `mcp --user U [--server URL]`: the MCP server over stdio (`crate::mcp`).
+//! - `mcp --user U [--server URL]`: the MCP server over stdio (`crate::api::mcp`).
 //! - `healthcheck [--url URL]`: exit 0 when the health URL answers 2xx (container checks).
 //! - `amqp-bench`: publish-confirm latency and throughput through RabbitMQ.
 //! - `demo [FILE]`: fetch the model if needed, serve, import a conversation, wait for
@@ -305,14 +305,14 @@ async fn mcp_stdio(
         let key = std::env::var("REFLECTOR_API_KEY")
             .ok()
             .filter(|k| !k.trim().is_empty());
-        let upstream = crate::mcp::Upstream::remote(&base, key)?;
-        let tools = crate::mcp::MemoryTools::new(
+        let upstream = crate::api::mcp::Upstream::remote(&base, key)?;
+        let tools = crate::api::mcp::MemoryTools::new(
             upstream,
-            crate::mcp::SessionUser::Fixed(user.clone()),
+            crate::api::mcp::SessionUser::Fixed(user.clone()),
             allow_forget,
         )?;
         tools.check_access(&user).await?;
-        crate::mcp::serve_stdio(tools).await?;
+        crate::api::mcp::serve_stdio(tools).await?;
         return Ok(0);
     }
     let mut cfg = cfg;
@@ -326,13 +326,13 @@ async fn mcp_stdio(
     )
     .await?;
     let rest = svc.rest.clone().context("the service has no API router")?;
-    let tools = crate::mcp::MemoryTools::new(
-        crate::mcp::Upstream::InProcess(rest),
-        crate::mcp::SessionUser::Fixed(user),
+    let tools = crate::api::mcp::MemoryTools::new(
+        crate::api::mcp::Upstream::InProcess(rest),
+        crate::api::mcp::SessionUser::Fixed(user),
         allow_forget,
     )?;
     let served = tokio::select! {
-        r = crate::mcp::serve_stdio(tools) => r,
+        r = crate::api::mcp::serve_stdio(tools) => r,
         _ = shutdown_signal() => Ok(()),
     };
     svc.shutdown(Duration::from_secs(30)).await?;

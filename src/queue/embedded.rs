@@ -13,8 +13,9 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use super::lifecycle::{Transition, jittered, retry_delay_ms, settle as settle_outcome};
+use crate::job::{JobState, ReflectionJob};
 use crate::reflect::{JobOutcome, Reflector};
-use crate::store::now_ms;
+use crate::store::{ClaimedJob, now_ms};
 
 /// Settings of the worker pool.
 #[derive(Debug, Clone)]
@@ -236,12 +237,48 @@ async fn run_gated(
     Ok(true)
 }
 
+/// The traditional path's reflection of one job on the request path
+/// (`MEMORY_FAST_MODE=false` or `REFLECTION_ENABLED=false`): the job just stored is processed
+/// at once and settled as a worker would settle its first attempt.
+#[derive(Clone)]
+pub struct Inline {
+    reflector: Reflector,
+    cfg: WorkerConfig,
+}
+
+impl Inline {
+    pub fn new(reflector: Reflector, cfg: WorkerConfig) -> Self {
+        Self { reflector, cfg }
+    }
+
+    /// Process `job` (its row already stored in state `processing`) and settle it: the job's
+    /// state afterwards (`completed`, `dead`, or `retrying` for the workers to retry) and what
+    /// each tier did. Errors: the store's, when settling fails.
+    pub async fn run(&self, job: &ReflectionJob) -> anyhow::Result<(JobState, JobOutcome)> {
+        let outcome = self.reflector.process(job).await;
+        let claimed = ClaimedJob {
+            job: job.clone(),
+            attempts: 1,
+            max_retries: job.max_retries,
+        };
+        settle(&self.reflector, &claimed, &outcome, &self.cfg).await?;
+        let state = if outcome.all_committed() {
+            JobState::Completed
+        } else if outcome.permanent || claimed.exhausted() {
+            JobState::Dead
+        } else {
+            JobState::Retrying
+        };
+        Ok((state, outcome))
+    }
+}
+
 /// Carry out what `outcome` does to the claimed job ([`crate::queue::lifecycle::settle`]) on
 /// the embedded queue: the job row is completed, dead with its reason, or due again after a
 /// jittered exponential delay.
 pub async fn settle(
     r: &Reflector,
-    c: &crate::store::ClaimedJob,
+    c: &ClaimedJob,
     outcome: &JobOutcome,
     cfg: &WorkerConfig,
 ) -> anyhow::Result<()> {

@@ -7,7 +7,7 @@
 //! transition to the job row (`crate::queue::embedded::settle`); RabbitMQ also moves the
 //! message (to a delay queue or the DLQ, `crate::queue::amqp`), then writes the same row.
 
-use crate::reflect::JobOutcome;
+use super::JobOutcome;
 
 /// What one attempt's outcome does to its job.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,6 +7,10 @@
 //!   `jobs` table stays the ledger and becomes the outbox: the relay publishes its rows.
 //! - [`measure`]: `reflector amqp-bench`, publish-confirm latency and throughput figures.
 
+/// What processing one job did, tier by tier: what the queues settle a job by, and what the
+/// traditional path answers with ([`embedded::Inline`]).
+pub use crate::reflect::{JobOutcome, TierOutcome};
+
 pub mod amqp;
 pub mod embedded;
 pub mod lifecycle;

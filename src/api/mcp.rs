@@ -47,7 +47,7 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
-use crate::api::auth::{Caller, Scope};
+use super::auth::{Caller, Scope};
 
 /// The header naming the session's user over HTTP (see the module docs).
 pub const USER_HEADER: &str = "X-Reflector-User";
