@@ -17,10 +17,12 @@
 //! - [`job`]: the reflection job and its wire format.
 //! - [`queue`]: the job lifecycle, the embedded queue's worker loop over the `jobs` table, and RabbitMQ.
 //! - [`config`], [`server`], [`cli`]: settings, wiring, and the command-line tools.
-//! - [`bench`]: `reflector bench`, the performance benchmark (docs/BENCHMARKS.md).
+//! - [`seams`]: what only tests and the benchmark set (fault injection, paused workers).
+//!
+//! The measuring commands (`reflector bench`, `eval`, `amqp-bench`) are the binary's own, in
+//! `src/measure/`, outside this library.
 
 pub mod api;
-pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod embed;
@@ -31,6 +33,7 @@ pub mod manager;
 pub mod queue;
 pub mod recall;
 pub mod reflect;
+pub mod seams;
 pub mod server;
 pub mod store;
 pub mod tokens;

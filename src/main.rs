@@ -1,6 +1,30 @@
 //! `reflector`: the Memory Reflector binary. See `reflector --help` and the README.
+//!
+//! Its commands are the product's (`reflector::cli`) and the measuring ones, which live
+//! here in the binary, outside the service library (`measure`).
 
-use clap::Parser;
+mod measure;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "reflector",
+    version,
+    about = "Memory Reflector: four-tier memory for conversational AI assistants"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Product(reflector::cli::Command),
+    #[command(flatten)]
+    Measure(measure::Command),
+}
 
 fn main() {
     // Before any thread exists: candle's CPU kernels read RAYON_NUM_THREADS. The embedding
@@ -30,7 +54,7 @@ fn main() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
-    let cli = reflector::cli::Cli::parse();
+    let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -41,7 +65,13 @@ fn main() {
             std::process::exit(2);
         }
     };
-    match runtime.block_on(reflector::cli::run(cli)) {
+    let run = async {
+        match cli.command {
+            Command::Product(c) => reflector::cli::run(c).await,
+            Command::Measure(c) => measure::run(c).await,
+        }
+    };
+    match runtime.block_on(run) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("error: {e:#}");

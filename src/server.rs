@@ -19,14 +19,14 @@ use crate::queue::embedded::{
     spawn_workers,
 };
 use crate::recall::Recall;
-use crate::reflect::{FaultInjector, Reflector};
+use crate::reflect::Reflector;
+use crate::seams::Seams;
 use crate::store::Store;
 
-/// Extra knobs for embedding the service in tests.
+/// How to run the service: which roles this process plays (API, workers, health only) and,
+/// for tests and the benchmark, its [`Seams`].
 #[derive(Default, Clone)]
 pub struct Options {
-    /// Make tiers fail on purpose (tests of retry and dead-lettering).
-    pub fault: Option<FaultInjector>,
     /// Do not start reflection workers in this process (`reflector api`).
     pub no_workers: bool,
     /// Do not serve the API (`reflector worker`): [`Service::addr`] is then `0.0.0.0:0`, or
@@ -35,15 +35,12 @@ pub struct Options {
     /// With `no_http`: serve only the public health check (`GET /api/reflection/health`)
     /// here, for container health checks of a worker.
     pub health_listen: Option<std::net::SocketAddr>,
-    /// Start the workers paused: they lease nothing until [`Service::pause_workers`]`(false)`
-    /// (benchmarks queue work first, or measure the request path without reflection).
-    pub start_paused: bool,
-    /// Use this embedding pool instead of building one from the config (benchmarks share one
-    /// pool between services and count what it computes).
-    pub embed: Option<EmbedService>,
     /// Serve the API in process only, on no socket ([`Service::rest`]; `reflector mcp` on a
     /// data directory). [`Service::addr`] is then `0.0.0.0:0`.
     pub no_listen: bool,
+    /// What only tests and the benchmark set (fault injection, paused workers, a shared
+    /// embedding pool): see [`crate::seams`].
+    pub seams: Seams,
 }
 
 /// A running service.
@@ -66,7 +63,7 @@ pub struct Service {
 
 /// Load the embedder named by the config.
 pub fn embed_service(cfg: &Config) -> anyhow::Result<EmbedService> {
-    embed_service_counting(cfg, None)
+    embed_service_with(cfg, None)
 }
 
 /// The embedder as the pool threads run it: on its first call in each pool thread it lowers
@@ -100,8 +97,9 @@ impl<E: Embedder> Embedder for PoolEmbedder<E> {
     }
 }
 
-/// [`embed_service`], adding the number of texts embedded to `texts` when given.
-pub fn embed_service_counting(
+/// [`embed_service`], adding the number of texts embedded to `texts` when given (for the
+/// benchmark: [`crate::seams::embed_service_counting`]).
+pub(crate) fn embed_service_with(
     cfg: &Config,
     texts: Option<Arc<AtomicU64>>,
 ) -> anyhow::Result<EmbedService> {
@@ -177,13 +175,13 @@ impl Service {
         let broker = AmqpSettings::from_config(&cfg).map(Broker::new);
         // RabbitMQ: the jobs table becomes the outbox the relay publishes from.
         store.sync().set_outbox(broker.is_some());
-        let embed = match opts.embed.clone() {
+        let embed = match opts.seams.embed.clone() {
             Some(e) => e,
             None => embed_service(&cfg)?,
         };
         let model = embed.model_id().to_string();
         let mut reflector = Reflector::new(store.clone(), embed.clone());
-        if let Some(f) = opts.fault.clone() {
+        if let Some(f) = opts.seams.fault.clone() {
             reflector = reflector.with_fault_injector(f);
         }
         if let Some(llm) = llm_extractor(&cfg)? {
@@ -206,7 +204,7 @@ impl Service {
             cfg.recall_window,
         );
         let (tx, rx) = watch::channel(false);
-        let (paused, paused_rx) = watch::channel(opts.start_paused);
+        let (paused, paused_rx) = watch::channel(opts.seams.start_paused);
         let claim_gate = ClaimGate::default();
         let run_workers = !opts.no_workers;
         if run_workers && cfg.retention_secs > 0 {

@@ -22,7 +22,10 @@ async fn a_job_of_a_forgotten_user_arriving_from_the_broker_is_dropped() {
     let t = start_with(
         |_| {},
         Options {
-            start_paused: true,
+            seams: reflector::seams::Seams {
+                start_paused: true,
+                ..Default::default()
+            },
             ..Options::default()
         },
     )

@@ -27,7 +27,10 @@ async fn turns_beyond_the_window_are_folded_into_a_summary_in_the_context() {
             c.short_term_turns = 3;
         },
         Options {
-            start_paused: true,
+            seams: reflector::seams::Seams {
+                start_paused: true,
+                ..Default::default()
+            },
             ..Options::default()
         },
     )

@@ -6,8 +6,7 @@
 //! `metadata` = `{speaker, dia_id, image_caption?}`, `interaction_id` =
 //! `locomo:{sample_id}:{dia_id}` (so a re-import is an idempotent retry).
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,15 +28,8 @@ pub struct ImportTurn {
     pub body: Value,
 }
 
-/// A conversation's questions, by position in its `qa` list.
-#[derive(Debug, Clone)]
-pub struct Question {
-    pub sample_id: String,
-    pub qa_index: usize,
-    pub question: String,
-}
-
-fn read_file(path: &Path) -> anyhow::Result<Vec<Value>> {
+/// The conversations of a LoCoMo file (a JSON array).
+pub fn read_file(path: &Path) -> anyhow::Result<Vec<Value>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let v: Value =
@@ -52,7 +44,8 @@ fn read_file(path: &Path) -> anyhow::Result<Vec<Value>> {
     }
 }
 
-fn selected<'a>(convs: &'a [Value], samples: &[String]) -> anyhow::Result<Vec<&'a Value>> {
+/// The conversations named in `samples` (all when it is empty); an unknown name is an error.
+pub fn selected<'a>(convs: &'a [Value], samples: &[String]) -> anyhow::Result<Vec<&'a Value>> {
     let out: Vec<&Value> = convs
         .iter()
         .filter(|c| {
@@ -139,32 +132,8 @@ pub fn turns(path: &Path, samples: &[String]) -> anyhow::Result<Vec<ImportTurn>>
     Ok(out)
 }
 
-/// Every question of the selected conversations.
-pub fn questions(path: &Path, samples: &[String]) -> anyhow::Result<Vec<Question>> {
-    let convs = read_file(path)?;
-    let mut out = Vec::new();
-    for c in selected(&convs, samples)? {
-        let sample = c["sample_id"]
-            .as_str()
-            .context("a conversation has no sample_id")?;
-        for (i, qa) in c["qa"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
-            out.push(Question {
-                sample_id: sample.to_string(),
-                qa_index: i,
-                question: qa["question"].as_str().unwrap_or_default().to_string(),
-            });
-        }
-    }
-    Ok(out)
-}
-
-pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
+/// A progress bar of `len` steps labelled `what` (indicatif).
+pub fn bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     pb.set_style(
         ProgressStyle::with_template(&format!(
@@ -295,64 +264,6 @@ pub fn urlencode(s: &str) -> String {
         }
     }
     out
-}
-
-/// Ask every question through the context endpoint; write the scorer's JSONL.
-pub async fn eval(
-    path: &Path,
-    out: &Path,
-    samples: &[String],
-    k: usize,
-    server: &str,
-    concurrency: usize,
-) -> anyhow::Result<()> {
-    let qs = questions(path, samples)?;
-    let client = Client::new(server)?;
-    let pb = bar(qs.len() as u64, "asking");
-    let sem = Arc::new(Semaphore::new(concurrency));
-    let mut set = tokio::task::JoinSet::new();
-    for q in qs {
-        let permit = sem.clone().acquire_owned().await?;
-        let c = client.clone();
-        let pb = pb.clone();
-        set.spawn(async move {
-            let path = format!(
-                "/api/memory/context/{}?limit={k}&query={}",
-                urlencode(&q.sample_id),
-                urlencode(&q.question)
-            );
-            let r = c.get_json(&path).await;
-            drop(permit);
-            pb.inc(1);
-            (q, r)
-        });
-    }
-    let mut results: BTreeMap<(String, usize), Value> = BTreeMap::new();
-    while let Some(res) = set.join_next().await {
-        let (q, r) = res?;
-        let ctx = r?;
-        let retrieved: Vec<Value> = ctx["memories"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .map(|m| json!({"text": m["text"], "evidence": m["evidence"], "tier": m["tier"]}))
-            .collect();
-        results.insert(
-            (q.sample_id.clone(), q.qa_index),
-            json!({"sample_id": q.sample_id, "qa_index": q.qa_index, "retrieved": retrieved}),
-        );
-    }
-    pb.finish();
-    let mut f = std::io::BufWriter::new(
-        std::fs::File::create(out).with_context(|| format!("cannot write {}", out.display()))?,
-    );
-    for v in results.values() {
-        writeln!(f, "{v}")?;
-    }
-    f.flush()?;
-    println!("wrote {} results to {}", results.len(), out.display());
-    Ok(())
 }
 
 /// The README's first command: a real run on embedded defaults.

@@ -7,18 +7,19 @@
 //!   `--health-listen ADDR` it serves the public health check there.
 //! - `mcp --user U [--server URL]`: the MCP server over stdio (`crate::api::mcp`).
 //! - `healthcheck [--url URL]`: exit 0 when the health URL answers 2xx (container checks).
-//! - `amqp-bench`: publish-confirm latency and throughput through RabbitMQ.
 //! - `demo [FILE]`: fetch the model if needed, serve, import a conversation, wait for
 //!   reflection, print what was remembered, keep serving until interrupted.
 //! - `import --format locomo FILE`: send a LoCoMo conversation file to a server, turn by turn;
 //!   `import --format reflector FILE`: read an export back into the store (`--data-dir`).
 //! - `export --user U`: one user's memory, all four tiers, as JSON Lines (docs/EXPORT.md).
-//! - `eval locomo FILE --out R.jsonl`: ask every question of the file through recall.
 //! - `dlq list|replay|purge`: dead jobs on a running server (and the broker's DLQ).
 //! - `reflect --user U | --all [--since T]`, `reembed --user U | --all`: rebuild memory from
 //!   the stored turns after a rule or model change (`rebuild`).
 //! - `key new`: print a fresh API key and its `REFLECTOR_API_KEYS` entries.
 //! - `model fetch`: put all-MiniLM-L6-v2 into the model cache and verify it.
+//!
+//! The measuring commands (`bench`, `eval`, `amqp-bench`) are the binary's own (`src/measure`,
+//! outside this library); the binary's command line adds them to [`Command`].
 
 pub mod client;
 pub mod locomo;
@@ -28,22 +29,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 
 use crate::config::{Config, ConfigArgs};
 use crate::server::{Options, Service, shutdown_signal};
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "reflector",
-    version,
-    about = "Memory Reflector: four-tier memory for conversational AI assistants"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
+/// The product's subcommands: serving, import and export, rebuilds, keys, the model. The
+/// `reflector` binary adds its measuring commands to these (`src/main.rs`).
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP API and the reflection workers (embedded SQLite + durable queue).
@@ -95,9 +87,6 @@ pub enum Command {
         #[arg(long, default_value_t = 5)]
         timeout_secs: u64,
     },
-    /// Measure publish-with-confirm latency (p50/p99) and jobs/s through RabbitMQ
-    /// (RABBITMQ_URL; uses queues of its own, deleted afterwards).
-    AmqpBench(crate::queue::measure::MeasureArgs),
     /// Serve, import a conversation (default: examples/conversation.json), wait for
     /// reflection, print what was remembered, and keep serving until Ctrl-C.
     Demo {
@@ -144,27 +133,6 @@ pub enum Command {
         concurrency: usize,
         #[command(flatten)]
         config: ConfigArgs,
-    },
-    /// Evaluate recall on a LoCoMo file after an import: writes the scorer's JSONL.
-    Eval {
-        /// Benchmark (only `locomo`).
-        benchmark: String,
-        file: PathBuf,
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long, value_delimiter = ',')]
-        samples: Vec<String>,
-        /// Memories retrieved per question.
-        #[arg(long, default_value_t = 25)]
-        k: usize,
-        #[arg(
-            long,
-            env = "REFLECTOR_SERVER",
-            default_value = "http://127.0.0.1:8080"
-        )]
-        server: String,
-        #[arg(long, default_value_t = 4)]
-        concurrency: usize,
     },
     /// Dead-lettered jobs on a running server.
     Dlq {
@@ -220,9 +188,6 @@ pub enum Command {
         #[command(subcommand)]
         action: ModelAction,
     },
-    /// Performance benchmark on loopback (in-process services, temp data): store latency
-    /// and throughput, reflection rate, recall at scale, peak RSS. Exit 1 if a target is missed.
-    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -274,8 +239,6 @@ pub enum ModelAction {
     },
 }
 
-/// Start the service with `opts`, run until SIGINT/SIGTERM, then stop taking work and let
-/// the jobs in hand finish (up to 30 s).
 /// Open the configured store on the blocking pool: the PostgreSQL client connects by
 /// blocking on a runtime of its own, which panics on a thread that drives async tasks.
 pub(crate) async fn open_store(cfg: &Config) -> anyhow::Result<crate::store::Store> {
@@ -283,6 +246,8 @@ pub(crate) async fn open_store(cfg: &Config) -> anyhow::Result<crate::store::Sto
     tokio::task::spawn_blocking(move || crate::store::open(&cfg)).await?
 }
 
+/// Start the service with `opts`, run until SIGINT/SIGTERM, then stop taking work and let
+/// the jobs in hand finish (up to 30 s).
 async fn run_service(config: ConfigArgs, opts: Options) -> anyhow::Result<i32> {
     let cfg = Config::load(&config)?;
     let svc = Service::start(cfg, opts).await?;
@@ -370,8 +335,9 @@ async fn healthcheck(url: &str, timeout_secs: u64) -> anyhow::Result<i32> {
 }
 
 /// Entry point for `main`.
-pub async fn run(cli: Cli) -> anyhow::Result<i32> {
-    match cli.command {
+/// Run one product subcommand; the process exit code, or an error (printed, exit 2).
+pub async fn run(command: Command) -> anyhow::Result<i32> {
+    match command {
         Command::Serve { config } => run_service(config, Options::default()).await,
         Command::Api { config } => {
             run_service(
@@ -403,9 +369,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             server,
             config,
         } => mcp_stdio(user, server, config).await,
-        Command::AmqpBench(args) => crate::queue::measure::run(args).await,
         Command::Demo { file, config } => locomo::demo(file, config).await,
-        Command::Bench(args) => crate::bench::run(args).await,
         Command::Import {
             format,
             file,
@@ -436,23 +400,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 );
             }
             locomo::import(&file, &samples, &server, wait, concurrency.max(1)).await
-        }
-        Command::Eval {
-            benchmark,
-            file,
-            out,
-            samples,
-            k,
-            server,
-            concurrency,
-        } => {
-            if benchmark != "locomo" {
-                anyhow::bail!(
-                    "unknown benchmark {benchmark:?}; use `reflector eval locomo FILE --out R.jsonl`"
-                );
-            }
-            locomo::eval(&file, &out, &samples, k, &server, concurrency.max(1)).await?;
-            Ok(0)
         }
         Command::Dlq { action, server } => {
             let c = client::Client::new(&server)?;

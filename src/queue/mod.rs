@@ -5,7 +5,6 @@
 //!   retry delays, for both backends.
 //! - [`amqp`]: RabbitMQ, selected by `REFLECTOR_QUEUE=amqp` or by `RABBITMQ_URL` alone. The
 //!   `jobs` table stays the ledger and becomes the outbox: the relay publishes its rows.
-//! - [`measure`]: `reflector amqp-bench`, publish-confirm latency and throughput figures.
 
 /// What processing one job did, tier by tier: what the queues settle a job by, and what the
 /// traditional path answers with ([`embedded::Inline`]).
@@ -14,4 +13,3 @@ pub use crate::reflect::{JobOutcome, TierOutcome};
 pub mod amqp;
 pub mod embedded;
 pub mod lifecycle;
-pub mod measure;

@@ -41,9 +41,10 @@ use anyhow::{Context as _, bail};
 use axum::body::Bytes;
 use serde_json::{Value, json};
 
-use crate::config::{Config, ConfigArgs};
-use crate::embed::EmbedService;
-use crate::server::{Options, Service};
+use reflector::config::{Config, ConfigArgs};
+use reflector::embed::EmbedService;
+use reflector::seams::Seams;
+use reflector::server::{Options, Service};
 
 /// `reflector bench` flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -296,7 +297,7 @@ fn turn_bodies(n: usize, users: usize, prefix: &str, seed: u64) -> Vec<Bytes> {
                 "session_id": format!("s{}", i / 50),
                 "user_message": message(&mut rng),
                 "assistant_response": pick(&mut rng, &REPLIES),
-                "timestamp": crate::job::format_timestamp(&ts),
+                "timestamp": reflector::job::format_timestamp(&ts),
                 "metadata": {"speaker": NAMES[u % NAMES.len()]},
             });
             Bytes::from(body.to_string())
@@ -655,9 +656,12 @@ struct Ctx {
 impl Ctx {
     fn options(&self, start_paused: bool, no_workers: bool) -> Options {
         Options {
-            start_paused,
             no_workers,
-            embed: Some(self.embed.clone()),
+            seams: Seams {
+                start_paused,
+                embed: Some(self.embed.clone()),
+                ..Seams::default()
+            },
             ..Options::default()
         }
     }
@@ -993,7 +997,8 @@ async fn amqp_store_rows(
     cfg.listen = "127.0.0.1:0".parse().expect("static address");
     cfg.data_dir = ctx.dir.join("amqp");
     cfg.fast_mode = true;
-    let settings = crate::queue::amqp::AmqpSettings::from_config(&cfg).context("amqp settings")?;
+    let settings =
+        reflector::queue::amqp::AmqpSettings::from_config(&cfg).context("amqp settings")?;
     let svc = Service::start(cfg, ctx.options(true, false)).await?;
     let client = &ctx.client;
     let url = format!("http://{}/api/interactions", svc.addr);
@@ -1108,9 +1113,9 @@ async fn amqp_store_rows(
 
 /// Delete the exchange and queues `amqp_store_rows` declared (the retry queues too, if a
 /// retry created any).
-async fn delete_bench_topology(s: &crate::queue::amqp::AmqpSettings) -> anyhow::Result<()> {
+async fn delete_bench_topology(s: &reflector::queue::amqp::AmqpSettings) -> anyhow::Result<()> {
     use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-    let broker = crate::queue::amqp::Broker::new(s.clone());
+    let broker = reflector::queue::amqp::Broker::new(s.clone());
     let mut queues = vec![s.queue.clone(), s.work_queue(), s.dlq.clone()];
     queues.extend((1..=12).map(|a| s.delay_queue(s.retry_delay_ms(a))));
     queues.dedup();
@@ -1312,7 +1317,7 @@ async fn seed_and_recall(
             .map(|i| {
                 let when = t0 + i as i64 * 3_600_000;
                 let day = chrono::DateTime::from_timestamp_millis(when)
-                    .map(|t| crate::extract::time::format_day(t.date_naive()))
+                    .map(|t| reflector::extract::time::format_day(t.date_naive()))
                     .unwrap_or_default();
                 (
                     format!(
@@ -1396,7 +1401,7 @@ async fn search_rest_vs_mcp(ctx: &Ctx, svc: &Service, user: &str) -> anyhow::Res
             let r = c
                 .post(&url)
                 .header("accept", "application/json, text/event-stream")
-                .header(crate::api::mcp::USER_HEADER, user)
+                .header(reflector::api::mcp::USER_HEADER, user)
                 .json(&call)
                 .send()
                 .await?;
@@ -1589,7 +1594,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<i32> {
     let tmp = TempDir::new()?;
     let embedded = Arc::new(AtomicU64::new(0));
     let ctx = Ctx {
-        embed: crate::server::embed_service_counting(&base, Some(embedded.clone()))?,
+        embed: reflector::seams::embed_service_counting(&base, Some(embedded.clone()))?,
         base,
         dir: tmp.0.clone(),
         embedded,

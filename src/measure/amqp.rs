@@ -23,8 +23,8 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 use serde_json::json;
 
-use super::amqp::{redact_url, routing_key};
-use crate::job::{Priority, ReflectionJob};
+use reflector::job::{Priority, ReflectionJob};
+use reflector::queue::amqp::{redact_url, routing_key};
 
 /// Flags of `reflector amqp-bench`.
 #[derive(Debug, Clone, Args)]
@@ -97,7 +97,7 @@ pub async fn run(args: MeasureArgs) -> anyhow::Result<i32> {
     let mut args_q = FieldTable::default();
     args_q.insert(
         "x-max-priority".into(),
-        lapin::types::AMQPValue::ShortShortUInt(super::amqp::MAX_PRIORITY),
+        lapin::types::AMQPValue::ShortShortUInt(reflector::queue::amqp::MAX_PRIORITY),
     );
     ch.queue_declare(QUEUE.into(), QueueDeclareOptions::durable(), args_q)
         .await?;
