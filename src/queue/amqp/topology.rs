@@ -32,7 +32,8 @@ use lapin::{Channel, Connection, ErrorKind, ExchangeKind};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{AmqpSettings, DLQ_ROUTING_KEY, MAX_PRIORITY, lstr};
+use super::message::lstr;
+use super::{AmqpSettings, DLQ_ROUTING_KEY, MAX_PRIORITY};
 
 /// The routing key our intake binding uses: `reflection.#` matches user ids with dots,
 /// which the original's `reflection.*` drops.
