@@ -27,6 +27,24 @@ pub struct Seams {
     pub embed: Option<EmbedService>,
 }
 
+impl Seams {
+    /// Workers start paused (see [`Seams::start_paused`]); nothing else set.
+    pub fn paused() -> Self {
+        Self {
+            start_paused: true,
+            ..Self::default()
+        }
+    }
+
+    /// Tiers fail as `fault` says (see [`Seams::fault`]); nothing else set.
+    pub fn failing(fault: FaultInjector) -> Self {
+        Self {
+            fault: Some(fault),
+            ..Self::default()
+        }
+    }
+}
+
 /// The embedder the config names (as the service builds it), adding the number of texts it
 /// embeds to `texts` when given (`reflector bench`: embeddings per job). Errors: the model
 /// is not in the model directory, or cannot be loaded.

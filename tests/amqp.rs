@@ -565,13 +565,10 @@ async fn failing_tiers_retry_through_delay_queues_then_dead_letter_and_replay() 
     let fail = Arc::new(AtomicBool::new(true));
     let f = fail.clone();
     let opts = Options {
-        seams: reflector::seams::Seams {
-            fault: Some(Arc::new(move |_job, tier| {
-                (tier == Tier::Semantic && f.load(Ordering::SeqCst))
-                    .then(|| "injected graph store failure".to_string())
-            })),
-            ..Default::default()
-        },
+        seams: reflector::seams::Seams::failing(Arc::new(move |_job, tier| {
+            (tier == Tier::Semantic && f.load(Ordering::SeqCst))
+                .then(|| "injected graph store failure".to_string())
+        })),
         ..Default::default()
     };
     let cfg = amqp_config(&url, &n);
@@ -693,10 +690,7 @@ async fn paused_workers_hold_no_consumer_and_resume_where_they_stopped() {
     let t = start_with(
         amqp_config(&url, &n),
         Options {
-            seams: reflector::seams::Seams {
-                start_paused: true,
-                ..Default::default()
-            },
+            seams: reflector::seams::Seams::paused(),
             ..Options::default()
         },
     )

@@ -256,13 +256,10 @@ async fn a_failing_tier_retries_with_backoff_then_dead_letters_and_replays() {
     let fail = Arc::new(AtomicBool::new(true));
     let f = fail.clone();
     let opts = Options {
-        seams: reflector::seams::Seams {
-            fault: Some(Arc::new(move |_job, tier| {
-                (tier == Tier::Semantic && f.load(Ordering::SeqCst))
-                    .then(|| "injected graph store failure".to_string())
-            })),
-            ..Default::default()
-        },
+        seams: reflector::seams::Seams::failing(Arc::new(move |_job, tier| {
+            (tier == Tier::Semantic && f.load(Ordering::SeqCst))
+                .then(|| "injected graph store failure".to_string())
+        })),
         ..Default::default()
     };
     let t = start_with(|c| c.max_retries = 2, opts).await;
@@ -633,10 +630,7 @@ async fn backpressure_answers_429_with_retry_after_at_the_ceiling_then_202_once_
             c.max_waiting_total = 5;
         },
         Options {
-            seams: reflector::seams::Seams {
-                start_paused: true,
-                ..Default::default()
-            },
+            seams: reflector::seams::Seams::paused(),
             ..Options::default()
         },
     )
@@ -726,10 +720,7 @@ async fn backpressure_ceiling_holds_exactly_under_concurrent_turns() {
     let t = start_with(
         |c| c.max_waiting_per_user = 4,
         Options {
-            seams: reflector::seams::Seams {
-                start_paused: true,
-                ..Default::default()
-            },
+            seams: reflector::seams::Seams::paused(),
             ..Options::default()
         },
     )

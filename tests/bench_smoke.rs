@@ -7,24 +7,10 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-/// The headline figures of the JSON line, as docs/BENCHMARKS.md publishes them for scripts
-/// (the benchmark lives in the binary, `src/measure/bench.rs`, so this contract is stated
-/// here again and the test fails if the two part).
-const JSON_KEYS: [&str; 13] = [
-    "fast_p99_ms",
-    "fast_p99_ms_workers_running",
-    "traditional_p50_ms",
-    "fast_vs_traditional_ratio",
-    "store_turns_per_s",
-    "store_turns_per_s_workers_running",
-    "reflection_jobs_per_s",
-    "embed_sentences_per_s",
-    "embeddings_per_job",
-    "lag_p99_ms",
-    "recall_p99_ms_10k",
-    "recall_p99_ms_100k",
-    "peak_rss_mb",
-];
+/// The headline figures of the JSON line (`JSON_KEYS`), the benchmark's own list.
+#[path = "../src/measure/bench_keys.rs"]
+mod bench_keys;
+use bench_keys::JSON_KEYS;
 
 /// Run `reflector bench ARGS` with the hash embedder and `RABBITMQ_URL` set to `amqp` (or
 /// removed); asserts the exit code is 0 or 1. Returns (pid, stdout).

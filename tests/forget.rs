@@ -22,10 +22,7 @@ async fn a_job_of_a_forgotten_user_arriving_from_the_broker_is_dropped() {
     let t = start_with(
         |_| {},
         Options {
-            seams: reflector::seams::Seams {
-                start_paused: true,
-                ..Default::default()
-            },
+            seams: reflector::seams::Seams::paused(),
             ..Options::default()
         },
     )

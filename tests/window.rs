@@ -27,10 +27,7 @@ async fn turns_beyond_the_window_are_folded_into_a_summary_in_the_context() {
             c.short_term_turns = 3;
         },
         Options {
-            seams: reflector::seams::Seams {
-                start_paused: true,
-                ..Default::default()
-            },
+            seams: reflector::seams::Seams::paused(),
             ..Options::default()
         },
     )

@@ -44,17 +44,21 @@ pub fn read_file(path: &Path) -> anyhow::Result<Vec<Value>> {
     }
 }
 
-/// The conversations named in `samples` (all when it is empty); an unknown name is an error.
-pub fn selected<'a>(convs: &'a [Value], samples: &[String]) -> anyhow::Result<Vec<&'a Value>> {
-    let out: Vec<&Value> = convs
-        .iter()
-        .filter(|c| {
-            samples.is_empty()
-                || c["sample_id"]
-                    .as_str()
-                    .is_some_and(|s| samples.iter().any(|x| x == s))
-        })
-        .collect();
+/// The conversations named in `samples` (all when it is empty), each with its `sample_id`.
+/// Errors: a conversation without a `sample_id`, or no conversation matching `samples`.
+pub fn selected<'a>(
+    convs: &'a [Value],
+    samples: &[String],
+) -> anyhow::Result<Vec<(&'a str, &'a Value)>> {
+    let mut out = Vec::new();
+    for c in convs {
+        let sample = c["sample_id"]
+            .as_str()
+            .context("a conversation has no sample_id")?;
+        if samples.is_empty() || samples.iter().any(|x| x == sample) {
+            out.push((sample, c));
+        }
+    }
     if out.is_empty() {
         bail!("no conversation matches --samples {samples:?}");
     }
@@ -80,10 +84,7 @@ pub fn parse_session_time(s: &str) -> Option<NaiveDateTime> {
 pub fn turns(path: &Path, samples: &[String]) -> anyhow::Result<Vec<ImportTurn>> {
     let convs = read_file(path)?;
     let mut out = Vec::new();
-    for c in selected(&convs, samples)? {
-        let sample = c["sample_id"]
-            .as_str()
-            .context("a conversation has no sample_id")?;
+    for (sample, c) in selected(&convs, samples)? {
         let conv = c["conversation"]
             .as_object()
             .with_context(|| format!("{sample}: no conversation object"))?;
@@ -144,6 +145,33 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
     pb
 }
 
+/// Spawn `call` for every item, at most `concurrency` running at once, each advancing `pb`
+/// when it ends; the caller takes the results from the set as they finish.
+pub async fn fan_out<T, R, Fut>(
+    items: Vec<T>,
+    concurrency: usize,
+    pb: &ProgressBar,
+    call: impl Fn(T) -> Fut,
+) -> anyhow::Result<tokio::task::JoinSet<R>>
+where
+    Fut: std::future::Future<Output = R> + Send + 'static,
+    R: Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    for item in items {
+        let permit = slots.clone().acquire_owned().await?;
+        let (pb, fut) = (pb.clone(), call(item));
+        set.spawn(async move {
+            let r = fut.await;
+            drop(permit);
+            pb.inc(1);
+            r
+        });
+    }
+    Ok(set)
+}
+
 /// Post every turn; with `wait`, block until the users' jobs are all final. Returns the exit code.
 pub async fn import(
     path: &Path,
@@ -160,21 +188,16 @@ pub async fn import(
         u
     };
     let pb = bar(turns.len() as u64, "importing");
-    let sem = Arc::new(Semaphore::new(concurrency));
-    let mut set = tokio::task::JoinSet::new();
-    for t in turns {
-        let permit = sem.clone().acquire_owned().await?;
+    let mut set = fan_out(turns, concurrency, &pb, |t| {
         let c = client.clone();
-        let pb = pb.clone();
-        set.spawn(async move {
+        async move {
             let r = c
                 .post_retrying("/api/interactions", &t.body, Duration::from_secs(600))
                 .await;
-            drop(permit);
-            pb.inc(1);
             (t, r)
-        });
-    }
+        }
+    })
+    .await?;
     let mut rejected = 0usize;
     let mut replays = 0usize;
     while let Some(res) = set.join_next().await {

@@ -63,22 +63,9 @@ pub struct BenchArgs {
     pub config: ConfigArgs,
 }
 
-/// The JSON line's keys, in order.
-pub const JSON_KEYS: [&str; 13] = [
-    "fast_p99_ms",
-    "fast_p99_ms_workers_running",
-    "traditional_p50_ms",
-    "fast_vs_traditional_ratio",
-    "store_turns_per_s",
-    "store_turns_per_s_workers_running",
-    "reflection_jobs_per_s",
-    "embed_sentences_per_s",
-    "embeddings_per_job",
-    "lag_p99_ms",
-    "recall_p99_ms_10k",
-    "recall_p99_ms_100k",
-    "peak_rss_mb",
-];
+#[path = "bench_keys.rs"]
+mod keys;
+pub use keys::JSON_KEYS;
 
 struct Sizes {
     /// Sequential fast-path requests (one client).

@@ -5,14 +5,12 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::Context;
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
 
 use reflector::cli::client::Client;
-use reflector::cli::locomo::{bar, read_file, selected, urlencode};
+use reflector::cli::locomo::{bar, fan_out, read_file, selected, urlencode};
 
 /// A conversation's questions, by position in its `qa` list.
 #[derive(Debug, Clone)]
@@ -26,10 +24,7 @@ pub struct Question {
 pub fn questions(path: &Path, samples: &[String]) -> anyhow::Result<Vec<Question>> {
     let convs = read_file(path)?;
     let mut out = Vec::new();
-    for c in selected(&convs, samples)? {
-        let sample = c["sample_id"]
-            .as_str()
-            .context("a conversation has no sample_id")?;
+    for (sample, c) in selected(&convs, samples)? {
         for (i, qa) in c["qa"]
             .as_array()
             .map(Vec::as_slice)
@@ -59,24 +54,19 @@ pub async fn eval(
     let qs = questions(path, samples)?;
     let client = Client::new(server)?;
     let pb = bar(qs.len() as u64, "asking");
-    let sem = Arc::new(Semaphore::new(concurrency));
-    let mut set = tokio::task::JoinSet::new();
-    for q in qs {
-        let permit = sem.clone().acquire_owned().await?;
+    let mut set = fan_out(qs, concurrency, &pb, |q| {
         let c = client.clone();
-        let pb = pb.clone();
-        set.spawn(async move {
+        async move {
             let path = format!(
                 "/api/memory/context/{}?limit={k}&query={}",
                 urlencode(&q.sample_id),
                 urlencode(&q.question)
             );
             let r = c.get_json(&path).await;
-            drop(permit);
-            pb.inc(1);
             (q, r)
-        });
-    }
+        }
+    })
+    .await?;
     let mut results: BTreeMap<(String, usize), Value> = BTreeMap::new();
     while let Some(res) = set.join_next().await {
         let (q, r) = res?;

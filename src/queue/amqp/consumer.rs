@@ -136,26 +136,61 @@ async fn next_delivery(
     }
 }
 
+/// A consumer on one queue: its channel (at most `prefetch` unacknowledged deliveries), a
+/// confirm channel for what it publishes, the stream of deliveries, and its consumer tag.
+struct Subscription {
+    channel: Channel,
+    publ: Channel,
+    consumer: lapin::Consumer,
+    tag: String,
+}
+
+impl Subscription {
+    /// Open both channels and start consuming `queue` with a tag naming `role`.
+    async fn open(broker: &Broker, queue: &str, role: &str) -> anyhow::Result<Self> {
+        let sub = broker.channel().await?;
+        let publ = broker.confirm_channel().await?;
+        sub.basic_qos(broker.settings().prefetch, BasicQosOptions::default())
+            .await?;
+        let tag = consumer_tag(role);
+        let consumer = sub
+            .basic_consume(
+                queue.into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(Self {
+            channel: sub,
+            publ,
+            consumer,
+            tag,
+        })
+    }
+
+    /// Stop taking deliveries (cancel the consumer), let the work in hand finish, then close
+    /// both channels with `why`: closing the subscription returns the prefetched deliveries
+    /// that were never started.
+    async fn stop(self, inflight: &mut JoinSet<()>, why: &str) {
+        let _ = self
+            .channel
+            .basic_cancel(self.tag.as_str().into(), BasicCancelOptions::default())
+            .await;
+        while inflight.join_next().await.is_some() {}
+        let _ = self.channel.close(200, why.into()).await;
+        let _ = self.publ.close(200, why.into()).await;
+    }
+}
+
 /// Move messages from the intake to the priority queue: decode (poison → DLQ with the
 /// reason), republish with the job's priority, and ack the intake copy on the confirm.
 async fn forward(broker: &Broker, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let s = broker.settings().clone();
-    let sub = broker.channel().await?;
-    let publ = broker.confirm_channel().await?;
-    sub.basic_qos(s.prefetch, BasicQosOptions::default())
-        .await?;
-    let tag = consumer_tag("forwarder");
-    let mut consumer = sub
-        .basic_consume(
-            s.queue.as_str().into(),
-            tag.as_str().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let mut sub = Subscription::open(broker, &s.queue, "forwarder").await?;
     let mut inflight: JoinSet<()> = JoinSet::new();
     let result = loop {
-        let d = match next_delivery(&mut consumer, &mut shutdown, "intake consumer").await {
+        let d = match next_delivery(&mut sub.consumer, &mut shutdown, "intake consumer").await {
             Ok(Some(d)) => d,
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
@@ -167,7 +202,7 @@ async fn forward(broker: &Broker, mut shutdown: watch::Receiver<bool>) -> anyhow
                     .ok()
                     .and_then(|v| v.get("job_id")?.as_str().map(str::to_string));
                 tracing::warn!(reason = %reason, routing_key = %d.routing_key, "poison message: dead-lettered");
-                let (publ, s) = (publ.clone(), s.clone());
+                let (publ, s) = (sub.publ.clone(), s.clone());
                 inflight.spawn(async move {
                     match dead_letter(&publ, &s, &d, &reason, 0, job_id.as_deref()).await {
                         Ok(()) => {
@@ -185,7 +220,8 @@ async fn forward(broker: &Broker, mut shutdown: watch::Receiver<bool>) -> anyhow
                 if header_str(&d.properties, H_ROUTING_KEY).is_none() {
                     h.insert(H_ROUTING_KEY.into(), lstr(d.routing_key.as_str()));
                 }
-                let pc = publ
+                let pc = sub
+                    .publ
                     .basic_publish(
                         "".into(),
                         s.work_queue().as_str().into(),
@@ -212,12 +248,7 @@ async fn forward(broker: &Broker, mut shutdown: watch::Receiver<bool>) -> anyhow
             }
         }
     };
-    let _ = sub
-        .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-        .await;
-    while inflight.join_next().await.is_some() {}
-    let _ = sub.close(200, "forwarder stopped".into()).await;
-    let _ = publ.close(200, "forwarder stopped".into()).await;
+    sub.stop(&mut inflight, "forwarder stopped").await;
     result
 }
 
@@ -236,24 +267,12 @@ async fn consume(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let s = broker.settings().clone();
-    let sub = broker.channel().await?;
-    let publ = broker.confirm_channel().await?;
-    sub.basic_qos(s.prefetch, BasicQosOptions::default())
-        .await?;
-    let tag = consumer_tag("worker");
-    let mut consumer = sub
-        .basic_consume(
-            s.work_queue().as_str().into(),
-            tag.as_str().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let mut sub = Subscription::open(broker, &s.work_queue(), "worker").await?;
     let slots = Arc::new(Semaphore::new(s.workers.max(1)));
     let owner = format!("amqp-{}", std::process::id());
     let mut inflight: JoinSet<()> = JoinSet::new();
     let result = loop {
-        let d = match next_delivery(&mut consumer, &mut shutdown, "consumer").await {
+        let d = match next_delivery(&mut sub.consumer, &mut shutdown, "consumer").await {
             Ok(Some(d)) => d,
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
@@ -263,7 +282,12 @@ async fn consume(
             p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
         };
         while inflight.try_join_next().is_some() {}
-        let (publ, s, r, owner) = (publ.clone(), s.clone(), reflector.clone(), owner.clone());
+        let (publ, s, r, owner) = (
+            sub.publ.clone(),
+            s.clone(),
+            reflector.clone(),
+            owner.clone(),
+        );
         inflight.spawn(async move {
             let _permit = permit;
             handle(&publ, &s, &r, &owner, d).await;
@@ -271,12 +295,7 @@ async fn consume(
     };
     // Stop taking work; finish what is in hand; closing the channel returns the
     // prefetched deliveries that were never started.
-    let _ = sub
-        .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-        .await;
-    while inflight.join_next().await.is_some() {}
-    let _ = sub.close(200, "worker stopped".into()).await;
-    let _ = publ.close(200, "worker stopped".into()).await;
+    sub.stop(&mut inflight, "worker stopped").await;
     result
 }
 
