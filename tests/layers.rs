@@ -1,5 +1,5 @@
 //! The library's modules import along the flow of a turn, a job and a recall query, never
-//! against it (README, "Layout"):
+//! against it (docs/ARCHITECTURE.md):
 //!
 //! api → manager → queue → reflect → llm → recall → store / extract / embed / job → tokens
 //!
@@ -149,7 +149,7 @@ fn every_top_level_module_is_placed() {
     }
     assert!(
         unplaced.is_empty(),
-        "modules with no place in the flow (add them to LEVELS or OUTSIDE in tests/layers.rs, and to the README's Layout): {unplaced:?}"
+        "modules with no place in the flow (add them to LEVELS or OUTSIDE in tests/layers.rs, and to docs/ARCHITECTURE.md): {unplaced:?}"
     );
 }
 

@@ -5,8 +5,9 @@
 //! embeddings it needs (`crate::embed`, batched across concurrent jobs) and commits its tier
 //! in one transaction together with the tier's completion record, so a tier that committed is
 //! skipped when the job runs again: re-delivery never duplicates memory.
-//! [`worker`] holds the loop that leases jobs from the embedded queue and decides
-//! completed / retrying / dead from the outcome.
+//! This module processes one job and nothing more: the queues lease jobs and settle them from
+//! the [`JobOutcome`] (`crate::queue::embedded`, `crate::queue::amqp`), and
+//! `crate::queue::lifecycle` decides completed / retrying / dead.
 
 use std::sync::Arc;
 use std::time::Instant;
