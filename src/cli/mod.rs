@@ -196,6 +196,9 @@ pub enum DlqAction {
     List {
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Print the server's JSON answer instead of a table (for scripts).
+        #[arg(long)]
+        json: bool,
     },
     /// Delete every message in the broker's dead-letter queue (RabbitMQ only; dead job
     /// rows stay, replayable).
@@ -305,6 +308,86 @@ async fn mcp_stdio(
     Ok(0)
 }
 
+/// `reflector dlq list` as a table: one line per dead job (id, user, attempts, when it died,
+/// its reason cut to one line of at most 80 characters), then the broker's dead-letter queue
+/// when the server has one. `v` is the answer of `GET /api/reflection/dlq`.
+pub fn dead_jobs_table(v: &serde_json::Value) -> String {
+    let cell = |x: &serde_json::Value| match x {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    let reason = |x: &serde_json::Value| {
+        let text = cell(x).split_whitespace().collect::<Vec<_>>().join(" ");
+        match text.char_indices().nth(80) {
+            Some((i, _)) => format!("{}…", &text[..i]),
+            None => text,
+        }
+    };
+    let mut rows = vec![[
+        "JOB ID".to_string(),
+        "USER".into(),
+        "ATTEMPTS".into(),
+        "DEAD SINCE".into(),
+        "REASON".into(),
+    ]];
+    let jobs = v["jobs"].as_array().map(Vec::as_slice).unwrap_or_default();
+    for j in jobs {
+        rows.push([
+            cell(&j["job_id"]),
+            cell(&j["user_id"]),
+            cell(&j["attempts"]),
+            cell(&j["updated_at"]),
+            reason(&j["dead_reason"]),
+        ]);
+    }
+    let mut out = String::new();
+    if jobs.is_empty() {
+        out.push_str("no dead jobs\n");
+    } else {
+        let widths: Vec<usize> = (0..4)
+            .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+            .collect();
+        for r in &rows {
+            for (c, w) in widths.iter().enumerate() {
+                out.push_str(&format!("{:<w$}  ", r[c], w = *w));
+            }
+            out.push_str(&r[4]);
+            out.push('\n');
+        }
+        let n = jobs.len() as u64;
+        if v["limit"].as_u64() == Some(n) {
+            out.push_str(&format!(
+                "(the first {n}; --limit N shows more, --json the whole records)\n"
+            ));
+        }
+    }
+    let broker = &v["broker"];
+    if !broker.is_null() {
+        let queue = cell(&broker["queue"]);
+        match broker["messages"].as_array() {
+            Some(m) => {
+                out.push_str(&format!(
+                    "\nbroker dead-letter queue {queue}: {} messages\n",
+                    m.len()
+                ));
+                for msg in m {
+                    out.push_str(&format!(
+                        "  {}  {}\n",
+                        cell(&msg["job_id"]),
+                        reason(&msg["reason"])
+                    ));
+                }
+            }
+            None => out.push_str(&format!(
+                "\nbroker dead-letter queue {queue}: not readable ({})\n",
+                cell(&broker["error"])
+            )),
+        }
+    }
+    out
+}
+
 /// Whether `e` comes from writing to a pipe whose reader has gone (`EPIPE`).
 fn closed_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
@@ -404,11 +487,15 @@ pub async fn run(command: Command) -> anyhow::Result<i32> {
         Command::Dlq { action, server } => {
             let c = client::Client::new(&server)?;
             match action {
-                DlqAction::List { limit } => {
+                DlqAction::List { limit, json } => {
                     let v = c
                         .get_json(&format!("/api/reflection/dlq?limit={limit}"))
                         .await?;
-                    println!("{}", serde_json::to_string_pretty(&v)?);
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&v)?);
+                    } else {
+                        print!("{}", dead_jobs_table(&v));
+                    }
                 }
                 DlqAction::Purge => {
                     let v = c
@@ -526,5 +613,54 @@ pub async fn run(command: Command) -> anyhow::Result<i32> {
             println!("{report}");
             Ok(0)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dead_jobs_table;
+    use serde_json::json;
+
+    #[test]
+    fn dead_jobs_print_as_aligned_rows_with_one_line_reasons() {
+        let v = json!({"limit": 50, "offset": 0, "jobs": [
+            {"job_id": "j-1", "user_id": "alice", "attempts": 4,
+             "updated_at": "2026-12-07T10:00:00Z", "dead_reason": "semantic: store down\nafter 4 attempts"},
+            {"job_id": "j-22", "user_id": "bob", "attempts": 1,
+             "updated_at": "2026-12-07T11:00:00Z", "dead_reason": null},
+        ]});
+        let t = dead_jobs_table(&v);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3, "{t}");
+        assert!(lines[0].starts_with("JOB ID"), "{t}");
+        assert!(
+            lines[1].ends_with("semantic: store down after 4 attempts"),
+            "{t}"
+        );
+        assert!(lines[2].ends_with('-'), "{t}");
+        // Columns line up: the user column starts at the same place on every line.
+        let at = |l: &str, w: &str| l.find(w).unwrap();
+        assert_eq!(at(lines[1], "alice"), at(lines[2], "bob"));
+        assert_eq!(at(lines[0], "USER"), at(lines[1], "alice"));
+    }
+
+    #[test]
+    fn long_reasons_are_cut_and_the_broker_queue_is_listed() {
+        let v = json!({"limit": 1, "jobs": [
+            {"job_id": "j", "user_id": "u", "attempts": 1, "updated_at": "t", "dead_reason": "x".repeat(200)}],
+            "broker": {"queue": "memory_reflection_dlq", "messages": [{"job_id": "m-1", "reason": "poison"}]}});
+        let t = dead_jobs_table(&v);
+        assert!(t.contains(&format!("{}…", "x".repeat(80))), "{t}");
+        assert!(!t.contains(&"x".repeat(81)), "{t}");
+        assert!(t.contains("(the first 1; --limit N shows more"), "{t}");
+        assert!(
+            t.contains("broker dead-letter queue memory_reflection_dlq: 1 messages"),
+            "{t}"
+        );
+        assert!(t.contains("  m-1  poison"), "{t}");
+        assert_eq!(
+            dead_jobs_table(&json!({"limit": 50, "jobs": []})),
+            "no dead jobs\n"
+        );
     }
 }
