@@ -749,6 +749,19 @@ impl<'a> Rules<'a> {
         }
         let end = clause_end(toks, from);
         let clause = &words[from..end];
+        // "No need for bullet points anymore": the rule about that form of answers ends.
+        if let Some(at) = match_seq(toks, from, &["no", "need", "for"])
+            && let Some(topic) = family_in(toks, at, end)
+        {
+            let what = self.text(toks, at, end);
+            let what = what.trim_end_matches(['.', '!', ',', ';']);
+            let what = what.strip_suffix(" anymore").unwrap_or(what);
+            self.revoke(
+                format!("{} no longer wants {}.", self.speaker, pronouns_third(what)),
+                topic.to_string(),
+            );
+            return;
+        }
         // "No more bullet points, please": the marker may follow after a comma.
         let after = &words[end..(end + 1).min(words.len())];
         let asked = clause
@@ -1031,10 +1044,15 @@ impl<'a> Rules<'a> {
         const VERBS: &[&str] = &[
             "keep", "be", "make", "give", "answer", "respond", "reply", "write", "explain",
         ];
-        if !VERBS.contains(&verb) {
+        // Verbs of moving to a way of answering ("go back to long answers", "switch to
+        // shorter replies", "stick to brief responses"): they name the answers they are about.
+        const MODE_VERBS: &[&str] = &["go", "switch", "stick", "change", "move", "return"];
+        let rest = &s.toks[at.min(s.toks.len())..];
+        let names_answers = rest.iter().any(|t| OUTPUT_NOUNS.contains(&t.word.as_str()));
+        if !(VERBS.contains(&verb) || MODE_VERBS.contains(&verb) && names_answers) {
             return false;
         }
-        let Some(short) = length_wanted(&s.toks[at.min(s.toks.len())..]) else {
+        let Some(short) = length_wanted(rest) else {
             return false;
         };
         let short = short != c.neg;
@@ -2921,6 +2939,29 @@ mod tests {
             "units",
             "Sam wants imperial units (Fahrenheit).",
         );
+        // Verbs of moving to a way of answering, when they name the answers.
+        for (text, statement) in [
+            (
+                "Actually, go back to long, detailed answers.",
+                "Sam wants detailed answers (long).",
+            ),
+            (
+                "Switch to shorter replies, please.",
+                "Sam wants short, concise answers (shorter).",
+            ),
+            (
+                "Stick to brief responses from now on.",
+                "Sam wants short, concise answers (brief).",
+            ),
+        ] {
+            check(text, "instruction", "answer_length", statement);
+        }
+        // Without an answer noun "go" is not about answers.
+        assert!(
+            rules_of("Sam", "Go for a long walk, it helps.")
+                .iter()
+                .all(|r| r.topic != "answer_length")
+        );
         check(
             "Keep your answers short please.",
             "instruction",
@@ -3015,6 +3056,7 @@ mod tests {
                 "Actually, never mind the Spanish thing.",
                 "instruction:spanish thing",
             ),
+            ("No need for bullet points anymore.", "format"),
         ] {
             let r = one(text);
             assert_eq!(
