@@ -1016,7 +1016,11 @@ fn clause(
     let mut contracted: Option<usize> = None;
     let mut k = a;
     while k < b {
-        if let Some((s, with, e)) = subject_at(toks, k, b, speaker, last_person) {
+        // "me" and "us" are subjects only at the clause's opening ("me and Tom went"); after
+        // it they are objects ("talk to me like a friend" says nothing about liking).
+        let object_pronoun = k > a && matches!(toks[k].word.as_str(), "me" | "us");
+        if !object_pronoun && let Some((s, with, e)) = subject_at(toks, k, b, speaker, last_person)
+        {
             let v = skip_adverbs_and_negation(toks, e, b);
             // After a personal pronoun the next word is the verb, known or not ("I fix
             // laptops", "we brew our own beer").

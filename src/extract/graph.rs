@@ -2153,6 +2153,19 @@ mod tests {
     }
 
     #[test]
+    fn me_and_us_past_a_clause_opening_are_objects() {
+        // "like" after an object pronoun is a preposition, not a taste.
+        assert!(rels("Talk to me like a friend, not a robot.").is_empty());
+        assert!(
+            rels("She treats us like family.")
+                .iter()
+                .all(|(p, _)| p != "LIKES")
+        );
+        // At the opening, "me" is still a subject.
+        assert!(has("Me and my sister love hiking.", "LIKES", "hiking"));
+    }
+
+    #[test]
     fn a_thing_as_subject_can_be_a_taste() {
         assert!(has("Running is my thing now.", "LIKES", "running"));
         assert!(has("Jazz isn't really my cup of tea.", "DISLIKES", "jazz"));
