@@ -433,6 +433,20 @@ impl<'a> Rules<'a> {
                     break;
                 }
             }
+            // "you don't have to apologise all the time", "no need to recap every answer":
+            // released from doing it. Only with a standing cue or the speaker named: else
+            // "you" may be anyone ("you don't need to speak Greek to enjoy Athens").
+            let for_me = standing || words.iter().any(|w| matches!(*w, "me" | "my" | "anymore"));
+            if !addressed && for_me {
+                for lead in RELEASING_LEADS {
+                    if let Some(at) = match_seq(toks, from, lead) {
+                        i = at;
+                        addressed = true;
+                        neg = true;
+                        break;
+                    }
+                }
+            }
         }
         // A hypothetical ("if I were famous I'd make you call me Captain") is no rule.
         if toks[start..i.min(toks.len())]
@@ -1143,8 +1157,14 @@ impl<'a> Rules<'a> {
         // …"), or any verb about the assistant's answers after a cue ("so make the bills
         // reminder a Monday thing").
         let strong = c.standing || c.addressed || c.neg;
+        // Said to the assistant as a prohibition with a standing cue ("you don't have to
+        // apologise all the time", "I'd rather you never swear"): any verb is the
+        // assistant's. Without the cue "you" may be anyone ("you don't have to be rich to
+        // travel").
+        let prohibition = c.addressed && c.neg && c.standing;
         if !((known && strong && (about_me || about_answers || c.standing))
-            || ((known || c.cued) && about_answers))
+            || ((known || c.cued) && about_answers)
+            || prohibition)
         {
             return false;
         }
@@ -1946,6 +1966,17 @@ const ADDRESSED_LEADS: &[&[&str]] = &[
     &["make", "sure", "you"],
     &["be", "sure", "to"],
     &["let", "us"],
+];
+
+/// Openings that release the assistant from doing what follows: a prohibition in effect
+/// ("you don't have to apologise all the time", "no need to recap every answer").
+const RELEASING_LEADS: &[&[&str]] = &[
+    &["you", "do", "not", "have", "to"],
+    &["you", "do", "not", "need", "to"],
+    &["you", "never", "have", "to"],
+    &["you", "never", "need", "to"],
+    &["there", "is", "no", "need", "to"],
+    &["no", "need", "to"],
 ];
 
 /// Words that open a clause but are never its imperative verb.
@@ -3035,6 +3066,21 @@ mod tests {
             "name",
             "Sam wants to be called Dr. Okafor.",
         );
+    }
+
+    #[test]
+    fn a_release_with_a_standing_cue_is_a_prohibition() {
+        for text in [
+            "You don't have to apologise all the time.",
+            "No need to recap every answer.",
+        ] {
+            let r = rules_of("Sam", text);
+            assert_eq!(r.len(), 1, "{text:?}: {r:?}");
+            assert_eq!(r[0].kind, "constraint", "{text:?}: {r:?}");
+        }
+        // "you" as anyone: no rule.
+        assert!(rules_of("Sam", "You don't have to be rich to travel.").is_empty());
+        assert!(rules_of("Sam", "You don't need to speak Greek to enjoy Athens.").is_empty());
     }
 
     #[test]
