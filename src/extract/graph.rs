@@ -2153,6 +2153,31 @@ mod tests {
     }
 
     #[test]
+    fn retiring_to_a_place_signing_for_a_home_and_home_for_me_name_a_residence() {
+        assert!(has(
+            "Just signed the lease on a flat in Leeds!",
+            "LIVES_IN",
+            "Leeds"
+        ));
+        assert!(has(
+            "Home for me is Lisbon these days.",
+            "LIVES_IN",
+            "Lisbon"
+        ));
+        assert!(
+            rels("My parents retired to Malaga.")
+                .iter()
+                .any(|(p, o)| p == "LIVES_IN" && o == "Malaga")
+        );
+        // Signing up for something in a town is no home.
+        assert!(
+            rels("I signed up for a pottery class in town.")
+                .iter()
+                .all(|(p, _)| p != "LIVES_IN")
+        );
+    }
+
+    #[test]
     fn me_and_us_past_a_clause_opening_are_objects() {
         // "like" after an object pronoun is a preposition, not a taste.
         assert!(rels("Talk to me like a friend, not a robot.").is_empty());

@@ -114,6 +114,8 @@ const LEXICON: &[(&str, &[&str], Act)] = &[
     ("base", &["in"], Act::Set(Slot::Residence)),
     ("base", &["out", "of"], Act::Set(Slot::Residence)),
     ("emigrate", &["to"], Act::Set(Slot::Residence)),
+    // "my parents retired to Malaga": retiring to a place is moving there.
+    ("retire", &["to"], Act::Set(Slot::Residence)),
     ("immigrate", &["to"], Act::Set(Slot::Residence)),
     ("rent", &["in"], Act::Set(Slot::Residence)),
     ("move", &["out", "of"], Act::End(Slot::Residence)),
@@ -129,6 +131,8 @@ const LEXICON: &[(&str, &[&str], Act)] = &[
     ("take", &[], Act::Take),
     ("secure", &[], Act::Take),
     ("lease", &[], Act::Take),
+    // "signed the lease on a flat in Leeds", "signed a contract for a job at Arup".
+    ("sign", &[], Act::Take),
     ("sell", &[], Act::GiveUpHome),
     ("call", &[], Act::CallHome),
     ("lose", &["interest", "in"], Act::End(Slot::Likes)),
@@ -412,9 +416,10 @@ fn verb_like_word(w: &str) -> bool {
     )
 }
 
-/// "my new flat in Fukuoka", "the house in Haarlem": the place after a home word.
+/// "my new flat in Fukuoka", "the house in Haarlem", "the lease on a flat in Leeds": the place
+/// after a home word among the object's first five words.
 fn home_place(toks: &[Tok], i: usize, end: usize, all_lower: bool) -> Option<String> {
-    let home = (i..end.min(i + 4)).find(|&k| HOME_WORDS.contains(&toks[k].word.as_str()))?;
+    let home = (i..end.min(i + 5)).find(|&k| HOME_WORDS.contains(&toks[k].word.as_str()))?;
     // "a flat in Leith", "a farmhouse outside Omagh", "a cottage near Keswick".
     let k = (home + 1..end.min(home + 3))
         .find(|&k| matches!(toks[k].word.as_str(), "in" | "outside" | "near"))?;
@@ -500,15 +505,21 @@ pub fn noun_phrase_ops(toks: &[Tok], all_lower: bool) -> Vec<(usize, Op)> {
                 push(Slot::Employer, v);
             }
         }
-        // "home is still Istanbul", "my home is Lagos now" (not "the home is a mess").
+        // "home is still Istanbul", "my home is Lagos now", "home for me is Lisbon" (not "the
+        // home is a mess").
+        let for_us = if w(k + 1) == "for" && matches!(w(k + 2), "me" | "us") {
+            2
+        } else {
+            0
+        };
         if w(k) == "home"
-            && matches!(w(k + 1), "is" | "'s")
+            && matches!(w(k + 1 + for_us), "is" | "'s")
             && (k == 0
                 || matches!(w(k - 1), "my" | "our" | "but" | "and" | "now")
                 || toks[k - 1].boundary_after)
             && let Some((v, _)) = value_at(
                 toks,
-                super::words::skip_adverbs(toks, k + 2),
+                super::words::skip_adverbs(toks, k + 2 + for_us),
                 toks.len(),
                 all_lower,
             )
