@@ -261,29 +261,23 @@ impl Inline {
             attempts: 1,
             max_retries: job.max_retries,
         };
-        settle(&self.reflector, &claimed, &outcome, &self.cfg).await?;
-        let state = if outcome.all_committed() {
-            JobState::Completed
-        } else if outcome.permanent || claimed.exhausted() {
-            JobState::Dead
-        } else {
-            JobState::Retrying
-        };
+        let state = settle(&self.reflector, &claimed, &outcome, &self.cfg).await?;
         Ok((state, outcome))
     }
 }
 
 /// Carry out what `outcome` does to the claimed job ([`crate::queue::lifecycle::settle`]) on
 /// the embedded queue: the job row is completed, dead with its reason, or due again after a
-/// jittered exponential delay.
+/// jittered exponential delay. Returns the job's state afterwards (`completed`, `dead` or
+/// `retrying`).
 pub async fn settle(
     r: &Reflector,
     c: &ClaimedJob,
     outcome: &JobOutcome,
     cfg: &WorkerConfig,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<JobState> {
     let job_id = c.job.job_id.clone();
-    match settle_outcome(outcome, c.exhausted(), c.attempts) {
+    let state = match settle_outcome(outcome, c.exhausted(), c.attempts) {
         Transition::Complete => {
             r.store().run(move |s| s.complete_job(&job_id)).await?;
             metrics::counter!("reflector_jobs_total", "outcome" => "completed").increment(1);
@@ -293,11 +287,13 @@ pub async fn settle(
                     .timestamp_millis()
                     .max(c.job.created_at.timestamp_millis())) as f64;
             metrics::histogram!("reflector_job_lag_seconds").record(lag.max(0.0) / 1000.0);
+            JobState::Completed
         }
         Transition::Dead { reason } => {
             tracing::warn!(job_id = %c.job.job_id, attempts = c.attempts, reason = %reason, "job dead");
             r.store().run(move |s| s.dead_job(&job_id, &reason)).await?;
             metrics::counter!("reflector_jobs_total", "outcome" => "dead").increment(1);
+            JobState::Dead
         }
         Transition::Retry { error } => {
             let delay = jittered(retry_delay_ms(
@@ -311,9 +307,10 @@ pub async fn settle(
                 .run(move |s| s.retry_job(&job_id, due, &error))
                 .await?;
             metrics::counter!("reflector_jobs_total", "outcome" => "retrying").increment(1);
+            JobState::Retrying
         }
-    }
-    Ok(())
+    };
+    Ok(state)
 }
 
 fn hostname() -> String {
