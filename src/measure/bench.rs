@@ -63,9 +63,7 @@ pub struct BenchArgs {
     pub config: ConfigArgs,
 }
 
-#[path = "bench_keys.rs"]
-mod keys;
-pub use keys::JSON_KEYS;
+pub use super::bench_keys::JSON_KEYS;
 
 struct Sizes {
     /// Sequential fast-path requests (one client).

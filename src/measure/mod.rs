@@ -8,6 +8,7 @@
 
 pub mod amqp;
 pub mod bench;
+pub mod bench_keys;
 pub mod locomo;
 
 use std::path::PathBuf;
